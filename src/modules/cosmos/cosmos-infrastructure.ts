@@ -1,0 +1,53 @@
+import type { CosmosClient, Database, PartitionKeyDefinition } from '@azure/cosmos';
+import { EventStoreError } from '../event-store/event-store.errors.js';
+import { statusOf } from '../event-store/cosmos-errors.js';
+
+export const DEFAULT_EVENTS_CONTAINER = 'events';
+export const DEFAULT_AGGREGATES_CONTAINER = 'aggregates';
+
+/**
+ * Creates the database when missing. Idempotent and race-safe: a 409 from a concurrent creator counts as
+ * success (`createIfNotExists` alone can throw it).
+ */
+export async function ensureDatabase(client: CosmosClient, databaseId: string): Promise<Database> {
+  try {
+    await client.databases.createIfNotExists({ id: databaseId });
+  } catch (err) {
+    if (statusOf(err) !== 409) throw err;
+  }
+  return client.database(databaseId);
+}
+
+/**
+ * Creates the events (`/a`) and aggregates (`/pk`) containers when missing, with partition-key definition
+ * version 2 (partition key values up to 2 KB) and `defaultTtl -1` (items expire only by their own `ttl`).
+ * An existing container with another partition key is an error, not a silent misconfiguration.
+ */
+export async function ensureContainers(
+  database: Database,
+  eventsContainerId: string = DEFAULT_EVENTS_CONTAINER,
+  aggregatesContainerId: string = DEFAULT_AGGREGATES_CONTAINER,
+): Promise<void> {
+  await Promise.all([
+    ensureContainer(database, eventsContainerId, '/a'),
+    ensureContainer(database, aggregatesContainerId, '/pk'),
+  ]);
+}
+
+async function ensureContainer(database: Database, id: string, path: string): Promise<void> {
+  const partitionKey: PartitionKeyDefinition = { paths: [path], version: 2 };
+  try {
+    await database.containers.createIfNotExists({ id, partitionKey, defaultTtl: -1 });
+  } catch (err) {
+    if (statusOf(err) !== 409) throw err;
+  }
+  // createIfNotExists returns an existing container's definition without comparing it: compare here.
+  const { resource } = await database.container(id).read();
+  const paths = resource?.partitionKey?.paths ?? [];
+  if (paths.length !== 1 || paths[0] !== path) {
+    throw new EventStoreError(
+      `container ${JSON.stringify(id)} exists with partition key ${JSON.stringify(paths)}; the event store needs ` +
+        `${JSON.stringify([path])}: point the store at another container or recreate this one`,
+    );
+  }
+}

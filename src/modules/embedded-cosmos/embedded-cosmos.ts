@@ -1,0 +1,284 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import {
+  Account,
+  batchDocuments,
+  documentOperations,
+  queryDocuments,
+  readItems,
+  readMeta,
+  route,
+  type BatchOperation,
+  type OperationResult,
+  type ServerAccount,
+  type ServerCollection,
+  type ServerDocument,
+} from './cosmosdb-server-internals.js';
+
+/** Cosmos DB's item and request limit, enforced here as the service does (the bare server accepts anything). */
+const MAX_BYTES = 2 * 1024 * 1024;
+
+/**
+ * The Cosmos DB emulator's published well-known key. The embedded server checks no signature; the SDK only
+ * needs a well-formed key to sign with.
+ */
+const EMULATOR_KEY = 'C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==';
+
+export interface EmbeddedCosmos {
+  /** `http://127.0.0.1:<port>`: plain HTTP on loopback, so no TLS verification is turned off anywhere. */
+  endpoint: string;
+  key: string;
+  /** Stops accepting requests and closes open connections. */
+  close(): Promise<void>;
+}
+
+export interface EmbeddedCosmosOptions {
+  /** 0 (default) picks a free port. */
+  port?: number;
+}
+
+/**
+ * Starts an in-process Cosmos DB wire-protocol server on loopback (data in memory only), built on
+ * @vercel/cosmosdb-server with the gaps that would hide store bugs closed:
+ * - atomic transactional batches are all-or-nothing, answered 207 with per-operation statuses (409/424)
+ *   as Cosmos DB does, and run without yielding, so no reader sees part of one;
+ * - a query sent with a partition key sees only that partition;
+ * - items and requests over 2 MB are refused with 413;
+ * - the account advertises its own HTTP endpoint, so the SDK needs no special options.
+ * Still not enforced: TTL (the store filters expired items itself), stored procedures, change feed.
+ *
+ * @example
+ * const cosmos = await startEmbeddedCosmos();
+ * const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
+ * // ...
+ * client.dispose();
+ * await cosmos.close();
+ */
+export async function startEmbeddedCosmos(options: EmbeddedCosmosOptions = {}): Promise<EmbeddedCosmos> {
+  let account: ServerAccount | undefined;
+  const server = createServer({ keepAlive: true }, (req, res) => {
+    if (!account) {
+      res.statusCode = 503;
+      res.end();
+      return;
+    }
+    handle(account, req, res).catch((err: unknown) => {
+      if (!res.headersSent) res.statusCode = 500;
+      res.end(JSON.stringify({ message: err instanceof Error ? err.message : String(err) }));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  account = new Account('127.0.0.1', port);
+  const endpoint = `http://127.0.0.1:${port}`;
+  return {
+    endpoint,
+    key: EMULATOR_KEY,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function handle(account: ServerAccount, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const raw = await readBody(req);
+  const matched = route(req);
+  let body: unknown;
+  if (!matched) {
+    res.statusCode = 400;
+    body = { message: 'no route' };
+  } else if (raw.length > MAX_BYTES) {
+    res.statusCode = 413;
+    body = { code: 'RequestEntityTooLarge', message: `Request size ${raw.length} exceeds ${MAX_BYTES} bytes.` };
+  } else {
+    const [params, handler] = matched;
+    // The library's handlers read the body themselves: hand them a replay of it.
+    const replay = Object.assign(Readable.from([raw], { objectMode: false }), {
+      headers: req.headers,
+      method: req.method,
+      url: req.url,
+    }) as unknown as IncomingMessage;
+    if (handler === readMeta) {
+      body = advertiseHttp(account.read(), req);
+    } else if (handler === batchDocuments && header(req, 'x-ms-cosmos-batch-atomic')?.toLowerCase() === 'true') {
+      body = atomicBatch(account, req, res, params, raw);
+    } else if (handler === queryDocuments && req.headers['x-ms-documentdb-partitionkey'] !== undefined) {
+      body = await partitionScopedQuery(account, replay, res, params, raw);
+    } else {
+      body = await handler(account, replay, res, params);
+    }
+  }
+  respond(req, res, body);
+}
+
+/** Mirrors the library's response wrapper, which is not exported. */
+function respond(req: IncomingMessage, res: ServerResponse, body: unknown): void {
+  const out = (body ?? {}) as Record<string, unknown>;
+  if (res.statusCode > 399 && !out.message) out.message = '';
+  if (typeof out._etag === 'string') res.setHeader('etag', out._etag);
+  res.setHeader('content-type', 'application/json');
+  res.setHeader('x-ms-activity-id', randomUUID());
+  res.setHeader('x-ms-request-charge', '1');
+  if (req.headers['a-im'] && res.statusCode === 200) {
+    if (req.headers['if-none-match']) res.statusCode = 304;
+    res.setHeader('etag', '1');
+  }
+  res.end(JSON.stringify(out));
+}
+
+function advertiseHttp(meta: Record<string, unknown>, req: IncomingMessage): Record<string, unknown> {
+  const location = { name: 'embedded', databaseAccountEndpoint: `http://${req.headers.host}/` };
+  return { ...meta, writableLocations: [location], readableLocations: [location] };
+}
+
+/**
+ * A transactional batch as Cosmos DB runs it: operations in order; on the first failure every applied
+ * operation is undone and the answer is 207 with the failing status and 424 for the rest. It runs
+ * synchronously, so no other request observes an intermediate state.
+ */
+function atomicBatch(
+  account: ServerAccount,
+  req: IncomingMessage,
+  res: ServerResponse,
+  { dbId, collId }: Record<string, string>,
+  raw: Buffer,
+): unknown {
+  const collection = account.database(dbId).collection(collId);
+  if (!collection.read()) {
+    res.statusCode = 404;
+    return {};
+  }
+  const operations = parseJson(raw);
+  if (!Array.isArray(operations)) {
+    res.statusCode = 400;
+    return { message: 'Invalid request body' };
+  }
+  const batchPartition = header(req, 'x-ms-documentdb-partitionkey');
+  const undo: Array<{ id: string; partition: unknown; before?: ServerDocument }> = [];
+  const results: OperationResult[] = [];
+  let failedAt = -1;
+  for (const [i, input] of (operations as BatchOperation[]).entries()) {
+    const op = { ...input, partitionKey: input.partitionKey ?? batchPartition };
+    const target = targetOf(collection, op);
+    const result = applyOperation(collection, op);
+    if (result.statusCode >= 400) {
+      failedAt = i;
+      results.push(result);
+      break;
+    }
+    if (target && op.operationType !== 'Read') undo.push(target);
+    results.push(result);
+  }
+  if (failedAt >= 0) {
+    for (const { id, partition, before } of undo.reverse()) {
+      if (collection.document(id, partition).read()) collection.documents.delete(id, partition);
+      if (before) collection.documents._set(before);
+    }
+    res.statusCode = 207;
+    return operations.map((_, i) => ({ statusCode: i === failedAt ? results[i].statusCode : 424, requestCharge: 0 }));
+  }
+  res.statusCode = 200;
+  return results.map((r) => ({
+    statusCode: r.statusCode,
+    requestCharge: 1,
+    eTag: (r.body as ServerDocument | undefined)?._etag,
+    resourceBody: r.body,
+  }));
+}
+
+function applyOperation(collection: ServerCollection, op: BatchOperation): OperationResult {
+  if (op.resourceBody && Buffer.byteLength(JSON.stringify(op.resourceBody)) > MAX_BYTES) {
+    return { statusCode: 413, body: { code: 'RequestEntityTooLarge', message: 'Item exceeds 2 MB.' } };
+  }
+  const run = {
+    Create: documentOperations.createOperation,
+    Upsert: documentOperations.upsertOperation,
+    Read: documentOperations.readOperation,
+    Delete: documentOperations.deleteOperation,
+    Replace: documentOperations.replaceOperation,
+  }[op.operationType ?? ''];
+  if (!run) return { statusCode: 400, body: { message: `Operation type '${op.operationType}' is not supported in Batch.` } };
+  return run(collection, op);
+}
+
+/** The document an operation touches and its state before, for undo. */
+function targetOf(
+  collection: ServerCollection,
+  op: BatchOperation,
+): { id: string; partition: unknown; before?: ServerDocument } | undefined {
+  const id = op.resourceBody?.id ?? op.id;
+  if (typeof id !== 'string') return undefined;
+  const partition = op.resourceBody ? collection.documents._getPartition(op.resourceBody) : partitionValue(op.partitionKey);
+  return { id, partition, before: collection.document(id, partition).read() };
+}
+
+/** Runs the query over the partition named in the header only, as Cosmos DB does. */
+async function partitionScopedQuery(
+  account: ServerAccount,
+  req: IncomingMessage,
+  res: ServerResponse,
+  { dbId, collId }: Record<string, string>,
+  raw: Buffer,
+): Promise<unknown> {
+  const partition = JSON.stringify(partitionValue(header(req, 'x-ms-documentdb-partitionkey')) ?? null);
+  return readItems(req, res, 'Documents', async ({ continuation, maxItemCount }) => {
+    const spec = parseJson(raw) as { query?: string; parameters?: unknown } | undefined;
+    if (!spec?.query) {
+      res.statusCode = 400;
+      return { message: 'missing query' };
+    }
+    const collection = account.database(dbId).collection(collId);
+    const meta = collection.read();
+    if (!meta) return null;
+    const items = collection.documents;
+    const data = [...items._data.values()]
+      .map((item) => item.read())
+      .filter((doc) => JSON.stringify(items._getPartition(doc) ?? null) === partition);
+    try {
+      return items._getQuery(spec.query).exec(data, {
+        parameters: spec.parameters,
+        udf: items._userDefinedFunctions(),
+        maxItemCount,
+        continuation,
+        compositeIndexes: meta.indexingPolicy?.compositeIndexes ?? [],
+      });
+    } catch (err) {
+      res.statusCode = 400;
+      return { message: err instanceof Error ? err.message : String(err) };
+    }
+  });
+}
+
+function partitionValue(headerValue: string | undefined): unknown {
+  if (headerValue === undefined) return undefined;
+  const parsed = parseJson(Buffer.from(headerValue));
+  const value = Array.isArray(parsed) ? parsed[0] : parsed;
+  // The SDK sends `[{}]` for "no partition key value".
+  return value !== null && typeof value === 'object' ? undefined : value;
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function parseJson(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}

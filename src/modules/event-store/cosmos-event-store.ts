@@ -1,0 +1,175 @@
+import type { Container, OperationInput } from '@azure/cosmos';
+import type {
+  AggregateStore,
+  EventRecord,
+  History,
+  Materializable,
+  OpaqueStore,
+  OperationOptions,
+  SnapshotTailStore,
+} from './event-store.interfaces.js';
+import { ConcurrencyError, EventStoreError, ValidationError } from './event-store.errors.js';
+import {
+  chunkByLimits,
+  fromEventDocument,
+  nowSeconds,
+  prepareEvents,
+  validateRecords,
+  type EventDocument,
+  type PreparedEvent,
+} from './event-documents.js';
+import { materialize } from './aggregate-documents.js';
+import { checkPartitionKey, checkSeconds, checkSignal } from './validation.js';
+import { messageOf } from './cosmos-errors.js';
+
+export interface EventStoreOptions {
+  /** Where `saveAggregate` writes; without one it fails with a clear error. */
+  opaqueStore?: OpaqueStore;
+  /** Expiry given to records that carry none of their own; 0 or absent: never expire. */
+  eventTtlSeconds?: number;
+  /** Materialized bodies of at least this many bytes are gzip-compressed. Default 300. */
+  compressThreshold?: number;
+}
+
+export const DEFAULT_COMPRESS_THRESHOLD = 300;
+
+/** Resolved store options, checked once. */
+export function resolveStoreOptions(options: EventStoreOptions): Required<Omit<EventStoreOptions, 'opaqueStore'>> {
+  checkSeconds('eventTtlSeconds', options.eventTtlSeconds);
+  const compressThreshold = options.compressThreshold ?? DEFAULT_COMPRESS_THRESHOLD;
+  if (!Number.isSafeInteger(compressThreshold) || compressThreshold < 0) {
+    throw new ValidationError('compressThreshold', 'must be a non-negative integer number of bytes');
+  }
+  return { eventTtlSeconds: options.eventTtlSeconds ?? 0, compressThreshold };
+}
+
+// Expired records are filtered by the query itself, so a tail page of n holds n live records.
+const LIVE = '(NOT IS_DEFINED(c.t) OR c.t = 0 OR c.t > @now)';
+// maxItemCount is an int32 on the wire.
+const MAX_PAGE_SIZE = 2_147_483_647;
+const LOAD_SQL = `SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ${LIVE} ORDER BY c.v ASC`;
+const TAIL_SQL = `SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ${LIVE} ORDER BY c.v DESC`;
+
+/**
+ * The event store on the events container (partition key `/a`), with materialization through an
+ * `OpaqueStore` on the aggregates container: protosource's `cosmosdbstore`, same documents on the wire.
+ *
+ * @example
+ * const store = new CosmosEventStore(eventsContainer, { opaqueStore: new CosmosOpaqueStore(aggregatesContainer) });
+ * await store.save('order-1', [{ version: 1, data: new TextEncoder().encode('{"placed":true}') }]);
+ * const { records } = await store.load('order-1');
+ */
+export class CosmosEventStore implements SnapshotTailStore, AggregateStore {
+  private readonly eventTtlSeconds: number;
+  private readonly compressThreshold: number;
+  private readonly opaqueStore?: OpaqueStore;
+
+  constructor(
+    private readonly events: Container,
+    options: EventStoreOptions = {},
+  ) {
+    ({ eventTtlSeconds: this.eventTtlSeconds, compressThreshold: this.compressThreshold } = resolveStoreOptions(options));
+    this.opaqueStore = options.opaqueStore;
+  }
+
+  async save(aggregateId: string, records: readonly EventRecord[], options?: OperationOptions): Promise<void> {
+    checkSignal(options);
+    validateRecords(aggregateId, records);
+    if (records.length === 0) return;
+    // Sizes are known only once documents are built; "now" is refreshed per chunk below.
+    const chunks = chunkByLimits(prepareEvents(aggregateId, records, nowSeconds(), this.eventTtlSeconds));
+    for (const chunk of chunks) {
+      await this.writeChunk(aggregateId, chunk, options);
+    }
+  }
+
+  private async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions): Promise<void> {
+    checkSignal(options);
+    const now = nowSeconds();
+    const operations: OperationInput[] = chunk.map(({ doc }) => ({
+      operationType: 'Create',
+      resourceBody: { ...doc, ...this.expiryAt(doc, now) },
+    }));
+    let response;
+    try {
+      response = await this.events.items.batch(operations, aggregateId, { abortSignal: options?.abortSignal });
+    } catch (err) {
+      options?.abortSignal?.throwIfAborted();
+      throw new EventStoreError(`save ${describe(aggregateId, chunk)} failed: ${messageOf(err)}`, { cause: err });
+    }
+    // Real Cosmos DB answers a failed transactional batch with 207 and per-operation statuses; the SDK
+    // does not throw for it, so every operation's status decides.
+    const results = response.result ?? [];
+    const conflicts = results.flatMap((r, i) => (r.statusCode === 409 ? [chunk[i].doc.v] : []));
+    if (conflicts.length > 0) throw new ConcurrencyError(aggregateId, conflicts);
+    const failed = results.find((r) => r.statusCode >= 400);
+    if (failed || results.length !== chunk.length) {
+      const status = failed?.statusCode ?? response.code;
+      throw new EventStoreError(`save ${describe(aggregateId, chunk)} failed with status ${status}`);
+    }
+  }
+
+  /** Recomputes `ttl` (seconds left) against this chunk's clock, keeping the absolute `t`. */
+  private expiryAt(doc: EventDocument, now: number): Partial<EventDocument> {
+    return doc.t === undefined ? {} : { ttl: Math.max(1, doc.t - now) };
+  }
+
+  async load(aggregateId: string, options?: OperationOptions): Promise<History> {
+    checkSignal(options);
+    checkPartitionKey('aggregateId', aggregateId);
+    // maxItemCount -1 lets the service fill pages up to its 4 MB limit: one round trip for most streams.
+    const docs = await this.query(aggregateId, LOAD_SQL, -1, Infinity, options);
+    return { records: docs.map(fromEventDocument) };
+  }
+
+  async loadTail(aggregateId: string, n: number, options?: OperationOptions): Promise<History> {
+    checkSignal(options);
+    checkPartitionKey('aggregateId', aggregateId);
+    if (typeof n !== 'number' || Number.isNaN(n)) throw new ValidationError('n', 'must be a number');
+    if (n <= 0) return { records: [] };
+    const limit = Math.min(Math.floor(n), Number.MAX_SAFE_INTEGER);
+    const docs = await this.query(aggregateId, TAIL_SQL, Math.min(limit, MAX_PAGE_SIZE), limit, options);
+    return { records: docs.reverse().map(fromEventDocument) };
+  }
+
+  private async query(
+    aggregateId: string,
+    sql: string,
+    pageSize: number,
+    limit: number,
+    options?: OperationOptions,
+  ): Promise<EventDocument[]> {
+    const iterator = this.events.items.query<EventDocument>(
+      { query: sql, parameters: [{ name: '@a', value: aggregateId }, { name: '@now', value: nowSeconds() }] },
+      { partitionKey: aggregateId, maxItemCount: pageSize, abortSignal: options?.abortSignal },
+    );
+    const docs: EventDocument[] = [];
+    try {
+      while (docs.length < limit && iterator.hasMoreResults()) {
+        const page = await iterator.fetchNext();
+        for (const doc of page.resources ?? []) {
+          docs.push(doc);
+          if (docs.length === limit) break;
+        }
+      }
+    } catch (err) {
+      options?.abortSignal?.throwIfAborted();
+      throw new EventStoreError(`load ${JSON.stringify(aggregateId)} failed: ${messageOf(err)}`, { cause: err });
+    }
+    return docs;
+  }
+
+  async saveAggregate(aggregate: Materializable, options?: OperationOptions): Promise<void> {
+    checkSignal(options);
+    if (!this.opaqueStore) {
+      throw new EventStoreError(
+        'saveAggregate needs the aggregates container: construct CosmosEventStore with { opaqueStore }',
+      );
+    }
+    await this.opaqueStore.put(materialize(aggregate, this.compressThreshold, nowSeconds()), options);
+  }
+}
+
+function describe(aggregateId: string, chunk: PreparedEvent[]): string {
+  return `of aggregate ${JSON.stringify(aggregateId)} versions ${chunk[0].doc.v}..${chunk[chunk.length - 1].doc.v}`;
+}

@@ -1,0 +1,123 @@
+import type { EventRecord } from './event-store.interfaces.js';
+import { ValidationError } from './event-store.errors.js';
+import { MAX_BATCH_OPERATIONS, MAX_DOCUMENT_BYTES, MAX_REQUEST_BYTES } from './cosmos-limits.js';
+import { checkExpiry, checkPartitionKey } from './validation.js';
+
+/** An event as stored in the events container (SPEC §3), field for field what protosource writes. */
+export interface EventDocument {
+  id: string;
+  a: string;
+  v: number;
+  d?: string;
+  t?: number;
+  ttl?: number;
+}
+
+/** A document ready to send, with the bytes its batch operation takes in the request body. */
+export interface PreparedEvent {
+  doc: EventDocument;
+  operationBytes: number;
+}
+
+// `{"operationType":"Create","resourceBody":` + document + `}`: the envelope @azure/cosmos sends per operation.
+const CREATE_ENVELOPE_BYTES = Buffer.byteLength('{"operationType":"Create","resourceBody":}');
+
+export function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/** Rejects what Cosmos DB would refuse or store differently, before any request (SPEC §3). */
+export function validateRecords(aggregateId: string, records: readonly EventRecord[]): void {
+  checkPartitionKey('aggregateId', aggregateId);
+  if (!Array.isArray(records)) throw new ValidationError('records', 'must be an array of EventRecord');
+  const seen = new Set<number>();
+  records.forEach((record, i) => {
+    const field = `records[${i}]`;
+    if (record === null || typeof record !== 'object') throw new ValidationError(field, 'must be an EventRecord');
+    const { version, data, ttl } = record;
+    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+      throw new ValidationError(`${field}.version`, `must be a positive safe integer, got ${String(version)}`);
+    }
+    if (seen.has(version)) throw new ValidationError(`${field}.version`, `duplicates version ${version} in the same call`);
+    seen.add(version);
+    if (!(data instanceof Uint8Array)) throw new ValidationError(`${field}.data`, 'must be a Uint8Array');
+    checkExpiry(`${field}.ttl`, ttl);
+  });
+}
+
+/**
+ * Builds the document of one record. The expiry is the record's own `ttl` when set, else `now +
+ * storeTtlSeconds` when the store has one, else none; `ttl` carries the seconds left (at least 1) so Cosmos
+ * DB purges it, `t` the absolute time so every reader can filter.
+ */
+export function toEventDocument(
+  aggregateId: string,
+  record: EventRecord,
+  now: number,
+  storeTtlSeconds: number,
+): EventDocument {
+  const doc: EventDocument = { id: String(record.version), a: aggregateId, v: record.version };
+  if (record.data.length > 0) doc.d = Buffer.from(record.data.buffer, record.data.byteOffset, record.data.byteLength).toString('base64');
+  const expiry = record.ttl && record.ttl > 0 ? record.ttl : storeTtlSeconds > 0 ? now + storeTtlSeconds : 0;
+  if (expiry > 0) {
+    doc.t = expiry;
+    doc.ttl = Math.max(1, expiry - now);
+  }
+  return doc;
+}
+
+export function fromEventDocument(doc: EventDocument): EventRecord {
+  const bytes = doc.d ? Buffer.from(doc.d, 'base64') : Buffer.alloc(0);
+  const record: EventRecord = { version: doc.v, data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+  if (doc.t) record.ttl = doc.t;
+  return record;
+}
+
+/** The document's size as JSON: base64 needs no escaping, so its length is added rather than re-serialized. */
+function documentBytes(doc: EventDocument): number {
+  if (doc.d === undefined) return Buffer.byteLength(JSON.stringify(doc));
+  const { d, ...rest } = doc;
+  return Buffer.byteLength(JSON.stringify(rest)) + ',"d":""'.length + d.length;
+}
+
+/** Documents for a validated call, refusing a record whose document would exceed the item limit. */
+export function prepareEvents(
+  aggregateId: string,
+  records: readonly EventRecord[],
+  now: number,
+  storeTtlSeconds: number,
+): PreparedEvent[] {
+  return records.map((record, i) => {
+    const doc = toEventDocument(aggregateId, record, now, storeTtlSeconds);
+    const bytes = documentBytes(doc);
+    if (bytes > MAX_DOCUMENT_BYTES) {
+      throw new ValidationError(
+        `records[${i}].data`,
+        `makes a ${bytes}-byte document; Cosmos DB items are limited to 2 MB (at most ${MAX_DOCUMENT_BYTES} bytes of fields)`,
+      );
+    }
+    return { doc, operationBytes: bytes + CREATE_ENVELOPE_BYTES };
+  });
+}
+
+/**
+ * Splits operations into transactional batches of at most 100 operations whose JSON array stays within the
+ * request limit. Order is kept, so versions land in the order given.
+ */
+export function chunkByLimits<T extends { operationBytes: number }>(items: readonly T[]): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let bytes = 2; // "[" and "]"
+  for (const item of items) {
+    const added = item.operationBytes + (current.length > 0 ? 1 : 0);
+    if (current.length > 0 && (current.length === MAX_BATCH_OPERATIONS || bytes + added > MAX_REQUEST_BYTES)) {
+      chunks.push(current);
+      current = [];
+      bytes = 2;
+    }
+    bytes += item.operationBytes + (current.length > 0 ? 1 : 0);
+    current.push(item);
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}

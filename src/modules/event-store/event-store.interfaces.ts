@@ -1,0 +1,116 @@
+/** One stored event: its version in the stream, its opaque bytes and an optional absolute expiry. */
+export interface EventRecord {
+  /** Position in the aggregate's stream: a positive safe integer. */
+  version: number;
+  /** The event's bytes, stored as standard base64. */
+  data: Uint8Array;
+  /** Absolute expiry in Unix epoch seconds; 0 or absent: never expires. */
+  ttl?: number;
+}
+
+/** An aggregate's records, always ascending by version. */
+export interface History {
+  records: EventRecord[];
+}
+
+/** Options every store call accepts. */
+export interface OperationOptions {
+  /** Cancels the call; an already-aborted signal rejects before any request is sent. */
+  abortSignal?: AbortSignal;
+}
+
+/** Appends and reads event streams (protosource `Store`). */
+export interface Store {
+  /**
+   * Appends records to an aggregate's stream. A version that already exists fails the call with a
+   * `ConcurrencyError`; zero records send nothing.
+   */
+  save(aggregateId: string, records: readonly EventRecord[], options?: OperationOptions): Promise<void>;
+  /** The whole stream, ascending; an unknown aggregate gives an empty history. */
+  load(aggregateId: string, options?: OperationOptions): Promise<History>;
+}
+
+/** A store that can read the newest `n` records without reading the rest (protosource `SnapshotTailStore`). */
+export interface SnapshotTailStore extends Store {
+  /** The last `n` records, ascending; `n <= 0` gives an empty history without a request. */
+  loadTail(aggregateId: string, n: number, options?: OperationOptions): Promise<History>;
+}
+
+/** A secondary-index slot's keys. */
+export interface GsiKeys {
+  pk?: string;
+  sk?: string;
+}
+
+/** Secondary-index slots by number, 1 to 20. */
+export type GsiSlots = Partial<Record<number, GsiKeys>>;
+
+/** Where a materialized aggregate is stored and how it is indexed. */
+export interface AggregateKeys {
+  pk: string;
+  sk: string;
+  gsi?: GsiSlots;
+}
+
+/** An aggregate that can be materialized into the aggregates container. */
+export interface Materializable {
+  keys(): AggregateKeys;
+  /** Stored as the document's `version` (omitted when 0 or absent). */
+  version?: number;
+  /** Seconds to keep the materialized document; absent or 0: kept forever. */
+  ttlSeconds?: number;
+}
+
+/** Materializes aggregates into the aggregates container (protosource `AggregateStore`). */
+export interface AggregateStore {
+  /** Upserts the aggregate's JSON (its `toJSON` honoured) under its keys. */
+  saveAggregate(aggregate: Materializable, options?: OperationOptions): Promise<void>;
+}
+
+/** A document of the aggregates container, as the store sees it. */
+export interface OpaqueData {
+  pk: string;
+  sk: string;
+  body: Uint8Array;
+  version?: number;
+  /** Absolute expiry, epoch seconds; absent or 0: never expires. */
+  t?: number;
+  gsi?: GsiSlots;
+}
+
+/** Sort-key operators, as protosource's opaquedata names them. */
+export type SortOperator = '=' | '<' | '<=' | '>' | '>=' | 'between' | 'begins_with';
+
+/** A condition on the sort key of the index queried; `value2` is the upper bound of `between`. */
+export interface SortCondition {
+  op: SortOperator;
+  value: string;
+  value2?: string;
+}
+
+/** A query over the aggregates container: index 0 is the main key (`pk`/`sk`), 1–20 the secondary slots. */
+export interface OpaqueQuery {
+  index?: number;
+  pk: string;
+  sk?: SortCondition;
+  /** Page size; the result carries a `continuationToken` when more items follow. */
+  limit?: number;
+  continuationToken?: string;
+}
+
+export interface OpaqueQueryResult {
+  items: OpaqueData[];
+  continuationToken?: string;
+}
+
+/** Key-value storage with secondary indexes behind `AggregateStore` (protosource `opaquedata.OpaqueStore`). */
+export interface OpaqueStore {
+  /** Inserts or replaces the document at `(pk, sk)`. */
+  put(doc: OpaqueData, options?: OperationOptions): Promise<void>;
+  /** Throws `NotFoundError` when no live document is at `(pk, sk)`. */
+  get(pk: string, sk: string, options?: OperationOptions): Promise<OpaqueData>;
+  /** Deleting a missing document succeeds. */
+  delete(pk: string, sk: string, options?: OperationOptions): Promise<void>;
+  /** Ascending by the sort key of the index used; expired documents are never returned. */
+  query(query: OpaqueQuery, options?: OperationOptions): Promise<OpaqueQueryResult>;
+}

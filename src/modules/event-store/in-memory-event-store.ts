@@ -1,0 +1,87 @@
+import type {
+  AggregateStore,
+  EventRecord,
+  History,
+  Materializable,
+  OpaqueStore,
+  OperationOptions,
+  SnapshotTailStore,
+} from './event-store.interfaces.js';
+import { ConcurrencyError, EventStoreError, ValidationError } from './event-store.errors.js';
+import {
+  chunkByLimits,
+  fromEventDocument,
+  nowSeconds,
+  prepareEvents,
+  validateRecords,
+  type EventDocument,
+} from './event-documents.js';
+import { isExpired, materialize } from './aggregate-documents.js';
+import { checkPartitionKey, checkSignal } from './validation.js';
+import { resolveStoreOptions, type EventStoreOptions } from './cosmos-event-store.js';
+
+/**
+ * The event store's contract in memory: same validation, same chunking into all-or-nothing batches of
+ * 100, same conflicts, ordering, tail and TTL filtering as `CosmosEventStore`. For unit tests.
+ *
+ * @example
+ * const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
+ *   .overrideProvider(STORE).useValue(new InMemoryEventStore())
+ *   .compile();
+ */
+export class InMemoryEventStore implements SnapshotTailStore, AggregateStore {
+  private readonly streams = new Map<string, Map<number, EventDocument>>();
+  private readonly eventTtlSeconds: number;
+  private readonly compressThreshold: number;
+  private readonly opaqueStore?: OpaqueStore;
+
+  constructor(options: EventStoreOptions = {}) {
+    ({ eventTtlSeconds: this.eventTtlSeconds, compressThreshold: this.compressThreshold } = resolveStoreOptions(options));
+    this.opaqueStore = options.opaqueStore;
+  }
+
+  async save(aggregateId: string, records: readonly EventRecord[], options?: OperationOptions): Promise<void> {
+    checkSignal(options);
+    validateRecords(aggregateId, records);
+    if (records.length === 0) return;
+    for (const chunk of chunkByLimits(prepareEvents(aggregateId, records, nowSeconds(), this.eventTtlSeconds))) {
+      await Promise.resolve(); // chunks are separate requests: other callers may interleave between them
+      checkSignal(options);
+      const stream = this.streams.get(aggregateId) ?? new Map<number, EventDocument>();
+      const conflicts = chunk.filter(({ doc }) => stream.has(doc.v)).map(({ doc }) => doc.v);
+      if (conflicts.length > 0) throw new ConcurrencyError(aggregateId, conflicts);
+      for (const { doc } of chunk) stream.set(doc.v, doc);
+      this.streams.set(aggregateId, stream);
+    }
+  }
+
+  async load(aggregateId: string, options?: OperationOptions): Promise<History> {
+    checkSignal(options);
+    checkPartitionKey('aggregateId', aggregateId);
+    return { records: this.live(aggregateId).map(fromEventDocument) };
+  }
+
+  async loadTail(aggregateId: string, n: number, options?: OperationOptions): Promise<History> {
+    checkSignal(options);
+    checkPartitionKey('aggregateId', aggregateId);
+    if (typeof n !== 'number' || Number.isNaN(n)) throw new ValidationError('n', 'must be a number');
+    if (n <= 0) return { records: [] };
+    const live = this.live(aggregateId);
+    return { records: live.slice(Math.max(0, live.length - Math.floor(n))).map(fromEventDocument) };
+  }
+
+  async saveAggregate(aggregate: Materializable, options?: OperationOptions): Promise<void> {
+    checkSignal(options);
+    if (!this.opaqueStore) {
+      throw new EventStoreError('saveAggregate needs an opaque store: construct InMemoryEventStore with { opaqueStore }');
+    }
+    await this.opaqueStore.put(materialize(aggregate, this.compressThreshold, nowSeconds()), options);
+  }
+
+  private live(aggregateId: string): EventDocument[] {
+    const now = nowSeconds();
+    return [...(this.streams.get(aggregateId)?.values() ?? [])]
+      .filter((doc) => !isExpired(doc.t, now))
+      .sort((x, y) => x.v - y.v);
+  }
+}
