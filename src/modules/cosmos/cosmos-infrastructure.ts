@@ -1,6 +1,5 @@
 import type { CosmosClient, Database, PartitionKeyDefinition } from '@azure/cosmos';
-import { EventStoreError } from '../event-store/event-store.errors.js';
-import { statusOf } from '../event-store/cosmos-errors.js';
+import { statusOf } from './cosmos-errors.js';
 
 export const DEFAULT_EVENTS_CONTAINER = 'events';
 export const DEFAULT_AGGREGATES_CONTAINER = 'aggregates';
@@ -45,7 +44,7 @@ async function ensureContainer(database: Database, id: string, path: string): Pr
   const { resource } = await database.container(id).read();
   const paths = resource?.partitionKey?.paths ?? [];
   if (paths.length !== 1 || paths[0] !== path) {
-    throw new EventStoreError(
+    throw new Error(
       `container ${JSON.stringify(id)} exists with partition key ${JSON.stringify(paths)}; the event store needs ` +
         `${JSON.stringify([path])}: point the store at another container or recreate this one`,
     );

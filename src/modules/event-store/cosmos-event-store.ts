@@ -20,7 +20,7 @@ import {
 } from './event-documents.js';
 import { materialize } from './aggregate-documents.js';
 import { checkPartitionKey, checkSeconds, checkSignal } from './validation.js';
-import { messageOf } from './cosmos-errors.js';
+import { messageOf } from '../cosmos/index.js';
 
 export interface EventStoreOptions {
   /** Where `saveAggregate` writes; without one it fails with a clear error. */

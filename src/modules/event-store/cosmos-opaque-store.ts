@@ -21,7 +21,7 @@ import {
 } from './aggregate-documents.js';
 import { nowSeconds } from './event-documents.js';
 import { checkSignal } from './validation.js';
-import { messageOf, statusOf } from './cosmos-errors.js';
+import { messageOf, statusOf } from '../cosmos/index.js';
 
 // Sort-condition SQL by operator; `field` is one of our fixed names, values are parameters.
 const SORT_SQL: Record<SortCondition['op'], (field: string) => string> = {

@@ -1,0 +1,19 @@
+/**
+ * nest-cosmos-eventstore: event-sourced aggregates on Azure Cosmos DB (NoSQL API) for NestJS, storing the
+ * same documents as protosource's Cosmos DB store.
+ */
+export {
+  AGGREGATES_CONTAINER,
+  COSMOS_CLIENT,
+  CosmosModule,
+  ensureContainers,
+  ensureDatabase,
+  EVENTS_CONTAINER,
+  InjectAggregatesContainer,
+  InjectCosmosClient,
+  InjectEventsContainer,
+  type CosmosModuleOptions,
+  type CosmosOptionsFactory,
+} from './modules/cosmos/index.js';
+export * from './modules/event-store/index.js';
+export { startEmbeddedCosmos, type EmbeddedCosmos, type EmbeddedCosmosOptions } from './modules/embedded-cosmos/index.js';

@@ -1,0 +1,117 @@
+import { Inject, Logger, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import { CosmosClient, type Container, type CosmosClientOptions } from '@azure/cosmos';
+import { AGGREGATES_CONTAINER, COSMOS_CLIENT, EVENTS_CONTAINER } from './cosmos.constants.js';
+import type { CosmosModuleOptions } from './cosmos-options.interface.js';
+import {
+  ASYNC_OPTIONS_TYPE,
+  ConfigurableModuleClass,
+  COSMOS_MODULE_OPTIONS,
+  OPTIONS_TYPE,
+} from './cosmos.module-definition.js';
+import {
+  DEFAULT_AGGREGATES_CONTAINER,
+  DEFAULT_EVENTS_CONTAINER,
+  ensureContainers,
+  ensureDatabase,
+} from './cosmos-infrastructure.js';
+
+const COSMOS_CONTAINERS = Symbol('COSMOS_CONTAINERS');
+
+interface Containers {
+  events: Container;
+  aggregates: Container;
+}
+
+function checkOptions(options: CosmosModuleOptions): void {
+  const problem = (field: string, what: string) =>
+    new Error(`CosmosModule: option "${field}" ${what}`);
+  if (!options || typeof options !== 'object') throw problem('options', 'must be an object');
+  if (typeof options.endpoint !== 'string' || !URL.canParse(options.endpoint)) {
+    throw problem('endpoint', 'must be the account URL, e.g. https://my-account.documents.azure.com:443/');
+  }
+  if (options.key !== undefined && (typeof options.key !== 'string' || options.key === '')) {
+    throw problem('key', 'must be a non-empty string, or left out to use DefaultAzureCredential');
+  }
+  if (typeof options.databaseId !== 'string' || options.databaseId === '') throw problem('databaseId', 'is required');
+  for (const field of ['eventsContainerId', 'aggregatesContainerId'] as const) {
+    if (options[field] !== undefined && (typeof options[field] !== 'string' || options[field] === '')) {
+      throw problem(field, 'must be a non-empty string');
+    }
+  }
+}
+
+async function createClient(options: CosmosModuleOptions): Promise<CosmosClient> {
+  checkOptions(options);
+  const clientOptions: CosmosClientOptions = { ...options.clientOptions, endpoint: options.endpoint };
+  if (options.key) {
+    clientOptions.key = options.key;
+  } else {
+    // Keyless (Microsoft Entra ID): loaded only when used.
+    const { DefaultAzureCredential } = await import('@azure/identity');
+    clientOptions.aadCredentials = new DefaultAzureCredential();
+  }
+  return new CosmosClient(clientOptions);
+}
+
+async function openContainers(client: CosmosClient, options: CosmosModuleOptions): Promise<Containers> {
+  const eventsId = options.eventsContainerId ?? DEFAULT_EVENTS_CONTAINER;
+  const aggregatesId = options.aggregatesContainerId ?? DEFAULT_AGGREGATES_CONTAINER;
+  const database =
+    options.ensure === false ? client.database(options.databaseId) : await ensureDatabase(client, options.databaseId);
+  if (options.ensure !== false) await ensureContainers(database, eventsId, aggregatesId);
+  return { events: database.container(eventsId), aggregates: database.container(aggregatesId) };
+}
+
+/**
+ * Connects to Cosmos DB and provides `COSMOS_CLIENT`, `EVENTS_CONTAINER` and `AGGREGATES_CONTAINER`
+ * (protosource's Wire ProviderSet). Global unless `isGlobal: false`; disposes the client on shutdown.
+ *
+ * @example
+ * CosmosModule.forRootAsync({
+ *   imports: [ConfigModule],
+ *   inject: [ConfigService],
+ *   useFactory: (config: ConfigService) => ({
+ *     endpoint: config.getOrThrow('COSMOS_ENDPOINT'),
+ *     key: config.get('COSMOS_KEY'),
+ *     databaseId: 'eventstore',
+ *   }),
+ * })
+ */
+@Module({
+  providers: [
+    { provide: COSMOS_CLIENT, useFactory: createClient, inject: [COSMOS_MODULE_OPTIONS] },
+    { provide: COSMOS_CONTAINERS, useFactory: openContainers, inject: [COSMOS_CLIENT, COSMOS_MODULE_OPTIONS] },
+    { provide: EVENTS_CONTAINER, useFactory: (c: Containers) => c.events, inject: [COSMOS_CONTAINERS] },
+    { provide: AGGREGATES_CONTAINER, useFactory: (c: Containers) => c.aggregates, inject: [COSMOS_CONTAINERS] },
+  ],
+  exports: [COSMOS_CLIENT, EVENTS_CONTAINER, AGGREGATES_CONTAINER],
+})
+export class CosmosModule extends ConfigurableModuleClass implements OnApplicationShutdown {
+  private readonly logger = new Logger(CosmosModule.name);
+
+  constructor(@Inject(COSMOS_CLIENT) private readonly client: CosmosClient) {
+    super();
+  }
+
+  static override forRoot(options: typeof OPTIONS_TYPE): DynamicModule {
+    return super.forRoot(options);
+  }
+
+  static override forRootAsync(options: typeof ASYNC_OPTIONS_TYPE): DynamicModule {
+    if (!options?.useFactory && !options?.useClass && !options?.useExisting) {
+      throw new Error(
+        'CosmosModule.forRootAsync: give one of useFactory (with inject), useClass or useExisting ' +
+          '(a provider implementing createCosmosOptions())',
+      );
+    }
+    return super.forRootAsync(options);
+  }
+
+  onApplicationShutdown(): void {
+    try {
+      this.client.dispose();
+    } catch (err) {
+      this.logger.error(`disposing the Cosmos client failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+}

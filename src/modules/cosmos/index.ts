@@ -1,0 +1,11 @@
+export { CosmosModule } from './cosmos.module.js';
+export { AGGREGATES_CONTAINER, COSMOS_CLIENT, EVENTS_CONTAINER } from './cosmos.constants.js';
+export { InjectAggregatesContainer, InjectCosmosClient, InjectEventsContainer } from './cosmos.decorators.js';
+export type { CosmosModuleOptions, CosmosOptionsFactory } from './cosmos-options.interface.js';
+export {
+  DEFAULT_AGGREGATES_CONTAINER,
+  DEFAULT_EVENTS_CONTAINER,
+  ensureContainers,
+  ensureDatabase,
+} from './cosmos-infrastructure.js';
+export { messageOf, statusOf } from './cosmos-errors.js';

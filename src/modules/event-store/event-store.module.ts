@@ -1,0 +1,97 @@
+import { Module, type DynamicModule, type Provider } from '@nestjs/common';
+import type { Container } from '@azure/cosmos';
+import { AGGREGATES_CONTAINER, EVENTS_CONTAINER } from '../cosmos/index.js';
+import {
+  AGGREGATE_STORE,
+  EVENT_STORE_OPTIONS,
+  OPAQUE_STORE,
+  SNAPSHOT_TAIL_STORE,
+  STORE,
+} from './event-store.constants.js';
+import type { OpaqueStore } from './event-store.interfaces.js';
+import { CosmosEventStore, resolveStoreOptions } from './cosmos-event-store.js';
+import { CosmosOpaqueStore } from './cosmos-opaque-store.js';
+import { InMemoryEventStore } from './in-memory-event-store.js';
+import { InMemoryOpaqueStore } from './in-memory-opaque-store.js';
+
+/** Options of `EventStoreModule.forRoot` and `EventStoreModule.inMemory`. */
+export interface EventStoreModuleOptions {
+  /** Expiry given to events that carry none of their own; absent or 0: never expire. */
+  eventTtlSeconds?: number;
+  /** Materialized bodies of at least this many bytes are gzip-compressed. Default 300. */
+  compressThreshold?: number;
+}
+
+const EVENT_STORE = Symbol('EVENT_STORE');
+const TOKENS = [STORE, SNAPSHOT_TAIL_STORE, AGGREGATE_STORE, OPAQUE_STORE];
+
+// One store instance behind the three store interfaces.
+const aliases: Provider[] = [STORE, SNAPSHOT_TAIL_STORE, AGGREGATE_STORE].map((token) => ({
+  provide: token,
+  useExisting: EVENT_STORE,
+}));
+
+function optionsProvider(options: EventStoreModuleOptions): Provider {
+  resolveStoreOptions(options); // fail at import time, naming the option
+  return { provide: EVENT_STORE_OPTIONS, useValue: options };
+}
+
+/**
+ * Binds `STORE`, `SNAPSHOT_TAIL_STORE`, `AGGREGATE_STORE` and `OPAQUE_STORE` to the Cosmos DB stores on the
+ * containers `CosmosModule` provides. Inject the tokens, never the classes.
+ *
+ * @example
+ * @Module({ imports: [CosmosModule.forRoot({ ... }), EventStoreModule.forRoot({ eventTtlSeconds: 86_400 })] })
+ * export class AppModule {}
+ *
+ * @Injectable()
+ * export class Orders {
+ *   constructor(@InjectSnapshotTailStore() private readonly store: SnapshotTailStore) {}
+ * }
+ */
+@Module({
+  providers: [
+    optionsProvider({}),
+    { provide: OPAQUE_STORE, useFactory: (c: Container) => new CosmosOpaqueStore(c), inject: [AGGREGATES_CONTAINER] },
+    {
+      provide: EVENT_STORE,
+      useFactory: (events: Container, opaqueStore: OpaqueStore, options: EventStoreModuleOptions) =>
+        new CosmosEventStore(events, { ...options, opaqueStore }),
+      inject: [EVENTS_CONTAINER, OPAQUE_STORE, EVENT_STORE_OPTIONS],
+    },
+    ...aliases,
+  ],
+  exports: TOKENS,
+})
+export class EventStoreModule {
+  /** The Cosmos DB stores with options. Importing `EventStoreModule` itself uses the defaults. */
+  static forRoot(options: EventStoreModuleOptions = {}): DynamicModule {
+    return { module: EventStoreModule, providers: [optionsProvider(options)], exports: TOKENS };
+  }
+
+  /**
+   * The same tokens bound to `InMemoryEventStore` and `InMemoryOpaqueStore`, needing no Cosmos DB: for
+   * consumers' unit tests, e.g. `.overrideModule(EventStoreModule).useModule(EventStoreModule.inMemory())`.
+   */
+  static inMemory(options: EventStoreModuleOptions = {}): DynamicModule {
+    return {
+      module: InMemoryEventStoreModule,
+      providers: [
+        optionsProvider(options),
+        { provide: OPAQUE_STORE, useFactory: () => new InMemoryOpaqueStore() },
+        {
+          provide: EVENT_STORE,
+          useFactory: (opaqueStore: OpaqueStore, opts: EventStoreModuleOptions) =>
+            new InMemoryEventStore({ ...opts, opaqueStore }),
+          inject: [OPAQUE_STORE, EVENT_STORE_OPTIONS],
+        },
+        ...aliases,
+      ],
+      exports: TOKENS,
+    };
+  }
+}
+
+/** The module `EventStoreModule.inMemory()` returns: no Cosmos DB dependency. */
+@Module({})
+export class InMemoryEventStoreModule {}

@@ -1,0 +1,32 @@
+export { EventStoreModule, InMemoryEventStoreModule, type EventStoreModuleOptions } from './event-store.module.js';
+export { AGGREGATE_STORE, OPAQUE_STORE, SNAPSHOT_TAIL_STORE, STORE } from './event-store.constants.js';
+export {
+  InjectAggregateStore,
+  InjectOpaqueStore,
+  InjectSnapshotTailStore,
+  InjectStore,
+} from './event-store.decorators.js';
+export type {
+  AggregateKeys,
+  AggregateStore,
+  EventRecord,
+  GsiKeys,
+  GsiSlots,
+  History,
+  Materializable,
+  OpaqueData,
+  OpaqueQuery,
+  OpaqueQueryResult,
+  OpaqueStore,
+  OperationOptions,
+  SnapshotTailStore,
+  SortCondition,
+  SortOperator,
+  Store,
+} from './event-store.interfaces.js';
+export { ConcurrencyError, EventStoreError, isConflict, NotFoundError, ValidationError } from './event-store.errors.js';
+export { CosmosEventStore, DEFAULT_COMPRESS_THRESHOLD, type EventStoreOptions } from './cosmos-event-store.js';
+export { CosmosOpaqueStore } from './cosmos-opaque-store.js';
+export { InMemoryEventStore } from './in-memory-event-store.js';
+export { InMemoryOpaqueStore } from './in-memory-opaque-store.js';
+export { decodeAggregateBody } from './aggregate-documents.js';
