@@ -1,0 +1,229 @@
+import { Injectable, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { CosmosClient, type Container } from '@azure/cosmos';
+import { jest } from '@jest/globals';
+import {
+  AGGREGATE_STORE,
+  AGGREGATES_CONTAINER,
+  COSMOS_CLIENT,
+  CosmosEventStore,
+  CosmosModule,
+  ensureContainers,
+  ensureDatabase,
+  EVENTS_CONTAINER,
+  EventStoreModule,
+  InjectAggregatesContainer,
+  InjectCosmosClient,
+  InjectEventsContainer,
+  OPAQUE_STORE,
+  SNAPSHOT_TAIL_STORE,
+  startEmbeddedCosmos,
+  STORE,
+  ValidationError,
+  type CosmosModuleOptions,
+  type CosmosOptionsFactory,
+  type EmbeddedCosmos,
+} from '../../src/index.js';
+
+let cosmos: EmbeddedCosmos;
+let databaseSeq = 0;
+
+beforeAll(async () => {
+  cosmos = await startEmbeddedCosmos();
+});
+afterAll(() => cosmos.close());
+
+function options(overrides: Partial<CosmosModuleOptions> = {}): CosmosModuleOptions {
+  return { endpoint: cosmos.endpoint, key: cosmos.key, databaseId: `di-${++databaseSeq}`, ...overrides };
+}
+
+async function boot(imports: unknown[], providers: unknown[] = []) {
+  const moduleRef = await Test.createTestingModule({
+    imports: imports as never[],
+    providers: providers as never[],
+  }).compile();
+  return moduleRef.createNestApplication({ logger: false }).init();
+}
+
+async function containerIds(client: CosmosClient, databaseId: string): Promise<string[]> {
+  const { resources } = await client.database(databaseId).containers.readAll().fetchAll();
+  return resources.map((c) => c.id).sort();
+}
+
+@Injectable()
+class UsesContainers {
+  constructor(
+    @InjectCosmosClient() readonly client: CosmosClient,
+    @InjectEventsContainer() readonly events: Container,
+    @InjectAggregatesContainer() readonly aggregates: Container,
+  ) {}
+}
+
+describe('CosmosModule.forRoot', () => {
+  it('provides the client and both containers, creating them with the right partition keys', async () => {
+    const opts = options();
+    const app = await boot([CosmosModule.forRoot(opts)], [UsesContainers]);
+    const { client, events, aggregates } = app.get(UsesContainers);
+    expect(client).toBeInstanceOf(CosmosClient);
+    expect(app.get(COSMOS_CLIENT)).toBe(client);
+    expect(events.id).toBe('events');
+    expect(aggregates.id).toBe('aggregates');
+    const { resource: ev } = await events.read();
+    const { resource: ag } = await aggregates.read();
+    expect(ev?.partitionKey?.paths).toEqual(['/a']);
+    expect(ag?.partitionKey?.paths).toEqual(['/pk']);
+    expect(ev?.defaultTtl).toBe(-1);
+    expect(ag?.defaultTtl).toBe(-1);
+    await app.close();
+  });
+
+  it('uses custom container ids', async () => {
+    const opts = options({ eventsContainerId: 'ev2', aggregatesContainerId: 'ag2' });
+    const app = await boot([CosmosModule.forRoot(opts)]);
+    expect(app.get<Container>(EVENTS_CONTAINER).id).toBe('ev2');
+    expect(app.get<Container>(AGGREGATES_CONTAINER).id).toBe('ag2');
+    expect(await containerIds(app.get(COSMOS_CLIENT), opts.databaseId)).toEqual(['ag2', 'ev2']);
+    await app.close();
+  });
+
+  it('creates nothing with ensure: false', async () => {
+    const opts = options({ ensure: false });
+    const app = await boot([CosmosModule.forRoot(opts)]);
+    const client = app.get<CosmosClient>(COSMOS_CLIENT);
+    const { resources } = await client.databases.readAll().fetchAll();
+    expect(resources.map((d) => d.id)).not.toContain(opts.databaseId);
+    await app.close();
+  });
+
+  it('refuses an existing container whose partition key differs, naming it', async () => {
+    const opts = options();
+    const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
+    const { database } = await client.databases.createIfNotExists({ id: opts.databaseId });
+    await database.containers.create({ id: 'events', partitionKey: { paths: ['/aggregateId'] } });
+    await expect(boot([CosmosModule.forRoot(opts)])).rejects.toThrow(/"events".*\/aggregateId/);
+    client.dispose();
+  });
+
+  it('rejects bad options with an error naming the option', async () => {
+    await expect(boot([CosmosModule.forRoot(options({ endpoint: 'not a url' }))])).rejects.toThrow(/"endpoint"/);
+    await expect(boot([CosmosModule.forRoot(options({ databaseId: '' }))])).rejects.toThrow(/"databaseId"/);
+  });
+
+  it('disposes the client when the application closes', async () => {
+    const app = await boot([CosmosModule.forRoot(options())]);
+    const dispose = jest.spyOn(app.get<CosmosClient>(COSMOS_CLIENT), 'dispose');
+    await app.close();
+    expect(dispose).toHaveBeenCalledTimes(1);
+  });
+
+  it('is global by default, so EventStoreModule finds the containers from a feature module', async () => {
+    @Module({ imports: [EventStoreModule] })
+    class FeatureModule {}
+    const app = await boot([CosmosModule.forRoot(options()), FeatureModule]);
+    expect(app.get(STORE)).toBeInstanceOf(CosmosEventStore);
+    await app.close();
+  });
+
+  it('is not visible to other modules with isGlobal: false', async () => {
+    @Module({ imports: [EventStoreModule] })
+    class FeatureModule {}
+    await expect(boot([CosmosModule.forRoot({ ...options(), isGlobal: false }), FeatureModule])).rejects.toThrow(
+      /EVENTS_CONTAINER|AGGREGATES_CONTAINER/,
+    );
+  });
+});
+
+describe('CosmosModule.forRootAsync', () => {
+  const CONFIG = Symbol('CONFIG');
+
+  @Module({ providers: [{ provide: CONFIG, useFactory: () => options({ eventsContainerId: 'from-config' }) }], exports: [CONFIG] })
+  class ConfigLikeModule {}
+
+  @Injectable()
+  class OptionsFactory implements CosmosOptionsFactory {
+    createCosmosOptions(): CosmosModuleOptions {
+      return options({ eventsContainerId: 'from-class' });
+    }
+  }
+
+  @Module({ providers: [OptionsFactory], exports: [OptionsFactory] })
+  class FactoryModule {}
+
+  it('takes useFactory with imports and inject', async () => {
+    const app = await boot([
+      CosmosModule.forRootAsync({
+        imports: [ConfigLikeModule],
+        inject: [CONFIG],
+        useFactory: (config: CosmosModuleOptions) => config,
+      }),
+    ]);
+    expect(app.get<Container>(EVENTS_CONTAINER).id).toBe('from-config');
+    await app.close();
+  });
+
+  it('takes an async useFactory', async () => {
+    const app = await boot([
+      CosmosModule.forRootAsync({ useFactory: async () => options({ aggregatesContainerId: 'async' }) }),
+    ]);
+    expect(app.get<Container>(AGGREGATES_CONTAINER).id).toBe('async');
+    await app.close();
+  });
+
+  it('takes useClass', async () => {
+    const app = await boot([CosmosModule.forRootAsync({ useClass: OptionsFactory })]);
+    expect(app.get<Container>(EVENTS_CONTAINER).id).toBe('from-class');
+    await app.close();
+  });
+
+  it('takes useExisting from an imported module', async () => {
+    const app = await boot([CosmosModule.forRootAsync({ imports: [FactoryModule], useExisting: OptionsFactory })]);
+    expect(app.get<Container>(EVENTS_CONTAINER).id).toBe('from-class');
+    await app.close();
+  });
+
+  it('says what is missing when given no way to build options', () => {
+    expect(() => CosmosModule.forRootAsync({ imports: [] })).toThrow(/useFactory.*useClass.*useExisting/);
+  });
+});
+
+describe('EventStoreModule', () => {
+  it('binds every store token to one Cosmos store instance, with the opaque store on the aggregates container', async () => {
+    const app = await boot([CosmosModule.forRoot(options()), EventStoreModule]);
+    const store = app.get(STORE);
+    expect(store).toBeInstanceOf(CosmosEventStore);
+    expect(app.get(SNAPSHOT_TAIL_STORE)).toBe(store);
+    expect(app.get(AGGREGATE_STORE)).toBe(store);
+    await app.get(AGGREGATE_STORE).saveAggregate({ keys: () => ({ pk: 'p', sk: 's' }), version: 3 });
+    expect((await app.get(OPAQUE_STORE).get('p', 's')).version).toBe(3);
+    await app.close();
+  });
+
+  it('forRoot applies its options: eventTtlSeconds stamps events', async () => {
+    const app = await boot([CosmosModule.forRoot(options()), EventStoreModule.forRoot({ eventTtlSeconds: 60 })]);
+    const store = app.get(SNAPSHOT_TAIL_STORE);
+    const before = Math.floor(Date.now() / 1000);
+    await store.save('a', [{ version: 1, data: new Uint8Array([1]) }]);
+    const [record] = (await store.load('a')).records;
+    expect(record.ttl).toBeGreaterThanOrEqual(before + 60);
+    expect(record.ttl).toBeLessThanOrEqual(before + 62);
+    await app.close();
+  });
+
+  it('forRoot refuses invalid options naming the field', () => {
+    expect(() => EventStoreModule.forRoot({ eventTtlSeconds: -1 })).toThrow(ValidationError);
+    expect(() => EventStoreModule.forRoot({ compressThreshold: 1.5 })).toThrow(/compressThreshold/);
+  });
+});
+
+describe('ensureDatabase and ensureContainers', () => {
+  it('are idempotent and safe when several instances start at once', async () => {
+    const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
+    const databaseId = `race-${++databaseSeq}`;
+    await Promise.all(
+      Array.from({ length: 5 }, async () => ensureContainers(await ensureDatabase(client, databaseId), 'events', 'aggregates')),
+    );
+    await ensureContainers(await ensureDatabase(client, databaseId), 'events', 'aggregates');
+    expect(await containerIds(client, databaseId)).toEqual(['aggregates', 'events']);
+    client.dispose();
+  });
+});

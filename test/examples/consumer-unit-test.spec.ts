@@ -1,0 +1,88 @@
+/*
+ * How a consumer unit-tests its own module without Cosmos DB: swap the event store for the in-memory one
+ * (same contract: conflicts, ordering, tail), or for a jest mock when only the calls matter.
+ */
+import { Injectable, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { jest } from '@jest/globals';
+import {
+  ConcurrencyError,
+  EventStoreModule,
+  InMemoryEventStore,
+  InjectSnapshotTailStore,
+  SNAPSHOT_TAIL_STORE,
+  STORE,
+  type SnapshotTailStore,
+  type Store,
+} from '../../src/index.js';
+
+// --- the consumer's code -------------------------------------------------------------------------
+@Injectable()
+class Ledger {
+  constructor(@InjectSnapshotTailStore() private readonly store: SnapshotTailStore) {}
+
+  async deposit(account: string, amount: number): Promise<number> {
+    const [last] = (await this.store.loadTail(account, 1)).records;
+    const version = (last?.version ?? 0) + 1;
+    await this.store.save(account, [{ version, data: new TextEncoder().encode(JSON.stringify({ amount })) }]);
+    return version;
+  }
+
+  async balance(account: string): Promise<number> {
+    const { records } = await this.store.load(account);
+    return records.reduce((sum, r) => sum + (JSON.parse(new TextDecoder().decode(r.data)) as { amount: number }).amount, 0);
+  }
+}
+
+@Module({ imports: [EventStoreModule], providers: [Ledger] })
+class LedgerModule {}
+// -------------------------------------------------------------------------------------------------
+
+describe('a consumer module tested with the in-memory store', () => {
+  it('swaps the whole EventStoreModule for EventStoreModule.inMemory()', async () => {
+    const moduleRef = await Test.createTestingModule({ imports: [LedgerModule] })
+      .overrideModule(EventStoreModule)
+      .useModule(EventStoreModule.inMemory())
+      .compile();
+    const ledger = moduleRef.get(Ledger);
+    expect(await ledger.deposit('acc-1', 10)).toBe(1);
+    expect(await ledger.deposit('acc-1', 5)).toBe(2);
+    expect(await ledger.balance('acc-1')).toBe(15);
+  });
+
+  it('provides the token directly in a plain unit test, and sees the same conflicts as Cosmos DB', async () => {
+    const store = new InMemoryEventStore();
+    const moduleRef = await Test.createTestingModule({
+      providers: [Ledger, { provide: SNAPSHOT_TAIL_STORE, useValue: store }],
+    }).compile();
+    await moduleRef.get(Ledger).deposit('acc-2', 1);
+    await expect(store.save('acc-2', [{ version: 1, data: new Uint8Array() }])).rejects.toBeInstanceOf(ConcurrencyError);
+  });
+});
+
+describe('a consumer module tested with a jest mock', () => {
+  it('overrides SNAPSHOT_TAIL_STORE with a mock and checks the calls', async () => {
+    const mock: jest.Mocked<SnapshotTailStore> = {
+      save: jest.fn<Store['save']>().mockResolvedValue(undefined),
+      load: jest.fn<Store['load']>().mockResolvedValue({ records: [] }),
+      loadTail: jest.fn<SnapshotTailStore['loadTail']>().mockResolvedValue({ records: [{ version: 7, data: new Uint8Array() }] }),
+    };
+    const moduleRef = await Test.createTestingModule({ imports: [LedgerModule] })
+      .overrideModule(EventStoreModule)
+      .useModule(EventStoreModule.inMemory())
+      .overrideProvider(SNAPSHOT_TAIL_STORE)
+      .useValue(mock)
+      .compile();
+    expect(await moduleRef.get(Ledger).deposit('acc-3', 4)).toBe(8);
+    expect(mock.save).toHaveBeenCalledWith('acc-3', [expect.objectContaining({ version: 8 })]);
+  });
+
+  it('overrides STORE the same way for code that only appends and loads', async () => {
+    const save = jest.fn<Store['save']>().mockRejectedValue(new ConcurrencyError('acc-4', [1]));
+    const moduleRef = await Test.createTestingModule({ imports: [EventStoreModule.inMemory()] })
+      .overrideProvider(STORE)
+      .useValue({ save, load: jest.fn() })
+      .compile();
+    await expect(moduleRef.get<Store>(STORE).save('acc-4', [])).rejects.toBeInstanceOf(ConcurrencyError);
+  });
+});
