@@ -14,6 +14,7 @@ import {
   fromEventDocument,
   nowSeconds,
   prepareEvents,
+  toEventDocument,
   validateRecords,
   type EventDocument,
   type PreparedEvent,
@@ -76,7 +77,6 @@ export class CosmosEventStore implements SnapshotTailStore, AggregateStore {
     checkSignal(options);
     validateRecords(aggregateId, records);
     if (records.length === 0) return;
-    // Sizes are known only once documents are built; "now" is refreshed per chunk below.
     const chunks = chunkByLimits(prepareEvents(aggregateId, records, nowSeconds(), this.eventTtlSeconds));
     for (const chunk of chunks) {
       await this.writeChunk(aggregateId, chunk, options);
@@ -85,10 +85,11 @@ export class CosmosEventStore implements SnapshotTailStore, AggregateStore {
 
   private async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions): Promise<void> {
     checkSignal(options);
+    // Expiry is computed against this chunk's clock (SPEC §3); only TTL digits can differ from the sizing pass.
     const now = nowSeconds();
-    const operations: OperationInput[] = chunk.map(({ doc }) => ({
+    const operations: OperationInput[] = chunk.map(({ record }) => ({
       operationType: 'Create',
-      resourceBody: { ...doc, ...this.expiryAt(doc, now) },
+      resourceBody: toEventDocument(aggregateId, record, now, this.eventTtlSeconds),
     }));
     let response;
     try {
@@ -107,11 +108,6 @@ export class CosmosEventStore implements SnapshotTailStore, AggregateStore {
       const status = failed?.statusCode ?? response.code;
       throw new EventStoreError(`save ${describe(aggregateId, chunk)} failed with status ${status}`);
     }
-  }
-
-  /** Recomputes `ttl` (seconds left) against this chunk's clock, keeping the absolute `t`. */
-  private expiryAt(doc: EventDocument, now: number): Partial<EventDocument> {
-    return doc.t === undefined ? {} : { ttl: Math.max(1, doc.t - now) };
   }
 
   async load(aggregateId: string, options?: OperationOptions): Promise<History> {

@@ -4,17 +4,19 @@ import { MAX_BATCH_OPERATIONS, MAX_DOCUMENT_BYTES, MAX_REQUEST_BYTES } from './c
 import { checkExpiry, checkPartitionKey } from './validation.js';
 
 /** An event as stored in the events container (SPEC §3), field for field what protosource writes. */
-export interface EventDocument {
+// A type alias rather than an interface, so it fits @azure/cosmos's JSONObject.
+export type EventDocument = {
   id: string;
   a: string;
   v: number;
   d?: string;
   t?: number;
   ttl?: number;
-}
+};
 
 /** A document ready to send, with the bytes its batch operation takes in the request body. */
 export interface PreparedEvent {
+  record: EventRecord;
   doc: EventDocument;
   operationBytes: number;
 }
@@ -96,7 +98,7 @@ export function prepareEvents(
         `makes a ${bytes}-byte document; Cosmos DB items are limited to 2 MB (at most ${MAX_DOCUMENT_BYTES} bytes of fields)`,
       );
     }
-    return { doc, operationBytes: bytes + CREATE_ENVELOPE_BYTES };
+    return { record, doc, operationBytes: bytes + CREATE_ENVELOPE_BYTES };
   });
 }
 

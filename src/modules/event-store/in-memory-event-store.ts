@@ -13,6 +13,7 @@ import {
   fromEventDocument,
   nowSeconds,
   prepareEvents,
+  toEventDocument,
   validateRecords,
   type EventDocument,
 } from './event-documents.js';
@@ -48,9 +49,10 @@ export class InMemoryEventStore implements SnapshotTailStore, AggregateStore {
       await Promise.resolve(); // chunks are separate requests: other callers may interleave between them
       checkSignal(options);
       const stream = this.streams.get(aggregateId) ?? new Map<number, EventDocument>();
-      const conflicts = chunk.filter(({ doc }) => stream.has(doc.v)).map(({ doc }) => doc.v);
+      const conflicts = chunk.filter(({ record }) => stream.has(record.version)).map(({ record }) => record.version);
       if (conflicts.length > 0) throw new ConcurrencyError(aggregateId, conflicts);
-      for (const { doc } of chunk) stream.set(doc.v, doc);
+      const now = nowSeconds();
+      for (const { record } of chunk) stream.set(record.version, toEventDocument(aggregateId, record, now, this.eventTtlSeconds));
       this.streams.set(aggregateId, stream);
     }
   }
