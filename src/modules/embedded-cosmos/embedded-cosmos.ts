@@ -57,13 +57,9 @@ export interface EmbeddedCosmosOptions {
  * await cosmos.close();
  */
 export async function startEmbeddedCosmos(options: EmbeddedCosmosOptions = {}): Promise<EmbeddedCosmos> {
-  let account: ServerAccount | undefined;
+  // The account's own endpoint (port) is never used: the metadata is answered from the Host header.
+  const account = new Account('127.0.0.1', 0);
   const server = createServer({ keepAlive: true }, (req, res) => {
-    if (!account) {
-      res.statusCode = 503;
-      res.end();
-      return;
-    }
     handle(account, req, res).catch((err: unknown) => {
       if (!res.headersSent) res.statusCode = 500;
       res.end(JSON.stringify({ message: err instanceof Error ? err.message : String(err) }));
@@ -74,7 +70,6 @@ export async function startEmbeddedCosmos(options: EmbeddedCosmosOptions = {}): 
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
-  account = new Account('127.0.0.1', port);
   const endpoint = `http://127.0.0.1:${port}`;
   return {
     endpoint,
