@@ -1,4 +1,4 @@
-import { CosmosClient, type Container } from '@azure/cosmos';
+import { CosmosClient, type Container, type CosmosClientOptions, type PluginConfig } from '@azure/cosmos';
 import { randomUUID } from 'node:crypto';
 import { ensureContainers, ensureDatabase } from '../../src/modules/cosmos/index.js';
 import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/modules/embedded-cosmos/index.js';
@@ -27,4 +27,9 @@ export async function startCosmosFixture(): Promise<CosmosFixture> {
       await cosmos.close();
     },
   };
+}
+
+/** A client with request plugins: `plugins` is an option the SDK reads but hides from its typings (`@hidden`). */
+export function clientWithPlugins(options: CosmosClientOptions, plugins: PluginConfig[]): CosmosClient {
+  return new CosmosClient({ ...options, plugins } as CosmosClientOptions);
 }

@@ -7,9 +7,16 @@ export function statusOf(err: unknown): number | undefined {
   return undefined;
 }
 
-/** A message for any thrown value: the SDK sometimes throws plain objects (`{ message }`). */
+/**
+ * A message for any thrown value: the SDK sometimes throws plain objects (`{ message }`), and some of its
+ * errors (a 404, say) carry an empty message, where the status is all there is to say.
+ */
 export function messageOf(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  if (err && typeof err === 'object' && 'message' in err) return String((err as { message: unknown }).message);
-  return String(err);
+  let message = '';
+  if (err instanceof Error) message = err.message;
+  else if (err && typeof err === 'object' && 'message' in err) message = String((err as { message: unknown }).message);
+  else if (err !== undefined && err !== null) message = String(err);
+  if (message !== '') return message;
+  const status = statusOf(err);
+  return status === undefined ? 'no message from Cosmos DB' : `status ${status}`;
 }

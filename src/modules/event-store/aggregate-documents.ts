@@ -50,6 +50,10 @@ function checkGsi(gsi: GsiSlots | undefined): void {
   if (gsi === undefined) return;
   if (gsi === null || typeof gsi !== 'object') throw new ValidationError('gsi', 'must be an object of slots 1-20');
   for (const [key, slot] of Object.entries(gsi)) {
+    // '01' or ' 1' pass Number() but are never read back as slot 1: the slot would be silently dropped.
+    if (String(Number(key)) !== key) {
+      throw new ValidationError(`gsi.${key}`, `secondary-index slot must be an integer from 1 to ${NUM_GSI}, got ${JSON.stringify(key)}`);
+    }
     checkSlotNumber(`gsi.${key}`, Number(key));
     if (slot === undefined) continue;
     if (slot === null || typeof slot !== 'object') throw new ValidationError(`gsi.${key}`, 'must be { pk?, sk? }');

@@ -103,7 +103,8 @@ export class CosmosEventStore implements SnapshotTailStore, AggregateStore {
     const results = response.result ?? [];
     const conflicts = results.flatMap((r, i) => (r.statusCode === 409 ? [chunk[i].doc.v] : []));
     if (conflicts.length > 0) throw new ConcurrencyError(aggregateId, conflicts);
-    const failed = results.find((r) => r.statusCode >= 400);
+    // 424 only says "another operation failed": report the operation that did.
+    const failed = results.find((r) => r.statusCode >= 400 && r.statusCode !== 424) ?? results.find((r) => r.statusCode >= 400);
     if (failed || results.length !== chunk.length) {
       const status = failed?.statusCode ?? response.code;
       throw new EventStoreError(`save ${describe(aggregateId, chunk)} failed with status ${status}`);

@@ -7,7 +7,7 @@ import type {
   OperationOptions,
   SortCondition,
 } from './event-store.interfaces.js';
-import { EventStoreError, NotFoundError } from './event-store.errors.js';
+import { EventStoreError, NotFoundError, ValidationError } from './event-store.errors.js';
 import {
   checkKeys,
   documentIdForSortKey,
@@ -90,7 +90,7 @@ export class CosmosOpaqueStore implements OpaqueStore {
     }
     const feedOptions: FeedOptions = {
       maxItemCount: query.limit ?? -1,
-      continuationToken: query.continuationToken,
+      continuationToken: query.continuationToken === undefined ? undefined : decodeToken(query.continuationToken),
       abortSignal: options?.abortSignal,
     };
     // The main key is one partition; a secondary index spans them all.
@@ -111,7 +111,8 @@ export class CosmosOpaqueStore implements OpaqueStore {
         continuationToken = page.continuationToken;
       } while (query.limit === undefined && iterator.hasMoreResults());
     });
-    return continuationToken && iterator.hasMoreResults() ? { items, continuationToken } : { items };
+    if (!continuationToken || !iterator.hasMoreResults()) return { items };
+    return { items, continuationToken: encodeToken(continuationToken) };
   }
 
   private async call<T>(what: string, options: OperationOptions | undefined, fn: () => Promise<T>): Promise<T> {
@@ -122,6 +123,26 @@ export class CosmosOpaqueStore implements OpaqueStore {
       throw new EventStoreError(`${what} failed: ${messageOf(err)}`, { cause: err });
     }
   }
+}
+
+// The SDK's continuation token travels wrapped, so a token this store did not issue is refused before any
+// request: the embedded server ignores one it cannot parse and silently restarts from the first page.
+const TOKEN_MARK = 'cosmos-opaque-store/1';
+
+function encodeToken(token: string): string {
+  return Buffer.from(JSON.stringify([TOKEN_MARK, token])).toString('base64url');
+}
+
+function decodeToken(value: string): string {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
+    if (Array.isArray(parsed) && parsed.length === 2 && parsed[0] === TOKEN_MARK && typeof parsed[1] === 'string') {
+      return parsed[1];
+    }
+  } catch {
+    // fall through
+  }
+  throw new ValidationError('continuationToken', 'is not a token returned by this store');
 }
 
 function key(pk: string, sk: string): string {

@@ -49,8 +49,9 @@ export class InMemoryEventStore implements SnapshotTailStore, AggregateStore {
       await Promise.resolve(); // chunks are separate requests: other callers may interleave between them
       checkSignal(options);
       const stream = this.streams.get(aggregateId) ?? new Map<number, EventDocument>();
-      const conflicts = chunk.filter(({ record }) => stream.has(record.version)).map(({ record }) => record.version);
-      if (conflicts.length > 0) throw new ConcurrencyError(aggregateId, conflicts);
+      // A Cosmos DB batch stops at its first failing operation (the rest answer 424): name that one only.
+      const conflict = chunk.find(({ record }) => stream.has(record.version));
+      if (conflict) throw new ConcurrencyError(aggregateId, [conflict.record.version]);
       const now = nowSeconds();
       for (const { record } of chunk) stream.set(record.version, toEventDocument(aggregateId, record, now, this.eventTtlSeconds));
       this.streams.set(aggregateId, stream);

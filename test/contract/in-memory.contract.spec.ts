@@ -1,0 +1,8 @@
+import { InMemoryEventStore, InMemoryOpaqueStore } from '../../src/index.js';
+import { describeStoreContract } from './store-contract.js';
+
+describeStoreContract('InMemoryEventStore + InMemoryOpaqueStore', ({ withOpaqueStore = true, ...options }) => {
+  const opaque = new InMemoryOpaqueStore();
+  const store = new InMemoryEventStore({ ...options, ...(withOpaqueStore && { opaqueStore: opaque }) });
+  return { store, opaque };
+});
