@@ -21,6 +21,7 @@ import {
   CosmosOpaqueStore,
   EventStoreError,
   isConflict,
+  NotFoundError,
   ValidationError,
   type EventRecord,
   type OperationOptions,
@@ -301,6 +302,17 @@ describe('how CosmosEventStore classifies what the service answers', () => {
       const err = await call().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(EventStoreError);
       expect(isConflict(err)).toBe(false);
+    }
+  });
+
+  it('tells a missing aggregates container from a missing document', async () => {
+    const id = `missing-${randomUUID()}`;
+    const missing = new CosmosOpaqueStore(counted.database(fixture.events.database.id).container(id));
+    for (const call of [() => missing.get('p', 's'), () => missing.delete('p', 's')]) {
+      const err = await call().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(EventStoreError);
+      expect(err).not.toBeInstanceOf(NotFoundError);
+      expect((err as Error).message).toContain(id);
     }
   });
 });

@@ -7,6 +7,13 @@ export function statusOf(err: unknown): number | undefined {
   return undefined;
 }
 
+/** The sub-status of an @azure/cosmos error (e.g. 1003 with a 404: the container is missing). */
+export function substatusOf(err: unknown): number | undefined {
+  if (!err || typeof err !== 'object') return undefined;
+  const { substatus } = err as { substatus?: unknown };
+  return typeof substatus === 'number' ? substatus : undefined;
+}
+
 /**
  * A message for any thrown value: the SDK sometimes throws plain objects (`{ message }`), and some of its
  * errors (a 404, say) carry an empty message, where the status is all there is to say.

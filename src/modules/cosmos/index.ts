@@ -8,4 +8,4 @@ export {
   ensureContainers,
   ensureDatabase,
 } from './cosmos-infrastructure.js';
-export { messageOf, statusOf } from './cosmos-errors.js';
+export { messageOf, statusOf, substatusOf } from './cosmos-errors.js';

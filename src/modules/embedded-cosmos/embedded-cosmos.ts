@@ -46,6 +46,7 @@ export interface EmbeddedCosmosOptions {
  *   as Cosmos DB does, and run without yielding, so no reader sees part of one;
  * - a query sent with a partition key sees only that partition;
  * - items and requests over 2 MB are refused with 413;
+ * - a 404 for a missing container carries sub-status 1003, as Cosmos DB's does;
  * - the account advertises its own HTTP endpoint, so the SDK needs no special options.
  * Still not enforced: TTL (the store filters expired items itself), stored procedures, change feed.
  *
@@ -108,6 +109,10 @@ async function handle(account: ServerAccount, req: IncomingMessage, res: ServerR
       body = await partitionScopedQuery(account, replay, res, params, raw);
     } else {
       body = await handler(account, replay, res, params);
+    }
+    // Cosmos DB tells a missing container or database (sub-status 1003) from a missing item (0).
+    if (res.statusCode === 404 && params.collId && !account.database(params.dbId).collection(params.collId).read()) {
+      res.setHeader('x-ms-substatus', '1003');
     }
   }
   respond(req, res, body);

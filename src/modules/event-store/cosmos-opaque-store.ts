@@ -21,7 +21,10 @@ import {
 } from './aggregate-documents.js';
 import { nowSeconds } from './event-documents.js';
 import { checkSignal } from './validation.js';
-import { messageOf, statusOf } from '../cosmos/index.js';
+import { messageOf, statusOf, substatusOf } from '../cosmos/index.js';
+
+// Sub-status of a 404 whose container (or database) is missing, as opposed to the item.
+const MISSING_CONTAINER = 1003;
 
 // Sort-condition SQL by operator; `field` is one of our fixed names, values are parameters.
 const SORT_SQL: Record<SortCondition['op'], (field: string) => string> = {
@@ -53,10 +56,11 @@ export class CosmosOpaqueStore implements OpaqueStore {
   async get(pk: string, sk: string, options?: OperationOptions): Promise<OpaqueData> {
     checkSignal(options);
     checkKeys(pk, sk);
-    // A missing item resolves with status 404 and no resource rather than throwing.
-    const { resource } = await this.call(`get ${key(pk, sk)}`, options, () =>
+    // A missing item resolves with status 404 and no resource rather than throwing; so does a missing container.
+    const { resource, statusCode, substatus } = await this.call(`get ${key(pk, sk)}`, options, () =>
       this.aggregates.item(documentIdForSortKey(sk), pk).read<AggregateDocument>({ abortSignal: options?.abortSignal }),
     );
+    if (statusCode === 404 && substatus === MISSING_CONTAINER) throw this.missingContainer(`get ${key(pk, sk)}`);
     if (!resource || isExpired(resource.t, nowSeconds())) throw new NotFoundError(`no aggregate at ${key(pk, sk)}`);
     return fromAggregateDocument(resource);
   }
@@ -67,7 +71,10 @@ export class CosmosOpaqueStore implements OpaqueStore {
     try {
       await this.aggregates.item(documentIdForSortKey(sk), pk).delete({ abortSignal: options?.abortSignal });
     } catch (err) {
-      if (statusOf(err) === 404) return;
+      if (statusOf(err) === 404) {
+        if (substatusOf(err) === MISSING_CONTAINER) throw this.missingContainer(`delete ${key(pk, sk)}`);
+        return;
+      }
       options?.abortSignal?.throwIfAborted();
       throw new EventStoreError(`delete ${key(pk, sk)} failed: ${messageOf(err)}`, { cause: err });
     }
@@ -113,6 +120,10 @@ export class CosmosOpaqueStore implements OpaqueStore {
     });
     if (!continuationToken || !iterator.hasMoreResults()) return { items };
     return { items, continuationToken: encodeToken(continuationToken) };
+  }
+
+  private missingContainer(what: string): EventStoreError {
+    return new EventStoreError(`${what} failed: container ${JSON.stringify(this.aggregates.id)} does not exist`);
   }
 
   private async call<T>(what: string, options: OperationOptions | undefined, fn: () => Promise<T>): Promise<T> {
