@@ -1,0 +1,160 @@
+/** One environment variable that cannot be used as given. */
+export interface EnvProblem {
+  variable: string;
+  /** What is wrong and what to change. Never contains the value of a secret. */
+  message: string;
+}
+
+/**
+ * The environment cannot start the service. The message names every bad variable; it quotes values only of
+ * variables that are not secrets.
+ */
+export class EnvValidationError extends Error {
+  readonly problems: readonly EnvProblem[];
+
+  constructor(problems: readonly EnvProblem[]) {
+    super(`invalid environment: ${problems.map((p) => `${p.variable} ${p.message}`).join('; ')}`);
+    this.name = 'EnvValidationError';
+    this.problems = problems;
+  }
+}
+
+/** The environment as Node gives it (`process.env`), or any plain record of strings in tests. */
+export type Env = Record<string, string | undefined>;
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+interface IntegerRule {
+  min: number;
+  max: number;
+}
+
+/**
+ * A small validating reader of environment variables: each method returns the value (or the default) and
+ * records a problem instead of throwing, so one start-up error lists every bad variable.
+ * A variable set to the empty string is a problem, not "unset": an empty `COSMOS_ENDPOINT` silently
+ * switching to the in-memory server, or an empty `COSMOS_KEY` to another credential, would hide a typo.
+ *
+ * @example
+ * const env = new EnvReader(process.env);
+ * const port = env.integer('PORT', { min: 1, max: 65535 }) ?? 3000;
+ * env.throwIfInvalid();
+ */
+export class EnvReader {
+  private readonly found: EnvProblem[] = [];
+
+  constructor(private readonly env: Env) {}
+
+  get problems(): readonly EnvProblem[] {
+    return this.found;
+  }
+
+  /** Records a problem with `variable`. */
+  problem(variable: string, message: string): void {
+    this.found.push({ variable, message });
+  }
+
+  /** True when the variable is present, even as the empty string. */
+  isSet(variable: string): boolean {
+    return this.env[variable] !== undefined;
+  }
+
+  /** The raw value; `undefined` when unset or (after recording a problem) when set to the empty string. */
+  raw(variable: string): string | undefined {
+    const value = this.env[variable];
+    if (value === undefined) return undefined;
+    if (value === '') {
+      this.problem(variable, 'is set but empty: unset it to use the default, or give a value');
+      return undefined;
+    }
+    return value;
+  }
+
+  /** An `http:` or `https:` URL without credentials in it. The value is never quoted: it may hold a secret. */
+  url(variable: string): string | undefined {
+    const value = this.raw(variable);
+    if (value === undefined) return undefined;
+    if (/accountkey=/i.test(value)) {
+      this.problem(variable, 'looks like a connection string: give only the account endpoint URL here and the key in COSMOS_KEY');
+      return undefined;
+    }
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      this.problem(variable, 'must be a URL such as https://my-account.documents.azure.com:443/');
+      return undefined;
+    }
+    if (value.trim() !== value || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+      this.problem(variable, 'must be an http(s) URL such as https://my-account.documents.azure.com:443/');
+      return undefined;
+    }
+    if (url.username !== '' || url.password !== '') {
+      this.problem(variable, 'must not carry credentials in the URL: give the key in COSMOS_KEY');
+      return undefined;
+    }
+    return value;
+  }
+
+  /**
+   * A base64 secret such as a Cosmos DB account key. Problems never quote the value, nor any part of it.
+   */
+  base64Secret(variable: string): string | undefined {
+    const value = this.raw(variable);
+    if (value === undefined) return undefined;
+    if (/accountendpoint=|accountkey=/i.test(value)) {
+      this.problem(variable, 'looks like a connection string: give only the account key here and the endpoint in COSMOS_ENDPOINT');
+      return undefined;
+    }
+    if (!BASE64.test(value)) {
+      this.problem(variable, 'must be the account key as the Azure portal shows it (standard base64, no spaces or line breaks); the value is not shown');
+      return undefined;
+    }
+    return value;
+  }
+
+  /** A Cosmos DB resource id: 1 to 255 characters, none of `/ \ ? #`, no trailing space. */
+  resourceId(variable: string): string | undefined {
+    const value = this.raw(variable);
+    if (value === undefined) return undefined;
+    if (value.length > 255 || /[/\\?#]/.test(value) || value.endsWith(' ') || !value.isWellFormed()) {
+      this.problem(
+        variable,
+        `must be a Cosmos DB id of at most 255 characters without / \\ ? # or a trailing space, got ${JSON.stringify(value)}`,
+      );
+      return undefined;
+    }
+    return value;
+  }
+
+  /** A decimal integer within `[min, max]` (digits only: no sign, exponent, fraction or spaces). */
+  integer(variable: string, { min, max }: IntegerRule): number | undefined {
+    const value = this.raw(variable);
+    if (value === undefined) return undefined;
+    const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`;
+      this.problem(variable, `must be ${range}, got ${JSON.stringify(value)}`);
+      return undefined;
+    }
+    return n;
+  }
+
+  /** Throws one `EnvValidationError` naming every problem recorded so far. */
+  throwIfInvalid(): void {
+    if (this.found.length > 0) throw new EnvValidationError(this.found);
+  }
+}
+
+/**
+ * Runs `read` over `env` and returns its result, or throws one `EnvValidationError` naming every bad variable.
+ *
+ * @example
+ * export const appConfig = registerAs('app', () => readEnv(process.env, readAppConfig));
+ */
+export function readEnv<T>(env: Env, read: (reader: EnvReader) => T): T {
+  const reader = new EnvReader(env);
+  const value = read(reader);
+  reader.throwIfInvalid();
+  return value;
+}

@@ -1,0 +1,34 @@
+import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, UseFilters } from '@nestjs/common';
+import { InjectSnapshotTailStore, type SnapshotTailStore } from '../event-store/index.js';
+import { EventStoreExceptionFilter } from './event-store-exception.filter.js';
+import { parseAppendRequest, parseTail, toRecordDto, type QueryParams, type RecordsDto } from './store-api.dto.js';
+
+/** The answer of a successful append. */
+export interface AppendResultDto {
+  /** How many records were stored. */
+  saved: number;
+}
+
+/** An aggregate's event stream over HTTP: append (201, 409 on an existing version) and read (all or the tail). */
+@Controller('aggregates')
+@UseFilters(EventStoreExceptionFilter)
+export class AggregatesController {
+  constructor(@InjectSnapshotTailStore() private readonly store: SnapshotTailStore) {}
+
+  /** `POST /aggregates/:id/events` `{ records: [{ version, data, ttl? }] }`. */
+  @Post(':id/events')
+  @HttpCode(HttpStatus.CREATED)
+  async append(@Param('id') id: string, @Body() body: unknown): Promise<AppendResultDto> {
+    const records = parseAppendRequest(body);
+    await this.store.save(id, records);
+    return { saved: records.length };
+  }
+
+  /** `GET /aggregates/:id/events` (the whole stream) or `?tail=N` (the newest N), ascending either way. */
+  @Get(':id/events')
+  async read(@Param('id') id: string, @Query() params: QueryParams): Promise<RecordsDto> {
+    const tail = parseTail(params);
+    const history = tail === undefined ? await this.store.load(id) : await this.store.loadTail(id, tail);
+    return { records: history.records.map(toRecordDto) };
+  }
+}

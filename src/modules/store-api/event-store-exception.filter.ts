@@ -1,0 +1,64 @@
+import { Catch, HttpStatus, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { statusOf } from '../cosmos/index.js';
+import { ConcurrencyError, EventStoreError, NotFoundError, ValidationError } from '../event-store/index.js';
+
+/** The JSON error body, shaped like Nest's own (`statusCode`, `error`, `message`) plus what the client needs. */
+export interface ErrorBody {
+  statusCode: number;
+  error: string;
+  message: string;
+  /** The input to change (`ValidationError`). */
+  field?: string;
+  /** The versions that already exist (`ConcurrencyError`). */
+  versions?: readonly number[];
+}
+
+/**
+ * Answers the event store's errors as JSON: `ValidationError` → 400, `ConcurrencyError` → 409,
+ * `NotFoundError` → 404; any other `EventStoreError` (Cosmos DB failed) → 503 when Cosmos DB was unreachable,
+ * throttled or timed out (worth retrying), else 500; the detail is logged, not sent.
+ */
+@Catch(EventStoreError)
+export class EventStoreExceptionFilter implements ExceptionFilter<EventStoreError> {
+  private readonly logger = new Logger(EventStoreExceptionFilter.name);
+
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
+  catch(err: EventStoreError, host: ArgumentsHost): void {
+    const body = this.toBody(err);
+    this.adapterHost.httpAdapter.reply(host.switchToHttp().getResponse(), body, body.statusCode);
+  }
+
+  private toBody(err: EventStoreError): ErrorBody {
+    if (err instanceof ValidationError) {
+      return { statusCode: HttpStatus.BAD_REQUEST, error: 'Bad Request', message: err.message, field: err.field };
+    }
+    if (err instanceof ConcurrencyError) {
+      return { statusCode: HttpStatus.CONFLICT, error: 'Conflict', message: err.message, versions: err.versions };
+    }
+    if (err instanceof NotFoundError) {
+      return { statusCode: HttpStatus.NOT_FOUND, error: 'Not Found', message: err.message };
+    }
+    this.logger.error(err.message, err.stack);
+    if (isUnavailable(err.cause)) {
+      return {
+        statusCode: HttpStatus.SERVICE_UNAVAILABLE,
+        error: 'Service Unavailable',
+        message: 'Cosmos DB is unavailable; retry later',
+      };
+    }
+    return {
+      statusCode: HttpStatus.INTERNAL_SERVER_ERROR,
+      error: 'Internal Server Error',
+      message: 'the event store failed; the service log has the detail',
+    };
+  }
+}
+
+/** Throttled (429), timed out (408), unavailable (503), or no answer at all (a network error code). */
+function isUnavailable(cause: unknown): boolean {
+  const status = statusOf(cause);
+  if (status !== undefined) return status === 408 || status === 429 || status === 503;
+  return typeof (cause as { code?: unknown } | null | undefined)?.code === 'string';
+}

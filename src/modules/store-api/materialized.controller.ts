@@ -1,0 +1,32 @@
+import { Controller, Get, Param, Query, UseFilters } from '@nestjs/common';
+import { InjectOpaqueStore, type OpaqueStore } from '../event-store/index.js';
+import { EventStoreExceptionFilter } from './event-store-exception.filter.js';
+import {
+  parseMaterializedQuery,
+  toMaterializedDto,
+  type MaterializedDto,
+  type MaterializedPageDto,
+  type QueryParams,
+} from './store-api.dto.js';
+
+/** Materialized aggregates (the aggregates container), read-only: one document by key, or a query page. */
+@Controller('materialized')
+@UseFilters(EventStoreExceptionFilter)
+export class MaterializedController {
+  constructor(@InjectOpaqueStore() private readonly store: OpaqueStore) {}
+
+  /** `GET /materialized?index=&pk=&op=&value=&value2=&limit=&continuationToken=`. */
+  @Get()
+  async query(@Query() params: QueryParams): Promise<MaterializedPageDto> {
+    const { items, continuationToken } = await this.store.query(parseMaterializedQuery(params));
+    const page: MaterializedPageDto = { items: items.map(toMaterializedDto) };
+    if (continuationToken !== undefined) page.continuationToken = continuationToken;
+    return page;
+  }
+
+  /** `GET /materialized/:pk/:sk`; 404 when no live document is there. */
+  @Get(':pk/:sk')
+  async get(@Param('pk') pk: string, @Param('sk') sk: string): Promise<MaterializedDto> {
+    return toMaterializedDto(await this.store.get(pk, sk));
+  }
+}

@@ -1,0 +1,172 @@
+import {
+  decodeAggregateBody,
+  ValidationError,
+  type EventRecord,
+  type GsiSlots,
+  type OpaqueData,
+  type OpaqueQuery,
+  type SortOperator,
+} from '../event-store/index.js';
+
+/** An event record on the wire: `data` is standard base64 with padding, `ttl` an absolute expiry (epoch seconds). */
+export interface RecordDto {
+  version: number;
+  data: string;
+  ttl?: number;
+}
+
+/** The body of `POST /aggregates/:id/events` and the answer of `GET /aggregates/:id/events`. */
+export interface RecordsDto {
+  records: RecordDto[];
+}
+
+/**
+ * A materialized document on the wire. `body` is the stored body decoded as JSON (gunzipped when compressed);
+ * a body that is not JSON (bytes another writer stored through the opaque store) comes as `bodyBase64` instead.
+ */
+export interface MaterializedDto {
+  pk: string;
+  sk: string;
+  version?: number;
+  t?: number;
+  gsi?: GsiSlots;
+  body?: unknown;
+  bodyBase64?: string;
+}
+
+/** The answer of `GET /materialized?...`. */
+export interface MaterializedPageDto {
+  items: MaterializedDto[];
+  continuationToken?: string;
+}
+
+/** Query parameters as express 5 parses them: a repeated parameter comes as an array. */
+export type QueryParams = Record<string, string | string[] | undefined>;
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const RECORD_FIELDS = new Set(['version', 'data', 'ttl']);
+const SORT_OPERATORS: readonly SortOperator[] = ['=', '<', '<=', '>', '>=', 'between', 'begins_with'];
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/**
+ * Standard base64 with padding, as Go's encoding/json writes `[]byte`; `Buffer.from` alone would skip
+ * invalid characters and accept base64url, silently storing other bytes than the client meant.
+ */
+export function decodeBase64(field: string, value: unknown): Uint8Array {
+  if (typeof value !== 'string') throw new ValidationError(field, 'must be a base64 string');
+  const bytes = BASE64.test(value) ? Buffer.from(value, 'base64') : undefined;
+  // The round trip refuses non-zero padding bits, the last ambiguity the pattern lets through.
+  if (!bytes || bytes.toString('base64') !== value) {
+    throw new ValidationError(field, 'must be standard base64 with padding (A-Z a-z 0-9 + /, then = or ==)');
+  }
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Checks the shape of an append request and decodes it; the store checks the values (versions, ttl, sizes). */
+export function parseAppendRequest(body: unknown): EventRecord[] {
+  if (!isPlainObject(body)) {
+    throw new ValidationError('body', 'must be a JSON object { records: [...] } sent with content-type application/json');
+  }
+  const unknown = Object.keys(body).filter((k) => k !== 'records');
+  if (unknown.length > 0) throw new ValidationError(unknown[0], 'is not a field of the request; send { records: [...] }');
+  if (!Array.isArray(body.records)) throw new ValidationError('records', 'must be an array of { version, data, ttl? }');
+  return body.records.map((item: unknown, i) => {
+    const field = `records[${i}]`;
+    if (!isPlainObject(item)) throw new ValidationError(field, 'must be an object { version, data, ttl? }');
+    const extra = Object.keys(item).find((k) => !RECORD_FIELDS.has(k));
+    if (extra !== undefined) throw new ValidationError(`${field}.${extra}`, 'is not a field of a record (version, data, ttl)');
+    if (typeof item.version !== 'number') throw new ValidationError(`${field}.version`, 'must be a positive integer');
+    const record: EventRecord = { version: item.version, data: decodeBase64(`${field}.data`, item.data) };
+    if (item.ttl !== undefined) {
+      if (typeof item.ttl !== 'number') {
+        throw new ValidationError(`${field}.ttl`, 'must be a number: an absolute expiry in epoch seconds, 0 for none');
+      }
+      record.ttl = item.ttl;
+    }
+    return record;
+  });
+}
+
+function single(params: QueryParams, name: string): string | undefined {
+  const value = params[name];
+  if (Array.isArray(value)) throw new ValidationError(name, 'must be given once');
+  return value;
+}
+
+function rejectUnknown(params: QueryParams, allowed: readonly string[]): void {
+  const unknown = Object.keys(params).find((k) => !allowed.includes(k));
+  if (unknown !== undefined) {
+    throw new ValidationError(unknown, `is not a query parameter here; use ${allowed.join(', ')}`);
+  }
+}
+
+function integerParam(name: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new ValidationError(name, `must be an integer of at least ${min}`);
+  return n;
+}
+
+/** `?tail=N` of `GET /aggregates/:id/events`: `undefined` for the whole stream. */
+export function parseTail(params: QueryParams): number | undefined {
+  rejectUnknown(params, ['tail']);
+  return integerParam('tail', single(params, 'tail'), 0);
+}
+
+/** `GET /materialized?index=&pk=&op=&value=&value2=&limit=&continuationToken=` as an `OpaqueQuery`. */
+export function parseMaterializedQuery(params: QueryParams): OpaqueQuery {
+  rejectUnknown(params, ['index', 'pk', 'op', 'value', 'value2', 'limit', 'continuationToken']);
+  const pk = single(params, 'pk');
+  if (pk === undefined) throw new ValidationError('pk', 'is required: the partition key (index 0) or slot key to query');
+  const query: OpaqueQuery = { pk };
+  const index = integerParam('index', single(params, 'index'), 0);
+  if (index !== undefined) query.index = index;
+  const limit = integerParam('limit', single(params, 'limit'), 1);
+  if (limit !== undefined) query.limit = limit;
+  const continuationToken = single(params, 'continuationToken');
+  if (continuationToken !== undefined) query.continuationToken = continuationToken;
+
+  const op = single(params, 'op');
+  const value = single(params, 'value');
+  const value2 = single(params, 'value2');
+  if (op === undefined) {
+    if (value !== undefined || value2 !== undefined) throw new ValidationError('op', `is required with value; one of ${SORT_OPERATORS.join(' ')}`);
+    return query;
+  }
+  if (!(SORT_OPERATORS as readonly string[]).includes(op)) {
+    throw new ValidationError('op', `must be one of ${SORT_OPERATORS.join(' ')}`);
+  }
+  if (value === undefined) throw new ValidationError('value', `is required with op ${op}`);
+  if (op === 'between') {
+    if (value2 === undefined) throw new ValidationError('value2', 'is required with op between (the inclusive upper bound)');
+    query.sk = { op, value, value2 };
+  } else {
+    if (value2 !== undefined) throw new ValidationError('value2', 'is only used with op between');
+    query.sk = { op: op as SortOperator, value };
+  }
+  return query;
+}
+
+/** A stored record as the API answers it. */
+export function toRecordDto(record: EventRecord): RecordDto {
+  const dto: RecordDto = { version: record.version, data: Buffer.from(record.data).toString('base64') };
+  if (record.ttl) dto.ttl = record.ttl;
+  return dto;
+}
+
+/** A materialized document as the API answers it. */
+export function toMaterializedDto(doc: OpaqueData): MaterializedDto {
+  const dto: MaterializedDto = { pk: doc.pk, sk: doc.sk };
+  if (doc.version) dto.version = doc.version;
+  if (doc.t) dto.t = doc.t;
+  if (doc.gsi && Object.keys(doc.gsi).length > 0) dto.gsi = doc.gsi;
+  try {
+    dto.body = decodeAggregateBody(doc.body);
+  } catch {
+    dto.bodyBase64 = Buffer.from(doc.body).toString('base64');
+  }
+  return dto;
+}

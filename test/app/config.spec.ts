@@ -1,0 +1,221 @@
+/*
+ * The service's configuration from environment variables: defaults, every invalid variable named in the
+ * start-up error, and secrets never quoted in it.
+ */
+import { ConfigModule } from '@nestjs/config';
+import { appConfig } from '../../src/config/app.config.js';
+import { cosmosConfig } from '../../src/config/cosmos.config.js';
+import { EnvValidationError, type Env } from '../../src/config/env-reader.js';
+import { configLoaders, loadServiceConfig, validateEnv } from '../../src/config/env.validation.js';
+import { eventStoreConfig } from '../../src/config/event-store.config.js';
+
+const ENDPOINT = 'https://my-account.documents.azure.com:443/';
+// Shaped like an account key (64 random bytes in base64), made up for this test.
+const KEY = Buffer.from(Array.from({ length: 64 }, (_, i) => (i * 37 + 11) % 256)).toString('base64');
+
+/** The error `loadServiceConfig(env)` throws; fails the test when it does not throw. */
+function errorFor(env: Env): EnvValidationError {
+  try {
+    loadServiceConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(EnvValidationError);
+    return err as EnvValidationError;
+  }
+  throw new Error(`expected ${JSON.stringify(Object.keys(env))} to be refused`);
+}
+
+describe('defaults', () => {
+  it('an empty environment: embedded server, database eventstore, containers events/aggregates, port 3000, no TTL', () => {
+    expect(loadServiceConfig({})).toEqual({
+      app: { port: 3000 },
+      cosmos: { databaseId: 'eventstore', eventsContainerId: 'events', aggregatesContainerId: 'aggregates' },
+      eventStore: {},
+    });
+  });
+
+  it('an endpoint without a key: DefaultAzureCredential (no key in the settings)', () => {
+    const { cosmos } = loadServiceConfig({ COSMOS_ENDPOINT: ENDPOINT });
+    expect(cosmos.endpoint).toBe(ENDPOINT);
+    expect(cosmos).not.toHaveProperty('key');
+  });
+});
+
+describe('valid values', () => {
+  it('reads every variable', () => {
+    expect(
+      loadServiceConfig({
+        COSMOS_ENDPOINT: ENDPOINT,
+        COSMOS_KEY: KEY,
+        COSMOS_DATABASE: 'shop',
+        COSMOS_EVENTS_CONTAINER: 'shop-events',
+        COSMOS_AGGREGATES_CONTAINER: 'shop-aggregates',
+        EVENT_TTL_SECONDS: '86400',
+        PORT: '8080',
+      }),
+    ).toEqual({
+      app: { port: 8080 },
+      cosmos: {
+        endpoint: ENDPOINT,
+        key: KEY,
+        databaseId: 'shop',
+        eventsContainerId: 'shop-events',
+        aggregatesContainerId: 'shop-aggregates',
+      },
+      eventStore: { eventTtlSeconds: 86400 },
+    });
+  });
+
+  it.each([
+    ['COSMOS_ENDPOINT', 'http://127.0.0.1:8081'],
+    ['EVENT_TTL_SECONDS', '0'],
+    ['EVENT_TTL_SECONDS', '2147483647'],
+    ['PORT', '1'],
+    ['PORT', '65535'],
+    ['COSMOS_DATABASE', 'd'.repeat(255)],
+  ])('accepts %s=%s', (variable, value) => {
+    expect(() => loadServiceConfig({ [variable]: value })).not.toThrow();
+  });
+
+  it('ignores variables it does not read', () => {
+    expect(() => loadServiceConfig({ HOME: '/root', NODE_ENV: 'production' })).not.toThrow();
+  });
+});
+
+describe('invalid values', () => {
+  it.each([
+    ['COSMOS_ENDPOINT', 'not a url'],
+    ['COSMOS_ENDPOINT', 'my-account.documents.azure.com'],
+    ['COSMOS_ENDPOINT', 'ftp://my-account.documents.azure.com/'],
+    ['COSMOS_ENDPOINT', ` ${ENDPOINT}`],
+    ['COSMOS_ENDPOINT', ''],
+    ['COSMOS_DATABASE', ''],
+    ['COSMOS_DATABASE', 'a/b'],
+    ['COSMOS_DATABASE', 'what?'],
+    ['COSMOS_DATABASE', 'd'.repeat(256)],
+    ['COSMOS_DATABASE', 'trailing '],
+    ['COSMOS_EVENTS_CONTAINER', ''],
+    ['COSMOS_EVENTS_CONTAINER', 'a\\b'],
+    ['COSMOS_AGGREGATES_CONTAINER', ''],
+    ['COSMOS_AGGREGATES_CONTAINER', 'a#b'],
+    ['EVENT_TTL_SECONDS', ''],
+    ['EVENT_TTL_SECONDS', '-1'],
+    ['EVENT_TTL_SECONDS', '1.5'],
+    ['EVENT_TTL_SECONDS', '1e3'],
+    ['EVENT_TTL_SECONDS', ' 60'],
+    ['EVENT_TTL_SECONDS', 'a day'],
+    ['EVENT_TTL_SECONDS', '2147483648'],
+    ['PORT', ''],
+    ['PORT', '0'],
+    ['PORT', '65536'],
+    ['PORT', '80.5'],
+    ['PORT', '0x50'],
+    ['PORT', 'http'],
+  ])('%s=%j is refused, naming the variable', (variable, value) => {
+    const err = errorFor({ COSMOS_ENDPOINT: ENDPOINT, [variable]: value });
+    expect(err.problems.map((p) => p.variable)).toEqual([variable]);
+    expect(err.message).toContain(variable);
+  });
+
+  it('names every bad variable in one error', () => {
+    const err = errorFor({ COSMOS_ENDPOINT: 'nope', PORT: '0', EVENT_TTL_SECONDS: '-5', COSMOS_DATABASE: 'a/b' });
+    expect(err.problems.map((p) => p.variable).sort()).toEqual(['COSMOS_DATABASE', 'COSMOS_ENDPOINT', 'EVENT_TTL_SECONDS', 'PORT']);
+    for (const variable of ['COSMOS_ENDPOINT', 'PORT', 'EVENT_TTL_SECONDS', 'COSMOS_DATABASE']) {
+      expect(err.message).toContain(variable);
+    }
+  });
+
+  it('says what a valid value looks like', () => {
+    expect(errorFor({ PORT: '0' }).message).toMatch(/PORT must be an integer from 1 to 65535, got "0"/);
+    expect(errorFor({ COSMOS_ENDPOINT: 'x' }).message).toMatch(/COSMOS_ENDPOINT must be a URL such as https:\/\//);
+  });
+});
+
+describe('secrets', () => {
+  const badKeys: Array<[string, string]> = [
+    ['not base64', 'this is-not*a%key'],
+    ['without its padding', KEY.replace(/=+$/, '')],
+    ['with a line break', `${KEY.slice(0, 40)}\n${KEY.slice(40)}`],
+    ['with a trailing space', `${KEY} `],
+    ['base64url', KEY.replace(/\+/g, '-').replace(/\//g, '_') + '-_'],
+    ['a connection string', `AccountEndpoint=${ENDPOINT};AccountKey=${KEY};`],
+  ];
+
+  it.each(badKeys)('a COSMOS_KEY %s is refused, naming COSMOS_KEY, never quoting the value', (_what, value) => {
+    const err = errorFor({ COSMOS_ENDPOINT: ENDPOINT, COSMOS_KEY: value });
+    expect(err.problems.map((p) => p.variable)).toEqual(['COSMOS_KEY']);
+    expect(err.message).toContain('COSMOS_KEY');
+    expect(err.message).not.toContain(value);
+    expect(err.message).not.toContain(value.trim());
+    // Not even a piece of it: no 8-character run of the value appears in the message.
+    for (let i = 0; i + 8 <= value.length; i++) {
+      const piece = value.slice(i, i + 8);
+      if (/[A-Za-z0-9+/]{8}/.test(piece)) expect(err.message).not.toContain(piece);
+    }
+  });
+
+  it('an empty COSMOS_KEY is refused rather than silently switching to DefaultAzureCredential', () => {
+    const err = errorFor({ COSMOS_ENDPOINT: ENDPOINT, COSMOS_KEY: '' });
+    expect(err.problems.map((p) => p.variable)).toEqual(['COSMOS_KEY']);
+  });
+
+  it('a COSMOS_KEY without COSMOS_ENDPOINT is refused: it would be ignored by the in-memory server', () => {
+    const err = errorFor({ COSMOS_KEY: KEY });
+    expect(err.problems).toEqual([{ variable: 'COSMOS_KEY', message: expect.stringContaining('COSMOS_ENDPOINT') }]);
+    expect(err.message).not.toContain(KEY);
+  });
+
+  it('a connection string in COSMOS_ENDPOINT is refused without quoting it', () => {
+    const value = `AccountEndpoint=${ENDPOINT};AccountKey=${KEY};`;
+    const err = errorFor({ COSMOS_ENDPOINT: value });
+    expect(err.problems.map((p) => p.variable)).toEqual(['COSMOS_ENDPOINT']);
+    expect(err.message).toMatch(/connection string/);
+    expect(err.message).not.toContain(KEY.slice(0, 20));
+  });
+
+  it('credentials in the COSMOS_ENDPOINT URL are refused without quoting them', () => {
+    const err = errorFor({ COSMOS_ENDPOINT: 'https://admin:s3cr3t-passw0rd@my-account.documents.azure.com/' });
+    expect(err.problems.map((p) => p.variable)).toEqual(['COSMOS_ENDPOINT']);
+    expect(err.message).not.toContain('s3cr3t-passw0rd');
+  });
+});
+
+describe('wiring into @nestjs/config', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+    Object.assign(process.env, saved);
+  });
+
+  it('validateEnv returns the environment unchanged, so no default is copied into process.env', () => {
+    const env = { PORT: '8080' };
+    expect(validateEnv(env)).toBe(env);
+    expect(env).toEqual({ PORT: '8080' });
+  });
+
+  it('ConfigModule.forRoot with validateEnv refuses to start, naming the variable', async () => {
+    delete process.env.COSMOS_ENDPOINT;
+    process.env.PORT = '99999';
+    await expect(ConfigModule.forRoot({ ignoreEnvFile: true, validate: validateEnv, load: configLoaders })).rejects.toThrow(
+      /PORT must be an integer from 1 to 65535/,
+    );
+  });
+
+  it('the registerAs namespaces read process.env with the defaults applied', () => {
+    for (const name of ['COSMOS_ENDPOINT', 'COSMOS_KEY', 'COSMOS_DATABASE', 'EVENT_TTL_SECONDS', 'PORT']) delete process.env[name];
+    process.env.COSMOS_EVENTS_CONTAINER = 'ev';
+    process.env.EVENT_TTL_SECONDS = '60';
+    expect(cosmosConfig()).toEqual({ databaseId: 'eventstore', eventsContainerId: 'ev', aggregatesContainerId: 'aggregates' });
+    expect(eventStoreConfig()).toEqual({ eventTtlSeconds: 60 });
+    expect(appConfig()).toEqual({ port: 3000 });
+    expect([cosmosConfig.KEY, eventStoreConfig.KEY, appConfig.KEY]).toEqual([
+      'CONFIGURATION(cosmos)',
+      'CONFIGURATION(eventStore)',
+      'CONFIGURATION(app)',
+    ]);
+  });
+
+  it('a registerAs namespace refuses a bad variable too, naming it', () => {
+    process.env.EVENT_TTL_SECONDS = 'soon';
+    expect(() => eventStoreConfig()).toThrow(/EVENT_TTL_SECONDS/);
+  });
+});

@@ -1,0 +1,124 @@
+/*
+ * The service on a configured account (COSMOS_ENDPOINT + COSMOS_KEY, custom database and container ids),
+ * played here by an embedded server the test owns, so it can also take the account away: /health then
+ * answers 503 and the store endpoints 503, as JSON, without hanging.
+ */
+import { randomUUID } from 'node:crypto';
+import type { LoggerService } from '@nestjs/common';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { Test } from '@nestjs/testing';
+import { CosmosClient } from '@azure/cosmos';
+import request from 'supertest';
+import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/index.js';
+
+const VARIABLES = [
+  'COSMOS_ENDPOINT',
+  'COSMOS_KEY',
+  'COSMOS_DATABASE',
+  'COSMOS_EVENTS_CONTAINER',
+  'COSMOS_AGGREGATES_CONTAINER',
+  'EVENT_TTL_SECONDS',
+  'PORT',
+];
+
+class CapturingLogger implements LoggerService {
+  readonly messages: string[] = [];
+  log = (message: unknown) => this.push(message);
+  warn = (message: unknown) => this.push(message);
+  error = (message: unknown, ...rest: unknown[]) => this.push([message, ...rest].join(' '));
+  private push(message: unknown): void {
+    this.messages.push(String(message));
+  }
+}
+
+const saved = new Map<string, string | undefined>();
+const logger = new CapturingLogger();
+const databaseId = `configured-${randomUUID()}`;
+let cosmos: EmbeddedCosmos;
+let cosmosOpen = true;
+let app: NestExpressApplication;
+let http: ReturnType<NestExpressApplication['getHttpServer']>;
+
+beforeAll(async () => {
+  cosmos = await startEmbeddedCosmos();
+  for (const name of VARIABLES) {
+    saved.set(name, process.env[name]);
+    delete process.env[name];
+  }
+  Object.assign(process.env, {
+    COSMOS_ENDPOINT: cosmos.endpoint,
+    COSMOS_KEY: cosmos.key,
+    COSMOS_DATABASE: databaseId,
+    COSMOS_EVENTS_CONTAINER: 'ev',
+    COSMOS_AGGREGATES_CONTAINER: 'agg',
+  });
+  const { AppModule, configureApp } = await import('../../src/app.module.js');
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).setLogger(logger).compile();
+  app = configureApp(moduleRef.createNestApplication<NestExpressApplication>());
+  await app.init();
+  http = app.getHttpServer();
+});
+
+afterAll(async () => {
+  await app?.close();
+  if (cosmosOpen) await cosmos?.close();
+  for (const [name, value] of saved) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+});
+
+it('uses the configured account, database and containers, and logs neither key nor "in memory"', async () => {
+  await request(http)
+    .post('/aggregates/acct-1/events')
+    .send({ records: [{ version: 1, data: Buffer.from('hello').toString('base64') }] })
+    .expect(201);
+
+  const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
+  try {
+    const { resources } = await client.database(databaseId).containers.readAll().fetchAll();
+    expect(resources.map((c) => c.id).sort()).toEqual(['agg', 'ev']);
+    const { resources: docs } = await client
+      .database(databaseId)
+      .container('ev')
+      .items.query({ query: 'SELECT c.a, c.v, c.d FROM c' })
+      .fetchAll();
+    expect(docs).toEqual([{ a: 'acct-1', v: 1, d: Buffer.from('hello').toString('base64') }]);
+  } finally {
+    client.dispose();
+  }
+
+  const log = logger.messages.join('\n');
+  expect(log).toContain('with an account key');
+  expect(log).not.toContain(cosmos.key);
+  expect(log).not.toMatch(/in memory only/);
+});
+
+it('answers /health 200 while the account answers', async () => {
+  expect((await request(http).get('/health').expect(200)).body.status).toBe('ok');
+});
+
+describe('when the account goes away', () => {
+  beforeAll(async () => {
+    await cosmos.close();
+    cosmosOpen = false;
+  });
+
+  it('/health answers 503 { status: error } with a short reason, without hanging', async () => {
+    const res = await request(http).get('/health').expect(503);
+    expect(res.body).toEqual({
+      status: 'error',
+      error: { cosmos: { status: 'down', message: expect.stringMatching(/unreachable|did not answer/) } },
+    });
+  });
+
+  it('the store endpoints answer 503 as JSON, keeping the detail in the log', async () => {
+    const res = await request(http).get('/aggregates/acct-1/events').expect(503).expect('content-type', /json/);
+    expect(res.body).toEqual({
+      statusCode: 503,
+      error: 'Service Unavailable',
+      message: 'Cosmos DB is unavailable; retry later',
+    });
+    expect(logger.messages.join('\n')).toMatch(/load "acct-1" failed/);
+  });
+});
