@@ -15,6 +15,7 @@ import {
   InjectAggregatesContainer,
   InjectCosmosClient,
   InjectEventsContainer,
+  InjectStore,
   OPAQUE_STORE,
   SNAPSHOT_TAIL_STORE,
   startEmbeddedCosmos,
@@ -23,6 +24,7 @@ import {
   type CosmosModuleOptions,
   type CosmosOptionsFactory,
   type EmbeddedCosmos,
+  type Store,
 } from '../../src/index.js';
 
 let cosmos: EmbeddedCosmos;
@@ -207,6 +209,39 @@ describe('EventStoreModule', () => {
     expect(record.ttl).toBeGreaterThanOrEqual(before + 60);
     expect(record.ttl).toBeLessThanOrEqual(before + 62);
     await app.close();
+  });
+
+  it('forRootAsync takes its options from a factory and checks them when it resolves', async () => {
+    const TTL = Symbol('TTL');
+    @Module({ providers: [{ provide: TTL, useValue: 120 }], exports: [TTL] })
+    class SettingsModule {}
+    const app = await boot([
+      CosmosModule.forRoot(options()),
+      EventStoreModule.forRootAsync({ imports: [SettingsModule], inject: [TTL], useFactory: (ttl: number) => ({ eventTtlSeconds: ttl }) }),
+    ]);
+    const store = app.get(SNAPSHOT_TAIL_STORE);
+    const before = Math.floor(Date.now() / 1000);
+    await store.save('a', [{ version: 1, data: new Uint8Array([1]) }]);
+    expect((await store.load('a')).records[0].ttl).toBeGreaterThanOrEqual(before + 120);
+    await app.close();
+
+    await expect(
+      boot([CosmosModule.forRoot(options()), EventStoreModule.forRootAsync({ useFactory: async () => ({ eventTtlSeconds: -5 }) })]),
+    ).rejects.toThrow(/eventTtlSeconds/);
+    expect(() => EventStoreModule.forRootAsync({} as never)).toThrow(/useFactory/);
+  });
+
+  it('with isGlobal, feature modules inject the store tokens without importing the module', async () => {
+    @Injectable()
+    class Feature {
+      constructor(@InjectStore() readonly store: Store) {}
+    }
+    @Module({ providers: [Feature] })
+    class FeatureModule {}
+    const app = await boot([CosmosModule.forRoot(options()), EventStoreModule.forRoot({ isGlobal: true }), FeatureModule]);
+    expect(app.get(Feature).store).toBe(app.get(STORE));
+    await app.close();
+    await expect(boot([CosmosModule.forRoot(options()), EventStoreModule.forRoot(), FeatureModule])).rejects.toThrow(/STORE/);
   });
 
   it('forRoot refuses invalid options naming the field', () => {

@@ -1,4 +1,4 @@
-import { Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { Module, type DynamicModule, type FactoryProvider, type ModuleMetadata, type Provider } from '@nestjs/common';
 import type { Container } from '@azure/cosmos';
 import { AGGREGATES_CONTAINER, EVENTS_CONTAINER } from '../cosmos/index.js';
 import {
@@ -20,6 +20,14 @@ export interface EventStoreModuleOptions {
   eventTtlSeconds?: number;
   /** Materialized bodies of at least this many bytes are gzip-compressed. Default 300. */
   compressThreshold?: number;
+}
+
+/** Options of `EventStoreModule.forRootAsync`: the options come from a factory, e.g. over `ConfigService`. */
+export interface EventStoreModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  useFactory: FactoryProvider<EventStoreModuleOptions>['useFactory'];
+  inject?: FactoryProvider['inject'];
+  /** Provide the store tokens to every module, not only to the importer. Default `false`. */
+  isGlobal?: boolean;
 }
 
 const EVENT_STORE = Symbol('EVENT_STORE');
@@ -64,9 +72,44 @@ function optionsProvider(options: EventStoreModuleOptions): Provider {
   exports: TOKENS,
 })
 export class EventStoreModule {
-  /** The Cosmos DB stores with options. Importing `EventStoreModule` itself uses the defaults. */
-  static forRoot(options: EventStoreModuleOptions = {}): DynamicModule {
-    return { module: EventStoreModule, providers: [optionsProvider(options)], exports: TOKENS };
+  /**
+   * The Cosmos DB stores with options. Importing `EventStoreModule` itself uses the defaults. With
+   * `isGlobal`, every module sees the store tokens without importing the module again.
+   */
+  static forRoot(options: EventStoreModuleOptions & { isGlobal?: boolean } = {}): DynamicModule {
+    const { isGlobal = false, ...storeOptions } = options;
+    return { module: EventStoreModule, global: isGlobal, providers: [optionsProvider(storeOptions)], exports: TOKENS };
+  }
+
+  /**
+   * `forRoot` with the options from a factory, checked when the factory resolves.
+   *
+   * @example
+   * EventStoreModule.forRootAsync({
+   *   inject: [ConfigService],
+   *   useFactory: (config: ConfigService) => ({ eventTtlSeconds: config.get<number>('EVENT_TTL_SECONDS') }),
+   * })
+   */
+  static forRootAsync(options: EventStoreModuleAsyncOptions): DynamicModule {
+    if (typeof options?.useFactory !== 'function') {
+      throw new Error('EventStoreModule.forRootAsync: give useFactory (with inject) returning EventStoreModuleOptions');
+    }
+    const provider: Provider = {
+      provide: EVENT_STORE_OPTIONS,
+      useFactory: async (...args: unknown[]) => {
+        const resolved: EventStoreModuleOptions = (await options.useFactory(...args)) ?? {};
+        resolveStoreOptions(resolved);
+        return resolved;
+      },
+      inject: options.inject ?? [],
+    };
+    return {
+      module: EventStoreModule,
+      global: options.isGlobal ?? false,
+      imports: options.imports ?? [],
+      providers: [provider],
+      exports: TOKENS,
+    };
   }
 
   /**

@@ -1,4 +1,9 @@
-export { EventStoreModule, InMemoryEventStoreModule, type EventStoreModuleOptions } from './event-store.module.js';
+export {
+  EventStoreModule,
+  InMemoryEventStoreModule,
+  type EventStoreModuleAsyncOptions,
+  type EventStoreModuleOptions,
+} from './event-store.module.js';
 export { AGGREGATE_STORE, OPAQUE_STORE, SNAPSHOT_TAIL_STORE, STORE } from './event-store.constants.js';
 export {
   InjectAggregateStore,
