@@ -4,9 +4,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import type { LoggerService } from '@nestjs/common';
-import type { NestExpressApplication } from '@nestjs/platform-express';
-import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import {
   AGGREGATE_STORE,
@@ -16,63 +13,27 @@ import {
   type Materializable,
   type OpaqueStore,
 } from '../../src/index.js';
+import { CapturingLogger, startService, type ServiceUnderTest } from '../support/app.js';
 
 const EVENT_TTL_SECONDS = 3600;
-const VARIABLES = [
-  'COSMOS_ENDPOINT',
-  'COSMOS_KEY',
-  'COSMOS_DATABASE',
-  'COSMOS_EVENTS_CONTAINER',
-  'COSMOS_AGGREGATES_CONTAINER',
-  'EVENT_TTL_SECONDS',
-  'PORT',
-];
-
-/** Keeps every log line, to check what the service says (and never says). */
-class CapturingLogger implements LoggerService {
-  readonly lines: Array<{ level: string; message: string }> = [];
-  log = (message: unknown) => this.push('log', message);
-  warn = (message: unknown) => this.push('warn', message);
-  error = (message: unknown, ...rest: unknown[]) => this.push('error', [message, ...rest].join(' '));
-  debug = (message: unknown) => this.push('debug', message);
-  verbose = (message: unknown) => this.push('verbose', message);
-  private push(level: string, message: unknown): void {
-    this.lines.push({ level, message: String(message) });
-  }
-}
-
-const saved = new Map<string, string | undefined>();
 const logger = new CapturingLogger();
-let app: NestExpressApplication;
-let http: ReturnType<NestExpressApplication['getHttpServer']>;
+let service: ServiceUnderTest;
+let http: ServiceUnderTest['http'];
 let aggregateStore: AggregateStore;
 let opaqueStore: OpaqueStore;
 
 beforeAll(async () => {
-  // Whatever the developer's shell holds, this suite runs on the embedded server with known settings.
-  for (const name of VARIABLES) {
-    saved.set(name, process.env[name]);
-    delete process.env[name];
-  }
-  process.env.COSMOS_DATABASE = `app-${randomUUID()}`;
-  process.env.EVENT_TTL_SECONDS = String(EVENT_TTL_SECONDS);
-  // Imported only now: ConfigModule.forRoot() reads the environment when app.module is evaluated.
-  const { AppModule, configureApp } = await import('../../src/app.module.js');
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).setLogger(logger).compile();
-  app = configureApp(moduleRef.createNestApplication<NestExpressApplication>());
-  await app.init();
-  http = app.getHttpServer();
-  aggregateStore = app.get(AGGREGATE_STORE);
-  opaqueStore = app.get(OPAQUE_STORE);
+  // No COSMOS_ENDPOINT: the service starts its embedded server.
+  service = await startService(
+    { COSMOS_DATABASE: `app-${randomUUID()}`, EVENT_TTL_SECONDS: String(EVENT_TTL_SECONDS) },
+    logger,
+  );
+  http = service.http;
+  aggregateStore = service.app.get(AGGREGATE_STORE);
+  opaqueStore = service.app.get(OPAQUE_STORE);
 });
 
-afterAll(async () => {
-  await app?.close();
-  for (const [name, value] of saved) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
-});
+afterAll(() => service?.close());
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 const now = () => Math.floor(Date.now() / 1000);
@@ -87,7 +48,7 @@ describe('start-up', () => {
     const warning = logger.lines.find((l) => l.level === 'warn' && l.message.includes('COSMOS_ENDPOINT is not set'));
     expect(warning?.message).toMatch(/in memory only/);
     // The embedded server's key is the emulator's well-known one; no line may carry a key anyway.
-    expect(logger.lines.map((l) => l.message).join('\n')).not.toMatch(/[A-Za-z0-9+/]{40,}={0,2}/);
+    expect(logger.text).not.toMatch(/[A-Za-z0-9+/]{40,}={0,2}/);
   });
 });
 

@@ -4,68 +4,36 @@
  * answers 503 and the store endpoints 503, as JSON, without hanging.
  */
 import { randomUUID } from 'node:crypto';
-import type { LoggerService } from '@nestjs/common';
-import type { NestExpressApplication } from '@nestjs/platform-express';
-import { Test } from '@nestjs/testing';
 import { CosmosClient } from '@azure/cosmos';
 import request from 'supertest';
 import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/index.js';
+import { CapturingLogger, startService, type ServiceUnderTest } from '../support/app.js';
 
-const VARIABLES = [
-  'COSMOS_ENDPOINT',
-  'COSMOS_KEY',
-  'COSMOS_DATABASE',
-  'COSMOS_EVENTS_CONTAINER',
-  'COSMOS_AGGREGATES_CONTAINER',
-  'EVENT_TTL_SECONDS',
-  'PORT',
-];
-
-class CapturingLogger implements LoggerService {
-  readonly messages: string[] = [];
-  log = (message: unknown) => this.push(message);
-  warn = (message: unknown) => this.push(message);
-  error = (message: unknown, ...rest: unknown[]) => this.push([message, ...rest].join(' '));
-  private push(message: unknown): void {
-    this.messages.push(String(message));
-  }
-}
-
-const saved = new Map<string, string | undefined>();
 const logger = new CapturingLogger();
 const databaseId = `configured-${randomUUID()}`;
 let cosmos: EmbeddedCosmos;
 let cosmosOpen = true;
-let app: NestExpressApplication;
-let http: ReturnType<NestExpressApplication['getHttpServer']>;
+let service: ServiceUnderTest;
+let http: ServiceUnderTest['http'];
 
 beforeAll(async () => {
   cosmos = await startEmbeddedCosmos();
-  for (const name of VARIABLES) {
-    saved.set(name, process.env[name]);
-    delete process.env[name];
-  }
-  Object.assign(process.env, {
-    COSMOS_ENDPOINT: cosmos.endpoint,
-    COSMOS_KEY: cosmos.key,
-    COSMOS_DATABASE: databaseId,
-    COSMOS_EVENTS_CONTAINER: 'ev',
-    COSMOS_AGGREGATES_CONTAINER: 'agg',
-  });
-  const { AppModule, configureApp } = await import('../../src/app.module.js');
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).setLogger(logger).compile();
-  app = configureApp(moduleRef.createNestApplication<NestExpressApplication>());
-  await app.init();
-  http = app.getHttpServer();
+  service = await startService(
+    {
+      COSMOS_ENDPOINT: cosmos.endpoint,
+      COSMOS_KEY: cosmos.key,
+      COSMOS_DATABASE: databaseId,
+      COSMOS_EVENTS_CONTAINER: 'ev',
+      COSMOS_AGGREGATES_CONTAINER: 'agg',
+    },
+    logger,
+  );
+  http = service.http;
 });
 
 afterAll(async () => {
-  await app?.close();
+  await service?.close();
   if (cosmosOpen) await cosmos?.close();
-  for (const [name, value] of saved) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
 });
 
 it('uses the configured account, database and containers, and logs neither key nor "in memory"', async () => {
@@ -88,7 +56,7 @@ it('uses the configured account, database and containers, and logs neither key n
     client.dispose();
   }
 
-  const log = logger.messages.join('\n');
+  const log = logger.text;
   expect(log).toContain('with an account key');
   expect(log).not.toContain(cosmos.key);
   expect(log).not.toMatch(/in memory only/);
@@ -119,6 +87,6 @@ describe('when the account goes away', () => {
       error: 'Service Unavailable',
       message: 'Cosmos DB is unavailable; retry later',
     });
-    expect(logger.messages.join('\n')).toMatch(/load "acct-1" failed/);
+    expect(logger.text).toMatch(/load "acct-1" failed/);
   });
 });

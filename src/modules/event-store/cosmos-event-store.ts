@@ -20,7 +20,7 @@ import {
   type PreparedEvent,
 } from './event-documents.js';
 import { materialize } from './aggregate-documents.js';
-import { checkPartitionKey, checkSeconds, checkSignal } from './validation.js';
+import { checkPartitionKey, checkSeconds, checkSignal, tailCount } from './validation.js';
 import { messageOf } from '../cosmos/index.js';
 
 export interface EventStoreOptions {
@@ -122,9 +122,8 @@ export class CosmosEventStore implements SnapshotTailStore, AggregateStore {
   async loadTail(aggregateId: string, n: number, options?: OperationOptions): Promise<History> {
     checkSignal(options);
     checkPartitionKey('aggregateId', aggregateId);
-    if (typeof n !== 'number' || Number.isNaN(n)) throw new ValidationError('n', 'must be a number');
-    if (n <= 0) return { records: [] };
-    const limit = Math.min(Math.floor(n), Number.MAX_SAFE_INTEGER);
+    const limit = tailCount(n);
+    if (limit === 0) return { records: [] };
     const docs = await this.query(aggregateId, TAIL_SQL, Math.min(limit, MAX_PAGE_SIZE), limit, options);
     return { records: docs.reverse().map(fromEventDocument) };
   }

@@ -7,7 +7,7 @@ import type {
   OperationOptions,
   SnapshotTailStore,
 } from './event-store.interfaces.js';
-import { ConcurrencyError, EventStoreError, ValidationError } from './event-store.errors.js';
+import { ConcurrencyError, EventStoreError } from './event-store.errors.js';
 import {
   chunkByLimits,
   fromEventDocument,
@@ -18,7 +18,7 @@ import {
   type EventDocument,
 } from './event-documents.js';
 import { isExpired, materialize } from './aggregate-documents.js';
-import { checkPartitionKey, checkSignal } from './validation.js';
+import { checkPartitionKey, checkSignal, tailCount } from './validation.js';
 import { resolveStoreOptions, type EventStoreOptions } from './cosmos-event-store.js';
 
 /**
@@ -67,10 +67,10 @@ export class InMemoryEventStore implements SnapshotTailStore, AggregateStore {
   async loadTail(aggregateId: string, n: number, options?: OperationOptions): Promise<History> {
     checkSignal(options);
     checkPartitionKey('aggregateId', aggregateId);
-    if (typeof n !== 'number' || Number.isNaN(n)) throw new ValidationError('n', 'must be a number');
-    if (n <= 0) return { records: [] };
+    const count = tailCount(n);
+    if (count === 0) return { records: [] };
     const live = this.live(aggregateId);
-    return { records: live.slice(Math.max(0, live.length - Math.floor(n))).map(fromEventDocument) };
+    return { records: live.slice(Math.max(0, live.length - count)).map(fromEventDocument) };
   }
 
   async saveAggregate(aggregate: Materializable, options?: OperationOptions): Promise<void> {

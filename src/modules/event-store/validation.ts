@@ -33,3 +33,9 @@ export function checkSeconds(field: string, value: unknown): void {
 export function checkSignal(options: { abortSignal?: AbortSignal } | undefined): void {
   options?.abortSignal?.throwIfAborted();
 }
+
+/** How many records `loadTail(n)` reads: whole, 0 for none (then no request is sent). */
+export function tailCount(n: unknown): number {
+  if (typeof n !== 'number' || Number.isNaN(n)) throw new ValidationError('n', 'must be a number');
+  return n < 1 ? 0 : Math.min(Math.floor(n), Number.MAX_SAFE_INTEGER);
+}
