@@ -810,6 +810,34 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(seen.flat().map((d) => d.gsi?.[5]?.sk)).toEqual(when);
       });
 
+      it('paginates through runs of equal sort keys (the "NA" of slots without one) without loss or repeat', async () => {
+        const { opaque } = await open();
+        const gsiPk = unique('ties');
+        const keys: string[] = [];
+        // Seven share the sort key "NA", two come after it, one before.
+        for (const [i, sk] of ['', '', 'B', '', '', '', 'A', '', '', 'C'].entries()) {
+          const pk = unique(`t${i}`);
+          keys.push(pk);
+          await opaque.put(doc(pk, 'k', { gsi: { 4: { pk: gsiPk, sk } } }));
+        }
+        for (const limit of [1, 2, 3, 7, 10, 11]) {
+          const seen = (await pages(opaque, { index: 4, pk: gsiPk, limit })).flat();
+          expect(seen.map((d) => d.pk).sort()).toEqual([...keys].sort());
+          expect(seen.map((d) => d.gsi?.[4]?.sk)).toEqual(['A', 'B', 'C', ...Array(7).fill('NA')]);
+        }
+      });
+
+      it('gives no continuation token when the last page is exactly full', async () => {
+        const { opaque } = await open();
+        const pk = unique('full');
+        for (const sk of ['a', 'b', 'c', 'd']) await opaque.put(doc(pk, sk));
+        const first = await opaque.query({ pk, limit: 2 });
+        expect(first.items.map((d) => d.sk)).toEqual(['a', 'b']);
+        const second = await opaque.query({ pk, limit: 2, continuationToken: first.continuationToken });
+        expect(second.items.map((d) => d.sk)).toEqual(['c', 'd']);
+        expect(second.continuationToken).toBeUndefined();
+      });
+
       it('never returns expired documents', async () => {
         const { opaque } = await open();
         const pk = unique('expired');

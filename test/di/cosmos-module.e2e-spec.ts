@@ -231,17 +231,38 @@ describe('EventStoreModule', () => {
     expect(() => EventStoreModule.forRootAsync({} as never)).toThrow(/useFactory/);
   });
 
-  it('with isGlobal, feature modules inject the store tokens without importing the module', async () => {
+  it('forRoot is global by default: feature modules inject the store tokens without importing the module', async () => {
     @Injectable()
     class Feature {
       constructor(@InjectStore() readonly store: Store) {}
     }
     @Module({ providers: [Feature] })
     class FeatureModule {}
-    const app = await boot([CosmosModule.forRoot(options()), EventStoreModule.forRoot({ isGlobal: true }), FeatureModule]);
+    const app = await boot([CosmosModule.forRoot(options()), EventStoreModule.forRoot(), FeatureModule]);
     expect(app.get(Feature).store).toBe(app.get(STORE));
     await app.close();
-    await expect(boot([CosmosModule.forRoot(options()), EventStoreModule.forRoot(), FeatureModule])).rejects.toThrow(/STORE/);
+    await expect(
+      boot([CosmosModule.forRoot(options()), EventStoreModule.forRoot({ isGlobal: false }), FeatureModule]),
+    ).rejects.toThrow(/STORE/);
+  });
+
+  it('a plain EventStoreModule import in a feature module takes the options given to forRoot', async () => {
+    @Injectable()
+    class Feature {
+      constructor(@InjectStore() readonly store: Store) {}
+    }
+    @Module({ imports: [EventStoreModule], providers: [Feature] })
+    class FeatureModule {}
+    for (const root of [
+      EventStoreModule.forRoot({ eventTtlSeconds: 900 }),
+      EventStoreModule.forRootAsync({ useFactory: async () => ({ eventTtlSeconds: 900 }) }),
+    ]) {
+      const app = await boot([CosmosModule.forRoot(options()), root, FeatureModule]);
+      const before = Math.floor(Date.now() / 1000);
+      await app.get(Feature).store.save('b', [{ version: 1, data: new Uint8Array([2]) }]);
+      expect((await app.get(Feature).store.load('b')).records[0].ttl).toBeGreaterThanOrEqual(before + 900);
+      await app.close();
+    }
   });
 
   it('forRoot refuses invalid options naming the field', () => {

@@ -25,6 +25,8 @@ import { messageOf, statusOf, substatusOf } from '../cosmos/index.js';
 
 // Sub-status of a 404 whose container (or database) is missing, as opposed to the item.
 const MISSING_CONTAINER = 1003;
+// maxItemCount is an int32 on the wire.
+const MAX_PAGE_SIZE = 2_147_483_647;
 
 // Sort-condition SQL by operator; `field` is one of our fixed names, values are parameters.
 const SORT_SQL: Record<SortCondition['op'], (field: string) => string> = {
@@ -83,7 +85,7 @@ export class CosmosOpaqueStore implements OpaqueStore {
   async query(query: OpaqueQuery, options?: OperationOptions): Promise<OpaqueQueryResult> {
     checkSignal(options);
     const index = validateQuery(query);
-    const fields = index === 0 ? { pk: 'pk', sk: 'sk' } : GSI_FIELDS[index];
+    const fields = index === 0 ? ({ pk: 'pk', sk: 'sk' } as const) : GSI_FIELDS[index];
     const now = nowSeconds();
     const parameters: SqlParameter[] = [
       { name: '@pk', value: query.pk },
@@ -95,9 +97,19 @@ export class CosmosOpaqueStore implements OpaqueStore {
       parameters.push({ name: '@v', value: query.sk.value });
       if (query.sk.op === 'between') parameters.push({ name: '@v2', value: query.sk.value2 as string });
     }
+    // Pages are cut by key, not by the SDK's continuation token: real Cosmos DB runs a cross-partition
+    // ORDER BY through the SDK's query-plan pipeline, which gives no token to resume from unless
+    // enableQueryControl is on, and this embedded server cannot exercise that path. Resuming "at or after the
+    // last sort key, skipping the items of that key already returned" needs only a single-property ORDER BY.
+    const after = query.continuationToken === undefined ? undefined : decodeToken(query.continuationToken);
+    if (after) {
+      where += ` AND c.${fields.sk} >= @after`;
+      parameters.push({ name: '@after', value: after.sk });
+    }
+    const limit = query.limit ?? Infinity;
     const feedOptions: FeedOptions = {
-      maxItemCount: query.limit ?? -1,
-      continuationToken: query.continuationToken === undefined ? undefined : decodeToken(query.continuationToken),
+      // One item more than the page, to know whether another page follows.
+      maxItemCount: query.limit === undefined ? -1 : Math.min(query.limit + (after?.skip ?? 0) + 1, MAX_PAGE_SIZE),
       abortSignal: options?.abortSignal,
     };
     // The main key is one partition; a secondary index spans them all.
@@ -106,20 +118,31 @@ export class CosmosOpaqueStore implements OpaqueStore {
       { query: `SELECT * FROM c WHERE ${where} ORDER BY c.${fields.sk} ASC`, parameters },
       feedOptions,
     );
-    const items: OpaqueData[] = [];
-    let continuationToken: string | undefined;
+    const docs: AggregateDocument[] = [];
+    let more = false;
     await this.call(`query index ${index} pk ${JSON.stringify(query.pk)}`, options, async () => {
-      // Without a limit, read every page; with one, one page (a cross-partition page may hold fewer).
-      do {
+      let skip = after?.skip ?? 0;
+      while (iterator.hasMoreResults()) {
         const page = await iterator.fetchNext();
         for (const doc of page.resources ?? []) {
-          if (!isExpired(doc.t, now)) items.push(fromAggregateDocument(doc));
+          if (isExpired(doc.t, now)) continue;
+          if (skip > 0 && doc[fields.sk] === after?.sk) {
+            skip--;
+          } else if (docs.length === limit) {
+            more = true;
+            return;
+          } else {
+            docs.push(doc);
+          }
         }
-        continuationToken = page.continuationToken;
-      } while (query.limit === undefined && iterator.hasMoreResults());
+      }
     });
-    if (!continuationToken || !iterator.hasMoreResults()) return { items };
-    return { items, continuationToken: encodeToken(continuationToken) };
+    const items = docs.map(fromAggregateDocument);
+    if (!more) return { items };
+    // The next page starts at the last sort key returned, past the items of that key seen so far.
+    const last = docs[docs.length - 1][fields.sk] as string;
+    const seenOfLast = docs.filter((doc) => doc[fields.sk] === last).length + (last === after?.sk ? after.skip : 0);
+    return { items, continuationToken: encodeToken({ sk: last, skip: seenOfLast }) };
   }
 
   private missingContainer(what: string): EventStoreError {
@@ -136,19 +159,30 @@ export class CosmosOpaqueStore implements OpaqueStore {
   }
 }
 
-// The SDK's continuation token travels wrapped, so a token this store did not issue is refused before any
-// request: the embedded server ignores one it cannot parse and silently restarts from the first page.
-const TOKEN_MARK = 'cosmos-opaque-store/1';
+// Tokens carry a mark so one this store did not issue is refused before any request.
+const TOKEN_MARK = 'cosmos-opaque-store/2';
 
-function encodeToken(token: string): string {
-  return Buffer.from(JSON.stringify([TOKEN_MARK, token])).toString('base64url');
+interface Position {
+  sk: string;
+  skip: number;
 }
 
-function decodeToken(value: string): string {
+function encodeToken({ sk, skip }: Position): string {
+  return Buffer.from(JSON.stringify([TOKEN_MARK, sk, skip])).toString('base64url');
+}
+
+function decodeToken(value: string): Position {
   try {
     const parsed: unknown = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
-    if (Array.isArray(parsed) && parsed.length === 2 && parsed[0] === TOKEN_MARK && typeof parsed[1] === 'string') {
-      return parsed[1];
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 3 &&
+      parsed[0] === TOKEN_MARK &&
+      typeof parsed[1] === 'string' &&
+      Number.isSafeInteger(parsed[2]) &&
+      parsed[2] >= 0
+    ) {
+      return { sk: parsed[1], skip: parsed[2] };
     }
   } catch {
     // fall through

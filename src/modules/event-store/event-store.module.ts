@@ -26,11 +26,14 @@ export interface EventStoreModuleOptions {
 export interface EventStoreModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
   useFactory: FactoryProvider<EventStoreModuleOptions>['useFactory'];
   inject?: FactoryProvider['inject'];
-  /** Provide the store tokens to every module, not only to the importer. Default `false`. */
+  /** Provide the store tokens to every module, not only to the importer. Default `true`. */
   isGlobal?: boolean;
 }
 
 const EVENT_STORE = Symbol('EVENT_STORE');
+// The options given to forRoot/forRootAsync, exported with them: a plain `EventStoreModule` import elsewhere
+// takes them too rather than silently running with the defaults.
+const ROOT_OPTIONS = Symbol('EVENT_STORE_ROOT_OPTIONS');
 const TOKENS = [STORE, SNAPSHOT_TAIL_STORE, AGGREGATE_STORE, OPAQUE_STORE];
 
 // One store instance behind the three store interfaces.
@@ -42,6 +45,16 @@ const aliases: Provider[] = [STORE, SNAPSHOT_TAIL_STORE, AGGREGATE_STORE].map((t
 function optionsProvider(options: EventStoreModuleOptions): Provider {
   resolveStoreOptions(options); // fail at import time, naming the option
   return { provide: EVENT_STORE_OPTIONS, useValue: options };
+}
+
+function rootModule(rootOptions: Provider, isGlobal: boolean, imports: ModuleMetadata['imports'] = []): DynamicModule {
+  return {
+    module: EventStoreModule,
+    global: isGlobal,
+    imports,
+    providers: [rootOptions, { provide: EVENT_STORE_OPTIONS, useExisting: ROOT_OPTIONS }],
+    exports: [...TOKENS, ROOT_OPTIONS],
+  };
 }
 
 /**
@@ -59,7 +72,11 @@ function optionsProvider(options: EventStoreModuleOptions): Provider {
  */
 @Module({
   providers: [
-    optionsProvider({}),
+    {
+      provide: EVENT_STORE_OPTIONS,
+      useFactory: (root?: EventStoreModuleOptions) => root ?? {},
+      inject: [{ token: ROOT_OPTIONS, optional: true }],
+    },
     { provide: OPAQUE_STORE, useFactory: (c: Container) => new CosmosOpaqueStore(c), inject: [AGGREGATES_CONTAINER] },
     {
       provide: EVENT_STORE,
@@ -73,12 +90,13 @@ function optionsProvider(options: EventStoreModuleOptions): Provider {
 })
 export class EventStoreModule {
   /**
-   * The Cosmos DB stores with options. Importing `EventStoreModule` itself uses the defaults. With
-   * `isGlobal`, every module sees the store tokens without importing the module again.
+   * The Cosmos DB stores with options, global unless `isGlobal: false`: feature modules inject the store
+   * tokens without importing anything, and a plain `EventStoreModule` import takes these options too.
    */
   static forRoot(options: EventStoreModuleOptions & { isGlobal?: boolean } = {}): DynamicModule {
-    const { isGlobal = false, ...storeOptions } = options;
-    return { module: EventStoreModule, global: isGlobal, providers: [optionsProvider(storeOptions)], exports: TOKENS };
+    const { isGlobal = true, ...storeOptions } = options;
+    resolveStoreOptions(storeOptions); // fail at import time, naming the option
+    return rootModule({ provide: ROOT_OPTIONS, useValue: storeOptions }, isGlobal);
   }
 
   /**
@@ -95,7 +113,7 @@ export class EventStoreModule {
       throw new Error('EventStoreModule.forRootAsync: give useFactory (with inject) returning EventStoreModuleOptions');
     }
     const provider: Provider = {
-      provide: EVENT_STORE_OPTIONS,
+      provide: ROOT_OPTIONS,
       useFactory: async (...args: unknown[]) => {
         const resolved: EventStoreModuleOptions = (await options.useFactory(...args)) ?? {};
         resolveStoreOptions(resolved);
@@ -103,13 +121,7 @@ export class EventStoreModule {
       },
       inject: options.inject ?? [],
     };
-    return {
-      module: EventStoreModule,
-      global: options.isGlobal ?? false,
-      imports: options.imports ?? [],
-      providers: [provider],
-      exports: TOKENS,
-    };
+    return rootModule(provider, options.isGlobal ?? true, options.imports);
   }
 
   /**
@@ -137,4 +149,4 @@ export class EventStoreModule {
 
 /** The module `EventStoreModule.inMemory()` returns: no Cosmos DB dependency. */
 @Module({})
-export class InMemoryEventStoreModule {}
+class InMemoryEventStoreModule {}

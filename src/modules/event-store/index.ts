@@ -1,6 +1,5 @@
 export {
   EventStoreModule,
-  InMemoryEventStoreModule,
   type EventStoreModuleAsyncOptions,
   type EventStoreModuleOptions,
 } from './event-store.module.js';
