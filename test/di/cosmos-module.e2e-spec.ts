@@ -106,6 +106,30 @@ describe('CosmosModule.forRoot', () => {
     client.dispose();
   });
 
+  it('refuses an existing container of partition-key definition version 1 (ids capped at 101 bytes)', async () => {
+    const opts = options();
+    const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
+    const { database } = await client.databases.createIfNotExists({ id: opts.databaseId });
+    await database.containers.create({ id: 'aggregates', partitionKey: { paths: ['/pk'], version: 1 } });
+    await expect(boot([CosmosModule.forRoot(opts)])).rejects.toThrow(/"aggregates".*version 1/);
+    client.dispose();
+  });
+
+  it('disposes the client when start-up fails', async () => {
+    const opts = options();
+    const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
+    const { database } = await client.databases.createIfNotExists({ id: opts.databaseId });
+    await database.containers.create({ id: 'events', partitionKey: { paths: ['/id'], version: 2 } });
+    const dispose = jest.spyOn(CosmosClient.prototype, 'dispose');
+    try {
+      await expect(boot([CosmosModule.forRoot(opts)])).rejects.toThrow(/"events"/);
+      expect(dispose).toHaveBeenCalledTimes(1);
+    } finally {
+      dispose.mockRestore();
+      client.dispose();
+    }
+  });
+
   it('rejects bad options with an error naming the option', async () => {
     await expect(boot([CosmosModule.forRoot(options({ endpoint: 'not a url' }))])).rejects.toThrow(/"endpoint"/);
     await expect(boot([CosmosModule.forRoot(options({ databaseId: '' }))])).rejects.toThrow(/"databaseId"/);

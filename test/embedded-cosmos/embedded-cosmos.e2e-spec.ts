@@ -274,6 +274,39 @@ describe('an item or a request over 2 MB is refused with 413', () => {
   });
 });
 
+// --- (e) a batch is one logical partition ---------------------------------------------------------
+
+/** A batch for partition "agg" whose second Create names partition "other". */
+async function crossPartitionBatch(target: Target) {
+  const container = await freshContainer(target);
+  const response = await container.items.batch([create('agg', 1), create('other', 2)], 'agg');
+  return {
+    status: response.code,
+    statuses: response.result?.map((r) => r.statusCode),
+    stored: [...(await versionsIn(container, 'agg')), ...(await versionsIn(container, 'other'))],
+  };
+}
+
+describe('an operation on another partition than its batch is refused', () => {
+  it('the bare server writes it into the other partition (the gap)', async () => {
+    expect((await crossPartitionBatch(targets.bare)).stored).toEqual([1, 2]);
+  });
+
+  it('the embedded server fails the batch with 400 on that operation and stores nothing', async () => {
+    expect(await crossPartitionBatch(targets.ours)).toEqual({ status: 207, statuses: [424, 400], stored: [] });
+  });
+
+  it('the embedded server also refuses and rolls back an operation with a partition key it cannot read', async () => {
+    const container = await freshContainer(targets.ours);
+    const response = await container.items.batch(
+      [create('agg', 1), { operationType: 'Read', id: '1', partitionKey: '{not json' } as OperationInput],
+      'agg',
+    );
+    expect(response.result?.map((r) => r.statusCode)).toEqual([424, 400]);
+    expect(await versionsIn(container, 'agg')).toEqual([]);
+  });
+});
+
 // --- what must still work ------------------------------------------------------------------------
 
 describe('behaviour the embedded server keeps from the library', () => {

@@ -43,10 +43,13 @@ async function ensureContainer(database: Database, id: string, path: string): Pr
   // createIfNotExists returns an existing container's definition without comparing it: compare here.
   const { resource } = await database.container(id).read();
   const paths = resource?.partitionKey?.paths ?? [];
-  if (paths.length !== 1 || paths[0] !== path) {
+  // Version 1 (the default of old containers) caps partition key values at 101 bytes instead of 2 KB.
+  const version = resource?.partitionKey?.version ?? 1;
+  if (paths.length !== 1 || paths[0] !== path || version !== 2) {
     throw new Error(
-      `container ${JSON.stringify(id)} exists with partition key ${JSON.stringify(paths)}; the event store needs ` +
-        `${JSON.stringify([path])}: point the store at another container or recreate this one`,
+      `container ${JSON.stringify(id)} exists with partition key ${JSON.stringify(paths)} (definition version ` +
+        `${version}); the event store needs ${JSON.stringify([path])} with version 2: point the store at another ` +
+        'container or recreate this one',
     );
   }
 }

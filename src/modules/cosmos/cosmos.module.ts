@@ -56,10 +56,16 @@ async function createClient(options: CosmosModuleOptions): Promise<CosmosClient>
 async function openContainers(client: CosmosClient, options: CosmosModuleOptions): Promise<Containers> {
   const eventsId = options.eventsContainerId ?? DEFAULT_EVENTS_CONTAINER;
   const aggregatesId = options.aggregatesContainerId ?? DEFAULT_AGGREGATES_CONTAINER;
-  const database =
-    options.ensure === false ? client.database(options.databaseId) : await ensureDatabase(client, options.databaseId);
-  if (options.ensure !== false) await ensureContainers(database, eventsId, aggregatesId);
-  return { events: database.container(eventsId), aggregates: database.container(aggregatesId) };
+  try {
+    const database =
+      options.ensure === false ? client.database(options.databaseId) : await ensureDatabase(client, options.databaseId);
+    if (options.ensure !== false) await ensureContainers(database, eventsId, aggregatesId);
+    return { events: database.container(eventsId), aggregates: database.container(aggregatesId) };
+  } catch (err) {
+    // A failed start-up runs no shutdown hook: release the client's timers here.
+    client.dispose();
+    throw err;
+  }
 }
 
 /**

@@ -161,13 +161,25 @@ function atomicBatch(
     return { message: 'Invalid request body' };
   }
   const batchPartition = header(req, 'x-ms-documentdb-partitionkey');
+  const partition = JSON.stringify(partitionValue(batchPartition) ?? null);
   const undo: Array<{ id: string; partition: unknown; before?: ServerDocument }> = [];
   const results: OperationResult[] = [];
   let failedAt = -1;
   for (const [i, input] of (operations as BatchOperation[]).entries()) {
     const op = { ...input, partitionKey: input.partitionKey ?? batchPartition };
-    const target = targetOf(collection, op);
-    const result = applyOperation(collection, op);
+    let result: OperationResult;
+    let target: ReturnType<typeof targetOf>;
+    try {
+      target = targetOf(collection, op);
+      // A batch is one logical partition: Cosmos DB refuses an operation on another.
+      result =
+        JSON.stringify(target?.partition ?? null) !== partition
+          ? { statusCode: 400, body: { code: 'BadRequest', message: 'Partition key of the operation differs from the batch.' } }
+          : applyOperation(collection, op);
+    } catch {
+      // The library throws on some malformed input (a bad partition key, say): a failure like any other.
+      result = { statusCode: 400, body: { code: 'BadRequest', message: 'Malformed batch operation.' } };
+    }
     if (result.statusCode >= 400) {
       failedAt = i;
       results.push(result);

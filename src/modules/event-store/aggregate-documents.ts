@@ -1,5 +1,5 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { GsiSlots, Materializable, OpaqueData, OpaqueQuery, SortCondition } from './event-store.interfaces.js';
+import { SORT_OPERATORS, type GsiSlots, type Materializable, type OpaqueData, type OpaqueQuery, type SortCondition } from './event-store.interfaces.js';
 import { ValidationError } from './event-store.errors.js';
 import { MAX_DOCUMENT_BYTES, MAX_ID_BYTES, NUM_GSI } from './cosmos-limits.js';
 import { checkExpiry, checkPartitionKey, checkSeconds } from './validation.js';
@@ -134,7 +134,6 @@ export function isExpired(t: number | undefined, now: number): boolean {
   return t !== undefined && t > 0 && t <= now;
 }
 
-const SORT_OPERATORS = new Set(['=', '<', '<=', '>', '>=', 'between', 'begins_with']);
 
 /** Checks a query before any request; returns the index number (0 when absent). */
 export function validateQuery(query: OpaqueQuery): number {
@@ -157,8 +156,8 @@ export function validateQuery(query: OpaqueQuery): number {
 
 function checkSortCondition(sk: SortCondition): void {
   if (sk === null || typeof sk !== 'object') throw new ValidationError('sk', 'must be a SortCondition');
-  if (!SORT_OPERATORS.has(sk.op)) {
-    throw new ValidationError('sk.op', `must be one of ${[...SORT_OPERATORS].join(' ')}, got ${String(sk.op)}`);
+  if (!(SORT_OPERATORS as readonly string[]).includes(sk.op)) {
+    throw new ValidationError('sk.op', `must be one of ${SORT_OPERATORS.join(' ')}, got ${String(sk.op)}`);
   }
   if (typeof sk.value !== 'string') throw new ValidationError('sk.value', 'must be a string');
   if (sk.op === 'between' && typeof sk.value2 !== 'string') {

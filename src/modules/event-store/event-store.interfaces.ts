@@ -79,7 +79,8 @@ export interface OpaqueData {
 }
 
 /** Sort-key operators, as protosource's opaquedata names them. */
-export type SortOperator = '=' | '<' | '<=' | '>' | '>=' | 'between' | 'begins_with';
+export const SORT_OPERATORS = ['=', '<', '<=', '>', '>=', 'between', 'begins_with'] as const;
+export type SortOperator = (typeof SORT_OPERATORS)[number];
 
 /** A condition on the sort key of the index queried; `value2` is the upper bound of `between`. */
 export interface SortCondition {

@@ -28,6 +28,7 @@ export type {
   SortOperator,
   Store,
 } from './event-store.interfaces.js';
+export { SORT_OPERATORS } from './event-store.interfaces.js';
 export { ConcurrencyError, EventStoreError, isConflict, NotFoundError, ValidationError } from './event-store.errors.js';
 export { CosmosEventStore, DEFAULT_COMPRESS_THRESHOLD, type EventStoreOptions } from './cosmos-event-store.js';
 export { CosmosOpaqueStore } from './cosmos-opaque-store.js';

@@ -16,17 +16,18 @@ export function checkPartitionKey(field: string, value: unknown): asserts value 
 
 /** Absolute expiry in epoch seconds: absent, 0 (never) or a positive safe integer. */
 export function checkExpiry(field: string, value: unknown): void {
-  if (value === undefined) return;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new ValidationError(field, 'must be a non-negative integer (epoch seconds; 0 means no expiry)');
-  }
+  checkWholeSeconds(field, value, 'epoch seconds; 0 means no expiry');
 }
 
 /** A duration in seconds: absent, 0 (none) or a positive safe integer. */
 export function checkSeconds(field: string, value: unknown): void {
+  checkWholeSeconds(field, value, 'seconds; 0 means none');
+}
+
+function checkWholeSeconds(field: string, value: unknown, unit: string): void {
   if (value === undefined) return;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new ValidationError(field, 'must be a non-negative integer number of seconds');
+    throw new ValidationError(field, `must be a non-negative integer (${unit})`);
   }
 }
 

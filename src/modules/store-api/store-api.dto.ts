@@ -1,5 +1,6 @@
 import {
   decodeAggregateBody,
+  SORT_OPERATORS,
   ValidationError,
   type EventRecord,
   type GsiSlots,
@@ -45,7 +46,6 @@ export type QueryParams = Record<string, string | string[] | undefined>;
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const RECORD_FIELDS = new Set(['version', 'data', 'ttl']);
-const SORT_OPERATORS: readonly SortOperator[] = ['=', '<', '<=', '>', '>=', 'between', 'begins_with'];
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
