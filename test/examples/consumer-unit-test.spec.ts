@@ -50,13 +50,31 @@ describe('a consumer module tested with the in-memory store', () => {
     expect(await ledger.balance('acc-1')).toBe(15);
   });
 
-  it('provides the token directly in a plain unit test, and sees the same conflicts as Cosmos DB', async () => {
-    const store = new InMemoryEventStore();
+  it('overrides STORE and SNAPSHOT_TAIL_STORE with an in-memory store of its own, seeded with history', async () => {
+    const seeded = new InMemoryEventStore();
+    await seeded.save('acc-2', [{ version: 1, data: new TextEncoder().encode(JSON.stringify({ amount: 100 })) }]);
+    // overrideProvider needs a module graph that resolves without Cosmos DB: hence the in-memory module first.
+    const moduleRef = await Test.createTestingModule({ imports: [LedgerModule] })
+      .overrideModule(EventStoreModule)
+      .useModule(EventStoreModule.inMemory())
+      .overrideProvider(STORE)
+      .useValue(seeded)
+      .overrideProvider(SNAPSHOT_TAIL_STORE)
+      .useValue(seeded)
+      .compile();
+    const ledger = moduleRef.get(Ledger);
+    expect(await ledger.deposit('acc-2', 1)).toBe(2);
+    expect(await ledger.balance('acc-2')).toBe(101);
+    expect(moduleRef.get(STORE)).toBe(seeded);
+    // The same conflicts as Cosmos DB: version 2 is taken now.
+    await expect(seeded.save('acc-2', [{ version: 2, data: new Uint8Array() }])).rejects.toBeInstanceOf(ConcurrencyError);
+  });
+
+  it('provides the token directly in a plain unit test', async () => {
     const moduleRef = await Test.createTestingModule({
-      providers: [Ledger, { provide: SNAPSHOT_TAIL_STORE, useValue: store }],
+      providers: [Ledger, { provide: SNAPSHOT_TAIL_STORE, useValue: new InMemoryEventStore() }],
     }).compile();
-    await moduleRef.get(Ledger).deposit('acc-2', 1);
-    await expect(store.save('acc-2', [{ version: 1, data: new Uint8Array() }])).rejects.toBeInstanceOf(ConcurrencyError);
+    expect(await moduleRef.get(Ledger).deposit('acc-5', 1)).toBe(1);
   });
 });
 
@@ -77,12 +95,19 @@ describe('a consumer module tested with a jest mock', () => {
     expect(mock.save).toHaveBeenCalledWith('acc-3', [expect.objectContaining({ version: 8 })]);
   });
 
-  it('overrides STORE the same way for code that only appends and loads', async () => {
-    const save = jest.fn<Store['save']>().mockRejectedValue(new ConcurrencyError('acc-4', [1]));
-    const moduleRef = await Test.createTestingModule({ imports: [EventStoreModule.inMemory()] })
-      .overrideProvider(STORE)
-      .useValue({ save, load: jest.fn() })
+  it('surfaces a conflict from the mocked store to the caller', async () => {
+    const mock: jest.Mocked<SnapshotTailStore> = {
+      save: jest.fn<Store['save']>().mockRejectedValue(new ConcurrencyError('acc-4', [1])),
+      load: jest.fn<Store['load']>(),
+      loadTail: jest.fn<SnapshotTailStore['loadTail']>().mockResolvedValue({ records: [] }),
+    };
+    const moduleRef = await Test.createTestingModule({ imports: [LedgerModule] })
+      .overrideModule(EventStoreModule)
+      .useModule(EventStoreModule.inMemory())
+      .overrideProvider(SNAPSHOT_TAIL_STORE)
+      .useValue(mock)
       .compile();
-    await expect(moduleRef.get<Store>(STORE).save('acc-4', [])).rejects.toBeInstanceOf(ConcurrencyError);
+    await expect(moduleRef.get(Ledger).deposit('acc-4', 1)).rejects.toBeInstanceOf(ConcurrencyError);
+    expect(mock.save).toHaveBeenCalledTimes(1);
   });
 });
