@@ -19,7 +19,7 @@ import {
   type EventDocument,
   type PreparedEvent,
 } from './event-documents.js';
-import { materialize } from './aggregate-documents.js';
+import { saveMaterialized } from './aggregate-documents.js';
 import { checkPartitionKey, checkSeconds, checkSignal, tailCount } from './validation.js';
 import { messageOf } from '../cosmos/index.js';
 
@@ -156,13 +156,7 @@ export class CosmosEventStore implements SnapshotTailStore, AggregateStore {
   }
 
   async saveAggregate(aggregate: Materializable, options?: OperationOptions): Promise<void> {
-    checkSignal(options);
-    if (!this.opaqueStore) {
-      throw new EventStoreError(
-        'saveAggregate needs the aggregates container: construct CosmosEventStore with { opaqueStore }',
-      );
-    }
-    await this.opaqueStore.put(materialize(aggregate, this.compressThreshold, nowSeconds()), options);
+    await saveMaterialized('CosmosEventStore', this.opaqueStore, aggregate, this.compressThreshold, options);
   }
 }
 

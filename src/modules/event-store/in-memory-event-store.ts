@@ -7,7 +7,7 @@ import type {
   OperationOptions,
   SnapshotTailStore,
 } from './event-store.interfaces.js';
-import { ConcurrencyError, EventStoreError } from './event-store.errors.js';
+import { ConcurrencyError } from './event-store.errors.js';
 import {
   chunkByLimits,
   fromEventDocument,
@@ -17,7 +17,7 @@ import {
   validateRecords,
   type EventDocument,
 } from './event-documents.js';
-import { isExpired, materialize } from './aggregate-documents.js';
+import { isExpired, saveMaterialized } from './aggregate-documents.js';
 import { checkPartitionKey, checkSignal, tailCount } from './validation.js';
 import { resolveStoreOptions, type EventStoreOptions } from './cosmos-event-store.js';
 
@@ -74,11 +74,7 @@ export class InMemoryEventStore implements SnapshotTailStore, AggregateStore {
   }
 
   async saveAggregate(aggregate: Materializable, options?: OperationOptions): Promise<void> {
-    checkSignal(options);
-    if (!this.opaqueStore) {
-      throw new EventStoreError('saveAggregate needs an opaque store: construct InMemoryEventStore with { opaqueStore }');
-    }
-    await this.opaqueStore.put(materialize(aggregate, this.compressThreshold, nowSeconds()), options);
+    await saveMaterialized('InMemoryEventStore', this.opaqueStore, aggregate, this.compressThreshold, options);
   }
 
   private live(aggregateId: string): EventDocument[] {
