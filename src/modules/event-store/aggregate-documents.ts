@@ -5,14 +5,11 @@ import {
   type Materializable,
   type OpaqueData,
   type OpaqueQuery,
-  type OpaqueStore,
-  type OperationOptions,
   type SortCondition,
 } from './event-store.interfaces.js';
-import { EventStoreError, ValidationError } from './event-store.errors.js';
+import { ValidationError } from './event-store.errors.js';
 import { MAX_DOCUMENT_BYTES, MAX_ID_BYTES, NUM_GSI } from './cosmos-limits.js';
-import { checkExpiry, checkPartitionKey, checkSeconds, checkSignal } from './validation.js';
-import { nowSeconds } from './event-documents.js';
+import { checkExpiry, checkPartitionKey, checkSeconds } from './validation.js';
 
 /** A document of the aggregates container (SPEC §4). `gsiNpk`/`gsiNsk` are the slot fields. */
 export interface AggregateDocument {
@@ -231,17 +228,3 @@ export function materialize(aggregate: Materializable, compressThreshold: number
   return doc;
 }
 
-/** `saveAggregate` of every event store: materialize the aggregate, then put it through the opaque store. */
-export async function saveMaterialized(
-  owner: string,
-  opaqueStore: OpaqueStore | undefined,
-  aggregate: Materializable,
-  compressThreshold: number,
-  options?: OperationOptions,
-): Promise<void> {
-  checkSignal(options);
-  if (!opaqueStore) {
-    throw new EventStoreError(`saveAggregate needs the aggregates container: construct ${owner} with { opaqueStore }`);
-  }
-  await opaqueStore.put(materialize(aggregate, compressThreshold, nowSeconds()), options);
-}

@@ -1,48 +1,9 @@
 import type { Container, OperationInput } from '@azure/cosmos';
-import type {
-  AggregateStore,
-  EventRecord,
-  History,
-  Materializable,
-  OpaqueStore,
-  OperationOptions,
-  SnapshotTailStore,
-} from './event-store.interfaces.js';
-import { ConcurrencyError, EventStoreError, ValidationError } from './event-store.errors.js';
-import {
-  chunkByLimits,
-  fromEventDocument,
-  nowSeconds,
-  prepareEvents,
-  toEventDocument,
-  validateRecords,
-  type EventDocument,
-  type PreparedEvent,
-} from './event-documents.js';
-import { saveMaterialized } from './aggregate-documents.js';
-import { checkPartitionKey, checkSeconds, checkSignal, tailCount } from './validation.js';
+import type { OperationOptions } from './event-store.interfaces.js';
+import { ConcurrencyError, EventStoreError } from './event-store.errors.js';
+import { nowSeconds, toEventDocument, type EventDocument, type PreparedEvent } from './event-documents.js';
+import { ChunkedEventStore, type EventStoreOptions } from './event-store-base.js';
 import { messageOf } from '../cosmos/index.js';
-
-export interface EventStoreOptions {
-  /** Where `saveAggregate` writes; without one it fails with a clear error. */
-  opaqueStore?: OpaqueStore;
-  /** Expiry given to records that carry none of their own; 0 or absent: never expire. */
-  eventTtlSeconds?: number;
-  /** Materialized bodies of at least this many bytes are gzip-compressed. Default 300. */
-  compressThreshold?: number;
-}
-
-export const DEFAULT_COMPRESS_THRESHOLD = 300;
-
-/** Resolved store options, checked once. */
-export function resolveStoreOptions(options: EventStoreOptions): Required<Omit<EventStoreOptions, 'opaqueStore'>> {
-  checkSeconds('eventTtlSeconds', options.eventTtlSeconds);
-  const compressThreshold = options.compressThreshold ?? DEFAULT_COMPRESS_THRESHOLD;
-  if (!Number.isSafeInteger(compressThreshold) || compressThreshold < 0) {
-    throw new ValidationError('compressThreshold', 'must be a non-negative integer number of bytes');
-  }
-  return { eventTtlSeconds: options.eventTtlSeconds ?? 0, compressThreshold };
-}
 
 // Expired records are filtered by the query itself, so a tail page of n holds n live records.
 const LIVE = '(NOT IS_DEFINED(c.t) OR c.t = 0 OR c.t > @now)';
@@ -60,31 +21,15 @@ const TAIL_SQL = `SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ${LIVE} ORDER B
  * await store.save('order-1', [{ version: 1, data: new TextEncoder().encode('{"placed":true}') }]);
  * const { records } = await store.load('order-1');
  */
-export class CosmosEventStore implements SnapshotTailStore, AggregateStore {
-  private readonly eventTtlSeconds: number;
-  private readonly compressThreshold: number;
-  private readonly opaqueStore?: OpaqueStore;
-
+export class CosmosEventStore extends ChunkedEventStore {
   constructor(
     private readonly events: Container,
     options: EventStoreOptions = {},
   ) {
-    ({ eventTtlSeconds: this.eventTtlSeconds, compressThreshold: this.compressThreshold } = resolveStoreOptions(options));
-    this.opaqueStore = options.opaqueStore;
+    super(options);
   }
 
-  async save(aggregateId: string, records: readonly EventRecord[], options?: OperationOptions): Promise<void> {
-    checkSignal(options);
-    validateRecords(aggregateId, records);
-    if (records.length === 0) return;
-    const chunks = chunkByLimits(prepareEvents(aggregateId, records, nowSeconds(), this.eventTtlSeconds));
-    for (const chunk of chunks) {
-      await this.writeChunk(aggregateId, chunk, options);
-    }
-  }
-
-  private async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions): Promise<void> {
-    checkSignal(options);
+  protected async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions): Promise<void> {
     // Expiry is computed against this chunk's clock (SPEC §3); only TTL digits can differ from the sizing pass.
     const now = nowSeconds();
     const operations: OperationInput[] = chunk.map(({ record }) => ({
@@ -111,21 +56,13 @@ export class CosmosEventStore implements SnapshotTailStore, AggregateStore {
     }
   }
 
-  async load(aggregateId: string, options?: OperationOptions): Promise<History> {
-    checkSignal(options);
-    checkPartitionKey('aggregateId', aggregateId);
-    // maxItemCount -1 lets the service fill pages up to its 4 MB limit: one round trip for most streams.
-    const docs = await this.query(aggregateId, LOAD_SQL, -1, Infinity, options);
-    return { records: docs.map(fromEventDocument) };
-  }
-
-  async loadTail(aggregateId: string, n: number, options?: OperationOptions): Promise<History> {
-    checkSignal(options);
-    checkPartitionKey('aggregateId', aggregateId);
-    const limit = tailCount(n);
-    if (limit === 0) return { records: [] };
-    const docs = await this.query(aggregateId, TAIL_SQL, Math.min(limit, MAX_PAGE_SIZE), limit, options);
-    return { records: docs.reverse().map(fromEventDocument) };
+  protected async readLive(aggregateId: string, last: number | undefined, options?: OperationOptions): Promise<EventDocument[]> {
+    if (last === undefined) {
+      // maxItemCount -1 lets the service fill pages up to its 4 MB limit: one round trip for most streams.
+      return this.query(aggregateId, LOAD_SQL, -1, Infinity, options);
+    }
+    // Newest first, one page of `last`, stopping as soon as it has them.
+    return (await this.query(aggregateId, TAIL_SQL, Math.min(last, MAX_PAGE_SIZE), last, options)).reverse();
   }
 
   private async query(
@@ -153,10 +90,6 @@ export class CosmosEventStore implements SnapshotTailStore, AggregateStore {
       throw new EventStoreError(`load ${JSON.stringify(aggregateId)} failed: ${messageOf(err)}`, { cause: err });
     }
     return docs;
-  }
-
-  async saveAggregate(aggregate: Materializable, options?: OperationOptions): Promise<void> {
-    await saveMaterialized('CosmosEventStore', this.opaqueStore, aggregate, this.compressThreshold, options);
   }
 }
 

@@ -9,7 +9,8 @@ import {
   STORE,
 } from './event-store.constants.js';
 import type { OpaqueStore } from './event-store.interfaces.js';
-import { CosmosEventStore, resolveStoreOptions } from './cosmos-event-store.js';
+import { CosmosEventStore } from './cosmos-event-store.js';
+import { resolveStoreOptions } from './event-store-base.js';
 import { CosmosOpaqueStore } from './cosmos-opaque-store.js';
 import { InMemoryEventStore } from './in-memory-event-store.js';
 import { InMemoryOpaqueStore } from './in-memory-opaque-store.js';

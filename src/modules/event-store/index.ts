@@ -30,7 +30,8 @@ export type {
 } from './event-store.interfaces.js';
 export { SORT_OPERATORS } from './event-store.interfaces.js';
 export { ConcurrencyError, EventStoreError, isConflict, NotFoundError, ValidationError } from './event-store.errors.js';
-export { CosmosEventStore, DEFAULT_COMPRESS_THRESHOLD, type EventStoreOptions } from './cosmos-event-store.js';
+export { CosmosEventStore } from './cosmos-event-store.js';
+export { DEFAULT_COMPRESS_THRESHOLD, type EventStoreOptions } from './event-store-base.js';
 export { CosmosOpaqueStore } from './cosmos-opaque-store.js';
 export { InMemoryEventStore } from './in-memory-event-store.js';
 export { InMemoryOpaqueStore } from './in-memory-opaque-store.js';

@@ -1,0 +1,97 @@
+import type {
+  AggregateStore,
+  EventRecord,
+  History,
+  Materializable,
+  OpaqueStore,
+  OperationOptions,
+  SnapshotTailStore,
+} from './event-store.interfaces.js';
+import { EventStoreError, ValidationError } from './event-store.errors.js';
+import {
+  chunkByLimits,
+  fromEventDocument,
+  nowSeconds,
+  prepareEvents,
+  validateRecords,
+  type EventDocument,
+  type PreparedEvent,
+} from './event-documents.js';
+import { materialize } from './aggregate-documents.js';
+import { checkPartitionKey, checkSeconds, checkSignal, tailCount } from './validation.js';
+
+export interface EventStoreOptions {
+  /** Where `saveAggregate` writes; without one it fails with a clear error. */
+  opaqueStore?: OpaqueStore;
+  /** Expiry given to records that carry none of their own; 0 or absent: never expire. */
+  eventTtlSeconds?: number;
+  /** Materialized bodies of at least this many bytes are gzip-compressed. Default 300. */
+  compressThreshold?: number;
+}
+
+export const DEFAULT_COMPRESS_THRESHOLD = 300;
+
+/** Resolved store options, checked once. */
+export function resolveStoreOptions(options: EventStoreOptions): Required<Omit<EventStoreOptions, 'opaqueStore'>> {
+  checkSeconds('eventTtlSeconds', options.eventTtlSeconds);
+  const compressThreshold = options.compressThreshold ?? DEFAULT_COMPRESS_THRESHOLD;
+  if (!Number.isSafeInteger(compressThreshold) || compressThreshold < 0) {
+    throw new ValidationError('compressThreshold', 'must be a non-negative integer number of bytes');
+  }
+  return { eventTtlSeconds: options.eventTtlSeconds ?? 0, compressThreshold };
+}
+
+/**
+ * What every event store shares: input checks before any I/O, the split into all-or-nothing chunks, TTL
+ * options and materialization. A store supplies how a chunk is written and how live records are read.
+ */
+export abstract class ChunkedEventStore implements SnapshotTailStore, AggregateStore {
+  protected readonly eventTtlSeconds: number;
+  private readonly compressThreshold: number;
+  private readonly opaqueStore?: OpaqueStore;
+
+  constructor(options: EventStoreOptions) {
+    ({ eventTtlSeconds: this.eventTtlSeconds, compressThreshold: this.compressThreshold } = resolveStoreOptions(options));
+    this.opaqueStore = options.opaqueStore;
+  }
+
+  /** Writes one chunk atomically: all of it, or nothing and an error (`ConcurrencyError` for a taken version). */
+  protected abstract writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions): Promise<void>;
+
+  /** Live (unexpired) documents of a stream, ascending; with `last`, only the newest `last` of them. */
+  protected abstract readLive(aggregateId: string, last: number | undefined, options?: OperationOptions): Promise<EventDocument[]>;
+
+  async save(aggregateId: string, records: readonly EventRecord[], options?: OperationOptions): Promise<void> {
+    checkSignal(options);
+    validateRecords(aggregateId, records);
+    if (records.length === 0) return;
+    for (const chunk of chunkByLimits(prepareEvents(aggregateId, records, nowSeconds(), this.eventTtlSeconds))) {
+      checkSignal(options);
+      await this.writeChunk(aggregateId, chunk, options);
+    }
+  }
+
+  async load(aggregateId: string, options?: OperationOptions): Promise<History> {
+    checkSignal(options);
+    checkPartitionKey('aggregateId', aggregateId);
+    return { records: (await this.readLive(aggregateId, undefined, options)).map(fromEventDocument) };
+  }
+
+  async loadTail(aggregateId: string, n: number, options?: OperationOptions): Promise<History> {
+    checkSignal(options);
+    checkPartitionKey('aggregateId', aggregateId);
+    const count = tailCount(n);
+    if (count === 0) return { records: [] };
+    return { records: (await this.readLive(aggregateId, count, options)).map(fromEventDocument) };
+  }
+
+  async saveAggregate(aggregate: Materializable, options?: OperationOptions): Promise<void> {
+    checkSignal(options);
+    if (!this.opaqueStore) {
+      throw new EventStoreError(
+        `saveAggregate needs the aggregates container: construct ${this.constructor.name} with { opaqueStore }`,
+      );
+    }
+    await this.opaqueStore.put(materialize(aggregate, this.compressThreshold, nowSeconds()), options);
+  }
+}
