@@ -1,7 +1,7 @@
 import { CosmosClient, type Container, type CosmosClientOptions, type PluginConfig } from '@azure/cosmos';
 import { randomUUID } from 'node:crypto';
 import { ensureContainers, ensureDatabase } from '../../src/modules/cosmos/index.js';
-import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/modules/embedded-cosmos/index.js';
+import { startEmbeddedCosmos, type EmbeddedCosmos, type EmbeddedCosmosOptions } from '../../src/modules/embedded-cosmos/index.js';
 
 /** An embedded Cosmos server with a client and a fresh database of our two containers. */
 export interface CosmosFixture {
@@ -12,8 +12,8 @@ export interface CosmosFixture {
   close(): Promise<void>;
 }
 
-export async function startCosmosFixture(): Promise<CosmosFixture> {
-  const cosmos = await startEmbeddedCosmos();
+export async function startCosmosFixture(options: EmbeddedCosmosOptions = {}): Promise<CosmosFixture> {
+  const cosmos = await startEmbeddedCosmos(options);
   const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
   const database = await ensureDatabase(client, `db-${randomUUID()}`);
   await ensureContainers(database, 'events', 'aggregates');

@@ -21,11 +21,22 @@ export interface ServerItems {
   _getQuery(sql: string): { exec(data: ServerDocument[], options: object): unknown };
   _userDefinedFunctions(): unknown;
   _set(doc: ServerDocument): ServerDocument;
+  /** Every write of a document goes through these four (`upsert` and `replace` through the others too). */
+  create(doc: ServerDocument): ServerDocument;
+  replace(doc: ServerDocument, original: ServerDocument): ServerDocument;
+  upsert(doc: ServerDocument): ServerDocument;
   delete(id: string, partition: unknown): void;
 }
 
+export interface ServerCollectionDefinition {
+  _rid?: string;
+  _self?: string;
+  partitionKey?: { paths?: string[]; kind?: string; version?: number };
+  indexingPolicy?: { compositeIndexes?: unknown };
+}
+
 export interface ServerCollection {
-  read(): { partitionKey?: { paths?: string[] }; indexingPolicy?: { compositeIndexes?: unknown } } | undefined;
+  read(): ServerCollectionDefinition | undefined;
   documents: ServerItems;
   document(id: string, partition: unknown): { read(): ServerDocument | undefined };
 }
@@ -64,6 +75,9 @@ export const route = (require(`${lib}/routes.js`) as {
 }).default;
 export const batchDocuments = (require(`${lib}/handler/batch-documents.js`) as { default: RouteHandler }).default;
 export const queryDocuments = (require(`${lib}/handler/query-documents.js`) as { default: RouteHandler }).default;
+export const readDocuments = (require(`${lib}/handler/read-documents.js`) as { default: RouteHandler }).default;
+export const readPartitionKeyRanges = (require(`${lib}/handler/read-partition-key-ranges.js`) as { default: RouteHandler })
+  .default;
 export const readMeta = (require(`${lib}/handler/read-meta.js`) as { default: RouteHandler }).default;
 export const readItems = (require(`${lib}/handler/_read-items.js`) as {
   default: (

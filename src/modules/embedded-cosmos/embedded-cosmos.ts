@@ -7,8 +7,10 @@ import {
   batchDocuments,
   documentOperations,
   queryDocuments,
+  readDocuments,
   readItems,
   readMeta,
+  readPartitionKeyRanges,
   route,
   type BatchOperation,
   type OperationResult,
@@ -16,6 +18,7 @@ import {
   type ServerCollection,
   type ServerDocument,
 } from './cosmosdb-server-internals.js';
+import { ChangeFeeds, type FeedAnswer } from './change-feed.js';
 
 /** Cosmos DB's item and request limit, enforced here as the service does (the bare server accepts anything). */
 const MAX_BYTES = 2 * 1024 * 1024;
@@ -37,6 +40,12 @@ export interface EmbeddedCosmos {
 export interface EmbeddedCosmosOptions {
   /** 0 (default) picks a free port. */
   port?: number;
+  /**
+   * Physical partitions (partition key ranges, hence feed ranges) of every container, 1 to 64. Default 1, as a
+   * new container of modest throughput has on Cosmos DB; more to exercise code that reads feed ranges in
+   * parallel. Documents are placed by the SDK's own partition key hash.
+   */
+  partitionKeyRanges?: number;
 }
 
 /**
@@ -47,8 +56,11 @@ export interface EmbeddedCosmosOptions {
  * - a query sent with a partition key sees only that partition;
  * - items and requests over 2 MB are refused with 413;
  * - a 404 for a missing container carries sub-status 1003, as Cosmos DB's does;
- * - the account advertises its own HTTP endpoint, so the SDK needs no special options.
- * Still not enforced: TTL (the store filters expired items itself), stored procedures, change feed.
+ * - the account advertises its own HTTP endpoint, so the SDK needs no special options;
+ * - an incremental latest-version change feed per partition key range (see `change-feed.ts`): ordered by
+ *   commit, real continuations, 304 when nothing is new, a transactional batch's items on one page, and
+ *   `partitionKeyRanges` physical partitions per container.
+ * Still not enforced: TTL (the store filters expired items itself), stored procedures, partition splits.
  *
  * @example
  * const cosmos = await startEmbeddedCosmos();
@@ -58,10 +70,15 @@ export interface EmbeddedCosmosOptions {
  * await cosmos.close();
  */
 export async function startEmbeddedCosmos(options: EmbeddedCosmosOptions = {}): Promise<EmbeddedCosmos> {
+  const ranges = options.partitionKeyRanges ?? 1;
+  if (!Number.isSafeInteger(ranges) || ranges < 1 || ranges > 64) {
+    throw new Error(`startEmbeddedCosmos: partitionKeyRanges must be an integer from 1 to 64, got ${String(ranges)}`);
+  }
   // The account's own endpoint (port) is never used: the metadata is answered from the Host header.
   const account = new Account('127.0.0.1', 0);
+  const feeds = new ChangeFeeds(ranges);
   const server = createServer({ keepAlive: true }, (req, res) => {
-    handle(account, req, res).catch((err: unknown) => {
+    handle(account, feeds, req, res).catch((err: unknown) => {
       if (!res.headersSent) res.statusCode = 500;
       res.end(JSON.stringify({ message: err instanceof Error ? err.message : String(err) }));
     });
@@ -83,7 +100,7 @@ export async function startEmbeddedCosmos(options: EmbeddedCosmosOptions = {}): 
   };
 }
 
-async function handle(account: ServerAccount, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(account: ServerAccount, feeds: ChangeFeeds, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const raw = await readBody(req);
   const matched = route(req);
   let body: unknown;
@@ -101,10 +118,23 @@ async function handle(account: ServerAccount, req: IncomingMessage, res: ServerR
       method: req.method,
       url: req.url,
     }) as unknown as IncomingMessage;
+    // Attached before any handler runs, so the container's change feed observes every write to it.
+    const feed = params.collId ? feeds.of(account.database(params.dbId).collection(params.collId)) : undefined;
     if (handler === readMeta) {
       body = advertiseHttp(account.read(), req);
+    } else if (feed && handler === readDocuments && req.headers['a-im'] !== undefined) {
+      body = answer(res, feed.read(req));
+    } else if (feed && handler === readPartitionKeyRanges) {
+      body = answer(res, feed.partitionKeyRanges());
     } else if (handler === batchDocuments && header(req, 'x-ms-cosmos-batch-atomic')?.toLowerCase() === 'true') {
-      body = atomicBatch(account, req, res, params, raw);
+      // One commit in the change feed when it succeeds, none when it rolls back.
+      const run = () => atomicBatch(account, req, res, params, raw);
+      if (!feed) body = run();
+      else
+        feed.transaction(() => {
+          body = run();
+          return res.statusCode < 300;
+        });
     } else if (handler === queryDocuments && req.headers['x-ms-documentdb-partitionkey'] !== undefined) {
       body = await partitionScopedQuery(account, replay, res, params, raw);
     } else {
@@ -115,22 +145,24 @@ async function handle(account: ServerAccount, req: IncomingMessage, res: ServerR
       res.setHeader('x-ms-substatus', '1003');
     }
   }
-  respond(req, res, body);
+  respond(res, body);
 }
 
 /** Mirrors the library's response wrapper, which is not exported. */
-function respond(req: IncomingMessage, res: ServerResponse, body: unknown): void {
+function respond(res: ServerResponse, body: unknown): void {
   const out = (body ?? {}) as Record<string, unknown>;
   if (res.statusCode > 399 && !out.message) out.message = '';
   if (typeof out._etag === 'string') res.setHeader('etag', out._etag);
   res.setHeader('content-type', 'application/json');
   res.setHeader('x-ms-activity-id', randomUUID());
   res.setHeader('x-ms-request-charge', '1');
-  if (req.headers['a-im'] && res.statusCode === 200) {
-    if (req.headers['if-none-match']) res.statusCode = 304;
-    res.setHeader('etag', '1');
-  }
   res.end(JSON.stringify(out));
+}
+
+function answer(res: ServerResponse, { status, headers, body }: FeedAnswer): Record<string, unknown> {
+  res.statusCode = status;
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  return body;
 }
 
 function advertiseHttp(meta: Record<string, unknown>, req: IncomingMessage): Record<string, unknown> {
