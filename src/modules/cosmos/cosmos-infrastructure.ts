@@ -33,7 +33,11 @@ export async function ensureContainers(
   ]);
 }
 
-async function ensureContainer(database: Database, id: string, path: string): Promise<void> {
+/**
+ * Creates one container when missing (partition key `path`, definition version 2, `defaultTtl -1`), race-safe,
+ * and fails with a message naming `usedBy` when it exists with another partition key.
+ */
+export async function ensureContainer(database: Database, id: string, path: string, usedBy = 'the event store'): Promise<void> {
   const partitionKey: PartitionKeyDefinition = { paths: [path], version: 2 };
   try {
     await database.containers.createIfNotExists({ id, partitionKey, defaultTtl: -1 });
@@ -48,8 +52,8 @@ async function ensureContainer(database: Database, id: string, path: string): Pr
   if (paths.length !== 1 || paths[0] !== path || version !== 2) {
     throw new Error(
       `container ${JSON.stringify(id)} exists with partition key ${JSON.stringify(paths)} (definition version ` +
-        `${version}); the event store needs ${JSON.stringify([path])} with version 2: point the store at another ` +
-        'container or recreate this one',
+        `${version}); ${usedBy} needs ${JSON.stringify([path])} with version 2: point it at another container or ` +
+        'recreate this one',
     );
   }
 }

@@ -5,6 +5,7 @@ export type { CosmosModuleOptions, CosmosOptionsFactory } from './cosmos-options
 export {
   DEFAULT_AGGREGATES_CONTAINER,
   DEFAULT_EVENTS_CONTAINER,
+  ensureContainer,
   ensureContainers,
   ensureDatabase,
 } from './cosmos-infrastructure.js';

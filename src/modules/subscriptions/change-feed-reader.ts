@@ -1,0 +1,121 @@
+import { ChangeFeedStartFrom, type ChangeFeedPullModelIterator, type Container, type FeedRange } from '@azure/cosmos';
+import type { StoredStart } from './lease-store.js';
+
+/** An event document of the events container as the change feed hands it out (SPEC §3 plus system fields). */
+interface FeedItem {
+  a?: unknown;
+  v?: unknown;
+  d?: unknown;
+  _ts?: unknown;
+  _lsn?: unknown;
+}
+
+/** One event read from the change feed, decoded from its document. */
+export interface FeedEvent {
+  aggregateId: string;
+  version: number;
+  data: Uint8Array;
+  committedAt: Date;
+}
+
+/** Where a reader stands in one feed range: a change feed continuation, or where to begin without one. */
+export interface FeedPosition {
+  continuation: string | null;
+  startFrom: StoredStart;
+}
+
+/** A pull-model iterator over one feed range from `position`. */
+export function changeFeedIterator(
+  events: Container,
+  range: FeedRange,
+  position: FeedPosition,
+  maxItemCount: number,
+): ChangeFeedPullModelIterator<FeedItem> {
+  return events.items.getChangeFeedIterator<FeedItem>({ changeFeedStartFrom: startOf(range, position), maxItemCount });
+}
+
+function startOf(range: FeedRange, { continuation, startFrom }: FeedPosition): ChangeFeedStartFrom {
+  if (continuation) return ChangeFeedStartFrom.Continuation(continuation);
+  if (startFrom.kind === 'time') return ChangeFeedStartFrom.Time(new Date(startFrom.at), range);
+  return ChangeFeedStartFrom.Beginning(range);
+}
+
+/**
+ * The events of a change feed page in the order to hand them out: by commit (`_lsn`) and, inside one commit
+ * (a transactional batch, whose items Cosmos DB returns in no particular order), by version. Documents that
+ * are not events (no string `a`, no integer `v`) are counted, not returned.
+ */
+export function eventsOfPage(items: readonly unknown[]): { events: FeedEvent[]; foreign: number } {
+  const keyed: Array<{ event: FeedEvent; lsn: number; index: number }> = [];
+  let foreign = 0;
+  items.forEach((item, index) => {
+    const { a, v, d, _ts, _lsn } = (item ?? {}) as FeedItem;
+    if (typeof a !== 'string' || typeof v !== 'number' || !Number.isSafeInteger(v)) {
+      foreign++;
+      return;
+    }
+    const bytes = typeof d === 'string' ? Buffer.from(d, 'base64') : Buffer.alloc(0);
+    keyed.push({
+      event: {
+        aggregateId: a,
+        version: v,
+        data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+        committedAt: new Date(typeof _ts === 'number' ? _ts * 1000 : 0),
+      },
+      lsn: typeof _lsn === 'number' ? _lsn : index,
+      index,
+    });
+  });
+  keyed.sort((x, y) => x.lsn - y.lsn || (x.event.aggregateId === y.event.aggregateId ? x.event.version - y.event.version : x.index - y.index));
+  return { events: keyed.map((k) => k.event), foreign };
+}
+
+/** What one look at a feed range from a position tells about what is left to read. */
+export interface FeedProbe {
+  /** Nothing after the position. */
+  caughtUp: boolean;
+  /** LSN of the first change after the position. */
+  firstPendingLsn?: number;
+  /** The range's latest LSN, from the session token. */
+  latestLsn?: number;
+  oldestPendingAt?: Date;
+}
+
+/**
+ * Reads one item after `position` (without moving any reader) to tell how far behind it is: the session
+ * token carries the range's latest LSN and each item its own `_lsn`, as Cosmos DB's change feed estimator
+ * uses them.
+ */
+export async function probe(events: Container, range: FeedRange, position: FeedPosition): Promise<FeedProbe> {
+  const page = await changeFeedIterator(events, range, position, 1).readNext();
+  const latestLsn = lsnOfSessionToken(page.sessionToken);
+  const first = page.result?.[0];
+  if (page.statusCode === 304 || !first) return { caughtUp: true, latestLsn };
+  return {
+    caughtUp: false,
+    latestLsn,
+    firstPendingLsn: typeof first._lsn === 'number' ? first._lsn : undefined,
+    oldestPendingAt: typeof first._ts === 'number' ? new Date(first._ts * 1000) : undefined,
+  };
+}
+
+/** Changes left, estimated from LSNs (at least 1 when something is pending). */
+export function estimatePending(probe: FeedProbe): number {
+  if (probe.caughtUp) return 0;
+  if (probe.latestLsn === undefined || probe.firstPendingLsn === undefined) return 1;
+  return Math.max(1, probe.latestLsn - probe.firstPendingLsn + 1);
+}
+
+/**
+ * The global LSN of a session token (`<range>:<version>#<globalLsn>[#<region>=<lsn>...]`, comma-separated per
+ * range); the highest when there are several.
+ */
+export function lsnOfSessionToken(token: string | undefined): number | undefined {
+  if (!token) return undefined;
+  let latest: number | undefined;
+  for (const part of token.split(',')) {
+    const lsn = Number(part.split(':')[1]?.split('#')[1]);
+    if (Number.isSafeInteger(lsn)) latest = Math.max(latest ?? lsn, lsn);
+  }
+  return latest;
+}

@@ -1,0 +1,45 @@
+export { SubscriptionsModule } from './subscriptions.module.js';
+export {
+  DEFAULT_LEASES_CONTAINER,
+  LEASES_CONTAINER,
+  LEASES_PARTITION_KEY_PATH,
+  SUBSCRIPTIONS,
+} from './subscriptions.constants.js';
+export {
+  InjectLeasesContainer,
+  InjectSubscriptions,
+  OnEvent,
+  Subscriber,
+  type EventHandlerMethod,
+} from './subscriptions.decorators.js';
+export type {
+  DeadLetter,
+  EventDeserializer,
+  EventFilter,
+  FailurePolicy,
+  GroupState,
+  OnSubscriberRebuild,
+  RangeLag,
+  RebuildOptions,
+  RetryOptions,
+  StartFrom,
+  SubscribedEvent,
+  SubscriberLag,
+  SubscriberOptions,
+  SubscriberStatus,
+  Subscriptions,
+  SubscriptionsModuleOptions,
+} from './subscriptions.interfaces.js';
+export {
+  isLeaseLost,
+  LeaseLostError,
+  SubscriberDefinitionError,
+  SubscriptionError,
+  SubscriptionTimeoutError,
+  UnknownSubscriberError,
+} from './subscriptions.errors.js';
+export {
+  SubscriptionsHealthIndicator,
+  type SubscriberHealth,
+  type SubscriptionsHealth,
+} from './subscriptions.health.js';

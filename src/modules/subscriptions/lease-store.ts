@@ -1,0 +1,248 @@
+import { createHash } from 'node:crypto';
+import type { Container, ItemDefinition, OperationInput } from '@azure/cosmos';
+import { statusOf } from '../cosmos/index.js';
+import type { DeadLetter, FailurePolicy, GroupState, StartFrom } from './subscriptions.interfaces.js';
+
+/*
+ * Documents of the leases container, all of one consumer group in one logical partition (`group`), so a
+ * group is listed with one single-partition query:
+ * - `group`: the group's shared state (running, rebuilding, stopped on a failure);
+ * - `lease:<min>-<max>`: one per feed range: owner, expiry, checkpoint (the change feed continuation);
+ * - `dead:<hash>`: one per event a handler gave up on.
+ * Every write of a lease or of the group is conditional on the ETag read before it, so two instances never
+ * both believe they took the same lease.
+ */
+
+/** A start position as stored: "now" is pinned to a time when the lease is created, so every reader agrees. */
+export type StoredStart = { kind: 'beginning' } | { kind: 'time'; at: number };
+
+export interface GroupDocument extends ItemDefinition {
+  id: 'group';
+  group: string;
+  type: 'group';
+  state: GroupState;
+  reason?: string;
+  updatedAt: number;
+}
+
+export interface LeaseDocument extends ItemDefinition {
+  id: string;
+  group: string;
+  type: 'lease';
+  feedRange: { minInclusive: string; maxExclusive: string };
+  /** The instance holding the lease, or null. */
+  owner: string | null;
+  /** Epoch ms (owner's clock) after which others may take the lease. */
+  expiresAt: number;
+  /** An instance that asked the owner to hand the lease over, for balance. */
+  requestedBy: string | null;
+  /** The change feed continuation up to which every event was handled; null: start at `startFrom`. */
+  continuation: string | null;
+  startFrom: StoredStart;
+  checkpointedAt: number | null;
+}
+
+interface DeadLetterDocument extends ItemDefinition {
+  id: string;
+  group: string;
+  type: 'dead-letter';
+  handler: string;
+  aggregateId: string;
+  version: number;
+  d: string;
+  error: { name: string; message: string };
+  attempts: number;
+  failedAt: number;
+  instanceId: string;
+  policy: FailurePolicy;
+}
+
+export type Stored<T> = T & { _etag: string };
+
+export function rangeKey(range: { minInclusive: string; maxExclusive: string }): string {
+  return `${range.minInclusive}-${range.maxExclusive}`;
+}
+
+export function leaseId(range: { minInclusive: string; maxExclusive: string }): string {
+  return `lease:${rangeKey(range)}`;
+}
+
+export function toStoredStart(from: StartFrom, now = Date.now()): StoredStart {
+  if (from === 'beginning') return { kind: 'beginning' };
+  return { kind: 'time', at: from === 'now' ? now : from.getTime() };
+}
+
+/** The documents of one consumer group in the leases container. */
+export class LeaseStore {
+  constructor(
+    readonly container: Container,
+    readonly group: string,
+  ) {}
+
+  /** The group document and every lease, in one single-partition query. */
+  async list(): Promise<{ group?: Stored<GroupDocument>; leases: Stored<LeaseDocument>[] }> {
+    const { resources } = await this.container.items
+      .query<Stored<GroupDocument | LeaseDocument>>(
+        { query: "SELECT * FROM c WHERE c.type = 'lease' OR c.type = 'group'", parameters: [] },
+        { partitionKey: this.group },
+      )
+      .fetchAll();
+    return {
+      group: resources.find((doc): doc is Stored<GroupDocument> => doc.type === 'group'),
+      leases: resources
+        .filter((doc): doc is Stored<LeaseDocument> => doc.type === 'lease')
+        .sort((x, y) => x.feedRange.minInclusive.localeCompare(y.feedRange.minInclusive)),
+    };
+  }
+
+  /** Creates the group document and one lease per feed range, where missing (a concurrent creator wins). */
+  async initialize(ranges: Array<{ minInclusive: string; maxExclusive: string }>, startFrom: StartFrom): Promise<void> {
+    const now = Date.now();
+    const start = toStoredStart(startFrom, now);
+    const group: GroupDocument = { id: 'group', group: this.group, type: 'group', state: 'running', updatedAt: now };
+    await this.createIfMissing(group);
+    for (const range of ranges) {
+      await this.createIfMissing({
+        id: leaseId(range),
+        group: this.group,
+        type: 'lease',
+        feedRange: { minInclusive: range.minInclusive, maxExclusive: range.maxExclusive },
+        owner: null,
+        expiresAt: 0,
+        requestedBy: null,
+        continuation: null,
+        startFrom: start,
+        checkpointedAt: null,
+      } satisfies LeaseDocument);
+    }
+  }
+
+  async read<T extends GroupDocument | LeaseDocument>(id: string): Promise<Stored<T> | undefined> {
+    const { resource } = await this.container.item(id, this.group).read<Stored<T>>();
+    return resource;
+  }
+
+  /** Replaces `doc` if it still has `etag`; `undefined` when someone changed it since (HTTP 412). */
+  async replace<T extends GroupDocument | LeaseDocument>(doc: T, etag: string): Promise<Stored<T> | undefined> {
+    const body = withoutSystemFields(doc);
+    try {
+      const { resource } = await this.container
+        .item(doc.id as string, this.group)
+        .replace<T>(body as T, { accessCondition: { type: 'IfMatch', condition: etag } });
+      return resource as Stored<T>;
+    } catch (err) {
+      if (statusOf(err) === 412 || statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Writes `lease` (taken by this instance) if neither it nor the group document changed since they were read,
+   * in one transactional batch: a take is fenced by the group's state, so no instance takes a lease from a
+   * group another instance has just paused for a rebuild or stopped. The group document is rewritten as it
+   * is, only to move its ETag. `undefined` when either changed.
+   */
+  async takeFenced(
+    group: Stored<GroupDocument>,
+    lease: LeaseDocument,
+    leaseEtag: string,
+  ): Promise<{ group: Stored<GroupDocument>; lease: Stored<LeaseDocument> } | undefined> {
+    const operations: OperationInput[] = [
+      { operationType: 'Replace', id: group.id, resourceBody: withoutSystemFields(group), ifMatch: group._etag },
+      { operationType: 'Replace', id: lease.id, resourceBody: withoutSystemFields(lease), ifMatch: leaseEtag },
+    ];
+    const response = await this.container.items.batch(operations, this.group);
+    const results = response.result ?? [];
+    if (results.length !== 2 || results.some((r) => r.statusCode >= 400)) {
+      // 412 (someone else was first) is the expected failure; anything else is worth a retry later too.
+      return undefined;
+    }
+    return {
+      group: results[0].resourceBody as unknown as Stored<GroupDocument>,
+      lease: results[1].resourceBody as unknown as Stored<LeaseDocument>,
+    };
+  }
+
+  /** Sets the group's state (creating its document when missing), whatever it was. */
+  async setState(state: GroupState, reason?: string): Promise<Stored<GroupDocument>> {
+    for (;;) {
+      const current = await this.read<GroupDocument>('group');
+      const next: GroupDocument = { id: 'group', group: this.group, type: 'group', state, updatedAt: Date.now() };
+      if (reason !== undefined) next.reason = reason;
+      if (!current) {
+        try {
+          const { resource } = await this.container.items.create(next);
+          return resource as Stored<GroupDocument>;
+        } catch (err) {
+          if (statusOf(err) !== 409) throw err;
+          continue;
+        }
+      }
+      const written = await this.replace(next, current._etag);
+      if (written) return written;
+    }
+  }
+
+  async writeDeadLetter(letter: Omit<DeadLetter, 'subscriber'>): Promise<void> {
+    const bytes = Buffer.from(letter.data.buffer, letter.data.byteOffset, letter.data.byteLength);
+    // Aggregate ids may hold characters Cosmos DB forbids in ids and be 2 KB long: the id is a digest.
+    const digest = createHash('sha256')
+      .update(JSON.stringify([letter.aggregateId, letter.version, letter.handler, letter.failedAt.getTime()]))
+      .digest('hex')
+      .slice(0, 40);
+    const doc: DeadLetterDocument = {
+      id: `dead:${digest}`,
+      group: this.group,
+      type: 'dead-letter',
+      handler: letter.handler,
+      aggregateId: letter.aggregateId,
+      version: letter.version,
+      d: bytes.toString('base64'),
+      error: letter.error,
+      attempts: letter.attempts,
+      failedAt: letter.failedAt.getTime(),
+      instanceId: letter.instanceId,
+      policy: letter.policy,
+    };
+    // An upsert: a retried write after a lost answer must not fail on its own first attempt.
+    await this.container.items.upsert(doc);
+  }
+
+  async deadLetters(): Promise<DeadLetter[]> {
+    const { resources } = await this.container.items
+      .query<DeadLetterDocument>(
+        { query: "SELECT * FROM c WHERE c.type = 'dead-letter' ORDER BY c.failedAt", parameters: [] },
+        { partitionKey: this.group },
+      )
+      .fetchAll();
+    return resources.map((doc) => {
+      const bytes = Buffer.from(doc.d, 'base64');
+      return {
+        subscriber: this.group,
+        handler: doc.handler,
+        aggregateId: doc.aggregateId,
+        version: doc.version,
+        data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+        error: doc.error,
+        attempts: doc.attempts,
+        failedAt: new Date(doc.failedAt),
+        instanceId: doc.instanceId,
+        policy: doc.policy,
+      };
+    });
+  }
+
+  private async createIfMissing(doc: GroupDocument | LeaseDocument): Promise<void> {
+    try {
+      await this.container.items.create(doc);
+    } catch (err) {
+      if (statusOf(err) !== 409) throw err;
+    }
+  }
+}
+
+function withoutSystemFields<T extends object>(doc: T): T & ItemDefinition {
+  const copy = { ...doc } as Record<string, unknown>;
+  for (const field of ['_etag', '_rid', '_self', '_ts', '_attachments', '_lsn']) delete copy[field];
+  return copy as T & ItemDefinition;
+}

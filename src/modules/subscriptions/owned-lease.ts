@@ -1,0 +1,95 @@
+import { LeaseLostError } from './subscriptions.errors.js';
+import type { LeaseDocument, LeaseStore, Stored } from './lease-store.js';
+
+/** Attempts at one lease write when others keep annotating the document (a hand-over request, say). */
+const MAX_WRITE_ATTEMPTS = 10;
+
+/**
+ * A lease this instance holds. Every write (renewal, checkpoint, release) is conditional on the ETag last
+ * seen; when it fails with 412 the document is read again: still ours (someone only asked for it) → the write
+ * is re-applied on top; someone else's, reset, or gone → the lease is lost and the reader must stop at once.
+ * Writes are serialized, so a renewal and a checkpoint never race each other.
+ */
+export class OwnedLease {
+  private doc: Stored<LeaseDocument>;
+  private queue: Promise<unknown> = Promise.resolve();
+  private lostFlag = false;
+
+  constructor(
+    private readonly store: LeaseStore,
+    doc: Stored<LeaseDocument>,
+    private readonly instanceId: string,
+    private readonly durationMs: number,
+  ) {
+    this.doc = doc;
+  }
+
+  get id(): string {
+    return this.doc.id;
+  }
+
+  get continuation(): string | null {
+    return this.doc.continuation;
+  }
+
+  get document(): Readonly<Stored<LeaseDocument>> {
+    return this.doc;
+  }
+
+  get lost(): boolean {
+    return this.lostFlag;
+  }
+
+  /**
+   * True while this instance may read the range: not lost and not expired. An instance that could not renew
+   * in time stops by itself, before anyone else may take the range over.
+   */
+  isValid(now = Date.now()): boolean {
+    return !this.lostFlag && this.doc.owner === this.instanceId && this.doc.expiresAt > now;
+  }
+
+  renew(): Promise<void> {
+    return this.write(() => {});
+  }
+
+  checkpoint(continuation: string): Promise<void> {
+    return this.write((doc) => {
+      doc.continuation = continuation;
+      doc.checkpointedAt = Date.now();
+    });
+  }
+
+  /** Gives the lease up, keeping its checkpoint: anyone may take it at once. */
+  release(): Promise<void> {
+    return this.write((doc) => {
+      doc.owner = null;
+      doc.expiresAt = 0;
+      doc.requestedBy = null;
+    }, false);
+  }
+
+  private write(change: (doc: LeaseDocument) => void, keep = true): Promise<void> {
+    const run = async () => {
+      for (let attempt = 1; ; attempt++) {
+        if (this.lostFlag || this.doc.owner !== this.instanceId) throw new LeaseLostError(this.doc.id);
+        const next: LeaseDocument = { ...this.doc };
+        change(next);
+        if (keep) next.expiresAt = Date.now() + this.durationMs;
+        const written = await this.store.replace(next, this.doc._etag);
+        if (written) {
+          this.doc = written;
+          return;
+        }
+        const current = await this.store.read<LeaseDocument>(this.doc.id);
+        if (!current || current.owner !== this.instanceId || attempt >= MAX_WRITE_ATTEMPTS) {
+          this.lostFlag = true;
+          throw new LeaseLostError(this.doc.id);
+        }
+        this.doc = current;
+      }
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+}

@@ -1,0 +1,369 @@
+import type { Logger } from '@nestjs/common';
+import type { Container, FeedRange } from '@azure/cosmos';
+import { estimatePending, probe, type FeedPosition } from './change-feed-reader.js';
+import { LeaseStore, rangeKey, toStoredStart, type GroupDocument, type LeaseDocument, type Stored } from './lease-store.js';
+import { OwnedLease } from './owned-lease.js';
+import { RangeWorker } from './range-worker.js';
+import { describe, type SubscriberRuntime } from './subscriber-runtime.js';
+import { SubscriptionTimeoutError } from './subscriptions.errors.js';
+import type { GroupState, RangeLag, StartFrom, SubscriberLag, SubscriberStatus } from './subscriptions.interfaces.js';
+import { sleep } from './sleep.js';
+
+/** The module settings a group works with. */
+export interface GroupSettings {
+  instanceId: string;
+  leaseDurationMs: number;
+  renewIntervalMs: number;
+  pollIntervalMs: number;
+  shutdownTimeoutMs: number;
+}
+
+type Range = { minInclusive: string; maxExclusive: string };
+
+/**
+ * One subscriber (consumer group) on this instance. Every `renewIntervalMs` it lists the group's leases in
+ * one query and then: renews the leases it holds (a lease someone else now owns is abandoned at once); hands
+ * over, gracefully, a lease another instance asked for or every lease when the group is not running; takes
+ * free or expired leases up to its fair share (ranges / live instances, rounded up); and, when still short by
+ * two or more against the busiest instance, asks that instance for one. A reader per held lease does the work.
+ */
+export class SubscriberGroup {
+  readonly store: LeaseStore;
+  private readonly workers = new Map<string, RangeWorker>();
+  private loop?: Promise<void>;
+  private wake = new AbortController();
+  private stopping = false;
+  private feedRanges?: Promise<readonly FeedRange[]>;
+  private state?: GroupState;
+
+  constructor(
+    private readonly events: Container,
+    leases: Container,
+    readonly runtime: SubscriberRuntime,
+    private readonly startFrom: StartFrom,
+    private readonly settings: GroupSettings,
+    private readonly logger: Logger,
+  ) {
+    this.store = new LeaseStore(leases, runtime.subscriber.name);
+  }
+
+  get name(): string {
+    return this.runtime.subscriber.name;
+  }
+
+  status(): SubscriberStatus {
+    const { handled, deadLettered, lastError } = this.runtime.stats;
+    return {
+      name: this.name,
+      ownedRanges: [...this.workers.values()].filter((w) => !w.stopping).map((w) => rangeKey(w.lease.document.feedRange)),
+      handled,
+      deadLettered,
+      ...(lastError === undefined ? {} : { lastError }),
+    };
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.stopping = false;
+    this.loop = this.run().finally(() => (this.loop = undefined));
+  }
+
+  /** Graceful stop: every reader finishes its page, checkpoints and releases; after the timeout, leases are left to expire. */
+  async stop(): Promise<void> {
+    const loop = this.loop;
+    if (!loop) return;
+    this.stopping = true;
+    const workers = [...this.workers.values()];
+    const timeout = new AbortController();
+    const finished = await Promise.race([
+      Promise.all(workers.map((w) => w.stop())).then(() => true),
+      sleep(this.settings.shutdownTimeoutMs, timeout.signal).then(() => false),
+    ]);
+    timeout.abort();
+    if (!finished) {
+      this.logger.warn(
+        `${this.name}: handlers still running after ${this.settings.shutdownTimeoutMs} ms; leaving their leases to expire`,
+      );
+      for (const worker of workers) worker.abandon();
+    }
+    this.poke();
+    await loop;
+  }
+
+  /** Wakes the loop now rather than at the next interval. */
+  poke(): void {
+    this.wake.abort();
+  }
+
+  private async run(): Promise<void> {
+    while (!(this.stopping && this.workers.size === 0)) {
+      try {
+        await this.tick();
+      } catch (err) {
+        this.runtime.stats.lastError = `managing leases failed: ${describe(err)}`;
+        this.logger.warn(`${this.name}: ${this.runtime.stats.lastError}`);
+      }
+      if (this.stopping && this.workers.size === 0) break;
+      this.wake = new AbortController();
+      await sleep(this.settings.renewIntervalMs, this.wake.signal);
+    }
+  }
+
+  private async tick(): Promise<void> {
+    const me = this.settings.instanceId;
+    let { group, leases } = await this.store.list();
+    if (!group || leases.length === 0) {
+      if (this.stopping) return;
+      await this.store.initialize([...(await this.ranges())], this.startFrom);
+      ({ group, leases } = await this.store.list());
+      if (!group) return;
+    }
+    if (group.state !== this.state) {
+      if (this.state !== undefined || group.state !== 'running') {
+        this.logger.log(`${this.name}: group is ${group.state}${group.reason ? ` (${group.reason})` : ''}`);
+      }
+      this.state = group.state;
+    }
+    const running = group.state === 'running' && !this.stopping;
+    const byId = new Map(leases.map((lease) => [lease.id, lease]));
+
+    for (const [id, worker] of this.workers) {
+      const doc = byId.get(id);
+      if (!doc || doc.owner !== me) {
+        // Taken over or reset since: someone else may be reading this range already.
+        if (doc?.owner) this.logger.warn(`${this.name}: lost ${rangeKey(doc.feedRange)} to ${doc.owner}`);
+        worker.abandon();
+        continue;
+      }
+      if (!worker.stopping && (!running || (doc.requestedBy !== null && doc.requestedBy !== me))) {
+        if (running) this.logger.log(`${this.name}: handing ${rangeKey(doc.feedRange)} over to ${doc.requestedBy}`);
+        void worker.stop();
+      }
+      try {
+        await worker.lease.renew();
+      } catch (err) {
+        if (worker.lease.lost) worker.abandon();
+        else this.logger.warn(`${this.name}: renewing ${rangeKey(doc.feedRange)} failed: ${describe(err)}`);
+      }
+    }
+    if (!running) return;
+
+    const now = Date.now();
+    const others = new Map<string, Stored<LeaseDocument>[]>();
+    for (const lease of leases) {
+      if (lease.owner && lease.owner !== me && lease.expiresAt > now) {
+        others.set(lease.owner, [...(others.get(lease.owner) ?? []), lease]);
+      }
+    }
+    const share = Math.ceil(leases.length / (others.size + 1));
+    let mine = [...this.workers.values()].filter((w) => !w.stopping).length;
+    const free = shuffle(
+      leases.filter((l) => !this.workers.has(l.id) && (!l.owner || l.expiresAt <= now || l.owner === me)),
+    );
+    for (const lease of free) {
+      if (mine >= share) break;
+      const taken = await this.take(group, lease);
+      if (!taken) continue;
+      group = taken;
+      mine++;
+    }
+    if (mine < share) {
+      const [busiest] = [...others.values()].sort((x, y) => y.length - x.length);
+      const candidate = busiest && busiest.length - mine >= 2 ? busiest.find((l) => l.requestedBy === null) : undefined;
+      if (candidate) {
+        // The owner hands it over at its next round, after finishing and checkpointing its page.
+        await this.store.replace({ ...candidate, requestedBy: me }, candidate._etag);
+      }
+    }
+  }
+
+  /** Takes a free lease (fenced by the group's state) and starts its reader; the group document after, or undefined. */
+  private async take(group: Stored<GroupDocument>, doc: Stored<LeaseDocument>): Promise<Stored<GroupDocument> | undefined> {
+    const me = this.settings.instanceId;
+    const range = await this.feedRangeOf(doc.feedRange);
+    const taken = await this.store.takeFenced(
+      group,
+      { ...doc, owner: me, expiresAt: Date.now() + this.settings.leaseDurationMs, requestedBy: null },
+      doc._etag,
+    );
+    if (!taken) return undefined;
+    const name = rangeKey(doc.feedRange);
+    const previous = doc.owner && doc.owner !== me ? ` from ${doc.owner} (expired)` : '';
+    this.logger.log(`${this.name}: took ${name}${previous}, ${doc.continuation ? 'resuming at its checkpoint' : 'from its start'}`);
+    const worker = new RangeWorker({
+      events: this.events,
+      range,
+      rangeName: name,
+      lease: new OwnedLease(this.store, taken.lease, me, this.settings.leaseDurationMs),
+      store: this.store,
+      runtime: this.runtime,
+      instanceId: me,
+      pollIntervalMs: this.settings.pollIntervalMs,
+      logger: this.logger,
+      onStopped: (reason) => this.halt(reason),
+    });
+    this.workers.set(doc.id, worker);
+    worker.start();
+    void worker.done.finally(() => {
+      if (this.workers.get(doc.id) === worker) this.workers.delete(doc.id);
+      this.poke();
+    });
+    return taken.group;
+  }
+
+  /** Stops the group on every instance after a handler failed for good under policy `stop`. */
+  private async halt(reason: string): Promise<void> {
+    try {
+      await this.store.setState('stopped', reason);
+    } catch (err) {
+      this.logger.error(`${this.name}: recording the stop failed: ${describe(err)}`);
+    }
+    for (const worker of this.workers.values()) void worker.stop();
+    this.poke();
+  }
+
+  /** Lets a stopped group run again. */
+  async resume(): Promise<void> {
+    const { group } = await this.store.list();
+    if (group?.state === 'stopped') await this.store.setState('running');
+    this.poke();
+  }
+
+  /**
+   * Pauses the group everywhere, waits until no instance holds a lease, runs the subscriber's `onRebuild`,
+   * rewinds every lease to `from`, and lets the group run again.
+   */
+  async rebuild(from: StartFrom, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    await this.store.setState('rebuilding');
+    this.poke();
+    await Promise.all([...this.workers.values()].map((w) => w.stop()));
+    let leases: Stored<LeaseDocument>[];
+    for (;;) {
+      ({ leases } = await this.store.list());
+      const now = Date.now();
+      const held = leases.filter((l) => l.owner && l.expiresAt > now);
+      if (held.length === 0) break;
+      if (Date.now() > deadline) {
+        throw new SubscriptionTimeoutError(
+          `rebuild of ${this.name}: ${held.map((l) => l.owner).join(', ')} still hold leases after ${timeoutMs} ms; ` +
+            'the group stays paused: call rebuild() again',
+        );
+      }
+      await sleep(Math.min(this.settings.renewIntervalMs, 100));
+    }
+    await this.runtime.rebuildHook?.(from);
+    const start = toStoredStart(from);
+    if (leases.length === 0) {
+      await this.store.initialize([...(await this.ranges())], from);
+    }
+    for (const lease of leases) {
+      for (let current: Stored<LeaseDocument> | undefined = lease; current; ) {
+        const reset: LeaseDocument = {
+          ...current,
+          owner: null,
+          expiresAt: 0,
+          requestedBy: null,
+          continuation: null,
+          startFrom: start,
+          checkpointedAt: null,
+        };
+        if (await this.store.replace(reset, current._etag)) break;
+        current = await this.store.read<LeaseDocument>(lease.id);
+      }
+    }
+    await this.store.setState('running');
+    this.poke();
+  }
+
+  async lag(): Promise<SubscriberLag> {
+    const { group, leases } = await this.store.list();
+    const now = Date.now();
+    const positions: Array<{ range: Range; owner?: string; position: FeedPosition }> =
+      leases.length > 0
+        ? leases.map((l) => ({
+            range: l.feedRange,
+            owner: l.owner && l.expiresAt > now ? l.owner : undefined,
+            position: { continuation: l.continuation, startFrom: l.startFrom },
+          }))
+        : (await this.ranges()).map((range) => ({
+            range,
+            position: { continuation: null, startFrom: toStoredStart(this.startFrom, now) },
+          }));
+    const ranges: RangeLag[] = await Promise.all(
+      positions.map(async ({ range, owner, position }) => {
+        const result = await probe(this.events, await this.feedRangeOf(range), position);
+        const lag: RangeLag = { range: rangeKey(range), estimatedPending: estimatePending(result) };
+        if (owner) lag.owner = owner;
+        if (result.oldestPendingAt) lag.oldestPendingAt = result.oldestPendingAt;
+        return lag;
+      }),
+    );
+    const oldest = Math.min(...ranges.map((r) => r.oldestPendingAt?.getTime() ?? Number.POSITIVE_INFINITY));
+    const lag: SubscriberLag = {
+      name: this.name,
+      state: leases.length === 0 || !group ? 'not-started' : group.state,
+      estimatedPending: ranges.reduce((sum, r) => sum + r.estimatedPending, 0),
+      behindMs: Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0,
+      ranges,
+    };
+    if (group?.reason && group.state === 'stopped') lag.reason = group.reason;
+    return lag;
+  }
+
+  /** Resolves once every change committed before the call is checkpointed. */
+  async waitForCatchUp(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let targets: Map<string, number | undefined> | undefined;
+    for (;;) {
+      const { leases } = await this.store.list();
+      if (leases.length > 0) {
+        const probes = await Promise.all(
+          leases.map(async (l) => probe(this.events, await this.feedRangeOf(l.feedRange), { continuation: l.continuation, startFrom: l.startFrom })),
+        );
+        targets ??= new Map(leases.map((l, i) => [l.id, probes[i].latestLsn]));
+        const caughtUp = probes.every((p, i) => {
+          const target = targets?.get(leases[i].id);
+          return p.caughtUp || (target !== undefined && p.firstPendingLsn !== undefined && p.firstPendingLsn > target);
+        });
+        if (caughtUp) return;
+      }
+      if (Date.now() > deadline) {
+        const lag = await this.lag().catch(() => undefined);
+        throw new SubscriptionTimeoutError(
+          `${this.name} did not catch up within ${timeoutMs} ms` +
+            (lag ? ` (state ${lag.state}, about ${lag.estimatedPending} change(s) pending${lag.reason ? `: ${lag.reason}` : ''})` : ''),
+        );
+      }
+      await sleep(Math.min(this.settings.pollIntervalMs, 200));
+    }
+  }
+
+  /** The container's feed ranges (read once). */
+  private ranges(): Promise<readonly FeedRange[]> {
+    const ranges = (this.feedRanges ??= this.events.getFeedRanges().catch((err: unknown) => {
+      this.feedRanges = undefined;
+      throw err;
+    }));
+    return ranges;
+  }
+
+  /**
+   * The SDK's feed range object for a lease's bounds. @azure/cosmos accepts only its own (internal) class
+   * there and offers no public constructor, so the class is taken from a range it handed out. A lease keeps
+   * its bounds across a partition split: the SDK follows the split inside one feed range by itself.
+   */
+  private async feedRangeOf(range: Range): Promise<FeedRange> {
+    const [any] = await this.ranges();
+    const FeedRangeClass = any.constructor as new (minInclusive: string, maxExclusive: string) => FeedRange;
+    return new FeedRangeClass(range.minInclusive, range.maxExclusive);
+  }
+}
+
+function shuffle<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j], items[i]];
+  }
+  return items;
+}

@@ -1,0 +1,155 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnModuleDestroy,
+  type Type,
+} from '@nestjs/common';
+import type { Container } from '@azure/cosmos';
+import { EVENTS_CONTAINER } from '../cosmos/index.js';
+import { SubscriberGroup } from './subscriber-group.js';
+import { describe, SubscriberRuntime } from './subscriber-runtime.js';
+import { LEASES_CONTAINER } from './subscriptions.constants.js';
+import { subscriberDefinitionOf } from './subscriptions.decorators.js';
+import { SubscriberDefinitionError, UnknownSubscriberError } from './subscriptions.errors.js';
+import type {
+  DeadLetter,
+  EventDeserializer,
+  RebuildOptions,
+  SubscriberLag,
+  SubscriberStatus,
+  Subscriptions,
+  SubscriptionsModuleOptions,
+} from './subscriptions.interfaces.js';
+import { SUBSCRIPTIONS_MODULE_OPTIONS } from './subscriptions.module-definition.js';
+import { resolveRetry, resolveSubscriptionsOptions, type ResolvedSubscriptionsOptions } from './subscriptions-options.js';
+
+/** Default wait of `waitForCatchUp`. */
+const DEFAULT_CATCH_UP_TIMEOUT_MS = 30_000;
+
+/**
+ * The subscriptions of this application instance: registered subscribers, started with the application,
+ * stopped gracefully before it shuts down (in `onModuleDestroy`, while the Cosmos client is still open).
+ */
+@Injectable()
+export class SubscriptionsManager implements Subscriptions, OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('Subscriptions');
+  private readonly groups = new Map<string, SubscriberGroup>();
+  private readonly settings: ResolvedSubscriptionsOptions;
+  private started = false;
+
+  constructor(
+    @Inject(EVENTS_CONTAINER) private readonly events: Container,
+    @Inject(LEASES_CONTAINER) private readonly leases: Container,
+    @Inject(SUBSCRIPTIONS_MODULE_OPTIONS) options: SubscriptionsModuleOptions,
+  ) {
+    this.settings = resolveSubscriptionsOptions(options);
+  }
+
+  /** The instance id this application writes into leases. */
+  get instanceId(): string {
+    return this.settings.instanceId;
+  }
+
+  /** Adds a subscriber instance (what `SubscriptionsModule.forFeature` does for each class it lists). */
+  register(instance: object, serializer?: EventDeserializer): void {
+    const type = instance.constructor as Type<unknown>;
+    const { options, handlers } = subscriberDefinitionOf(type);
+    if (this.groups.has(options.name)) {
+      throw new SubscriberDefinitionError(
+        `two subscribers are named ${JSON.stringify(options.name)}: a name is a consumer group and must be unique`,
+      );
+    }
+    if (serializer !== undefined && typeof serializer?.deserialize !== 'function') {
+      throw new SubscriberDefinitionError(`the serializer of ${type.name} has no deserialize(bytes) method`);
+    }
+    if (!serializer && handlers.some((h) => h.filter.types)) {
+      throw new SubscriberDefinitionError(
+        `${type.name} selects events by type in @OnEvent() but has no serializer to read the type: give @Subscriber({ serializer })`,
+      );
+    }
+    const runtime = new SubscriberRuntime(
+      {
+        name: options.name,
+        className: type.name,
+        instance,
+        handlers,
+        serializer,
+        retry: resolveRetry(options.retry, this.settings.retry, `@Subscriber(${options.name}).retry`),
+        onFailure: options.onFailure ?? this.settings.onFailure,
+        maxItemCount: options.maxItemCount ?? this.settings.maxItemCount,
+        concurrency: options.concurrency ?? 1,
+      },
+      this.logger,
+    );
+    const group = new SubscriberGroup(this.events, this.leases, runtime, options.startFrom ?? 'beginning', this.settings, this.logger);
+    this.groups.set(options.name, group);
+    if (this.started) group.start();
+  }
+
+  onApplicationBootstrap(): void {
+    if (this.settings.autoStart) void this.start();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    try {
+      await this.stop();
+    } catch (err) {
+      this.logger.error(`stopping the subscriptions failed: ${describe(err)}`);
+    }
+  }
+
+  names(): string[] {
+    return [...this.groups.keys()];
+  }
+
+  status(): SubscriberStatus[] {
+    return [...this.groups.values()].map((g) => g.status());
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    if (this.groups.size > 0) {
+      this.logger.log(`instance ${this.settings.instanceId} starting subscribers: ${this.names().join(', ')}`);
+    }
+    for (const group of this.groups.values()) group.start();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    await Promise.all([...this.groups.values()].map((g) => g.stop()));
+  }
+
+  async lag(name?: string): Promise<SubscriberLag[]> {
+    const groups = name === undefined ? [...this.groups.values()] : [this.group(name)];
+    return Promise.all(groups.map((g) => g.lag()));
+  }
+
+  waitForCatchUp(name: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    return this.group(name).waitForCatchUp(options.timeoutMs ?? DEFAULT_CATCH_UP_TIMEOUT_MS);
+  }
+
+  async rebuild(name: string, options: RebuildOptions = {}): Promise<void> {
+    const from = options.from ?? 'beginning';
+    this.logger.log(`${name}: rebuilding from ${from instanceof Date ? from.toISOString() : from}`);
+    await this.group(name).rebuild(from, options.timeoutMs ?? 2 * this.settings.leaseDurationMs);
+    this.logger.log(`${name}: reset; reading again`);
+  }
+
+  resume(name: string): Promise<void> {
+    return this.group(name).resume();
+  }
+
+  deadLetters(name: string): Promise<DeadLetter[]> {
+    return this.group(name).store.deadLetters();
+  }
+
+  private group(name: string): SubscriberGroup {
+    const group = this.groups.get(name);
+    if (!group) throw new UnknownSubscriberError(name);
+    return group;
+  }
+}

@@ -1,0 +1,32 @@
+/** Base class of every error the subscriptions raise on purpose. */
+export class SubscriptionError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A subscriber class or its registration is wrong; the message says what to change. */
+export class SubscriberDefinitionError extends SubscriptionError {}
+
+/** No subscriber of that name is registered in this application. */
+export class UnknownSubscriberError extends SubscriptionError {
+  constructor(readonly subscriber: string) {
+    super(`no subscriber named ${JSON.stringify(subscriber)} is registered: list it in SubscriptionsModule.forFeature([...])`);
+  }
+}
+
+/** Another instance took the lease (or it was reset): this instance must stop reading that feed range. */
+export class LeaseLostError extends SubscriptionError {
+  constructor(readonly leaseId: string) {
+    super(`lease ${leaseId} is no longer held by this instance`);
+  }
+}
+
+/** `waitForCatchUp` or `rebuild` did not finish within its timeout. */
+export class SubscriptionTimeoutError extends SubscriptionError {}
+
+/** True when `err` says a lease was lost. */
+export function isLeaseLost(err: unknown): err is LeaseLostError {
+  return err instanceof LeaseLostError;
+}

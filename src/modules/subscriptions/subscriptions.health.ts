@@ -1,0 +1,65 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { SUBSCRIPTIONS } from './subscriptions.constants.js';
+import { describe } from './subscriber-runtime.js';
+import type { GroupState, Subscriptions } from './subscriptions.interfaces.js';
+
+/** One subscriber in the health answer. */
+export interface SubscriberHealth {
+  state: GroupState | 'not-started';
+  estimatedPending: number;
+  behindMs: number;
+  /** Feed ranges this instance reads. */
+  ownedHere: string[];
+  reason?: string;
+}
+
+/** The subscriptions' part of `/health`, shaped like a @nestjs/terminus indicator result. */
+export type SubscriptionsHealth =
+  | { status: 'up'; subscribers: Record<string, SubscriberHealth> }
+  | { status: 'down'; subscribers: Record<string, SubscriberHealth>; message: string };
+
+/**
+ * Lag of every subscriber for `/health`. Never throws, never waits longer than the timeout. Down when a
+ * subscriber stopped on a failure (it needs `resume()`), or when the lag cannot be read; lagging is not down.
+ */
+@Injectable()
+export class SubscriptionsHealthIndicator {
+  private readonly logger = new Logger(SubscriptionsHealthIndicator.name);
+
+  constructor(@Inject(SUBSCRIPTIONS) private readonly subscriptions: Subscriptions) {}
+
+  async check(options: { timeoutMs?: number } = {}): Promise<SubscriptionsHealth> {
+    const timeoutMs = options.timeoutMs ?? 3_000;
+    const owned = new Map(this.subscriptions.status().map((s) => [s.name, s.ownedRanges]));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const lags = await Promise.race([
+        this.subscriptions.lag(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the subscriptions' lag was not read within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      const subscribers: Record<string, SubscriberHealth> = {};
+      for (const lag of lags) {
+        subscribers[lag.name] = {
+          state: lag.state,
+          estimatedPending: lag.estimatedPending,
+          behindMs: lag.behindMs,
+          ownedHere: owned.get(lag.name) ?? [],
+          ...(lag.reason === undefined ? {} : { reason: lag.reason }),
+        };
+      }
+      const stopped = lags.filter((l) => l.state === 'stopped').map((l) => l.name);
+      if (stopped.length > 0) {
+        return { status: 'down', subscribers, message: `stopped on a failure: ${stopped.join(', ')}` };
+      }
+      return { status: 'up', subscribers };
+    } catch (err) {
+      const message = describe(err).split('\n')[0];
+      this.logger.warn(`subscriptions health check failed: ${message}`);
+      return { status: 'down', subscribers: {}, message };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

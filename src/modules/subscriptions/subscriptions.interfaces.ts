@@ -1,0 +1,205 @@
+import type { InjectionToken } from '@nestjs/common';
+
+/**
+ * Turns an event's stored bytes into the event object handlers receive as `event`. Structural: any object
+ * with this method fits, e.g. the event-sourcing module's serializer.
+ */
+export interface EventDeserializer {
+  deserialize(bytes: Uint8Array): unknown;
+}
+
+/** Where a consumer group starts reading when it has no checkpoint yet (or after a rebuild). */
+export type StartFrom = 'beginning' | 'now' | Date;
+
+/** What a handler receives: one event of the events container. */
+export interface SubscribedEvent<E = unknown> {
+  /** The stream (the events container's partition key, e.g. `Order/42`); opaque to the subscription. */
+  aggregateId: string;
+  version: number;
+  /** The stored bytes. */
+  data: Uint8Array;
+  /** `data` decoded by the subscriber's serializer; absent without one. */
+  event?: E;
+  /** When Cosmos DB committed the event (second precision). */
+  committedAt: Date;
+  /** 1 on the first delivery attempt in this process, more on retries after a failure. */
+  attempt: number;
+}
+
+/** A failing handler's retries: `attempts` tries in all, waiting `initialDelayMs`, doubling up to `maxDelayMs`. */
+export interface RetryOptions {
+  /** Tries in all, including the first. Default 5. */
+  attempts?: number;
+  /** Default 200 ms. */
+  initialDelayMs?: number;
+  /** Default 10 s. */
+  maxDelayMs?: number;
+}
+
+/**
+ * What happens to an event whose handler still fails after the last retry. In both cases a dead-letter
+ * record goes to the leases container first; nothing is skipped without one.
+ * - `dead-letter`: the subscriber moves on to the next event.
+ * - `stop`: the consumer group halts on every instance, its checkpoint before the event, until `resume()`.
+ */
+export type FailurePolicy = 'dead-letter' | 'stop';
+
+/** Options of `@Subscriber()`. */
+export interface SubscriberOptions {
+  /** The consumer group: its checkpoints, leases and dead letters are kept under this name. Unique per leases container. */
+  name: string;
+  /** Where the group starts when it has no checkpoint. Default `'beginning'`. */
+  startFrom?: StartFrom;
+  /** Decodes `data` into `event`: an object with `deserialize`, or the injection token of one. */
+  serializer?: EventDeserializer | InjectionToken;
+  /** Default: the module's `retry`. */
+  retry?: RetryOptions;
+  /** Default: the module's `onFailure` (`'dead-letter'`). */
+  onFailure?: FailurePolicy;
+  /** Events read per change feed page; the checkpoint advances once per page. Default: the module's (100). */
+  maxItemCount?: number;
+  /** Aggregates handled in parallel within a page (each aggregate's events stay in order). Default 1. */
+  concurrency?: number;
+}
+
+/** Which events a handler takes; absent: all. */
+export interface EventFilter {
+  /** Decoded event types (the `type` field of `event`; needs a serializer). */
+  types?: readonly string[];
+  /** Aggregate ids starting with this, e.g. `Order/`. */
+  aggregateIdPrefix?: string;
+}
+
+/**
+ * A subscriber may implement this to clear its read model when `rebuild()` resets its consumer group: it runs
+ * once, on the instance that called `rebuild()`, after every instance has let go of the group and before it
+ * reads again.
+ */
+export interface OnSubscriberRebuild {
+  onRebuild(from: StartFrom): void | Promise<void>;
+}
+
+/** Options of `SubscriptionsModule.forRoot`. */
+export interface SubscriptionsModuleOptions {
+  /** Container for leases, checkpoints and dead letters (partition key `/group`). Default `leases`. */
+  leasesContainerId?: string;
+  /** Create the leases container at start-up when missing. Default `true`. */
+  ensure?: boolean;
+  /** This instance's name in leases. Default: host name, process id and a random suffix. */
+  instanceId?: string;
+  /** A lease not renewed for this long can be taken over. Default 30 s. */
+  leaseDurationMs?: number;
+  /** How often leases are renewed and balanced; well under `leaseDurationMs`. Default 5 s. */
+  renewIntervalMs?: number;
+  /** Wait after the change feed had nothing new. Default 1 s. */
+  pollIntervalMs?: number;
+  /** Default for subscribers that give none. Default 100. */
+  maxItemCount?: number;
+  /** Default for subscribers that give none. */
+  retry?: RetryOptions;
+  /** Default for subscribers that give none. Default `'dead-letter'`. */
+  onFailure?: FailurePolicy;
+  /** Start reading when the application starts. Default `true`; otherwise call `start()`. */
+  autoStart?: boolean;
+  /** How long shutdown waits for in-flight handlers before leaving the leases to expire. Default 30 s. */
+  shutdownTimeoutMs?: number;
+}
+
+/** A consumer group's state, shared by every instance through the leases container. */
+export type GroupState = 'running' | 'rebuilding' | 'stopped';
+
+/** How far one feed range of a consumer group is behind, from its checkpoint. */
+export interface RangeLag {
+  /** The feed range, as `minInclusive-maxExclusive` effective partition keys. */
+  range: string;
+  /** The instance holding the lease, when one holds a live lease. */
+  owner?: string;
+  /**
+   * Changes not yet checkpointed, estimated from log sequence numbers as Cosmos DB's change feed estimator
+   * does: exact for single writes, a transactional batch counts once.
+   */
+  estimatedPending: number;
+  /** Commit time of the oldest change not yet checkpointed. */
+  oldestPendingAt?: Date;
+}
+
+/** How far a subscriber (consumer group) is behind, over all its feed ranges. */
+export interface SubscriberLag {
+  name: string;
+  state: GroupState | 'not-started';
+  estimatedPending: number;
+  /** Milliseconds since the oldest change not yet checkpointed was committed; 0 when caught up. */
+  behindMs: number;
+  /** Why the group stopped, when it did. */
+  reason?: string;
+  ranges: RangeLag[];
+}
+
+/** What this instance is doing for one subscriber. */
+export interface SubscriberStatus {
+  name: string;
+  /** Feed ranges this instance holds leases on. */
+  ownedRanges: string[];
+  /** Events handled by this instance since it started. */
+  handled: number;
+  /** Events that went to a dead-letter record on this instance since it started. */
+  deadLettered: number;
+  /** The last error seen (reading, checkpointing or handling), if any. */
+  lastError?: string;
+}
+
+/** An event a handler could not handle, recorded in the leases container. */
+export interface DeadLetter {
+  subscriber: string;
+  /** `Class.method` of the failing handler, or `(deserialize)` when the serializer failed. */
+  handler: string;
+  aggregateId: string;
+  version: number;
+  data: Uint8Array;
+  error: { name: string; message: string };
+  attempts: number;
+  failedAt: Date;
+  instanceId: string;
+  /** What the group did next: moved on, or stopped. */
+  policy: FailurePolicy;
+}
+
+/** Options of `rebuild()`. */
+export interface RebuildOptions {
+  /** Where to read again from. Default `'beginning'`. */
+  from?: StartFrom;
+  /** How long to wait for every instance to let go of the group. Default: two lease durations. */
+  timeoutMs?: number;
+}
+
+/**
+ * Control and observation of the subscriptions of this application (token `SUBSCRIPTIONS`).
+ *
+ * @example
+ * constructor(@InjectSubscriptions() private readonly subscriptions: Subscriptions) {}
+ * const [lag] = await this.subscriptions.lag('order-stats');
+ */
+export interface Subscriptions {
+  /** Names of the registered subscribers. */
+  names(): string[];
+  /** This instance's work per subscriber. */
+  status(): SubscriberStatus[];
+  /** How far each subscriber (or the named one) is behind, read from the checkpoints of every instance. */
+  lag(name?: string): Promise<SubscriberLag[]>;
+  /** Resolves once the subscriber has checkpointed every change committed before the call. */
+  waitForCatchUp(name: string, options?: { timeoutMs?: number }): Promise<void>;
+  /**
+   * Resets the consumer group to `from` on every instance: it pauses the group, waits until every instance
+   * has let go of it (finishing in-flight handlers), calls the subscriber's `onRebuild`, rewinds every
+   * checkpoint and lets the group run again.
+   */
+  rebuild(name: string, options?: RebuildOptions): Promise<void>;
+  /** Lets a group that stopped on a failure (policy `stop`) run again, retrying the event it stopped at. */
+  resume(name: string): Promise<void>;
+  /** The dead-letter records of a subscriber, oldest first. */
+  deadLetters(name: string): Promise<DeadLetter[]>;
+  /** Starts reading (only needed with `autoStart: false`). */
+  start(): Promise<void>;
+  /** Stops reading: finishes in-flight handlers, checkpoints and releases the leases. */
+  stop(): Promise<void>;
+}
