@@ -58,7 +58,10 @@ function isEnvelope(value: unknown): value is EventEnvelope {
   );
 }
 
-/** Microseconds since the Unix epoch, from the high-resolution clock. */
+/**
+ * Microseconds since the Unix epoch: the wall clock's milliseconds (so it agrees with `Date.now()`, which a
+ * monotonic clock drifts from) plus the sub-millisecond part of the high-resolution clock.
+ */
 export function nowMicros(): number {
-  return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  return Date.now() * 1000 + Math.floor((performance.now() % 1) * 1000);
 }
