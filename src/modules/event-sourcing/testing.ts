@@ -11,12 +11,16 @@ export type ScenarioOutcome = { version: number; events: object[] } | { error: u
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 
-/** `given(...).when(command)`: assert with `.then(events | ErrorClass)`, or `await` it for the outcome. */
-export interface Scenario extends PromiseLike<ScenarioOutcome> {
-  then<R1 = ScenarioOutcome, R2 = never>(
-    expected: readonly object[] | ErrorClass | ((outcome: ScenarioOutcome) => R1 | PromiseLike<R1>) | null | undefined,
-    onRejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
-  ): Promise<R1 | R2>;
+/** `given(...).when(command)`: assert with `.then(events | ErrorClass)`, or read `.outcome()`. */
+export interface Scenario {
+  /**
+   * Asserts the stored events (by type and fields, in order) or the class of the error; rejects with an
+   * `AssertionError` otherwise. Named `then` for the given/when/then reading, so a scenario is not a
+   * promise: TypeScript refuses to `await` one without `.then(...)` or `.outcome()`.
+   */
+  then(expected: readonly object[] | ErrorClass): Promise<ScenarioOutcome>;
+  /** What happened, without asserting anything. */
+  outcome(): Promise<ScenarioOutcome>;
 }
 
 /**
@@ -29,6 +33,7 @@ export interface Scenario extends PromiseLike<ScenarioOutcome> {
  *   .when(new AddLine('o-1', 'sku-1', 2, 5))
  *   .then([new LineAdded('sku-1', 2, 5)]);
  * await given(Order).when(new ShipOrder('o-1')).then(AggregateNotFoundError);
+ * const outcome = await given(Order).when(new PlaceOrder('o-1', 'c-1')).outcome();
  */
 export function given<A extends AggregateRoot>(
   aggregateClass: AggregateClass<A>,
@@ -38,13 +43,17 @@ export function given<A extends AggregateRoot>(
   return {
     when(command) {
       const outcome = run(aggregateClass, events, command, options);
-      return {
-        then(expected, onRejected) {
-          if (typeof expected === 'function' && !isErrorClass(expected)) return outcome.then(expected, onRejected);
-          if (expected === null || expected === undefined) return outcome as Promise<never>;
-          return outcome.then((result) => check(result, expected as readonly object[] | ErrorClass)).then(undefined, onRejected) as Promise<never>;
+      const scenario = {
+        then(expected: readonly object[] | ErrorClass, onRejected?: (reason: unknown) => unknown): Promise<ScenarioOutcome> {
+          // Plain JavaScript may still `await` a scenario, which calls then(resolve, reject): give the outcome.
+          if (typeof expected === 'function' && !isErrorClass(expected)) {
+            return outcome.then(expected as (outcome: ScenarioOutcome) => ScenarioOutcome, onRejected as undefined);
+          }
+          return outcome.then((result) => check(result, expected));
         },
+        outcome: () => outcome,
       };
+      return scenario;
     },
   };
 }
