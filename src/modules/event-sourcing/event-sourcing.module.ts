@@ -15,8 +15,8 @@ import { Repository, type AggregateClass, type RepositoryOptions } from './repos
 export type EventSourcingModuleOptions = Omit<RepositoryOptions, 'logger'>;
 
 /**
- * Repositories of event-sourced aggregates over the event store's tokens (`EventStoreModule` must be
- * imported, globally or by the feature module).
+ * Repositories of event-sourced aggregates over the event store's tokens, which a global
+ * `EventStoreModule.forRoot`/`forRootAsync` (or `EventStoreModule.inMemory()` in tests) provides.
  *
  * @example
  * @Module({ imports: [EventSourcingModule.forFeature([Order])], providers: [OrdersService] })
