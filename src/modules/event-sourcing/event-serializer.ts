@@ -1,4 +1,4 @@
-import { compressAtOrAbove, decompressIfGzipped, ValidationError } from '../event-store/index.js';
+import { compressAtOrAbove, decompressIfGzipped, EventStoreError, ValidationError } from '../event-store/index.js';
 
 /** What is stored for one event (the JSON inside an `EventRecord`'s data). */
 export interface EventEnvelope {
@@ -40,8 +40,14 @@ export class JsonEventSerializer implements EventSerializer {
   }
 
   deserialize(data: Uint8Array): EventEnvelope {
-    const parsed: unknown = JSON.parse(decompressIfGzipped(data).toString('utf8'));
-    if (!isEnvelope(parsed)) throw new ValidationError('data', 'is not an event envelope { type, aggregateId, version, at, actor, payload }');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(decompressIfGzipped(data).toString('utf8'));
+    } catch (err) {
+      throw new EventStoreError('a stored event is not (gzipped) JSON', { cause: err });
+    }
+    // Stored data, not caller input: a server-side problem, not a ValidationError.
+    if (!isEnvelope(parsed)) throw new EventStoreError('a stored event is not an envelope { type, aggregateId, version, at, actor, payload }');
     return parsed;
   }
 }
