@@ -27,6 +27,7 @@ import {
   type SnapshotTailStore,
   type SortCondition,
 } from '../../src/index.js';
+import { rejectionOf } from '../support/rejection.js';
 
 /** What the contract exercises: an event store that can materialize into `opaque`. */
 export interface StoreUnderTest {
@@ -70,16 +71,6 @@ const sameBytes = (actual: Uint8Array, expected: Uint8Array) =>
   Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength).equals(
     Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength),
   );
-
-/** The rejection of a call that must fail; fails the test when it resolves. */
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to reject, but it resolved');
-}
 
 async function expectValidationError(promise: Promise<unknown>, field: string | RegExp): Promise<ValidationError> {
   const err = await rejectionOf(promise);

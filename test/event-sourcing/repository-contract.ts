@@ -32,6 +32,7 @@ import {
   type SaveAggregateOptions,
   type SnapshotTailStore,
 } from '../../src/index.js';
+import { rejectionOf } from '../support/rejection.js';
 
 /** The stores a suite runs on; `aggregates` materializes into `opaque`. */
 export interface RepositoryStoresUnderTest {
@@ -195,15 +196,6 @@ class Nothing extends Command<Account> {
 const unique = (label: string) => `${label}-${randomUUID()}`;
 const quiet = { warn: () => undefined };
 const serializer = new JsonEventSerializer();
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to reject, but it resolved');
-}
 
 function aborted(): OperationOptions {
   const controller = new AbortController();
