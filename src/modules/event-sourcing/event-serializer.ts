@@ -64,10 +64,14 @@ function isEnvelope(value: unknown): value is EventEnvelope {
   );
 }
 
+let lastMicros = 0;
+
 /**
- * Microseconds since the Unix epoch: the wall clock's milliseconds (so it agrees with `Date.now()`, which a
- * monotonic clock drifts from) plus the sub-millisecond part of the high-resolution clock.
+ * Microseconds since the Unix epoch, strictly increasing within the process: the wall clock's milliseconds
+ * (so times agree with `Date.now()`), plus one microsecond per earlier call in the same millisecond.
  */
 export function nowMicros(): number {
-  return Date.now() * 1000 + Math.floor((performance.now() % 1) * 1000);
+  const wall = Date.now() * 1000;
+  lastMicros = wall > lastMicros ? wall : lastMicros + 1;
+  return lastMicros;
 }
