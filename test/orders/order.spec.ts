@@ -101,7 +101,9 @@ describe('AddLine', () => {
     ['a fractional quantity', 'widget', 1.5, 5, /quantity/],
     ['a quantity that is a string', 'widget', '2', 5, /quantity/],
     ['a NaN quantity', 'widget', NaN, 5, /quantity/],
+    ['a quantity over a million', 'widget', 1_000_001, 5, /quantity/],
     ['a negative unit price', 'widget', 1, -0.01, /unitPrice/],
+    ['a unit price over a billion', 'widget', 1, 1e300, /unitPrice/],
     ['an infinite unit price', 'widget', 1, Infinity, /unitPrice/],
     ['a unit price that is a string', 'widget', 1, '5', /unitPrice/],
     ['an empty sku', '', 1, 5, /sku/],
@@ -111,6 +113,13 @@ describe('AddLine', () => {
       .when(new AddLine(ID, sku, quantity as number, unitPrice as number))
       .then(CommandValidationError);
     expect((outcome as { error: CommandValidationError }).error.problems.join()).toMatch(problem);
+  });
+
+  it('rejects a line whose summed quantity would pass a million (CommandRejectedError)', async () => {
+    await given(Order, [placed, new LineAdded('widget', 999_999, 1)])
+      .when(new AddLine(ID, 'widget', 2, 1))
+      .then(CommandRejectedError);
+    await given(Order, [placed, new LineAdded('widget', 999_999, 1)]).when(new AddLine(ID, 'widget', 1, 1)).then([new LineAdded('widget', 1, 1)]);
   });
 
   it('lists every problem of the input at once', async () => {

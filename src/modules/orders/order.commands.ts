@@ -3,6 +3,9 @@ import { Order } from './order.aggregate.js';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from './order.events.js';
 
 const MAX_TEXT = 200;
+// Bounds that keep every total an exact, finite number (a product decision; widen with care).
+const MAX_QUANTITY = 1_000_000;
+const MAX_UNIT_PRICE = 1_000_000_000;
 
 function checkText(field: string, value: unknown): string[] {
   if (typeof value !== 'string' || value.trim() === '') return [`${field} must be a non-empty string`];
@@ -44,11 +47,19 @@ export class AddLine extends Command<Order> {
 
   override validate(): string[] {
     const problems = checkText('sku', this.sku);
-    if (!Number.isSafeInteger(this.quantity) || this.quantity <= 0) problems.push('quantity must be a positive integer');
-    if (typeof this.unitPrice !== 'number' || !Number.isFinite(this.unitPrice) || this.unitPrice < 0) {
-      problems.push('unitPrice must be a number of at least 0');
+    if (!Number.isSafeInteger(this.quantity) || this.quantity <= 0 || this.quantity > MAX_QUANTITY) {
+      problems.push(`quantity must be a positive integer of at most ${MAX_QUANTITY}`);
+    }
+    if (typeof this.unitPrice !== 'number' || !Number.isFinite(this.unitPrice) || this.unitPrice < 0 || this.unitPrice > MAX_UNIT_PRICE) {
+      problems.push(`unitPrice must be a number from 0 to ${MAX_UNIT_PRICE}`);
     }
     return problems;
+  }
+
+  /** The same SKU again adds to its quantity, which stays within the same bound. */
+  override evaluate(order: Order): Evaluation {
+    const quantity = (order.line(this.sku)?.quantity ?? 0) + this.quantity;
+    return quantity > MAX_QUANTITY ? { reject: `${this.sku} would reach quantity ${quantity}; at most ${MAX_QUANTITY}` } : 'proceed';
   }
 
   emit(): LineAdded {
