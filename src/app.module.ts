@@ -8,6 +8,7 @@ import { CosmosModule, type CosmosModuleOptions } from './modules/cosmos/index.j
 import { EventStoreModule } from './modules/event-store/index.js';
 import { startEmbeddedCosmos, type EmbeddedCosmos } from './modules/embedded-cosmos/index.js';
 import { StoreApiModule } from './modules/store-api/index.js';
+import { OrdersModule } from './modules/orders/index.js';
 
 /** Largest JSON request body: a few events near Cosmos DB's 2 MB item limit (express's default is 100 kB). */
 export const MAX_REQUEST_BODY = '16mb';
@@ -62,7 +63,8 @@ export class CosmosAccountModule {}
 
 /**
  * The HTTP service: configuration validated from the environment, Cosmos DB (or the embedded server), the
- * event store and its HTTP API. Run it through `configureApp` so every entry point parses requests alike.
+ * event store, its HTTP API and the orders example domain. Run it through `configureApp` so every entry
+ * point parses requests alike.
  */
 @Module({
   imports: [
@@ -85,6 +87,7 @@ export class CosmosAccountModule {}
       useFactory: (config: ConfigType<typeof eventStoreConfig>) => ({ eventTtlSeconds: config.eventTtlSeconds }),
     }),
     StoreApiModule,
+    OrdersModule,
   ],
 })
 export class AppModule {}

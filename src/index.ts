@@ -17,4 +17,5 @@ export {
 } from './modules/cosmos/index.js';
 export * from './modules/event-store/index.js';
 export { startEmbeddedCosmos, type EmbeddedCosmos, type EmbeddedCosmosOptions } from './modules/embedded-cosmos/index.js';
+export * from './modules/event-sourcing/index.js';
 export * from './modules/subscriptions/index.js';

@@ -27,6 +27,7 @@ import {
   type SnapshotTailStore,
   type SortCondition,
 } from '../../src/index.js';
+import { rejectionOf } from '../support/rejection.js';
 
 /** What the contract exercises: an event store that can materialize into `opaque`. */
 export interface StoreUnderTest {
@@ -70,16 +71,6 @@ const sameBytes = (actual: Uint8Array, expected: Uint8Array) =>
   Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength).equals(
     Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength),
   );
-
-/** The rejection of a call that must fail; fails the test when it resolves. */
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to reject, but it resolved');
-}
 
 async function expectValidationError(promise: Promise<unknown>, field: string | RegExp): Promise<ValidationError> {
   const err = await rejectionOf(promise);
@@ -1025,6 +1016,72 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(err).not.toBeInstanceOf(ValidationError);
         expect((err as Error).message).toMatch(/saveAggregate/);
         expect((err as Error).message).toMatch(/opaqueStore/);
+      });
+    });
+
+    describe('conditional writes: putIfNewer, saveAggregate({ onlyIfNewer }), save({ atomic })', () => {
+      it('putIfNewer writes when nothing is stored and when the stored version is lower', async () => {
+        const { opaque } = await open();
+        const pk = unique('newer');
+        expect(await opaque.putIfNewer(doc(pk, 's', { version: 1, body: text('v1') }))).toBe(true);
+        expect(await opaque.putIfNewer(doc(pk, 's', { version: 3, body: text('v3') }))).toBe(true);
+        const got = await opaque.get(pk, 's');
+        expect(got.version).toBe(3);
+        expect(decoder.decode(got.body)).toBe('v3');
+      });
+
+      it('putIfNewer keeps a stored version that is the same or newer, and says so', async () => {
+        const { opaque } = await open();
+        const pk = unique('older');
+        await opaque.put(doc(pk, 's', { version: 5, body: text('v5') }));
+        expect(await opaque.putIfNewer(doc(pk, 's', { version: 4, body: text('v4') }))).toBe(false);
+        expect(await opaque.putIfNewer(doc(pk, 's', { version: 5, body: text('other v5') }))).toBe(false);
+        expect(await opaque.putIfNewer(doc(pk, 's', { body: text('unversioned') }))).toBe(false);
+        const got = await opaque.get(pk, 's');
+        expect(got.version).toBe(5);
+        expect(decoder.decode(got.body)).toBe('v5');
+      });
+
+      it('putIfNewer under racing writers finishing out of order keeps the newest version', async () => {
+        const { opaque } = await open();
+        const pk = unique('race');
+        // Newest first, all at once: the writers read, then write over each other's etags.
+        const versions = range(1, 12).reverse();
+        await Promise.all(versions.map((v) => opaque.putIfNewer(doc(pk, 's', { version: v, body: text(`v${v}`) }))));
+        await Promise.all(range(1, 11).map((v) => opaque.putIfNewer(doc(pk, 's', { version: v, body: text(`late v${v}`) }))));
+        const got = await opaque.get(pk, 's');
+        expect(got.version).toBe(12);
+        expect(decoder.decode(got.body)).toBe('v12');
+      });
+
+      it('putIfNewer validates like put and keeps the secondary-index slots', async () => {
+        const { opaque } = await open();
+        const pk = unique('slots');
+        await expectValidationError(opaque.putIfNewer(doc(pk, '', { version: 1 })), 'sk');
+        await expectValidationError(opaque.putIfNewer(doc(pk, 's', { version: -1 })), 'version');
+        await opaque.putIfNewer(doc(pk, 's', { version: 1, gsi: { 3: { pk: `${pk}-g`, sk: 'a' } } }));
+        expect((await opaque.query({ index: 3, pk: `${pk}-g` })).items.map((d) => d.version)).toEqual([1]);
+      });
+
+      it('saveAggregate with onlyIfNewer never replaces a newer materialized version', async () => {
+        const { store, opaque } = await open();
+        const id = unique('o');
+        await store.saveAggregate(new Order(id, ['a', 'b'], 2), { onlyIfNewer: true });
+        await store.saveAggregate(new Order(id, ['a'], 1), { onlyIfNewer: true });
+        const got = await opaque.get(`order#${id}`, 'state');
+        expect(got.version).toBe(2);
+        expect(decodeAggregateBody(got.body)).toMatchObject({ lineCount: 2 });
+        // Without the option, saveAggregate stays protosource's upsert.
+        await store.saveAggregate(new Order(id, ['a'], 1));
+        expect((await opaque.get(`order#${id}`, 'state')).version).toBe(1);
+      });
+
+      it('an atomic save takes what fits one batch and refuses more before writing anything', async () => {
+        const { store } = await open();
+        const id = unique('atomic');
+        await store.save(id, range(1, 100).map((v) => record(v)), { atomic: true });
+        await expectValidationError(store.save(id, range(101, 201).map((v) => record(v)), { atomic: true }), 'records');
+        expect(versionsOf(await store.load(id))).toEqual(range(1, 100));
       });
     });
 

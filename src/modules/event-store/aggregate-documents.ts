@@ -197,19 +197,27 @@ export function matchesSortCondition(value: string | undefined, cond: SortCondit
 const GZIP_MAGIC_0 = 0x1f;
 const GZIP_MAGIC_1 = 0x8b;
 
+/** The bytes gzip-compressed when there are at least `threshold` of them, else as they are. */
+export function compressAtOrAbove(bytes: Uint8Array, threshold: number): Uint8Array {
+  return bytes.length >= threshold ? gzipSync(bytes) : bytes;
+}
+
+/** Reverses `compressAtOrAbove`: gunzips when the bytes start with the gzip magic bytes, whatever the threshold was. */
+export function decompressIfGzipped(bytes: Uint8Array): Buffer {
+  const gzipped = bytes.length >= 2 && bytes[0] === GZIP_MAGIC_0 && bytes[1] === GZIP_MAGIC_1;
+  return gzipped ? gunzipSync(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** UTF-8 JSON of the aggregate (its `toJSON` honoured), gzip-compressed at or above `compressThreshold` bytes. */
 export function encodeAggregateBody(aggregate: Materializable, compressThreshold: number): Uint8Array {
   const json = JSON.stringify(aggregate);
   if (json === undefined) throw new ValidationError('aggregate', 'does not serialize to JSON');
-  const bytes = Buffer.from(json, 'utf8');
-  return bytes.length >= compressThreshold ? gzipSync(bytes) : bytes;
+  return compressAtOrAbove(Buffer.from(json, 'utf8'), compressThreshold);
 }
 
 /** Reverses `encodeAggregateBody`: gunzips when the body starts with the gzip magic bytes, then parses. */
 export function decodeAggregateBody(body: Uint8Array): unknown {
-  const gzipped = body.length >= 2 && body[0] === GZIP_MAGIC_0 && body[1] === GZIP_MAGIC_1;
-  const bytes = gzipped ? gunzipSync(body) : body;
-  return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  return JSON.parse(decompressIfGzipped(body).toString('utf8'));
 }
 
 /** Turns an aggregate into the document `saveAggregate` stores (SPEC §4). */

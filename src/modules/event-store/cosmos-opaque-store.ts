@@ -27,6 +27,9 @@ import { messageOf, statusOf, substatusOf } from '../cosmos/index.js';
 const MISSING_CONTAINER = 1003;
 // maxItemCount is an int32 on the wire.
 const MAX_PAGE_SIZE = 2_147_483_647;
+// putIfNewer re-reads after each write it lost to a concurrent writer; each loss means another version was
+// stored, so the loop ends quickly unless this many writers race on one document.
+const MAX_CONDITIONAL_ATTEMPTS = 20;
 
 // Sort-condition SQL by operator; `field` is one of our fixed names, values are parameters.
 const SORT_SQL: Record<SortCondition['op'], (field: string) => string> = {
@@ -53,6 +56,34 @@ export class CosmosOpaqueStore implements OpaqueStore {
     await this.call(`put ${key(doc.pk, doc.sk)}`, options, () =>
       this.aggregates.items.upsert(body, { abortSignal: options?.abortSignal }),
     );
+  }
+
+  async putIfNewer(doc: OpaqueData, options?: OperationOptions): Promise<boolean> {
+    checkSignal(options);
+    validateOpaqueData(doc);
+    const what = `put ${key(doc.pk, doc.sk)}`;
+    const item = this.aggregates.item(documentIdForSortKey(doc.sk), doc.pk);
+    const abortSignal = options?.abortSignal;
+    for (let attempt = 1; ; attempt++) {
+      const now = nowSeconds();
+      const { resource, statusCode, substatus } = await this.call(what, options, () =>
+        item.read<AggregateDocument & { _etag: string }>({ abortSignal }),
+      );
+      if (statusCode === 404 && substatus === MISSING_CONTAINER) throw this.missingContainer(what);
+      if (resource && !isExpired(resource.t, now) && (resource.version ?? 0) >= (doc.version ?? 0)) return false;
+      const body = toAggregateDocument(doc, now);
+      try {
+        // Create fails with 409 and an etag-checked replace with 412 when another writer got in between.
+        if (resource) await item.replace(body, { accessCondition: { type: 'IfMatch', condition: resource._etag }, abortSignal });
+        else await this.aggregates.items.create(body, { abortSignal });
+        return true;
+      } catch (err) {
+        const status = statusOf(err);
+        if ((status === 409 || status === 412) && attempt < MAX_CONDITIONAL_ATTEMPTS) continue;
+        abortSignal?.throwIfAborted();
+        throw new EventStoreError(`${what} failed: ${messageOf(err)}`, { cause: err });
+      }
+    }
   }
 
   async get(pk: string, sk: string, options?: OperationOptions): Promise<OpaqueData> {

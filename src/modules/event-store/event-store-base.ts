@@ -5,6 +5,8 @@ import type {
   Materializable,
   OpaqueStore,
   OperationOptions,
+  SaveAggregateOptions,
+  SaveOptions,
   SnapshotTailStore,
 } from './event-store.interfaces.js';
 import { EventStoreError, ValidationError } from './event-store.errors.js';
@@ -61,11 +63,18 @@ export abstract class ChunkedEventStore implements SnapshotTailStore, AggregateS
   /** Live (unexpired) documents of a stream, ascending; with `last`, only the newest `last` of them. */
   protected abstract readLive(aggregateId: string, last: number | undefined, options?: OperationOptions): Promise<EventDocument[]>;
 
-  async save(aggregateId: string, records: readonly EventRecord[], options?: OperationOptions): Promise<void> {
+  async save(aggregateId: string, records: readonly EventRecord[], options?: SaveOptions): Promise<void> {
     checkSignal(options);
     validateRecords(aggregateId, records);
     if (records.length === 0) return;
-    for (const chunk of chunkByLimits(prepareEvents(aggregateId, records, nowSeconds(), this.eventTtlSeconds))) {
+    const chunks = chunkByLimits(prepareEvents(aggregateId, records, nowSeconds(), this.eventTtlSeconds));
+    if (options?.atomic && chunks.length > 1) {
+      throw new ValidationError(
+        'records',
+        `${records.length} records need ${chunks.length} transactional batches (at most 100 operations and 2 MB each); an atomic save takes one`,
+      );
+    }
+    for (const chunk of chunks) {
       checkSignal(options);
       await this.writeChunk(aggregateId, chunk, options);
     }
@@ -85,13 +94,15 @@ export abstract class ChunkedEventStore implements SnapshotTailStore, AggregateS
     return { records: (await this.readLive(aggregateId, count, options)).map(fromEventDocument) };
   }
 
-  async saveAggregate(aggregate: Materializable, options?: OperationOptions): Promise<void> {
+  async saveAggregate(aggregate: Materializable, options?: SaveAggregateOptions): Promise<void> {
     checkSignal(options);
     if (!this.opaqueStore) {
       throw new EventStoreError(
         `saveAggregate needs the aggregates container: construct ${this.constructor.name} with { opaqueStore }`,
       );
     }
-    await this.opaqueStore.put(materialize(aggregate, this.compressThreshold, nowSeconds()), options);
+    const doc = materialize(aggregate, this.compressThreshold, nowSeconds());
+    if (options?.onlyIfNewer) await this.opaqueStore.putIfNewer(doc, options);
+    else await this.opaqueStore.put(doc, options);
   }
 }

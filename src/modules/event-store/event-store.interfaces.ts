@@ -19,13 +19,22 @@ export interface OperationOptions {
   abortSignal?: AbortSignal;
 }
 
+/** Options of `save`. */
+export interface SaveOptions extends OperationOptions {
+  /**
+   * All records or none: refuse (with a `ValidationError`, before any request) records that do not fit one
+   * transactional batch (100 operations, 2 MB), instead of writing them in several all-or-nothing chunks.
+   */
+  atomic?: boolean;
+}
+
 /** Appends and reads event streams (protosource `Store`). */
 export interface Store {
   /**
    * Appends records to an aggregate's stream. A version that already exists fails the call with a
    * `ConcurrencyError`; zero records send nothing.
    */
-  save(aggregateId: string, records: readonly EventRecord[], options?: OperationOptions): Promise<void>;
+  save(aggregateId: string, records: readonly EventRecord[], options?: SaveOptions): Promise<void>;
   /** The whole stream, ascending; an unknown aggregate gives an empty history. */
   load(aggregateId: string, options?: OperationOptions): Promise<History>;
 }
@@ -61,10 +70,19 @@ export interface Materializable {
   ttlSeconds?: number;
 }
 
+/** Options of `saveAggregate`. */
+export interface SaveAggregateOptions extends OperationOptions {
+  /**
+   * Write only when no live document at the aggregate's keys holds the same or a newer `version`, so a
+   * slow writer never overwrites a newer state. Default `false`: upsert, as protosource does.
+   */
+  onlyIfNewer?: boolean;
+}
+
 /** Materializes aggregates into the aggregates container (protosource `AggregateStore`). */
 export interface AggregateStore {
-  /** Upserts the aggregate's JSON (its `toJSON` honoured) under its keys. */
-  saveAggregate(aggregate: Materializable, options?: OperationOptions): Promise<void>;
+  /** Upserts the aggregate's JSON (its `toJSON` honoured) under its keys; see `onlyIfNewer`. */
+  saveAggregate(aggregate: Materializable, options?: SaveAggregateOptions): Promise<void>;
 }
 
 /** A document of the aggregates container, as the store sees it. */
@@ -108,6 +126,12 @@ export interface OpaqueQueryResult {
 export interface OpaqueStore {
   /** Inserts or replaces the document at `(pk, sk)`. */
   put(doc: OpaqueData, options?: OperationOptions): Promise<void>;
+  /**
+   * Inserts or replaces the document at `(pk, sk)` only when the live document there (if any) has a lower
+   * `version` (absent counts as 0). Resolves `true` when it wrote, `false` when a newer version was kept.
+   * Safe under concurrent writers: the check and the write are one conditional operation.
+   */
+  putIfNewer(doc: OpaqueData, options?: OperationOptions): Promise<boolean>;
   /** Throws `NotFoundError` when no live document is at `(pk, sk)`. */
   get(pk: string, sk: string, options?: OperationOptions): Promise<OpaqueData>;
   /** Deleting a missing document succeeds. */

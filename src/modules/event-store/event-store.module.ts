@@ -128,12 +128,15 @@ export class EventStoreModule {
   /**
    * The same tokens bound to `InMemoryEventStore` and `InMemoryOpaqueStore`, needing no Cosmos DB: for
    * consumers' unit tests, e.g. `.overrideModule(EventStoreModule).useModule(EventStoreModule.inMemory())`.
+   * Global unless `isGlobal: false`, like `forRoot`, so repositories of `EventSourcingModule.forFeature` see it.
    */
-  static inMemory(options: EventStoreModuleOptions = {}): DynamicModule {
+  static inMemory(options: EventStoreModuleOptions & { isGlobal?: boolean } = {}): DynamicModule {
+    const { isGlobal = true, ...storeOptions } = options;
     return {
       module: InMemoryEventStoreModule,
+      global: isGlobal,
       providers: [
-        optionsProvider(options),
+        optionsProvider(storeOptions),
         { provide: OPAQUE_STORE, useFactory: () => new InMemoryOpaqueStore() },
         {
           provide: EVENT_STORE,

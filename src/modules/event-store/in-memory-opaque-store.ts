@@ -28,6 +28,17 @@ export class InMemoryOpaqueStore implements OpaqueStore {
     this.docs.set(slot(stored.pk, stored.id), stored);
   }
 
+  async putIfNewer(doc: OpaqueData, options?: OperationOptions): Promise<boolean> {
+    checkSignal(options);
+    validateOpaqueData(doc);
+    const now = nowSeconds();
+    const stored = toAggregateDocument(doc, now);
+    const current = this.docs.get(slot(stored.pk, stored.id));
+    if (current && !isExpired(current.t, now) && (current.version ?? 0) >= (doc.version ?? 0)) return false;
+    this.docs.set(slot(stored.pk, stored.id), stored);
+    return true;
+  }
+
   async get(pk: string, sk: string, options?: OperationOptions): Promise<OpaqueData> {
     checkSignal(options);
     checkKeys(pk, sk);

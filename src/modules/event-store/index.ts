@@ -23,6 +23,8 @@ export type {
   OpaqueQueryResult,
   OpaqueStore,
   OperationOptions,
+  SaveAggregateOptions,
+  SaveOptions,
   SnapshotTailStore,
   SortCondition,
   SortOperator,
@@ -35,4 +37,4 @@ export { DEFAULT_COMPRESS_THRESHOLD, type EventStoreOptions } from './event-stor
 export { CosmosOpaqueStore } from './cosmos-opaque-store.js';
 export { InMemoryEventStore } from './in-memory-event-store.js';
 export { InMemoryOpaqueStore } from './in-memory-opaque-store.js';
-export { decodeAggregateBody } from './aggregate-documents.js';
+export { compressAtOrAbove, decodeAggregateBody, decompressIfGzipped } from './aggregate-documents.js';

@@ -2,6 +2,12 @@ import { Catch, HttpStatus, Logger, type ArgumentsHost, type ExceptionFilter } f
 import { HttpAdapterHost } from '@nestjs/core';
 import { statusOf } from '../cosmos/index.js';
 import { ConcurrencyError, EventStoreError, NotFoundError, ValidationError } from '../event-store/index.js';
+import {
+  AggregateAlreadyExistsError,
+  CommandRejectedError,
+  CommandValidationError,
+  InvalidStateError,
+} from '../event-sourcing/index.js';
 
 /** The JSON error body, shaped like Nest's own (`statusCode`, `error`, `message`) plus what the client needs. */
 export interface ErrorBody {
@@ -12,11 +18,14 @@ export interface ErrorBody {
   field?: string;
   /** The versions that already exist (`ConcurrencyError`). */
   versions?: readonly number[];
+  /** What is wrong with a command's input (`CommandValidationError`). */
+  problems?: readonly string[];
 }
 
 /**
- * Answers the event store's errors as JSON: `ValidationError` → 400, `ConcurrencyError` → 409,
- * `NotFoundError` → 404; any other `EventStoreError` (Cosmos DB failed) → 503 when Cosmos DB was unreachable,
+ * Answers the event store's errors as JSON: `ValidationError` → 400; `ConcurrencyError`,
+ * `AggregateAlreadyExistsError` and `InvalidStateError` → 409; `NotFoundError` (so `AggregateNotFoundError`)
+ * → 404; `CommandValidationError` and `CommandRejectedError` → 422; any other `EventStoreError` (Cosmos DB failed) → 503 when Cosmos DB was unreachable,
  * throttled or timed out (worth retrying), else 500; the detail is logged, not sent.
  */
 @Catch(EventStoreError)
@@ -36,6 +45,15 @@ export class EventStoreExceptionFilter implements ExceptionFilter<EventStoreErro
     }
     if (err instanceof ConcurrencyError) {
       return { statusCode: HttpStatus.CONFLICT, error: 'Conflict', message: err.message, versions: err.versions };
+    }
+    if (err instanceof AggregateAlreadyExistsError || err instanceof InvalidStateError) {
+      return { statusCode: HttpStatus.CONFLICT, error: 'Conflict', message: err.message };
+    }
+    if (err instanceof CommandValidationError) {
+      return { statusCode: HttpStatus.UNPROCESSABLE_ENTITY, error: 'Unprocessable Entity', message: err.message, problems: err.problems };
+    }
+    if (err instanceof CommandRejectedError) {
+      return { statusCode: HttpStatus.UNPROCESSABLE_ENTITY, error: 'Unprocessable Entity', message: err.message };
     }
     if (err instanceof NotFoundError) {
       return { statusCode: HttpStatus.NOT_FOUND, error: 'Not Found', message: err.message };

@@ -1,0 +1,41 @@
+export { AggregateRoot } from './aggregate-root.js';
+export {
+  Aggregate,
+  eventTypeOf,
+  Gsi,
+  On,
+  PartitionKey,
+  SortKey,
+  type AggregateOptions,
+  type EventClass,
+} from './aggregate-metadata.js';
+export { Command, type Evaluation, type Lifecycle } from './command.js';
+export {
+  DEFAULT_EVENT_COMPRESS_THRESHOLD,
+  JsonEventSerializer,
+  type EventEnvelope,
+  type EventSerializer,
+} from './event-serializer.js';
+export {
+  AggregateAlreadyExistsError,
+  AggregateNotFoundError,
+  CommandError,
+  CommandRejectedError,
+  CommandValidationError,
+  InvalidStateError,
+} from './event-sourcing.errors.js';
+export { getRepositoryToken } from './event-sourcing.constants.js';
+export { InjectRepository } from './event-sourcing.decorators.js';
+export { EventSourcingModule, type EventSourcingModuleOptions } from './event-sourcing.module.js';
+export {
+  DEFAULT_MAX_ATTEMPTS,
+  Repository,
+  SNAPSHOT_EVENT_TYPE,
+  type AggregateClass,
+  type AggregatePage,
+  type EventContext,
+  type HistoryEvent,
+  type RepositoryOptions,
+  type RepositoryStores,
+} from './repository.js';
+export { given, type Scenario, type ScenarioOutcome } from './testing.js';

@@ -1,0 +1,299 @@
+import { Logger } from '@nestjs/common';
+import {
+  decodeAggregateBody,
+  EventStoreError,
+  isConflict,
+  NotFoundError,
+  ValidationError,
+  type AggregateStore,
+  type EventRecord,
+  type OpaqueQuery,
+  type OpaqueStore,
+  type OperationOptions,
+  type SnapshotTailStore,
+} from '../event-store/index.js';
+import { AggregateRoot } from './aggregate-root.js';
+import { aggregateMetadata, aggregateTypeOf, eventTypeOf, type AggregateOptions, type EventClass } from './aggregate-metadata.js';
+import type { Command } from './command.js';
+import { JsonEventSerializer, nowMicros, type EventEnvelope, type EventSerializer } from './event-serializer.js';
+import {
+  AggregateAlreadyExistsError,
+  AggregateNotFoundError,
+  CommandRejectedError,
+  CommandValidationError,
+  InvalidStateError,
+} from './event-sourcing.errors.js';
+
+/** An aggregate class a repository can build: `AggregateRoot` with a constructor taking no arguments. */
+export type AggregateClass<A extends AggregateRoot> = new () => A;
+
+/** The stored type name of snapshot records; their payload is the aggregate's JSON. */
+export const SNAPSHOT_EVENT_TYPE = '$snapshot';
+
+/** How a repository runs. */
+export interface RepositoryOptions {
+  /** Default: `JsonEventSerializer` (JSON, gzip from 1 KiB). */
+  serializer?: EventSerializer;
+  /** Runs of a command that loses a concurrency race, in all. Default 3. */
+  maxAttempts?: number;
+  /** Where materialization failures are reported. Default: a Nest `Logger` named after the repository. */
+  logger?: Pick<Logger, 'warn'>;
+}
+
+/** The stores a repository works on (the event store's tokens). */
+export interface RepositoryStores {
+  events: SnapshotTailStore;
+  aggregates: AggregateStore;
+  opaque: OpaqueStore;
+}
+
+/** What an `@On` handler gets besides the event: where and when it happened, and who caused it. */
+export interface EventContext {
+  version: number;
+  /** Microseconds since the Unix epoch. */
+  at: number;
+  actor: string;
+}
+
+/** One entry of `history`: a stored domain event, decoded. */
+export interface HistoryEvent<E extends object = object> {
+  type: string;
+  version: number;
+  /** Microseconds since the Unix epoch. */
+  at: number;
+  actor: string;
+  event: E;
+}
+
+/** A page of materialized aggregates. */
+export interface AggregatePage<A> {
+  items: A[];
+  continuationToken?: string;
+}
+
+export const DEFAULT_MAX_ATTEMPTS = 3;
+
+/**
+ * Commands, loads and queries for one aggregate type (protosource's `Repository`): events go to the event
+ * store under `<type>/<id>`, the materialized state to the aggregates container.
+ *
+ * @example
+ * const version = await orders.apply(new PlaceOrder('o-1', 'c-1'));
+ * const order = await orders.load('o-1');
+ */
+export class Repository<A extends AggregateRoot> {
+  /** The aggregate type name, which namespaces its streams. */
+  readonly type: string;
+  private readonly options: Readonly<AggregateOptions>;
+  private readonly eventClasses: Map<string, { eventClass: EventClass; method: string | symbol }>;
+  private readonly serializer: EventSerializer;
+  private readonly maxAttempts: number;
+  private readonly logger: Pick<Logger, 'warn'>;
+
+  constructor(
+    private readonly aggregateClass: AggregateClass<A>,
+    private readonly stores: RepositoryStores,
+    options: RepositoryOptions = {},
+  ) {
+    if (!(aggregateClass.prototype instanceof AggregateRoot)) {
+      throw new EventStoreError(`${aggregateClass.name} must extend AggregateRoot to have a repository`);
+    }
+    const meta = aggregateMetadata(aggregateClass);
+    this.type = aggregateTypeOf(aggregateClass);
+    this.options = meta.options;
+    this.eventClasses = meta.handlers;
+    this.serializer = options.serializer ?? new JsonEventSerializer();
+    this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    if (!Number.isSafeInteger(this.maxAttempts) || this.maxAttempts < 1) {
+      throw new ValidationError('maxAttempts', 'must be a positive integer');
+    }
+    this.logger = options.logger ?? new Logger(`Repository<${this.type}>`);
+  }
+
+  /** The event store's stream id of an aggregate: its id namespaced by the aggregate type. */
+  streamId(id: string): string {
+    if (typeof id !== 'string' || id.length === 0) throw new ValidationError('id', 'must be a non-empty string');
+    return `${this.type}/${id}`;
+  }
+
+  /**
+   * Runs a command: lifecycle check, validation, state guard, evaluation, emit, persist, then materialize.
+   * Returns the aggregate's version afterwards. A lost concurrency race re-runs the command on fresh state.
+   */
+  async apply(command: Command<A>, options?: OperationOptions): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.applyOnce(command, options);
+      } catch (err) {
+        if (!isConflict(err) || attempt >= this.maxAttempts) throw err;
+      }
+    }
+  }
+
+  /** The aggregate's current state from its events (newest snapshot first when snapshots are on). */
+  async load(id: string, options?: OperationOptions): Promise<A> {
+    const streamId = this.streamId(id);
+    const every = this.options.snapshotEvery;
+    if (every) {
+      const tail = (await this.stores.events.loadTail(streamId, every, options)).records.map((r) => this.decode(r));
+      // A tail without a snapshot in a longer stream (snapshots turned on later, or expired) is not enough.
+      if (tail.length === 0 || tail[0].version === 1 || tail.some((e) => e.type === SNAPSHOT_EVENT_TYPE)) {
+        return this.replay(id, tail);
+      }
+    }
+    return this.replay(id, (await this.stores.events.load(streamId, options)).records.map((r) => this.decode(r)));
+  }
+
+  /** Every stored event of the aggregate, oldest first (snapshot records left out). */
+  async history(id: string, options?: OperationOptions): Promise<HistoryEvent[]> {
+    const { records } = await this.stores.events.load(this.streamId(id), options);
+    return records
+      .map((record) => this.decode(record))
+      .filter((envelope) => envelope.type !== SNAPSHOT_EVENT_TYPE)
+      .map((envelope) => ({
+        type: envelope.type,
+        version: envelope.version,
+        at: envelope.at,
+        actor: envelope.actor,
+        event: this.toEvent(envelope),
+      }));
+  }
+
+  /** The materialized aggregate, read from the aggregates container; `AggregateNotFoundError` when absent. */
+  async get(id: string, options?: OperationOptions): Promise<A> {
+    const blank = new this.aggregateClass();
+    blank.id = id;
+    const { pk, sk } = blank.keys();
+    if (!pk || !sk) {
+      throw new EventStoreError(
+        `get(id) reads the materialized ${this.type} by its main key, which must follow from the id alone; use load(id) or query()`,
+      );
+    }
+    try {
+      return this.fromBody((await this.stores.opaque.get(pk, sk, options)).body);
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new AggregateNotFoundError(this.type, id);
+      throw err;
+    }
+  }
+
+  /** Materialized aggregates by the main key (index 0) or a secondary-index slot, ascending by its sort key. */
+  async query(query: OpaqueQuery, options?: OperationOptions): Promise<AggregatePage<A>> {
+    const page = await this.stores.opaque.query(query, options);
+    return { items: page.items.map((doc) => this.fromBody(doc.body)), continuationToken: page.continuationToken };
+  }
+
+  private async applyOnce(command: Command<A>, options?: OperationOptions): Promise<number> {
+    const aggregate = await this.load(command.aggregateId, options);
+    const name = command.constructor.name;
+    if (command.lifecycle === 'create' && aggregate.version > 0) throw new AggregateAlreadyExistsError(this.type, aggregate.id);
+    if (command.lifecycle === 'mutate' && aggregate.version === 0) throw new AggregateNotFoundError(this.type, aggregate.id);
+    const problems = command.validate();
+    if (problems.length > 0) throw new CommandValidationError(name, problems);
+    if (command.allowedStates && !command.allowedStates.includes(aggregate.currentState() ?? '')) {
+      throw new InvalidStateError(name, aggregate.currentState(), command.allowedStates);
+    }
+    const evaluation = command.evaluate(aggregate);
+    if (evaluation === 'skip') return aggregate.version;
+    if (typeof evaluation === 'object' && evaluation !== null) throw new CommandRejectedError(name, evaluation.reject);
+
+    const emitted = command.emit(aggregate);
+    const events = Array.isArray(emitted) ? (emitted as readonly object[]) : [emitted as object];
+    if (events.length === 0) return aggregate.version;
+    const records = this.recordsFor(aggregate, events, command.actor || 'anonymous');
+    // One transactional batch: a command's events are all stored or none, so a retry never re-applies half.
+    await this.stores.events.save(this.streamId(aggregate.id), records, { ...options, atomic: true });
+    await this.materialize(aggregate, options);
+    return aggregate.version;
+  }
+
+  /** Applies the events to the aggregate and builds their records, with a snapshot at every Nth version. */
+  private recordsFor(aggregate: A, events: readonly object[], actor: string): EventRecord[] {
+    const at = nowMicros();
+    const ttl = this.options.eventTtlSeconds ? Math.floor(Date.now() / 1000) + this.options.eventTtlSeconds : undefined;
+    const records: EventRecord[] = [];
+    const append = (type: string, payload: unknown) => {
+      const envelope: EventEnvelope = { type, aggregateId: aggregate.id, version: aggregate.version + 1, at, actor, payload };
+      if (type === SNAPSHOT_EVENT_TYPE) aggregate.version = envelope.version;
+      else this.applyEnvelope(aggregate, envelope);
+      const record: EventRecord = { version: envelope.version, data: this.serializer.serialize(envelope) };
+      if (ttl) record.ttl = ttl;
+      records.push(record);
+    };
+    const every = this.options.snapshotEvery;
+    for (const event of events) {
+      append(eventTypeOf(event), toPayload(event));
+      // Snapshots sit exactly at multiples of N, so the newest N records always include one.
+      if (every && (aggregate.version + 1) % every === 0) append(SNAPSHOT_EVENT_TYPE, toPayload(aggregate));
+    }
+    return records;
+  }
+
+  /** Best effort, as in protosource: the events are stored, so a failure here is logged, not thrown. */
+  private async materialize(aggregate: A, options?: OperationOptions): Promise<void> {
+    for (const view of [aggregate, ...aggregate.projections()]) {
+      try {
+        await this.stores.aggregates.saveAggregate(view, { ...options, onlyIfNewer: true });
+      } catch (err) {
+        this.logger.warn(
+          `materializing ${this.type} ${JSON.stringify(aggregate.id)} at version ${aggregate.version} failed: ${err instanceof Error ? err.message : String(err)}`,
+        );
+      }
+    }
+  }
+
+  private replay(id: string, envelopes: readonly EventEnvelope[]): A {
+    const aggregate = new this.aggregateClass();
+    aggregate.id = id;
+    const start = envelopes.findLastIndex((envelope) => envelope.type === SNAPSHOT_EVENT_TYPE);
+    for (const envelope of start >= 0 ? envelopes.slice(start) : envelopes) {
+      if (envelope.type === SNAPSHOT_EVENT_TYPE) {
+        aggregate.restoreSnapshot(envelope.payload as Record<string, unknown>);
+        aggregate.id = id;
+        aggregate.version = envelope.version;
+      } else {
+        this.applyEnvelope(aggregate, envelope);
+      }
+    }
+    return aggregate;
+  }
+
+  private applyEnvelope(aggregate: A, envelope: EventEnvelope): void {
+    const handler = this.eventClasses.get(envelope.type);
+    if (!handler) {
+      throw new EventStoreError(`${this.type} has no @On handler for event type ${JSON.stringify(envelope.type)} (version ${envelope.version})`);
+    }
+    const context: EventContext = { version: envelope.version, at: envelope.at, actor: envelope.actor };
+    (aggregate as unknown as Record<string | symbol, (event: object, context: EventContext) => void>)[handler.method](
+      this.toEvent(envelope),
+      context,
+    );
+    aggregate.version = envelope.version;
+  }
+
+  private decode(record: EventRecord): EventEnvelope {
+    const envelope = this.serializer.deserialize(record.data);
+    if (envelope.version !== record.version) {
+      throw new EventStoreError(`${this.type} record ${record.version} holds an event of version ${envelope.version}`);
+    }
+    return envelope;
+  }
+
+  private toEvent(envelope: EventEnvelope): object {
+    const handler = this.eventClasses.get(envelope.type);
+    // Rebuilt without running the constructor: the stored fields are the event.
+    const event: object = Object.create(handler ? handler.eventClass.prototype : Object.prototype);
+    return Object.assign(event, envelope.payload);
+  }
+
+  private fromBody(body: Uint8Array): A {
+    const aggregate = new this.aggregateClass();
+    aggregate.restoreSnapshot(decodeAggregateBody(body) as Record<string, unknown>);
+    return aggregate;
+  }
+}
+
+/** An object's JSON form: what is stored as an event's payload or a snapshot. */
+function toPayload(value: object): unknown {
+  return JSON.parse(JSON.stringify(value)) as unknown;
+}

@@ -1,0 +1,136 @@
+import { Command, type Evaluation } from '../event-sourcing/index.js';
+import { Order } from './order.aggregate.js';
+import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from './order.events.js';
+
+const MAX_TEXT = 200;
+// Bounds that keep every total an exact, finite number (a product decision; widen with care).
+const MAX_QUANTITY = 1_000_000;
+const MAX_UNIT_PRICE = 1_000_000_000;
+
+function checkText(field: string, value: unknown): string[] {
+  if (typeof value !== 'string' || value.trim() === '') return [`${field} must be a non-empty string`];
+  if (value.length > MAX_TEXT) return [`${field} must be at most ${MAX_TEXT} characters`];
+  return [];
+}
+
+export class PlaceOrder extends Command<Order> {
+  readonly lifecycle = 'create';
+
+  constructor(
+    readonly aggregateId: string,
+    readonly customerId: string,
+  ) {
+    super();
+  }
+
+  override validate(): string[] {
+    return [...checkText('orderId', this.aggregateId), ...checkText('customerId', this.customerId)];
+  }
+
+  emit(): OrderPlaced {
+    return new OrderPlaced(this.customerId);
+  }
+}
+
+export class AddLine extends Command<Order> {
+  readonly lifecycle = 'mutate';
+  override readonly allowedStates = ['open'];
+
+  constructor(
+    readonly aggregateId: string,
+    readonly sku: string,
+    readonly quantity: number,
+    readonly unitPrice: number,
+  ) {
+    super();
+  }
+
+  override validate(): string[] {
+    const problems = checkText('sku', this.sku);
+    if (!Number.isSafeInteger(this.quantity) || this.quantity <= 0 || this.quantity > MAX_QUANTITY) {
+      problems.push(`quantity must be a positive integer of at most ${MAX_QUANTITY}`);
+    }
+    if (typeof this.unitPrice !== 'number' || !Number.isFinite(this.unitPrice) || this.unitPrice < 0 || this.unitPrice > MAX_UNIT_PRICE) {
+      problems.push(`unitPrice must be a number from 0 to ${MAX_UNIT_PRICE}`);
+    }
+    return problems;
+  }
+
+  /** The same SKU again adds to its quantity, which stays within the same bound. */
+  override evaluate(order: Order): Evaluation {
+    const quantity = (order.line(this.sku)?.quantity ?? 0) + this.quantity;
+    return quantity > MAX_QUANTITY ? { reject: `${this.sku} would reach quantity ${quantity}; at most ${MAX_QUANTITY}` } : 'proceed';
+  }
+
+  emit(): LineAdded {
+    return new LineAdded(this.sku, this.quantity, this.unitPrice);
+  }
+}
+
+export class RemoveLine extends Command<Order> {
+  readonly lifecycle = 'mutate';
+  override readonly allowedStates = ['open'];
+
+  constructor(
+    readonly aggregateId: string,
+    readonly sku: string,
+  ) {
+    super();
+  }
+
+  override validate(): string[] {
+    return checkText('sku', this.sku);
+  }
+
+  /** Removing a line that is not there changes nothing: a repeated DELETE succeeds without an event. */
+  override evaluate(order: Order): Evaluation {
+    return order.line(this.sku) ? 'proceed' : 'skip';
+  }
+
+  emit(): LineRemoved {
+    return new LineRemoved(this.sku);
+  }
+}
+
+export class SubmitOrder extends Command<Order> {
+  readonly lifecycle = 'mutate';
+  override readonly allowedStates = ['open'];
+
+  constructor(readonly aggregateId: string) {
+    super();
+  }
+
+  override evaluate(order: Order): Evaluation {
+    return order.lines.length === 0 ? { reject: 'an order without lines cannot be submitted' } : 'proceed';
+  }
+
+  emit(): OrderSubmitted {
+    return new OrderSubmitted();
+  }
+}
+
+export class ShipOrder extends Command<Order> {
+  readonly lifecycle = 'mutate';
+  override readonly allowedStates = ['submitted'];
+
+  constructor(readonly aggregateId: string) {
+    super();
+  }
+
+  emit(): OrderShipped {
+    return new OrderShipped();
+  }
+}
+
+export class CancelOrder extends Command<Order> {
+  readonly lifecycle = 'mutate';
+  override readonly allowedStates = ['open', 'submitted'];
+
+  constructor(readonly aggregateId: string) {
+    super();
+  }
+
+  emit(): OrderCancelled {
+    return new OrderCancelled();
+  }
+}

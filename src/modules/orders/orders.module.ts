@@ -1,0 +1,11 @@
+import { Module } from '@nestjs/common';
+import { EventSourcingModule } from '../event-sourcing/index.js';
+import { Order } from './order.aggregate.js';
+import { OrdersController } from './orders.controller.js';
+
+/** The orders example domain and its HTTP API. Needs the event store tokens (a global `EventStoreModule`). */
+@Module({
+  imports: [EventSourcingModule.forFeature([Order])],
+  controllers: [OrdersController],
+})
+export class OrdersModule {}

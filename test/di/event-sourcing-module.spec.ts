@@ -1,0 +1,120 @@
+/*
+ * EventSourcingModule in Nest's DI: forFeature registers a Repository per aggregate class, injected with
+ * @InjectRepository, over whatever the event store tokens are bound to (here the in-memory stores).
+ */
+import { Injectable, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import {
+  Aggregate,
+  AggregateRoot,
+  Command,
+  EventSourcingModule,
+  EventStoreModule,
+  getRepositoryToken,
+  InjectRepository,
+  JsonEventSerializer,
+  On,
+  Repository,
+  SNAPSHOT_TAIL_STORE,
+  type EventEnvelope,
+  type SnapshotTailStore,
+} from '../../src/index.js';
+
+class Named {
+  constructor(readonly name: string) {}
+}
+
+@Aggregate({ type: 'Pet' })
+class Pet extends AggregateRoot {
+  name = '';
+  @On(Named) onNamed(event: Named): void {
+    this.name = event.name;
+  }
+}
+
+@Aggregate({ type: 'Plant' })
+class Plant extends AggregateRoot {
+  name = '';
+  @On(Named) onNamed(event: Named): void {
+    this.name = event.name;
+  }
+}
+
+class Name<A extends Pet | Plant> extends Command<A> {
+  readonly lifecycle = 'create';
+  constructor(
+    readonly aggregateId: string,
+    readonly name: string,
+  ) {
+    super();
+  }
+  emit(): Named {
+    return new Named(this.name);
+  }
+}
+
+@Injectable()
+class Garden {
+  constructor(
+    @InjectRepository(Pet) readonly pets: Repository<Pet>,
+    @InjectRepository(Plant) readonly plants: Repository<Plant>,
+  ) {}
+}
+
+@Module({ imports: [EventSourcingModule.forFeature([Pet, Plant])], providers: [Garden], exports: [Garden] })
+class GardenModule {}
+
+async function compile(imports: NonNullable<Parameters<typeof Test.createTestingModule>[0]['imports']>) {
+  return Test.createTestingModule({ imports: [EventStoreModule.inMemory(), ...imports] }).compile();
+}
+
+describe('EventSourcingModule', () => {
+  it('forFeature gives each aggregate class its own typed repository', async () => {
+    const moduleRef = await compile([GardenModule]);
+    const garden = moduleRef.get(Garden);
+    expect(garden.pets).toBeInstanceOf(Repository);
+    expect(garden.pets.type).toBe('Pet');
+    expect(garden.plants.type).toBe('Plant');
+    await garden.pets.apply(new Name<Pet>('x', 'Rex'));
+    await garden.plants.apply(new Name<Plant>('x', 'Fern'));
+    expect((await garden.pets.load('x')).name).toBe('Rex');
+    expect((await garden.plants.load('x')).name).toBe('Fern');
+    // Both live in the store bound to the event store tokens, namespaced by type.
+    const store = moduleRef.get<SnapshotTailStore>(SNAPSHOT_TAIL_STORE);
+    expect((await store.load('Pet/x')).records).toHaveLength(1);
+    expect((await store.load('Plant/x')).records).toHaveLength(1);
+    expect(moduleRef.get(getRepositoryToken(Pet))).toBe(garden.pets);
+    await moduleRef.close();
+  });
+
+  it('forRoot options reach every repository: a custom serializer', async () => {
+    const types: string[] = [];
+    const json = new JsonEventSerializer();
+    const serializer = {
+      serialize: (envelope: EventEnvelope) => (types.push(envelope.type), json.serialize(envelope)),
+      deserialize: (data: Uint8Array) => json.deserialize(data),
+    };
+    const moduleRef = await compile([EventSourcingModule.forRoot({ serializer }), GardenModule]);
+    await moduleRef.get(Garden).pets.apply(new Name<Pet>('y', 'Tom'));
+    expect(types).toEqual(['Named']);
+    await moduleRef.close();
+  });
+
+  it('a repository token is missing until forFeature registers the class', async () => {
+    @Injectable()
+    class Orphan {
+      constructor(@InjectRepository(Pet) readonly pets: Repository<Pet>) {}
+    }
+    await expect(Test.createTestingModule({ imports: [EventStoreModule.inMemory()], providers: [Orphan] }).compile()).rejects.toThrow(
+      /Repository<Pet>/,
+    );
+  });
+
+  it('refuses an aggregate class that does not extend AggregateRoot', () => {
+    class NotAnAggregate {
+      id = '';
+      version = 0;
+    }
+    expect(() => new Repository(NotAnAggregate as never, {} as never)).toThrow(/must extend AggregateRoot/);
+  });
+});
