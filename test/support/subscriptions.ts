@@ -45,8 +45,11 @@ export interface Instance {
   module: TestingModule;
   subscriptions: Subscriptions;
   logger: CapturingLogger;
-  /** Makes every later Cosmos DB call of this instance fail, as a crashed or cut-off host would. */
-  cut(): void;
+  /**
+   * Makes every later Cosmos DB call of this instance fail, as a crashed or cut-off host would; with `leases`,
+   * only its calls to the leases container (it goes on reading and writing elsewhere, but cannot renew).
+   */
+  cut(what?: 'all' | 'leases'): void;
   close(): Promise<void>;
 }
 
@@ -81,11 +84,14 @@ function testContext(providers: Provider[]): DynamicModule {
 }
 
 export async function startInstance(options: InstanceOptions): Promise<Instance> {
-  let cut = false;
+  let cut: 'all' | 'leases' | undefined;
+  const leasesPath = `/colls/${options.options?.leasesContainerId ?? 'leases'}`;
   const network: PluginConfig = {
     on: 'operation',
     plugin: async (context, diagnostics, next) => {
-      if (cut) throw Object.assign(new Error('connection refused (test cut the network)'), { code: 'ECONNREFUSED' });
+      if (cut === 'all' || (cut === 'leases' && context.path?.includes(leasesPath))) {
+        throw Object.assign(new Error('connection refused (test cut the network)'), { code: 'ECONNREFUSED' });
+      }
       return next(context);
     },
   };
@@ -119,7 +125,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     module,
     subscriptions: module.get<Subscriptions>(SUBSCRIPTIONS),
     logger,
-    cut: () => (cut = true),
+    cut: (what = 'all') => (cut = what),
     async close() {
       if (closed) return;
       closed = true;

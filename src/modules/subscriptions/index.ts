@@ -1,4 +1,4 @@
-export { SubscriptionsModule } from './subscriptions.module.js';
+export { SubscriptionsModule, type SubscriberDependencies } from './subscriptions.module.js';
 export {
   DEFAULT_LEASES_CONTAINER,
   LEASES_CONTAINER,

@@ -31,7 +31,7 @@ export interface RangeWorkerOptions {
  */
 export class RangeWorker {
   private readonly stopRequest = new AbortController();
-  private abandoned = false;
+  private readonly abandonRequest = new AbortController();
   private running?: Promise<void>;
 
   constructor(private readonly options: RangeWorkerOptions) {}
@@ -64,13 +64,17 @@ export class RangeWorker {
 
   /** The lease is gone: stop at once, write nothing, leave the lease alone. */
   abandon(): void {
-    this.abandoned = true;
+    this.abandonRequest.abort();
     this.stopRequest.abort();
+  }
+
+  private get abandoned(): boolean {
+    return this.abandonRequest.signal.aborted;
   }
 
   private async run(): Promise<void> {
     const { lease, runtime, pollIntervalMs, logger, rangeName } = this.options;
-    const name = runtime.subscriber.name;
+    const name = `${runtime.subscriber.name}@${this.options.instanceId}`;
     const signal = this.stopRequest.signal;
     // The position every event before which is handled: the checkpoint, or a handled page not yet checkpointed.
     let position = lease.continuation;
@@ -134,20 +138,23 @@ export class RangeWorker {
     }
   }
 
-  /** Writes the checkpoint, retrying while the lease is valid; false when the range must be let go. */
+  /**
+   * Writes the checkpoint, retrying while the lease is valid (a few times only once asked to stop: the page is
+   * handled, its checkpoint saves a redelivery, but shutdown must not wait for an unreachable account). False
+   * when the range must be let go without it.
+   */
   private async checkpoint(continuation: string): Promise<boolean> {
     const { lease, pollIntervalMs, runtime, rangeName } = this.options;
     let delay = pollIntervalMs;
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       try {
         await lease.checkpoint(continuation);
         return true;
       } catch (err) {
         if (isLeaseLost(err)) throw err;
         runtime.stats.lastError = `checkpointing ${rangeName} failed: ${describe(err)}`;
-        // Keep trying even while stopping: the page is handled, its checkpoint saves redelivery.
-        if (!lease.isValid() || this.abandoned) return false;
-        await sleep(delay);
+        if (!lease.isValid() || this.abandoned || (this.stopping && attempt >= 3)) return false;
+        await sleep(delay, this.abandonRequest.signal);
         delay = Math.min(MAX_ERROR_DELAY_MS, delay * 2);
       }
     }

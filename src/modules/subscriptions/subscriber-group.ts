@@ -51,6 +51,11 @@ export class SubscriberGroup {
     return this.runtime.subscriber.name;
   }
 
+  /** How log lines name this group on this instance. */
+  private get label(): string {
+    return `${this.name}@${this.settings.instanceId}`;
+  }
+
   status(): SubscriberStatus {
     const { handled, deadLettered, lastError } = this.runtime.stats;
     return {
@@ -82,9 +87,11 @@ export class SubscriberGroup {
     timeout.abort();
     if (!finished) {
       this.logger.warn(
-        `${this.name}: handlers still running after ${this.settings.shutdownTimeoutMs} ms; leaving their leases to expire`,
+        `${this.label}: handlers still running after ${this.settings.shutdownTimeoutMs} ms; leaving their leases to expire`,
       );
       for (const worker of workers) worker.abandon();
+      // A handler that never settles must not hold the shutdown: stop waiting for its reader.
+      this.workers.clear();
     }
     this.poke();
     await loop;
@@ -101,7 +108,7 @@ export class SubscriberGroup {
         await this.tick();
       } catch (err) {
         this.runtime.stats.lastError = `managing leases failed: ${describe(err)}`;
-        this.logger.warn(`${this.name}: ${this.runtime.stats.lastError}`);
+        this.logger.warn(`${this.label}: ${this.runtime.stats.lastError}`);
       }
       if (this.stopping && this.workers.size === 0) break;
       this.wake = new AbortController();
@@ -120,7 +127,7 @@ export class SubscriberGroup {
     }
     if (group.state !== this.state) {
       if (this.state !== undefined || group.state !== 'running') {
-        this.logger.log(`${this.name}: group is ${group.state}${group.reason ? ` (${group.reason})` : ''}`);
+        this.logger.log(`${this.label}: group is ${group.state}${group.reason ? ` (${group.reason})` : ''}`);
       }
       this.state = group.state;
     }
@@ -131,19 +138,19 @@ export class SubscriberGroup {
       const doc = byId.get(id);
       if (!doc || doc.owner !== me) {
         // Taken over or reset since: someone else may be reading this range already.
-        if (doc?.owner) this.logger.warn(`${this.name}: lost ${rangeKey(doc.feedRange)} to ${doc.owner}`);
+        if (doc?.owner) this.logger.warn(`${this.label}: lost ${rangeKey(doc.feedRange)} to ${doc.owner}`);
         worker.abandon();
         continue;
       }
       if (!worker.stopping && (!running || (doc.requestedBy !== null && doc.requestedBy !== me))) {
-        if (running) this.logger.log(`${this.name}: handing ${rangeKey(doc.feedRange)} over to ${doc.requestedBy}`);
+        if (running) this.logger.log(`${this.label}: handing ${rangeKey(doc.feedRange)} over to ${doc.requestedBy}`);
         void worker.stop();
       }
       try {
         await worker.lease.renew();
       } catch (err) {
         if (worker.lease.lost) worker.abandon();
-        else this.logger.warn(`${this.name}: renewing ${rangeKey(doc.feedRange)} failed: ${describe(err)}`);
+        else this.logger.warn(`${this.label}: renewing ${rangeKey(doc.feedRange)} failed: ${describe(err)}`);
       }
     }
     if (!running) return;
@@ -189,7 +196,7 @@ export class SubscriberGroup {
     if (!taken) return undefined;
     const name = rangeKey(doc.feedRange);
     const previous = doc.owner && doc.owner !== me ? ` from ${doc.owner} (expired)` : '';
-    this.logger.log(`${this.name}: took ${name}${previous}, ${doc.continuation ? 'resuming at its checkpoint' : 'from its start'}`);
+    this.logger.log(`${this.label}: took ${name}${previous}, ${doc.continuation ? 'resuming at its checkpoint' : 'from its start'}`);
     const worker = new RangeWorker({
       events: this.events,
       range,
@@ -216,7 +223,7 @@ export class SubscriberGroup {
     try {
       await this.store.setState('stopped', reason);
     } catch (err) {
-      this.logger.error(`${this.name}: recording the stop failed: ${describe(err)}`);
+      this.logger.error(`${this.label}: recording the stop failed: ${describe(err)}`);
     }
     for (const worker of this.workers.values()) void worker.stop();
     this.poke();

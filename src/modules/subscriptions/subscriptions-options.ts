@@ -52,7 +52,7 @@ export function resolveSubscriptionsOptions(options: SubscriptionsModuleOptions 
     retry: resolveRetry(options.retry, DEFAULT_RETRY, 'retry'),
     onFailure,
     autoStart: options.autoStart ?? true,
-    shutdownTimeoutMs: positive('shutdownTimeoutMs', 30_000),
+    shutdownTimeoutMs: positive('shutdownTimeoutMs', 10_000),
   };
 }
 

@@ -101,7 +101,7 @@ export interface SubscriptionsModuleOptions {
   onFailure?: FailurePolicy;
   /** Start reading when the application starts. Default `true`; otherwise call `start()`. */
   autoStart?: boolean;
-  /** How long shutdown waits for in-flight handlers before leaving the leases to expire. Default 30 s. */
+  /** How long shutdown waits for in-flight handlers before leaving the leases to expire. Default 10 s. */
   shutdownTimeoutMs?: number;
 }
 

@@ -1,4 +1,4 @@
-import { Module, type DynamicModule, type InjectionToken, type Provider, type Type } from '@nestjs/common';
+import { Module, type DynamicModule, type InjectionToken, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
 import type { Container } from '@azure/cosmos';
 import { ensureContainer, EVENTS_CONTAINER } from '../cosmos/index.js';
 import { SubscriptionsManager } from './subscriptions-manager.js';
@@ -63,10 +63,18 @@ export class SubscriptionsModule extends ConfigurableModuleClass {
   }
 
   /**
-   * Provides and registers `@Subscriber` classes (with their dependencies from the importing module). A
-   * serializer given as an injection token is resolved here too.
+   * Provides and registers `@Subscriber` classes. They are instantiated in the module this returns, which sees
+   * global providers, `providers` (exported too, so the importer can inject them) and what `imports` export.
+   * A serializer given as an injection token is resolved there as well.
+   *
+   * @example
+   * @Module({
+   *   imports: [SubscriptionsModule.forFeature([OrderStatsProjection], { providers: [OrderStatsStore] })],
+   *   controllers: [OrderStatsController], // injects OrderStatsStore
+   * })
+   * export class OrderStatsModule {}
    */
-  static forFeature(subscribers: Array<Type<unknown>>): DynamicModule {
+  static forFeature(subscribers: Array<Type<unknown>>, dependencies: SubscriberDependencies = {}): DynamicModule {
     const registrations: Provider[] = subscribers.map((type, i) => {
       const { options } = subscriberDefinitionOf(type);
       const serializer = options.serializer;
@@ -78,12 +86,20 @@ export class SubscriptionsModule extends ConfigurableModuleClass {
         inject: serializerToken === undefined ? [SubscriptionsManager, type] : [SubscriptionsManager, type, serializerToken],
       };
     });
+    const providers = dependencies.providers ?? [];
     return {
       module: SubscriptionsFeatureModule,
-      providers: [...subscribers, ...registrations],
-      exports: subscribers,
+      imports: dependencies.imports ?? [],
+      providers: [...providers, ...subscribers, ...registrations],
+      exports: [...providers.map((p) => (typeof p === 'function' ? p : p.provide)), ...subscribers],
     };
   }
+}
+
+/** What the subscribers of `SubscriptionsModule.forFeature` need besides global providers. */
+export interface SubscriberDependencies {
+  imports?: ModuleMetadata['imports'];
+  providers?: Provider[];
 }
 
 /** The module `SubscriptionsModule.forFeature` returns. */
