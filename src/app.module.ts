@@ -9,6 +9,9 @@ import { EventStoreModule } from './modules/event-store/index.js';
 import { startEmbeddedCosmos, type EmbeddedCosmos } from './modules/embedded-cosmos/index.js';
 import { StoreApiModule } from './modules/store-api/index.js';
 import { OrdersModule } from './modules/orders/index.js';
+import { SubscriptionsModule } from './modules/subscriptions/index.js';
+import { OrderStatsModule } from './modules/order-stats/index.js';
+import { subscriptionsConfig } from './config/subscriptions.config.js';
 
 /** Largest JSON request body: a few events near Cosmos DB's 2 MB item limit (express's default is 100 kB). */
 export const MAX_REQUEST_BODY = '16mb';
@@ -63,8 +66,8 @@ export class CosmosAccountModule {}
 
 /**
  * The HTTP service: configuration validated from the environment, Cosmos DB (or the embedded server), the
- * event store, its HTTP API and the orders example domain. Run it through `configureApp` so every entry
- * point parses requests alike.
+ * event store, its HTTP API, the orders example domain and its statistics (kept by a change feed
+ * subscription). Run it through `configureApp` so every entry point parses requests alike.
  */
 @Module({
   imports: [
@@ -86,8 +89,14 @@ export class CosmosAccountModule {}
       inject: [eventStoreConfig.KEY],
       useFactory: (config: ConfigType<typeof eventStoreConfig>) => ({ eventTtlSeconds: config.eventTtlSeconds }),
     }),
+    SubscriptionsModule.forRootAsync({
+      inject: [subscriptionsConfig.KEY],
+      useFactory: ({ leasesContainerId, instanceId }: ConfigType<typeof subscriptionsConfig>) =>
+        instanceId === undefined ? { leasesContainerId } : { leasesContainerId, instanceId },
+    }),
     StoreApiModule,
     OrdersModule,
+    OrderStatsModule,
   ],
 })
 export class AppModule {}

@@ -1,6 +1,7 @@
 import { appConfig, readAppConfig, type AppConfig } from './app.config.js';
 import { cosmosConfig, readCosmosConfig, type CosmosConfig } from './cosmos.config.js';
 import { eventStoreConfig, readEventStoreConfig, type EventStoreConfig } from './event-store.config.js';
+import { readSubscriptionsConfig, subscriptionsConfig, type SubscriptionsConfig } from './subscriptions.config.js';
 import { readEnv, type Env } from './env-reader.js';
 
 /** Every setting of the service, validated. */
@@ -8,6 +9,7 @@ export interface ServiceConfig {
   app: AppConfig;
   cosmos: CosmosConfig;
   eventStore: EventStoreConfig;
+  subscriptions: SubscriptionsConfig;
 }
 
 /**
@@ -19,6 +21,7 @@ export function loadServiceConfig(env: Env): ServiceConfig {
     app: readAppConfig(reader),
     cosmos: readCosmosConfig(reader),
     eventStore: readEventStoreConfig(reader),
+    subscriptions: readSubscriptionsConfig(reader),
   }));
 }
 
@@ -33,4 +36,4 @@ export function validateEnv(env: Record<string, unknown>): Record<string, unknow
 }
 
 /** The `load` list of `ConfigModule.forRoot`: one `registerAs` namespace per concern. */
-export const configLoaders = [appConfig, cosmosConfig, eventStoreConfig];
+export const configLoaders = [appConfig, cosmosConfig, eventStoreConfig, subscriptionsConfig];

@@ -25,11 +25,12 @@ function errorFor(env: Env): EnvValidationError {
 }
 
 describe('defaults', () => {
-  it('an empty environment: embedded server, database eventstore, containers events/aggregates, port 3000, no TTL', () => {
+  it('an empty environment: embedded server, database eventstore, containers events/aggregates/leases, port 3000, no TTL', () => {
     expect(loadServiceConfig({})).toEqual({
       app: { port: 3000 },
       cosmos: { databaseId: 'eventstore', eventsContainerId: 'events', aggregatesContainerId: 'aggregates' },
       eventStore: {},
+      subscriptions: { leasesContainerId: 'leases' },
     });
   });
 
@@ -51,6 +52,8 @@ describe('valid values', () => {
         COSMOS_AGGREGATES_CONTAINER: 'shop-aggregates',
         EVENT_TTL_SECONDS: '86400',
         PORT: '8080',
+        COSMOS_LEASES_CONTAINER: 'shop-leases',
+        SUBSCRIPTIONS_INSTANCE_ID: 'pod-7',
       }),
     ).toEqual({
       app: { port: 8080 },
@@ -62,6 +65,7 @@ describe('valid values', () => {
         aggregatesContainerId: 'shop-aggregates',
       },
       eventStore: { eventTtlSeconds: 86400 },
+      subscriptions: { leasesContainerId: 'shop-leases', instanceId: 'pod-7' },
     });
   });
 
@@ -110,6 +114,10 @@ describe('invalid values', () => {
     ['PORT', '80.5'],
     ['PORT', '0x50'],
     ['PORT', 'http'],
+    ['COSMOS_LEASES_CONTAINER', ''],
+    ['COSMOS_LEASES_CONTAINER', 'a?b'],
+    ['SUBSCRIPTIONS_INSTANCE_ID', ''],
+    ['SUBSCRIPTIONS_INSTANCE_ID', ' pod-7'],
   ])('%s=%j is refused, naming the variable', (variable, value) => {
     const err = errorFor({ COSMOS_ENDPOINT: ENDPOINT, [variable]: value });
     expect(err.problems.map((p) => p.variable)).toEqual([variable]);

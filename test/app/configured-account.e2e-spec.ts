@@ -25,6 +25,7 @@ beforeAll(async () => {
       COSMOS_DATABASE: databaseId,
       COSMOS_EVENTS_CONTAINER: 'ev',
       COSMOS_AGGREGATES_CONTAINER: 'agg',
+      COSMOS_LEASES_CONTAINER: 'lz',
     },
     logger,
   );
@@ -45,7 +46,7 @@ it('uses the configured account, database and containers, and logs neither key n
   const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
   try {
     const { resources } = await client.database(databaseId).containers.readAll().fetchAll();
-    expect(resources.map((c) => c.id).sort()).toEqual(['agg', 'ev']);
+    expect(resources.map((c) => c.id).sort()).toEqual(['agg', 'ev', 'lz']);
     const { resources: docs } = await client
       .database(databaseId)
       .container('ev')
@@ -76,7 +77,11 @@ describe('when the account goes away', () => {
     const res = await request(http).get('/health').expect(503);
     expect(res.body).toEqual({
       status: 'error',
-      error: { cosmos: { status: 'down', message: expect.stringMatching(/unreachable|did not answer/) } },
+      error: {
+        cosmos: { status: 'down', message: expect.stringMatching(/unreachable|did not answer/) },
+        // The subscriptions' lag is read from the same account.
+        subscriptions: { status: 'down', subscribers: {}, message: expect.any(String) },
+      },
     });
   });
 

@@ -11,6 +11,8 @@ const SERVICE_VARIABLES = [
   'COSMOS_AGGREGATES_CONTAINER',
   'EVENT_TTL_SECONDS',
   'PORT',
+  'COSMOS_LEASES_CONTAINER',
+  'SUBSCRIPTIONS_INSTANCE_ID',
 ];
 
 /** Keeps every log line, to check what the service says (and never says). */

@@ -1,16 +1,41 @@
-import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
+import { Controller, Get, Optional, ServiceUnavailableException } from '@nestjs/common';
+import { SubscriptionsHealthIndicator, type SubscriptionsHealth } from '../subscriptions/index.js';
 import { CosmosHealthIndicator, type HealthResult } from './cosmos.health.js';
 
-/** `GET /health`: 200 `{ status: 'ok', info }` when Cosmos DB answers, else 503 `{ status: 'error', error }`. */
+type CosmosHealth = { status: 'up' } | { status: 'down'; message: string };
+
+/** `GET /health`: what each indicator says, under `info` when up and under `error` when down. */
+export type ServiceHealth =
+  | { status: 'ok'; info: { cosmos: CosmosHealth; subscriptions?: SubscriptionsHealth } }
+  | { status: 'error'; error: Record<string, CosmosHealth | SubscriptionsHealth>; info?: Record<string, CosmosHealth | SubscriptionsHealth> };
+
+/**
+ * `GET /health`: 200 `{ status: 'ok', info }` when Cosmos DB answers (and no subscriber stopped on a
+ * failure), else 503 `{ status: 'error', error, info? }`. With `SubscriptionsModule`, `subscriptions` reports
+ * every subscriber's state and lag.
+ */
 @Controller('health')
 export class HealthController {
-  constructor(private readonly cosmos: CosmosHealthIndicator) {}
+  constructor(
+    private readonly cosmos: CosmosHealthIndicator,
+    @Optional() private readonly subscriptions?: SubscriptionsHealthIndicator,
+  ) {}
 
   @Get()
-  async health(): Promise<HealthResult> {
-    const result = await this.cosmos.check();
+  async health(): Promise<ServiceHealth> {
+    const [cosmos, subscriptions] = await Promise.all([this.cosmos.check(), this.subscriptions?.check()]);
+    const results: Record<string, CosmosHealth | SubscriptionsHealth> = { cosmos: cosmosPart(cosmos) };
+    if (subscriptions) results.subscriptions = subscriptions;
+    const down = Object.entries(results).filter(([, r]) => r.status === 'down');
+    if (down.length === 0) return { status: 'ok', info: results as { cosmos: CosmosHealth } };
+    const up = Object.entries(results).filter(([, r]) => r.status === 'up');
+    const body: ServiceHealth = { status: 'error', error: Object.fromEntries(down) };
+    if (up.length > 0) body.info = Object.fromEntries(up);
     // Nest answers an HttpException built from an object with that object as the body.
-    if (result.status !== 'ok') throw new ServiceUnavailableException(result);
-    return result;
+    throw new ServiceUnavailableException(body);
   }
+}
+
+function cosmosPart(result: HealthResult): CosmosHealth {
+  return result.status === 'ok' ? result.info.cosmos : result.error.cosmos;
 }

@@ -1,0 +1,30 @@
+import { registerAs } from '@nestjs/config';
+import { DEFAULT_LEASES_CONTAINER } from '../modules/subscriptions/index.js';
+import { readEnv, type EnvReader } from './env-reader.js';
+
+/** Settings of the change feed subscriptions. */
+export interface SubscriptionsConfig {
+  /** `COSMOS_LEASES_CONTAINER`, default `leases`: leases, checkpoints and dead letters. */
+  leasesContainerId: string;
+  /** `SUBSCRIPTIONS_INSTANCE_ID`: this instance's name in leases; default host name, process id and a random suffix. */
+  instanceId?: string;
+}
+
+/** Reads `COSMOS_LEASES_CONTAINER` and `SUBSCRIPTIONS_INSTANCE_ID`, recording problems on `env`. */
+export function readSubscriptionsConfig(env: EnvReader): SubscriptionsConfig {
+  const config: SubscriptionsConfig = {
+    leasesContainerId: env.resourceId('COSMOS_LEASES_CONTAINER') ?? DEFAULT_LEASES_CONTAINER,
+  };
+  const instanceId = env.raw('SUBSCRIPTIONS_INSTANCE_ID');
+  if (instanceId !== undefined) {
+    if (instanceId.length > 200 || instanceId.trim() !== instanceId) {
+      env.problem('SUBSCRIPTIONS_INSTANCE_ID', 'must be at most 200 characters without leading or trailing spaces');
+    } else {
+      config.instanceId = instanceId;
+    }
+  }
+  return config;
+}
+
+/** The subscription settings under the `subscriptions` namespace; inject with `@Inject(subscriptionsConfig.KEY)`. */
+export const subscriptionsConfig = registerAs('subscriptions', (): SubscriptionsConfig => readEnv(process.env, readSubscriptionsConfig));

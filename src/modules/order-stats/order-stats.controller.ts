@@ -1,0 +1,56 @@
+import { Controller, Get, HttpCode, HttpStatus, NotFoundException, Param, Post } from '@nestjs/common';
+import { InjectSubscriptions, type Subscriptions } from '../subscriptions/index.js';
+import { ORDER_STATS_SUBSCRIBER } from './order-stats.projection.js';
+import { OrderStatsStore, type CustomerStatsView, type OrderStatsView } from './order-stats.store.js';
+
+/** How far the read model is behind the events, with every answer. */
+interface Freshness {
+  state: string;
+  estimatedPending: number;
+  behindMs: number;
+}
+
+/**
+ * The order statistics read model: counts and totals per status, orders and revenue per customer (revenue:
+ * totals of submitted and shipped orders). Eventually consistent: `lag` says how far behind it is.
+ */
+@Controller()
+export class OrderStatsController {
+  constructor(
+    private readonly stats: OrderStatsStore,
+    @InjectSubscriptions() private readonly subscriptions: Subscriptions,
+  ) {}
+
+  /** `GET /order-stats`: per status `{ orders, total }`, per customer `{ orders, byStatus, revenue }`. */
+  @Get('order-stats')
+  async all(): Promise<OrderStatsView & { lag: Freshness }> {
+    const [view, lag] = await Promise.all([this.stats.view(), this.lag()]);
+    return { ...view, lag };
+  }
+
+  /** `GET /order-stats/customers/:id`: one customer; 404 when the read model has no order of theirs. */
+  @Get('order-stats/customers/:id')
+  async customer(@Param('id') customerId: string): Promise<CustomerStatsView & { lag: Freshness }> {
+    const [view, lag] = await Promise.all([this.stats.view(), this.lag()]);
+    const customer = view.customers.find((c) => c.customerId === customerId);
+    if (!customer) throw new NotFoundException(`no orders of customer ${JSON.stringify(customerId)} in the statistics (yet)`);
+    return { ...customer, lag };
+  }
+
+  /**
+   * `POST /admin/projections/order-stats/rebuild`: empties the read model and replays every event into it,
+   * on whichever instances read the feed. Answers 202 once the replay has started; `lag` tells its progress.
+   * An admin action: expose it only behind your own access control.
+   */
+  @Post('admin/projections/order-stats/rebuild')
+  @HttpCode(HttpStatus.ACCEPTED)
+  async rebuild(): Promise<{ rebuilding: string; lag: Freshness }> {
+    await this.subscriptions.rebuild(ORDER_STATS_SUBSCRIBER, { from: 'beginning' });
+    return { rebuilding: ORDER_STATS_SUBSCRIBER, lag: await this.lag() };
+  }
+
+  private async lag(): Promise<Freshness> {
+    const [lag] = await this.subscriptions.lag(ORDER_STATS_SUBSCRIBER);
+    return { state: lag.state, estimatedPending: lag.estimatedPending, behindMs: lag.behindMs };
+  }
+}

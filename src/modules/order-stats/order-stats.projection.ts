@@ -1,0 +1,29 @@
+import { JsonEventSerializer, type EventEnvelope } from '../event-sourcing/index.js';
+import { OnEvent, Subscriber, type OnSubscriberRebuild, type StartFrom, type SubscribedEvent } from '../subscriptions/index.js';
+import { ORDER_EVENT_TYPES, OrderStatsStore } from './order-stats.store.js';
+
+/** The consumer group of the order statistics. */
+export const ORDER_STATS_SUBSCRIBER = 'order-stats';
+/** Orders' streams in the events container: `@Aggregate({ type: 'Order' })` namespaces them `Order/<id>`. */
+const ORDER_STREAMS = 'Order/';
+
+/**
+ * Maintains the order statistics from the events container's change feed: every order event, whichever
+ * instance reads its feed range, updates the counters once (redeliveries are recognised by version).
+ * Snapshot records in the streams are not events and are filtered out by type.
+ */
+@Subscriber({ name: ORDER_STATS_SUBSCRIBER, startFrom: 'beginning', serializer: new JsonEventSerializer(), concurrency: 4 })
+export class OrderStatsProjection implements OnSubscriberRebuild {
+  constructor(private readonly stats: OrderStatsStore) {}
+
+  @OnEvent({ aggregateIdPrefix: ORDER_STREAMS, types: Object.values(ORDER_EVENT_TYPES) })
+  async apply({ event }: SubscribedEvent<EventEnvelope>): Promise<void> {
+    await this.stats.apply(event!);
+  }
+
+  /** A rebuild starts from an empty read model; only a full replay can refill it. */
+  async onRebuild(from: StartFrom): Promise<void> {
+    if (from !== 'beginning') throw new Error('the order statistics are rebuilt from the beginning only');
+    await this.stats.clear();
+  }
+}

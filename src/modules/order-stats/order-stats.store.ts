@@ -1,0 +1,170 @@
+import { Injectable } from '@nestjs/common';
+import type { Container, OperationInput } from '@azure/cosmos';
+import { InjectAggregatesContainer } from '../cosmos/index.js';
+import { eventTypeOf } from '../event-sourcing/index.js';
+import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted, type OrderStatus } from '../orders/index.js';
+import {
+  countersDelta,
+  nextOrderRow,
+  STATUSES,
+  type CustomerRow,
+  type OrderEventEnvelope,
+  type OrderEventTypes,
+  type OrderRow,
+  type StatusRow,
+} from './order-stats.model.js';
+
+/** The partition of the aggregates container that holds the whole read model, so one batch updates it atomically. */
+export const ORDER_STATS_PARTITION = 'projection/order-stats';
+/** Attempts at one event when other instances update the same counters at the same time. */
+const MAX_ATTEMPTS = 20;
+
+export const ORDER_EVENT_TYPES: OrderEventTypes = {
+  placed: eventTypeOf(OrderPlaced),
+  lineAdded: eventTypeOf(LineAdded),
+  lineRemoved: eventTypeOf(LineRemoved),
+  submitted: eventTypeOf(OrderSubmitted),
+  shipped: eventTypeOf(OrderShipped),
+  cancelled: eventTypeOf(OrderCancelled),
+};
+
+/** The read model as served: money in currency units (from exact cents). */
+export interface OrderStatsView {
+  byStatus: Record<OrderStatus, { orders: number; total: number }>;
+  customers: CustomerStatsView[];
+}
+
+export interface CustomerStatsView {
+  customerId: string;
+  orders: number;
+  byStatus: Record<OrderStatus, number>;
+  revenue: number;
+}
+
+/** A read-model document, shaped like every document of the aggregates container (SPEC §4). */
+interface StatsDocument {
+  id: string;
+  pk: string;
+  sk: string;
+  body: string;
+  _etag?: string;
+}
+
+interface Stored<T> {
+  row: T;
+  etag: string;
+}
+
+/**
+ * The order statistics read model in the aggregates container: one document per order (what the counters
+ * need of it, and the last version applied), per status and per customer, all in one partition. Each event
+ * is applied in one transactional batch with ETag checks, so concurrent readers of other feed ranges never
+ * lose an update, and an event delivered twice is applied once.
+ */
+@Injectable()
+export class OrderStatsStore {
+  constructor(@InjectAggregatesContainer() private readonly container: Container) {}
+
+  async apply(event: OrderEventEnvelope): Promise<'applied' | 'duplicate'> {
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const orderSk = `order/${event.aggregateId}`;
+      const order = await this.read<OrderRow>(orderSk);
+      if (order && event.version <= order.row.version) return 'duplicate';
+      const after = nextOrderRow(order?.row, event, ORDER_EVENT_TYPES);
+      if (!after) return 'duplicate';
+      const delta = countersDelta(order?.row, after);
+      const operations: OperationInput[] = [this.write(orderSk, order, after)];
+      for (const [status, change] of delta.statuses) {
+        const sk = `status/${status}`;
+        const current = await this.read<StatusRow>(sk);
+        const row = current?.row ?? { status, orders: 0, cents: 0 };
+        operations.push(this.write(sk, current, { ...row, orders: row.orders + change.orders, cents: row.cents + change.cents }));
+      }
+      const { customer } = delta;
+      if (customer.orders !== 0 || customer.revenueCents !== 0 || Object.keys(customer.statuses).length > 0) {
+        const sk = `customer/${after.customerId}`;
+        const current = await this.read<CustomerRow>(sk);
+        const row = current?.row ?? { customerId: after.customerId, orders: 0, statuses: zeroStatuses(), revenueCents: 0 };
+        const statuses = { ...row.statuses };
+        for (const [status, n] of Object.entries(customer.statuses)) statuses[status as OrderStatus] += n;
+        operations.push(
+          this.write(sk, current, { ...row, orders: row.orders + customer.orders, statuses, revenueCents: row.revenueCents + customer.revenueCents }),
+        );
+      }
+      const response = await this.container.items.batch(operations, ORDER_STATS_PARTITION);
+      const statuses = (response.result ?? []).map((r) => r.statusCode);
+      if (statuses.length === operations.length && statuses.every((s) => s < 400)) return 'applied';
+      // Another reader changed one of the documents since they were read (412), or created it first (409):
+      // read again after a short random pause, so readers contending for the same counters spread out.
+      if (statuses.some((s) => s === 412 || s === 409)) {
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 5 * attempt)));
+        continue;
+      }
+      throw new Error(`order-stats: applying ${event.type} of ${event.aggregateId}@${event.version} failed (${statuses.join(', ')})`);
+    }
+    throw new Error(`order-stats: ${event.aggregateId}@${event.version} kept conflicting with concurrent updates`);
+  }
+
+  async view(): Promise<OrderStatsView> {
+    const { resources } = await this.container.items
+      .query<StatsDocument>({ query: 'SELECT * FROM c', parameters: [] }, { partitionKey: ORDER_STATS_PARTITION })
+      .fetchAll();
+    const byStatus = Object.fromEntries(STATUSES.map((s) => [s, { orders: 0, total: 0 }])) as OrderStatsView['byStatus'];
+    const customers: CustomerStatsView[] = [];
+    for (const doc of resources) {
+      if (doc.sk.startsWith('status/')) {
+        const row = decode<StatusRow>(doc.body);
+        byStatus[row.status] = { orders: row.orders, total: row.cents / 100 };
+      } else if (doc.sk.startsWith('customer/')) {
+        const row = decode<CustomerRow>(doc.body);
+        customers.push({ customerId: row.customerId, orders: row.orders, byStatus: row.statuses, revenue: row.revenueCents / 100 });
+      }
+    }
+    customers.sort((x, y) => x.customerId.localeCompare(y.customerId));
+    return { byStatus, customers };
+  }
+
+  /** Deletes the whole read model (before a rebuild). */
+  async clear(): Promise<void> {
+    const { resources } = await this.container.items
+      .query<{ id: string }>({ query: 'SELECT c.id FROM c', parameters: [] }, { partitionKey: ORDER_STATS_PARTITION })
+      .fetchAll();
+    for (let i = 0; i < resources.length; i += 100) {
+      const deletes: OperationInput[] = resources.slice(i, i + 100).map(({ id }) => ({ operationType: 'Delete', id }));
+      const response = await this.container.items.batch(deletes, ORDER_STATS_PARTITION);
+      const failed = (response.result ?? []).filter((r) => r.statusCode >= 400 && r.statusCode !== 404);
+      if (failed.length > 0) throw new Error(`order-stats: clearing the read model failed (${failed.map((r) => r.statusCode).join(', ')})`);
+    }
+  }
+
+  private async read<T>(sk: string): Promise<Stored<T> | undefined> {
+    const { resource } = await this.container.item(documentId(sk), ORDER_STATS_PARTITION).read<StatsDocument>();
+    return resource?._etag ? { row: decode<T>(resource.body), etag: resource._etag } : undefined;
+  }
+
+  /** A Create for a document not there yet (409 if another reader was first), else a Replace on its ETag. */
+  private write(sk: string, current: Stored<unknown> | undefined, row: unknown): OperationInput {
+    const resourceBody: StatsDocument = {
+      id: documentId(sk),
+      pk: ORDER_STATS_PARTITION,
+      sk,
+      body: Buffer.from(JSON.stringify(row), 'utf8').toString('base64'),
+    };
+    return current
+      ? { operationType: 'Replace', id: resourceBody.id, resourceBody: { ...resourceBody }, ifMatch: current.etag }
+      : { operationType: 'Create', resourceBody: { ...resourceBody } };
+  }
+}
+
+function zeroStatuses(): Record<OrderStatus, number> {
+  return Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<OrderStatus, number>;
+}
+
+function decode<T>(body: string): T {
+  return JSON.parse(Buffer.from(body, 'base64').toString('utf8')) as T;
+}
+
+/** The document id of a sort key, as SPEC §4 derives it: `/ \ ? # %` percent-encoded. */
+function documentId(sk: string): string {
+  return sk.replace(/[/\\?#%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
