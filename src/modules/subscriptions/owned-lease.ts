@@ -59,19 +59,26 @@ export class OwnedLease {
     });
   }
 
-  /** Gives the lease up, keeping its checkpoint: anyone may take it at once. */
+  /**
+   * Gives the lease up, keeping its checkpoint. Anyone may take it at once, except after a hand-over request:
+   * then it stays reserved for the instance that asked, for one lease duration (so the owner, which may well
+   * be the first to look again, does not simply take it back).
+   */
   release(): Promise<void> {
     return this.write((doc) => {
       doc.owner = null;
-      doc.expiresAt = 0;
-      doc.requestedBy = null;
+      doc.expiresAt = doc.requestedBy ? Date.now() + this.durationMs : 0;
     }, false);
   }
 
   private write(change: (doc: LeaseDocument) => void, keep = true): Promise<void> {
     const run = async () => {
       for (let attempt = 1; ; attempt++) {
-        if (this.lostFlag || this.doc.owner !== this.instanceId) throw new LeaseLostError(this.doc.id);
+        if (this.lostFlag || this.doc.owner !== this.instanceId) {
+          // Released (or lost) before: nothing of it is ours to write any more.
+          this.lostFlag = true;
+          throw new LeaseLostError(this.doc.id);
+        }
         const next: LeaseDocument = { ...this.doc };
         change(next);
         if (keep) next.expiresAt = Date.now() + this.durationMs;

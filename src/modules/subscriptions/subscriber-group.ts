@@ -118,7 +118,15 @@ export class SubscriberGroup {
 
   private async tick(): Promise<void> {
     const me = this.settings.instanceId;
-    let { group, leases } = await this.store.list();
+    let listed;
+    try {
+      listed = await this.store.list();
+    } catch (err) {
+      // Renew what is held even when the listing failed: a lease must not lapse over a failed query.
+      for (const worker of this.workers.values()) await this.renew(worker);
+      throw err;
+    }
+    let { group, leases } = listed;
     if (!group || leases.length === 0) {
       if (this.stopping) return;
       await this.store.initialize([...(await this.ranges())], this.startFrom);
@@ -146,12 +154,7 @@ export class SubscriberGroup {
         if (running) this.logger.log(`${this.label}: handing ${rangeKey(doc.feedRange)} over to ${doc.requestedBy}`);
         void worker.stop();
       }
-      try {
-        await worker.lease.renew();
-      } catch (err) {
-        if (worker.lease.lost) worker.abandon();
-        else this.logger.warn(`${this.label}: renewing ${rangeKey(doc.feedRange)} failed: ${describe(err)}`);
-      }
+      await this.renew(worker);
     }
     if (!running) return;
 
@@ -164,9 +167,7 @@ export class SubscriberGroup {
     }
     const share = Math.ceil(leases.length / (others.size + 1));
     let mine = [...this.workers.values()].filter((w) => !w.stopping).length;
-    const free = shuffle(
-      leases.filter((l) => !this.workers.has(l.id) && (!l.owner || l.expiresAt <= now || l.owner === me)),
-    );
+    const free = shuffle(leases.filter((l) => !this.workers.has(l.id) && this.isFreeForMe(l, now)));
     for (const lease of free) {
       if (mine >= share) break;
       const taken = await this.take(group, lease);
@@ -181,6 +182,25 @@ export class SubscriberGroup {
         // The owner hands it over at its next round, after finishing and checkpointing its page.
         await this.store.replace({ ...candidate, requestedBy: me }, candidate._etag);
       }
+    }
+  }
+
+  /**
+   * Free: nobody holds it (or the holder let it expire, or it is this instance's own from a previous life), and
+   * it is not reserved for another instance that asked for it.
+   */
+  private isFreeForMe(lease: Stored<LeaseDocument>, now: number): boolean {
+    const me = this.settings.instanceId;
+    if (lease.owner) return lease.owner === me || lease.expiresAt <= now;
+    return lease.requestedBy === null || lease.requestedBy === me || lease.expiresAt <= now;
+  }
+
+  private async renew(worker: RangeWorker): Promise<void> {
+    try {
+      await worker.lease.renew();
+    } catch (err) {
+      if (worker.lease.lost) worker.abandon();
+      else this.logger.warn(`${this.label}: renewing ${rangeKey(worker.lease.document.feedRange)} failed: ${describe(err)}`);
     }
   }
 
