@@ -1,0 +1,128 @@
+/*
+ * Declaring subscribers: mistakes are refused when the class is decorated or when the module starts, with a
+ * message that says what to change. No Cosmos DB is involved (nothing is read before `start()`).
+ */
+import { Injectable, Module, type DynamicModule } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import {
+  EVENTS_CONTAINER,
+  OnEvent,
+  Subscriber,
+  SubscriberDefinitionError,
+  SUBSCRIPTIONS,
+  SubscriptionsModule,
+  UnknownSubscriberError,
+  type SubscribedEvent,
+  type Subscriptions,
+} from '../../src/index.js';
+
+/** Stands in for CosmosModule: the containers are never called while the subscriptions are not started. */
+@Module({})
+class FakeCosmos {}
+const fakeCosmos: DynamicModule = {
+  module: FakeCosmos,
+  global: true,
+  providers: [{ provide: EVENTS_CONTAINER, useValue: { database: { container: (id: string) => ({ id }) } } }],
+  exports: [EVENTS_CONTAINER],
+};
+
+async function boot(...features: DynamicModule[]): Promise<Subscriptions> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [fakeCosmos, SubscriptionsModule.forRoot({ ensure: false, autoStart: false }), ...features],
+  }).compile();
+  await moduleRef.init();
+  return moduleRef.get<Subscriptions>(SUBSCRIPTIONS);
+}
+
+@Subscriber({ name: 'plain' })
+class Plain {
+  @OnEvent()
+  handle(_event: SubscribedEvent): void {}
+}
+
+const JSON_DECODER = Symbol('JSON_DECODER');
+
+@Injectable()
+class JsonDecoder {
+  deserialize(bytes: Uint8Array): unknown {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  }
+}
+
+@Subscriber({ name: 'typed', serializer: JSON_DECODER })
+class Typed {
+  @OnEvent('Placed')
+  placed(_event: SubscribedEvent<{ type: string }>): void {}
+}
+
+describe('@Subscriber and @OnEvent', () => {
+  it.each([
+    ['an empty name', { name: '' }, /name must be a non-empty string/],
+    ['a name of 201 characters', { name: 'x'.repeat(201) }, /at most 200 characters/],
+    ['an unknown start', { name: 'x', startFrom: 'yesterday' }, /startFrom of x must be 'beginning', 'now' or a valid Date/],
+    ['an invalid date', { name: 'x', startFrom: new Date(Number.NaN) }, /startFrom/],
+    ['maxItemCount 0', { name: 'x', maxItemCount: 0 }, /maxItemCount of x must be a positive integer/],
+    ['concurrency 1.5', { name: 'x', concurrency: 1.5 }, /concurrency of x must be a positive integer/],
+    ['an unknown failure policy', { name: 'x', onFailure: 'ignore' }, /onFailure of x must be 'dead-letter' or 'stop'/],
+  ])('refuses %s', (_label, options, message) => {
+    expect(() => Subscriber(options as never)).toThrow(message);
+  });
+
+  it('refuses an empty event type and a filter mixed with names', () => {
+    expect(() => OnEvent('')).toThrow(SubscriberDefinitionError);
+    expect(() => OnEvent('A', { types: ['B'] } as never)).toThrow(/one filter object/);
+  });
+
+  it('refuses to register a class without @Subscriber or without handlers', () => {
+    class NotASubscriber {}
+    expect(() => SubscriptionsModule.forFeature([NotASubscriber])).toThrow(/decorate it with @Subscriber/);
+    @Subscriber({ name: 'idle' })
+    class Idle {}
+    expect(() => SubscriptionsModule.forFeature([Idle])).toThrow(/has no handler: mark at least one method with @OnEvent/);
+  });
+});
+
+describe('registration', () => {
+  it('registers subscribers of several feature modules, resolving a serializer given as a token', async () => {
+    const subscriptions = await boot(
+      SubscriptionsModule.forFeature([Plain]),
+      SubscriptionsModule.forFeature([Typed], { providers: [{ provide: JSON_DECODER, useClass: JsonDecoder }] }),
+    );
+    expect(subscriptions.names().sort()).toEqual(['plain', 'typed']);
+    expect(subscriptions.status()).toEqual([
+      { name: 'plain', ownedRanges: [], handled: 0, deadLettered: 0 },
+      { name: 'typed', ownedRanges: [], handled: 0, deadLettered: 0 },
+    ]);
+    await expect(subscriptions.lag('nope')).rejects.toThrow(UnknownSubscriberError);
+  });
+
+  it('refuses two subscribers of one name: a name is a consumer group', async () => {
+    @Subscriber({ name: 'plain' })
+    class Twin {
+      @OnEvent()
+      handle(): void {}
+    }
+    await expect(boot(SubscriptionsModule.forFeature([Plain, Twin]))).rejects.toThrow(/two subscribers are named "plain"/);
+  });
+
+  it('refuses type filters without a serializer to read the type', async () => {
+    @Subscriber({ name: 'blind' })
+    class Blind {
+      @OnEvent('Placed')
+      placed(): void {}
+    }
+    await expect(boot(SubscriptionsModule.forFeature([Blind]))).rejects.toThrow(/has no serializer to read the type/);
+  });
+});
+
+describe('module options', () => {
+  it('are checked when the module is imported, naming the option', () => {
+    expect(() => SubscriptionsModule.forRoot({ leaseDurationMs: 1_000, renewIntervalMs: 600 })).toThrow(
+      /"renewIntervalMs" must be at most half of leaseDurationMs/,
+    );
+    expect(() => SubscriptionsModule.forRoot({ pollIntervalMs: 0 })).toThrow(/"pollIntervalMs" must be a positive integer/);
+    expect(() => SubscriptionsModule.forRoot({ leasesContainerId: 'a/b' })).toThrow(/"leasesContainerId"/);
+    expect(() => SubscriptionsModule.forRoot({ retry: { attempts: 0 } })).toThrow(/retry.attempts must be an integer of at least 1/);
+    expect(() => SubscriptionsModule.forRootAsync({} as never)).toThrow(/give one of useFactory/);
+  });
+});
