@@ -16,4 +16,15 @@ export {
   type CosmosOptionsFactory,
 } from './modules/cosmos/index.js';
 export * from './modules/event-store/index.js';
-export { startEmbeddedCosmos, type EmbeddedCosmos, type EmbeddedCosmosOptions } from './modules/embedded-cosmos/index.js';
+export {
+  startEmbeddedCosmos,
+  startFaultProxy,
+  type CosmosRequestKind,
+  type EmbeddedCosmos,
+  type EmbeddedCosmosOptions,
+  type FaultAction,
+  type FaultProxy,
+  type FaultProxyOptions,
+  type FaultRule,
+  type ProxyRecord,
+} from './modules/embedded-cosmos/index.js';
