@@ -6,6 +6,7 @@ export {
   AGGREGATES_CONTAINER,
   COSMOS_CLIENT,
   CosmosModule,
+  DEFAULT_COSMOS_RETRY_OPTIONS,
   ensureContainers,
   ensureDatabase,
   EVENTS_CONTAINER,
