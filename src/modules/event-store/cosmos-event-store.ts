@@ -27,6 +27,14 @@ const VERSIONS_SQL = 'SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ARRAY_CONTA
  * The event store on the events container (partition key `/a`), with materialization through an
  * `OpaqueStore` on the aggregates container: protosource's `cosmosdbstore`, same documents on the wire.
  *
+ * Faults: @azure/cosmos retries throttled requests (429) itself (`CosmosModule`'s `retryOptions`) but a
+ * batch after nothing else, and a read after a 503 once and after a 408 never. The store retries the rest
+ * (`retries` option): reads from the start, batches with the same documents. After an attempt whose
+ * outcome is unknown (a reset or timeout after sending, a 408 or 503), a conflict on the resend is read
+ * back and counts as success only if every document of the chunk is stored exactly as sent (`v`, `d`,
+ * `t`); otherwise it is a `ConcurrencyError`. Retries running out with the outcome unknown give
+ * `WriteOutcomeUnknownError`.
+ *
  * @example
  * const store = new CosmosEventStore(eventsContainer, { opaqueStore: new CosmosOpaqueStore(aggregatesContainer) });
  * await store.save('order-1', [{ version: 1, data: new TextEncoder().encode('{"placed":true}') }]);

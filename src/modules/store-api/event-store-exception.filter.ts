@@ -1,7 +1,13 @@
 import { Catch, HttpStatus, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { statusOf } from '../cosmos/index.js';
-import { ConcurrencyError, EventStoreError, NotFoundError, ValidationError } from '../event-store/index.js';
+import {
+  ConcurrencyError,
+  EventStoreError,
+  NotFoundError,
+  ValidationError,
+  WriteOutcomeUnknownError,
+} from '../event-store/index.js';
 
 /** The JSON error body, shaped like Nest's own (`statusCode`, `error`, `message`) plus what the client needs. */
 export interface ErrorBody {
@@ -16,7 +22,7 @@ export interface ErrorBody {
 
 /**
  * Answers the event store's errors as JSON: `ValidationError` → 400, `ConcurrencyError` → 409,
- * `NotFoundError` → 404; any other `EventStoreError` (Cosmos DB failed) → 503 when Cosmos DB was unreachable,
+ * `NotFoundError` → 404, `WriteOutcomeUnknownError` → 503 telling the client to reload first; any other `EventStoreError` (Cosmos DB failed) → 503 when Cosmos DB was unreachable,
  * throttled or timed out (worth retrying), else 500; the detail is logged, not sent.
  */
 @Catch(EventStoreError)
@@ -41,6 +47,16 @@ export class EventStoreExceptionFilter implements ExceptionFilter<EventStoreErro
       return { statusCode: HttpStatus.NOT_FOUND, error: 'Not Found', message: err.message };
     }
     this.logger.error(err.message, err.stack);
+    if (err instanceof WriteOutcomeUnknownError) {
+      // A blind retry of the same request is safe (it ends in 409 if the write landed), but the client
+      // should know the records may be stored already.
+      return {
+        statusCode: HttpStatus.SERVICE_UNAVAILABLE,
+        error: 'Service Unavailable',
+        message: 'Cosmos DB did not confirm the write, which may have been stored; reload the aggregate before retrying',
+        versions: err.versions,
+      };
+    }
     if (isUnavailable(err.cause)) {
       return {
         statusCode: HttpStatus.SERVICE_UNAVAILABLE,
