@@ -27,8 +27,9 @@ const VERSIONS_SQL = 'SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ARRAY_CONTA
  * The event store on the events container (partition key `/a`), with materialization through an
  * `OpaqueStore` on the aggregates container: protosource's `cosmosdbstore`, same documents on the wire.
  *
- * Faults: @azure/cosmos retries throttled requests (429) itself (`CosmosModule`'s `retryOptions`) but a
- * batch after nothing else, and a read after a 503 once and after a 408 never. The store retries the rest
+ * Faults: @azure/cosmos retries throttled requests (429) itself (`CosmosModule`'s `retryOptions`), a
+ * batch after nothing else (but a 503 or timeout on accounts with per-partition failover), and a read
+ * after a 503 once and after a 408 never. The store retries the rest
  * (`retries` option): reads from the start, batches with the same documents. After an attempt whose
  * outcome is unknown (a reset or timeout after sending, a 408 or 503), a conflict on the resend is read
  * back and counts as success only if every document of the chunk is stored exactly as sent (`v`, `d`,
