@@ -154,7 +154,12 @@ export class CosmosEventStore extends ChunkedEventStore {
       const iterator = this.events.items.query<EventDocument>(
         {
           query: sql,
-          parameters: [{ name: '@a', value: aggregateId }, { name: '@now', value: nowSeconds() }, ...extraParameters],
+          parameters: [
+            { name: '@a', value: aggregateId },
+            // Only when the query names it: a parameter the query does not use is not worth a doubt.
+            ...(sql.includes('@now') ? [{ name: '@now', value: nowSeconds() }] : []),
+            ...extraParameters,
+          ],
         },
         { partitionKey: aggregateId, maxItemCount: pageSize, abortSignal: signal },
       );
