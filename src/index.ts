@@ -6,6 +6,7 @@ export {
   AGGREGATES_CONTAINER,
   COSMOS_CLIENT,
   CosmosModule,
+  DEFAULT_COSMOS_RETRY_OPTIONS,
   ensureContainers,
   ensureDatabase,
   EVENTS_CONTAINER,
@@ -16,6 +17,17 @@ export {
   type CosmosOptionsFactory,
 } from './modules/cosmos/index.js';
 export * from './modules/event-store/index.js';
-export { startEmbeddedCosmos, type EmbeddedCosmos, type EmbeddedCosmosOptions } from './modules/embedded-cosmos/index.js';
+export {
+  startEmbeddedCosmos,
+  startFaultProxy,
+  type CosmosRequestKind,
+  type EmbeddedCosmos,
+  type EmbeddedCosmosOptions,
+  type FaultAction,
+  type FaultProxy,
+  type FaultProxyOptions,
+  type FaultRule,
+  type ProxyRecord,
+} from './modules/embedded-cosmos/index.js';
 export * from './modules/event-sourcing/index.js';
 export * from './modules/subscriptions/index.js';

@@ -1,4 +1,15 @@
-import type { CosmosClientOptions } from '@azure/cosmos';
+import type { CosmosClientOptions, RetryOptions } from '@azure/cosmos';
+
+/**
+ * How @azure/cosmos retries throttled requests (HTTP 429) unless told otherwise: up to 9 retries within
+ * 30 s in all, each after the wait the service asks for in `x-ms-retry-after-ms` (no fixed interval).
+ * These are the SDK's own defaults, made explicit so that they show in the options and can be tuned.
+ */
+export const DEFAULT_COSMOS_RETRY_OPTIONS: Readonly<Required<RetryOptions>> = Object.freeze({
+  maxRetryAttemptCount: 9,
+  fixedRetryIntervalInMilliseconds: 0,
+  maxWaitTimeInSeconds: 30,
+});
 
 /** How `CosmosModule` reaches Cosmos DB. */
 export interface CosmosModuleOptions {
@@ -13,7 +24,18 @@ export interface CosmosModuleOptions {
   aggregatesContainerId?: string;
   /** Create the database and containers at start-up when missing. Default `true`. */
   ensure?: boolean;
-  /** Passed to `CosmosClient` as is (retry options, connection policy, user agent...). */
+  /**
+   * Retries of throttled requests (HTTP 429) by @azure/cosmos, set as `connectionPolicy.retryOptions`:
+   * field by field over `clientOptions.connectionPolicy.retryOptions`, over `DEFAULT_COSMOS_RETRY_OPTIONS`
+   * (9 retries within 30 s, each after the wait the service asks for). The SDK retries nothing else for a
+   * write; the event store retries 408, 503, timeouts and lost connections itself (`EventStoreModule`'s
+   * `retries`).
+   *
+   * @example
+   * CosmosModule.forRoot({ endpoint, key, databaseId: 'eventstore', retryOptions: { maxWaitTimeInSeconds: 10 } })
+   */
+  retryOptions?: RetryOptions;
+  /** Passed to `CosmosClient` as is (connection policy, user agent...); `retryOptions` above takes precedence. */
   clientOptions?: Partial<CosmosClientOptions>;
 }
 

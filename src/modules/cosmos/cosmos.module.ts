@@ -1,7 +1,7 @@
 import { Inject, Logger, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import { CosmosClient, type Container, type CosmosClientOptions } from '@azure/cosmos';
 import { AGGREGATES_CONTAINER, COSMOS_CLIENT, EVENTS_CONTAINER } from './cosmos.constants.js';
-import type { CosmosModuleOptions } from './cosmos-options.interface.js';
+import { DEFAULT_COSMOS_RETRY_OPTIONS, type CosmosModuleOptions } from './cosmos-options.interface.js';
 import {
   ASYNC_OPTIONS_TYPE,
   ConfigurableModuleClass,
@@ -38,11 +38,35 @@ function checkOptions(options: CosmosModuleOptions): void {
       throw problem(field, 'must be a non-empty string');
     }
   }
+  if (options.retryOptions !== undefined) {
+    if (options.retryOptions === null || typeof options.retryOptions !== 'object') throw problem('retryOptions', 'must be an object');
+    for (const [field, value] of Object.entries(options.retryOptions)) {
+      if (!(field in DEFAULT_COSMOS_RETRY_OPTIONS)) {
+        throw problem(`retryOptions.${field}`, `is not a retry option; use ${Object.keys(DEFAULT_COSMOS_RETRY_OPTIONS).join(', ')}`);
+      }
+      if (value !== undefined && (!Number.isSafeInteger(value) || (value as number) < 0)) {
+        throw problem(`retryOptions.${field}`, 'must be a non-negative integer');
+      }
+    }
+  }
+}
+
+/** The client options with the retry options merged: defaults, then `clientOptions`', then `retryOptions`. */
+export function cosmosClientOptions(options: CosmosModuleOptions): CosmosClientOptions {
+  const connectionPolicy = options.clientOptions?.connectionPolicy;
+  return {
+    ...options.clientOptions,
+    endpoint: options.endpoint,
+    connectionPolicy: {
+      ...connectionPolicy,
+      retryOptions: { ...DEFAULT_COSMOS_RETRY_OPTIONS, ...connectionPolicy?.retryOptions, ...options.retryOptions },
+    },
+  };
 }
 
 async function createClient(options: CosmosModuleOptions): Promise<CosmosClient> {
   checkOptions(options);
-  const clientOptions: CosmosClientOptions = { ...options.clientOptions, endpoint: options.endpoint };
+  const clientOptions = cosmosClientOptions(options);
   if (options.key) {
     clientOptions.key = options.key;
   } else {

@@ -1,7 +1,11 @@
 export { CosmosModule } from './cosmos.module.js';
 export { AGGREGATES_CONTAINER, COSMOS_CLIENT, EVENTS_CONTAINER } from './cosmos.constants.js';
 export { InjectAggregatesContainer, InjectCosmosClient, InjectEventsContainer } from './cosmos.decorators.js';
-export type { CosmosModuleOptions, CosmosOptionsFactory } from './cosmos-options.interface.js';
+export {
+  DEFAULT_COSMOS_RETRY_OPTIONS,
+  type CosmosModuleOptions,
+  type CosmosOptionsFactory,
+} from './cosmos-options.interface.js';
 export {
   DEFAULT_AGGREGATES_CONTAINER,
   DEFAULT_EVENTS_CONTAINER,

@@ -1,9 +1,18 @@
-import type { Container, OperationInput } from '@azure/cosmos';
+import type { Container, OperationInput, SqlParameter } from '@azure/cosmos';
 import type { OperationOptions } from './event-store.interfaces.js';
-import { ConcurrencyError, EventStoreError } from './event-store.errors.js';
+import { ConcurrencyError, EventStoreError, WriteOutcomeUnknownError } from './event-store.errors.js';
 import { nowSeconds, toEventDocument, type EventDocument, type PreparedEvent } from './event-documents.js';
 import { ChunkedEventStore, type EventStoreOptions } from './event-store-base.js';
 import { messageOf } from '../cosmos/index.js';
+import {
+  backoffMs,
+  classifyBatchFailure,
+  isTransientReadFailure,
+  pause,
+  resolveRetryOptions,
+  sdkRetriedUnknownOutcome,
+  type StoreRetryOptions,
+} from './transient-faults.js';
 
 // Expired records are filtered by the query itself, so a tail page of n holds n live records.
 const LIVE = '(NOT IS_DEFINED(c.t) OR c.t = 0 OR c.t > @now)';
@@ -11,10 +20,21 @@ const LIVE = '(NOT IS_DEFINED(c.t) OR c.t = 0 OR c.t > @now)';
 const MAX_PAGE_SIZE = 2_147_483_647;
 const LOAD_SQL = `SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ${LIVE} ORDER BY c.v ASC`;
 const TAIL_SQL = `SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ${LIVE} ORDER BY c.v DESC`;
+// Stored versions as they are, expired or not: for telling our own lost write from another writer's.
+const VERSIONS_SQL = 'SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ARRAY_CONTAINS(@vs, c.v)';
 
 /**
  * The event store on the events container (partition key `/a`), with materialization through an
  * `OpaqueStore` on the aggregates container: protosource's `cosmosdbstore`, same documents on the wire.
+ *
+ * Faults: @azure/cosmos retries throttled requests (429) itself (`CosmosModule`'s `retryOptions`), a
+ * batch after nothing else (but a 503 or timeout on accounts with per-partition failover), and a read
+ * after a 503 once and after a 408 never. The store retries the rest
+ * (`retries` option): reads from the start, batches with the same documents. After an attempt whose
+ * outcome is unknown (a reset or timeout after sending, a 408 or 503), a conflict on the resend is read
+ * back and counts as success only if every document of the chunk is stored exactly as sent (`v`, `d`,
+ * `t`); otherwise it is a `ConcurrencyError`. Retries running out with the outcome unknown give
+ * `WriteOutcomeUnknownError`.
  *
  * @example
  * const store = new CosmosEventStore(eventsContainer, { opaqueStore: new CosmosOpaqueStore(aggregatesContainer) });
@@ -22,38 +42,93 @@ const TAIL_SQL = `SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ${LIVE} ORDER B
  * const { records } = await store.load('order-1');
  */
 export class CosmosEventStore extends ChunkedEventStore {
+  private readonly retries: Required<StoreRetryOptions>;
+
   constructor(
     private readonly events: Container,
     options: EventStoreOptions = {},
   ) {
     super(options);
+    this.retries = resolveRetryOptions(options.retries);
   }
 
+  /**
+   * One transactional batch, retried on transient failures. Every attempt sends the very documents of the
+   * first (same `t` and `ttl`): after an attempt whose outcome is unknown, a 409 on a retry may be our own
+   * first attempt, and only identical documents prove that.
+   */
   protected async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions): Promise<void> {
     // Expiry is computed against this chunk's clock (SPEC §3); only TTL digits can differ from the sizing pass.
     const now = nowSeconds();
-    const operations: OperationInput[] = chunk.map(({ record }) => ({
-      operationType: 'Create',
-      resourceBody: toEventDocument(aggregateId, record, now, this.eventTtlSeconds),
-    }));
-    let response;
-    try {
-      response = await this.events.items.batch(operations, aggregateId, { abortSignal: options?.abortSignal });
-    } catch (err) {
-      options?.abortSignal?.throwIfAborted();
-      throw new EventStoreError(`save ${describe(aggregateId, chunk)} failed: ${messageOf(err)}`, { cause: err });
+    const docs = chunk.map(({ record }) => toEventDocument(aggregateId, record, now, this.eventTtlSeconds));
+    const signal = options?.abortSignal;
+    // Set once an attempt may have been applied without our hearing of it: from then on a conflict may be ours.
+    let outcomeUnknown = false;
+    for (let attempt = 1; ; attempt++) {
+      let response;
+      try {
+        // Fresh operation objects per attempt (the SDK decorates them); the documents stay the same.
+        const operations: OperationInput[] = docs.map((doc) => ({ operationType: 'Create', resourceBody: doc }));
+        response = await this.events.items.batch(operations, aggregateId, { abortSignal: signal });
+      } catch (err) {
+        signal?.throwIfAborted();
+        const failure = classifyBatchFailure(err);
+        outcomeUnknown ||= failure.outcomeUnknown;
+        if (failure.transient && attempt < this.retries.maxAttempts) {
+          await pause(backoffMs(attempt, this.retries), signal);
+          continue;
+        }
+        if (outcomeUnknown) throw new WriteOutcomeUnknownError(aggregateId, docs.map((d) => d.v), { cause: err });
+        throw new EventStoreError(`save ${describe(aggregateId, chunk)} failed: ${messageOf(err)}`, { cause: err });
+      }
+      outcomeUnknown ||= sdkRetriedUnknownOutcome(response.diagnostics);
+      // Real Cosmos DB answers a failed transactional batch with 207 and per-operation statuses; the SDK
+      // does not throw for it, so every operation's status decides.
+      const results = response.result ?? [];
+      const conflicts = results.flatMap((r, i) => (r.statusCode === 409 ? [docs[i].v] : []));
+      if (conflicts.length > 0) {
+        if (!outcomeUnknown) throw new ConcurrencyError(aggregateId, conflicts);
+        let check: { ours: boolean; taken: number[] };
+        try {
+          check = await this.compareStored(aggregateId, docs, options);
+        } catch (err) {
+          signal?.throwIfAborted();
+          throw new WriteOutcomeUnknownError(aggregateId, docs.map((d) => d.v), { cause: err });
+        }
+        if (check.ours) return; // the lost acknowledgement: our earlier attempt was applied
+        throw new ConcurrencyError(aggregateId, check.taken.length > 0 ? check.taken : conflicts);
+      }
+      // 424 only says "another operation failed": report the operation that did.
+      const failed = results.find((r) => r.statusCode >= 400 && r.statusCode !== 424) ?? results.find((r) => r.statusCode >= 400);
+      if (failed || results.length !== chunk.length) {
+        const status = failed?.statusCode ?? response.code;
+        if (outcomeUnknown) throw new WriteOutcomeUnknownError(aggregateId, docs.map((d) => d.v));
+        throw new EventStoreError(`save ${describe(aggregateId, chunk)} failed with status ${status}`);
+      }
+      return;
     }
-    // Real Cosmos DB answers a failed transactional batch with 207 and per-operation statuses; the SDK
-    // does not throw for it, so every operation's status decides.
-    const results = response.result ?? [];
-    const conflicts = results.flatMap((r, i) => (r.statusCode === 409 ? [chunk[i].doc.v] : []));
-    if (conflicts.length > 0) throw new ConcurrencyError(aggregateId, conflicts);
-    // 424 only says "another operation failed": report the operation that did.
-    const failed = results.find((r) => r.statusCode >= 400 && r.statusCode !== 424) ?? results.find((r) => r.statusCode >= 400);
-    if (failed || results.length !== chunk.length) {
-      const status = failed?.statusCode ?? response.code;
-      throw new EventStoreError(`save ${describe(aggregateId, chunk)} failed with status ${status}`);
+  }
+
+  /**
+   * After a conflict that may be the echo of our own lost attempt: whether every document of the chunk is
+   * stored exactly as sent (`v`, `d`, `t`), which makes the chunk ours (a chunk is all-or-nothing, so it
+   * cannot be partly ours), and which versions hold other bytes than ours.
+   */
+  private async compareStored(
+    aggregateId: string,
+    docs: EventDocument[],
+    options?: OperationOptions,
+  ): Promise<{ ours: boolean; taken: number[] }> {
+    const stored = new Map<number, EventDocument>();
+    const versions = docs.map((d) => d.v);
+    for (const doc of await this.query(aggregateId, VERSIONS_SQL, -1, Infinity, options, [{ name: '@vs', value: versions }])) {
+      stored.set(doc.v, doc);
     }
+    const taken = docs.filter((sent) => {
+      const found = stored.get(sent.v);
+      return found !== undefined && (found.d !== sent.d || found.t !== sent.t);
+    });
+    return { ours: taken.length === 0 && docs.every((d) => stored.has(d.v)), taken: taken.map((d) => d.v) };
   }
 
   protected async readLive(aggregateId: string, last: number | undefined, options?: OperationOptions): Promise<EventDocument[]> {
@@ -71,25 +146,42 @@ export class CosmosEventStore extends ChunkedEventStore {
     pageSize: number,
     limit: number,
     options?: OperationOptions,
+    extraParameters: SqlParameter[] = [],
   ): Promise<EventDocument[]> {
-    const iterator = this.events.items.query<EventDocument>(
-      { query: sql, parameters: [{ name: '@a', value: aggregateId }, { name: '@now', value: nowSeconds() }] },
-      { partitionKey: aggregateId, maxItemCount: pageSize, abortSignal: options?.abortSignal },
-    );
-    const docs: EventDocument[] = [];
-    try {
-      while (docs.length < limit && iterator.hasMoreResults()) {
-        const page = await iterator.fetchNext();
-        for (const doc of page.resources ?? []) {
-          docs.push(doc);
-          if (docs.length === limit) break;
+    const signal = options?.abortSignal;
+    // A read changes nothing: on a transient failure the whole query runs again from the start.
+    for (let attempt = 1; ; attempt++) {
+      const iterator = this.events.items.query<EventDocument>(
+        {
+          query: sql,
+          parameters: [
+            { name: '@a', value: aggregateId },
+            // Only when the query names it: a parameter the query does not use is not worth a doubt.
+            ...(sql.includes('@now') ? [{ name: '@now', value: nowSeconds() }] : []),
+            ...extraParameters,
+          ],
+        },
+        { partitionKey: aggregateId, maxItemCount: pageSize, abortSignal: signal },
+      );
+      const docs: EventDocument[] = [];
+      try {
+        while (docs.length < limit && iterator.hasMoreResults()) {
+          const page = await iterator.fetchNext();
+          for (const doc of page.resources ?? []) {
+            docs.push(doc);
+            if (docs.length === limit) break;
+          }
         }
+        return docs;
+      } catch (err) {
+        signal?.throwIfAborted();
+        if (isTransientReadFailure(err) && attempt < this.retries.maxAttempts) {
+          await pause(backoffMs(attempt, this.retries), signal);
+          continue;
+        }
+        throw new EventStoreError(`load ${JSON.stringify(aggregateId)} failed: ${messageOf(err)}`, { cause: err });
       }
-    } catch (err) {
-      options?.abortSignal?.throwIfAborted();
-      throw new EventStoreError(`load ${JSON.stringify(aggregateId)} failed: ${messageOf(err)}`, { cause: err });
     }
-    return docs;
   }
 }
 

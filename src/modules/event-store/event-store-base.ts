@@ -21,6 +21,7 @@ import {
 } from './event-documents.js';
 import { materialize } from './aggregate-documents.js';
 import { checkPartitionKey, checkSeconds, checkSignal, tailCount } from './validation.js';
+import { resolveRetryOptions, type StoreRetryOptions } from './transient-faults.js';
 
 export interface EventStoreOptions {
   /** Where `saveAggregate` writes; without one it fails with a clear error. */
@@ -29,13 +30,22 @@ export interface EventStoreOptions {
   eventTtlSeconds?: number;
   /** Materialized bodies of at least this many bytes are gzip-compressed. Default 300. */
   compressThreshold?: number;
+  /**
+   * How the Cosmos DB store retries transient failures (408, 449, 503, timeouts, lost connections) of its
+   * reads and batches. Default 5 attempts, waits from 100 ms doubling up to 2 s. The in-memory store has
+   * nothing to retry and ignores it.
+   */
+  retries?: StoreRetryOptions;
 }
 
 export const DEFAULT_COMPRESS_THRESHOLD = 300;
 
 /** Resolved store options, checked once. */
-export function resolveStoreOptions(options: EventStoreOptions): Required<Omit<EventStoreOptions, 'opaqueStore'>> {
+export function resolveStoreOptions(
+  options: EventStoreOptions,
+): Required<Omit<EventStoreOptions, 'opaqueStore' | 'retries'>> {
   checkSeconds('eventTtlSeconds', options.eventTtlSeconds);
+  resolveRetryOptions(options.retries);
   const compressThreshold = options.compressThreshold ?? DEFAULT_COMPRESS_THRESHOLD;
   if (!Number.isSafeInteger(compressThreshold) || compressThreshold < 0) {
     throw new ValidationError('compressThreshold', 'must be a non-negative integer number of bytes');

@@ -20,6 +20,26 @@ export class ConcurrencyError extends EventStoreError {
   }
 }
 
+/**
+ * A save failed in a way that leaves open whether some of its records were stored: an attempt was lost
+ * after the service may have applied it (connection reset, timeout, 408/503) and the retries could not
+ * settle it. `versions` are the records of the chunk in doubt; chunks before it were stored, chunks after
+ * it were not sent. Load the aggregate to see which it was before deciding what to write next.
+ */
+export class WriteOutcomeUnknownError extends EventStoreError {
+  constructor(
+    readonly aggregateId: string,
+    readonly versions: readonly number[],
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `aggregate ${JSON.stringify(aggregateId)}: the outcome of writing versions ${versions[0]}..${versions[versions.length - 1]} ` +
+        'is unknown (the service may have applied them); load the aggregate before writing again',
+      options,
+    );
+  }
+}
+
 /** No live document at the given keys. */
 export class NotFoundError extends EventStoreError {}
 
@@ -36,4 +56,9 @@ export class ValidationError extends EventStoreError {
 /** True exactly when `err` reports a duplicate-version write (protosource `IsConflict`). */
 export function isConflict(err: unknown): err is ConcurrencyError {
   return err instanceof ConcurrencyError;
+}
+
+/** True when `err` is a save whose records may or may not have been stored (`WriteOutcomeUnknownError`). */
+export function isOutcomeUnknown(err: unknown): err is WriteOutcomeUnknownError {
+  return err instanceof WriteOutcomeUnknownError;
 }

@@ -33,6 +33,18 @@ export interface Store {
   /**
    * Appends records to an aggregate's stream. A version that already exists fails the call with a
    * `ConcurrencyError`; zero records send nothing.
+   *
+   * Records are written in all-or-nothing chunks (at most 100 records, one Cosmos DB transactional batch
+   * each); the chunks of one call are not atomic with each other, and a failed chunk stops the call.
+   *
+   * Under faults (Cosmos DB store): throttling, 408, 503, timeouts and lost connections are retried. When
+   * an attempt's outcome is unknown (the service may have applied the chunk but the answer was lost), the
+   * chunk is resent with the very same documents; a conflict on the resend reads the versions back, and the
+   * call succeeds if they hold byte for byte what was sent (`v`, `d`, `t`), else fails with
+   * `ConcurrencyError`. So a successful write is never reported as an error or stored twice. A conflict
+   * with no unknown outcome before it is a `ConcurrencyError` even when the bytes match. When the retries
+   * run out with the outcome still unknown, the call fails with `WriteOutcomeUnknownError`: load the
+   * aggregate to see whether the chunk landed.
    */
   save(aggregateId: string, records: readonly EventRecord[], options?: SaveOptions): Promise<void>;
   /** The whole stream, ascending; an unknown aggregate gives an empty history. */

@@ -11,6 +11,7 @@ import {
 import type { OpaqueStore } from './event-store.interfaces.js';
 import { CosmosEventStore } from './cosmos-event-store.js';
 import { resolveStoreOptions } from './event-store-base.js';
+import type { StoreRetryOptions } from './transient-faults.js';
 import { CosmosOpaqueStore } from './cosmos-opaque-store.js';
 import { InMemoryEventStore } from './in-memory-event-store.js';
 import { InMemoryOpaqueStore } from './in-memory-opaque-store.js';
@@ -21,6 +22,8 @@ export interface EventStoreModuleOptions {
   eventTtlSeconds?: number;
   /** Materialized bodies of at least this many bytes are gzip-compressed. Default 300. */
   compressThreshold?: number;
+  /** Retries of transient Cosmos DB failures by the store (see `StoreRetryOptions`); throttling is the client's. */
+  retries?: StoreRetryOptions;
 }
 
 /** Options of `EventStoreModule.forRootAsync`: the options come from a factory, e.g. over `ConfigService`. */

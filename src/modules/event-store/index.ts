@@ -31,7 +31,16 @@ export type {
   Store,
 } from './event-store.interfaces.js';
 export { SORT_OPERATORS } from './event-store.interfaces.js';
-export { ConcurrencyError, EventStoreError, isConflict, NotFoundError, ValidationError } from './event-store.errors.js';
+export {
+  ConcurrencyError,
+  EventStoreError,
+  isConflict,
+  isOutcomeUnknown,
+  NotFoundError,
+  ValidationError,
+  WriteOutcomeUnknownError,
+} from './event-store.errors.js';
+export { DEFAULT_STORE_RETRY_OPTIONS, type StoreRetryOptions } from './transient-faults.js';
 export { CosmosEventStore } from './cosmos-event-store.js';
 export { DEFAULT_COMPRESS_THRESHOLD, type EventStoreOptions } from './event-store-base.js';
 export { CosmosOpaqueStore } from './cosmos-opaque-store.js';

@@ -1,7 +1,13 @@
 import { Catch, HttpStatus, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { statusOf } from '../cosmos/index.js';
-import { ConcurrencyError, EventStoreError, NotFoundError, ValidationError } from '../event-store/index.js';
+import {
+  ConcurrencyError,
+  EventStoreError,
+  NotFoundError,
+  ValidationError,
+  WriteOutcomeUnknownError,
+} from '../event-store/index.js';
 import {
   AggregateAlreadyExistsError,
   CommandRejectedError,
@@ -25,8 +31,9 @@ export interface ErrorBody {
 /**
  * Answers the event store's errors as JSON: `ValidationError` → 400; `ConcurrencyError`,
  * `AggregateAlreadyExistsError` and `InvalidStateError` → 409; `NotFoundError` (so `AggregateNotFoundError`)
- * → 404; `CommandValidationError` and `CommandRejectedError` → 422; any other `EventStoreError` (Cosmos DB failed) → 503 when Cosmos DB was unreachable,
- * throttled or timed out (worth retrying), else 500; the detail is logged, not sent.
+ * → 404; `CommandValidationError` and `CommandRejectedError` → 422; `WriteOutcomeUnknownError` → 503 telling
+ * the client to reload first; any other `EventStoreError` (Cosmos DB failed) → 503 when Cosmos DB was
+ * unreachable, throttled or timed out (worth retrying), else 500; the detail is logged, not sent.
  */
 @Catch(EventStoreError)
 export class EventStoreExceptionFilter implements ExceptionFilter<EventStoreError> {
@@ -59,6 +66,16 @@ export class EventStoreExceptionFilter implements ExceptionFilter<EventStoreErro
       return { statusCode: HttpStatus.NOT_FOUND, error: 'Not Found', message: err.message };
     }
     this.logger.error(err.message, err.stack);
+    if (err instanceof WriteOutcomeUnknownError) {
+      // A blind retry of the same request is safe (it ends in 409 if the write landed), but the client
+      // should know the records may be stored already.
+      return {
+        statusCode: HttpStatus.SERVICE_UNAVAILABLE,
+        error: 'Service Unavailable',
+        message: 'Cosmos DB did not confirm the write, which may have been stored; reload the aggregate before retrying',
+        versions: err.versions,
+      };
+    }
     if (isUnavailable(err.cause)) {
       return {
         statusCode: HttpStatus.SERVICE_UNAVAILABLE,

@@ -1,0 +1,139 @@
+import type { CosmosDiagnostics } from '@azure/cosmos';
+import { statusOf } from '../cosmos/index.js';
+import { ValidationError } from './event-store.errors.js';
+
+/**
+ * How the Cosmos event store retries a request that failed transiently: HTTP 408, 449 or 503, a client
+ * timeout or a lost connection, on reads and on the batches of `save`. Throttling (429) is retried by
+ * @azure/cosmos itself, as `CosmosModule`'s `retryOptions` say, and is not retried again here.
+ */
+export interface StoreRetryOptions {
+  /** Attempts in all, the first included; 1 turns the store's own retries off. Default 5. */
+  maxAttempts?: number;
+  /** Wait before the first retry, in ms; it doubles for each further retry, with jitter. Default 100. */
+  initialDelayMs?: number;
+  /** Upper bound of one wait, in ms. Default 2000. */
+  maxDelayMs?: number;
+}
+
+export const DEFAULT_STORE_RETRY_OPTIONS: Readonly<Required<StoreRetryOptions>> = Object.freeze({
+  maxAttempts: 5,
+  initialDelayMs: 100,
+  maxDelayMs: 2000,
+});
+
+/** The options with their defaults, refused with a `ValidationError` naming the field when malformed. */
+export function resolveRetryOptions(options: StoreRetryOptions | undefined): Required<StoreRetryOptions> {
+  if (options !== undefined && (options === null || typeof options !== 'object')) {
+    throw new ValidationError('retries', 'must be an object');
+  }
+  const resolved = { ...DEFAULT_STORE_RETRY_OPTIONS, ...options };
+  const check = (field: keyof StoreRetryOptions, min: number) => {
+    const value = resolved[field];
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new ValidationError(`retries.${field}`, `must be an integer of at least ${min}, got ${String(value)}`);
+    }
+  };
+  check('maxAttempts', 1);
+  check('initialDelayMs', 0);
+  check('maxDelayMs', 0);
+  return resolved;
+}
+
+/** The wait before retry number `retry` (1 for the first): exponential, capped, half of it random. */
+export function backoffMs(retry: number, options: Required<StoreRetryOptions>): number {
+  const cap = Math.min(options.maxDelayMs, options.initialDelayMs * 2 ** Math.min(retry - 1, 30));
+  // Jitter keeps writers that failed together from retrying together.
+  return cap / 2 + Math.random() * (cap / 2);
+}
+
+/** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
+export function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+// Statuses the service gives for a request it could not serve now: timed out, busy, or retry-with.
+const TRANSIENT_STATUSES = new Set([408, 449, 503]);
+// A request answered with these may still have been applied by the service (it timed out or went away
+// while working on it); 449 says it was not.
+const UNKNOWN_OUTCOME_STATUSES = new Set([408, 503]);
+
+/**
+ * A failed read worth running again: a transient status, the SDK's client timeout (`TimeoutError`) or a
+ * network error code (`ECONNRESET`, `EPIPE`, ...). Reads change nothing, so any of these is safe to repeat.
+ */
+export function isTransientReadFailure(err: unknown): boolean {
+  const status = statusOf(err);
+  if (status !== undefined) return TRANSIENT_STATUSES.has(status);
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string';
+}
+
+/** What a failed batch request tells about itself. */
+export interface BatchFailure {
+  /** The service's answer to the last attempt; undefined when none came (connection lost, timeout). */
+  status?: number;
+  /** Worth sending again. */
+  transient: boolean;
+  /** The service may have applied the batch although the client got no success. */
+  outcomeUnknown: boolean;
+}
+
+/**
+ * Classifies what `items.batch` threw. @azure/cosmos 4.9 rethrows every batch failure as a plain
+ * `Error("Batch request error: ...")`, dropping the status, but it attaches the call's diagnostics: every
+ * answer the client received is a gateway statistic, and every attempt its own policies retried is a failed
+ * attempt. When the last attempt has no answer, the connection failed or timed out, possibly after the
+ * service had applied the batch.
+ */
+export function classifyBatchFailure(err: unknown): BatchFailure {
+  const { answered, retried } = batchAttempts((err as { diagnostics?: CosmosDiagnostics } | null)?.diagnostics);
+  let status = statusOf(err); // in case a later SDK keeps it
+  // Attempts the SDK retried after an answer are among the answers too; network failures are not.
+  const retriedAfterAnswer = retried.filter((s) => typeof s === 'number').length;
+  if (status === undefined && answered.length > retriedAfterAnswer) status = answered[answered.length - 1];
+  const sdkRetriedUnknown = hadUnknownOutcome(retried);
+  if (status === undefined) return { transient: true, outcomeUnknown: true };
+  return {
+    status,
+    transient: TRANSIENT_STATUSES.has(status),
+    outcomeUnknown: UNKNOWN_OUTCOME_STATUSES.has(status) || sdkRetriedUnknown,
+  };
+}
+
+/**
+ * True when @azure/cosmos itself retried the batch after an attempt that may have been applied (it does
+ * so for writes after a 503 or a timeout on accounts with per-partition automatic failover). A 409 on the
+ * retry can then be the echo of our own first attempt.
+ */
+export function sdkRetriedUnknownOutcome(diagnostics: CosmosDiagnostics | undefined): boolean {
+  return hadUnknownOutcome(batchAttempts(diagnostics).retried);
+}
+
+function hadUnknownOutcome(retried: ReadonlyArray<number | string | undefined>): boolean {
+  // Only a 429 proves the service refused the attempt without applying it.
+  return retried.some((status) => status !== 429);
+}
+
+function batchAttempts(diagnostics: CosmosDiagnostics | undefined): {
+  answered: number[];
+  retried: Array<number | string | undefined>;
+} {
+  const stats = diagnostics?.clientSideRequestStatistics;
+  const answered = (stats?.gatewayStatistics ?? []).filter((g) => g.operationType === 'batch').map((g) => g.statusCode ?? 0);
+  const retried = (stats?.retryDiagnostics?.failedAttempts ?? [])
+    .filter((a) => a.operationType === 'batch')
+    .map((a) => a.statusCode as number | string | undefined);
+  return { answered, retried };
+}

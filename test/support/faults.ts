@@ -1,0 +1,100 @@
+import { CosmosClient, type Container, type CosmosClientOptions, type PluginConfig } from '@azure/cosmos';
+import { randomUUID } from 'node:crypto';
+import { ensureContainers, ensureDatabase } from '../../src/modules/cosmos/index.js';
+import {
+  startEmbeddedCosmos,
+  startFaultProxy,
+  type EmbeddedCosmos,
+  type FaultProxy,
+  type FaultProxyOptions,
+} from '../../src/modules/embedded-cosmos/index.js';
+import { clientWithPlugins } from './cosmos.js';
+
+/**
+ * The embedded server behind a fault proxy: `events` goes through the proxy, `directEvents` straight to the
+ * server (another writer elsewhere, or a look at what is really stored, without faults).
+ */
+export interface FaultyCosmos {
+  cosmos: EmbeddedCosmos;
+  proxy: FaultProxy;
+  client: CosmosClient;
+  events: Container;
+  directEvents: Container;
+  close(): Promise<void>;
+}
+
+export interface FaultyCosmosOptions {
+  proxy?: Omit<FaultProxyOptions, 'target'>;
+  client?: Partial<CosmosClientOptions>;
+  /** Request plugins of the proxied client (an option @azure/cosmos reads but hides from its typings). */
+  plugins?: PluginConfig[];
+}
+
+export async function startFaultyCosmos(options: FaultyCosmosOptions = {}): Promise<FaultyCosmos> {
+  const cosmos = await startEmbeddedCosmos();
+  const proxy = await startFaultProxy({ target: cosmos.endpoint, ...options.proxy });
+  const direct = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
+  const database = await ensureDatabase(direct, `db-${randomUUID()}`);
+  await ensureContainers(database, 'events', 'aggregates');
+  const client = proxiedClient(cosmos, proxy, options.client, options.plugins);
+  const events = client.database(database.id).container('events');
+  try {
+    // The client's first call reads the account document: make it before a test counts or injects anything.
+    await events.read();
+  } catch (err) {
+    client.dispose();
+    direct.dispose();
+    await proxy.close();
+    await cosmos.close();
+    throw err;
+  }
+  proxy.clearRecords();
+  return {
+    cosmos,
+    proxy,
+    client,
+    events,
+    directEvents: database.container('events'),
+    async close() {
+      client.dispose();
+      direct.dispose();
+      await proxy.close();
+      await cosmos.close();
+    },
+  };
+}
+
+/** A client of the proxy; no timer-driven account refresh adds requests while a test counts. */
+export function proxiedClient(
+  cosmos: EmbeddedCosmos,
+  proxy: FaultProxy,
+  options: Partial<CosmosClientOptions> = {},
+  plugins: PluginConfig[] = [],
+): CosmosClient {
+  const clientOptions: CosmosClientOptions = {
+    ...options,
+    endpoint: proxy.endpoint,
+    key: cosmos.key,
+    connectionPolicy: { enableBackgroundEndpointRefreshing: false, ...options.connectionPolicy },
+  };
+  // An empty plugin list makes @azure/cosmos 4.9 fail on its first request.
+  return plugins.length > 0 ? clientWithPlugins(clientOptions, plugins) : new CosmosClient(clientOptions);
+}
+
+/** A promise with its resolver outside, to hold a request at the proxy until a test lets it go. */
+export function gate(): { promise: Promise<void>; open(): void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+/** Polls until `condition` holds (the proxy saw something), failing after `timeoutMs`. */
+export async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
