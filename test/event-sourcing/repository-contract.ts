@@ -379,6 +379,56 @@ export function describeRepositoryContract(name: string, open: () => Promise<Rep
       });
     });
 
+    describe('type names and replay', () => {
+      it('a subclass without its own @Aggregate type is its own type, with its own streams', async () => {
+        @Aggregate({ snapshotEvery: 5 })
+        class PremiumAccount extends Account {}
+        const id = unique('acc');
+        await repository(Account).apply(new Open(id, 'ann'));
+        const premium = repository(PremiumAccount);
+        expect(premium.type).toBe('PremiumAccount');
+        expect(await premium.apply(new Open(id, 'bob'))).toBe(1);
+        expect((await premium.load(id)).owner).toBe('bob');
+        expect((await repository(Account).load(id)).owner).toBe('ann');
+      });
+
+      it('refuses to replay a stream whose first events are missing, rather than build a wrong state', async () => {
+        const accounts = repository(Account);
+        const id = unique('acc');
+        const event = (version: number) => ({
+          version,
+          data: serializer.serialize({ type: 'Deposited', aggregateId: id, version, at: 0, actor: 'a', payload: new Deposited(1, `r${version}`) }),
+        });
+        await stores.events.save(`Account/${id}`, [event(2), event(3)]);
+        expect(await rejectionOf(accounts.load(id))).toMatchObject({ message: expect.stringMatching(/starts at version 2/) });
+        const gappy = unique('acc');
+        await stores.events.save(`Account/${gappy}`, [
+          { version: 1, data: serializer.serialize({ type: 'AccountOpened', aggregateId: gappy, version: 1, at: 0, actor: 'a', payload: new AccountOpened('x') }) },
+          { ...event(3), data: serializer.serialize({ type: 'Deposited', aggregateId: gappy, version: 3, at: 0, actor: 'a', payload: new Deposited(1, 'r') }) },
+        ]);
+        expect(await rejectionOf(accounts.load(gappy))).toMatchObject({ message: expect.stringMatching(/version 2 is missing/) });
+      });
+
+      it('restores a snapshot whose JSON carries a getter (derived state) without failing', async () => {
+        @Aggregate({ type: 'GetterAccount', snapshotEvery: 3 })
+        class GetterAccount extends Account {
+          get doubled(): number {
+            return this.balance * 2;
+          }
+          toJSON(): object {
+            return { ...this, doubled: this.doubled };
+          }
+        }
+        const accounts = repository(GetterAccount);
+        const id = unique('acc');
+        await accounts.apply(new Open(id, 'ann'));
+        await accounts.apply(new DepositMany(id, 4)); // a snapshot at 3
+        const loaded = await accounts.load(id);
+        expect([loaded.balance, loaded.doubled]).toEqual([4, 8]);
+        expect((await accounts.get(id)).doubled).toBe(8);
+      });
+    });
+
     describe('concurrency', () => {
       it('re-runs commands that lose a race: every accepted command stored exactly once', async () => {
         const { accounts, id } = await opened(Account, { maxAttempts: 20 });
@@ -458,6 +508,21 @@ export function describeRepositoryContract(name: string, open: () => Promise<Rep
         const second = await accounts.query({ index: 4, pk: owner, limit: 2, continuationToken: first.continuationToken });
         expect(second.items.map((a) => a.id)).toEqual(ids.slice(2));
         expect(second.continuationToken).toBeUndefined();
+      });
+
+      it('keeps a projection without a version up to date (upserted, not ordered)', async () => {
+        class Unversioned extends Account {
+          override projections(): Materializable[] {
+            const { id, balance } = this;
+            return [{ keys: () => ({ pk: `unversioned#${id}`, sk: 'view' }), toJSON: () => ({ balance }) } as Materializable];
+          }
+        }
+        const accounts = repository(Unversioned);
+        const id = unique('acc');
+        await accounts.apply(new Open(id, 'ann'));
+        await accounts.apply(new Deposit(id, 5));
+        await accounts.apply(new Deposit(id, 6));
+        expect(JSON.parse(Buffer.from((await stores.opaque.get(`unversioned#${id}`, 'view')).body).toString())).toEqual({ balance: 11 });
       });
 
       it('saves the projections beside the aggregate', async () => {

@@ -1,4 +1,5 @@
 import type { AggregateKeys, GsiSlots } from '../event-store/index.js';
+import type { EventContext } from './repository.js';
 import { EventStoreError } from '../event-store/index.js';
 
 /** A class whose instances are events; `static type` overrides the stored type name (default: the class name). */
@@ -7,14 +8,16 @@ export type EventClass<E extends object = object> = (abstract new (...args: neve
 /** The stored type name of an event class or instance. */
 export function eventTypeOf(event: EventClass | object): string {
   const ctor = (typeof event === 'function' ? event : event.constructor) as EventClass;
-  return ctor.type ?? ctor.name;
+  // Only the class's own `type`: a subclass of an event class is another event type.
+  return Object.hasOwn(ctor, 'type') && typeof ctor.type === 'string' ? ctor.type : ctor.name;
 }
 
 /** Options of `@Aggregate`. */
 export interface AggregateOptions {
   /**
    * The aggregate's type name: the namespace of its streams in the events container (`<type>/<id>`) and
-   * the default sort key of its materialized document. Default: the class name. Keep it stable.
+   * the default sort key of its materialized document. Default: the class name (never inherited from a
+   * base class, unlike the other options). Keep it stable.
    */
   type?: string;
   /** Every this-many versions a snapshot of the full state is stored; loads then read only this many records. */
@@ -66,7 +69,8 @@ export function aggregateMetadata(ctor: abstract new (...args: never[]) => objec
 
 /** The aggregate type name (`@Aggregate({ type })`, else the class name). */
 export function aggregateTypeOf(ctor: abstract new (...args: never[]) => object): string {
-  return aggregateMetadata(ctor).options.type ?? ctor.name;
+  // Not inherited: a subclass is another aggregate type, with streams of its own.
+  return metadata.get(ctor)?.options.type ?? ctor.name;
 }
 
 /**
@@ -100,7 +104,9 @@ export function Aggregate(options: AggregateOptions = {}): ClassDecorator {
  * @On(LineAdded)
  * onLineAdded(event: LineAdded) { this.lines.push({ ...event }); }
  */
-export function On(eventClass: EventClass): MethodDecorator {
+export function On<E extends object>(
+  eventClass: EventClass<E>,
+): <H extends (event: E, context: EventContext) => void>(target: object, method: string | symbol, descriptor: TypedPropertyDescriptor<H>) => void {
   return (target, method) => {
     const handlers = own(target.constructor).handlers;
     const type = eventTypeOf(eventClass);

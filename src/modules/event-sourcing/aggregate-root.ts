@@ -47,6 +47,18 @@ export abstract class AggregateRoot implements Materializable {
    * override when the state holds class instances, `Map`s or `Date`s.
    */
   restoreSnapshot(state: Record<string, unknown>): void {
-    Object.assign(this, state);
+    for (const [key, value] of Object.entries(state)) {
+      // A getter a `toJSON` wrote out (a computed total, say) is derived state: nothing to restore.
+      if (isReadOnlyAccessor(this, key)) continue;
+      (this as Record<string, unknown>)[key] = value;
+    }
   }
+}
+
+function isReadOnlyAccessor(object: object, key: string): boolean {
+  for (let o: object | null = object; o; o = Object.getPrototypeOf(o)) {
+    const descriptor = Object.getOwnPropertyDescriptor(o, key);
+    if (descriptor) return descriptor.get !== undefined && descriptor.set === undefined;
+  }
+  return false;
 }

@@ -72,6 +72,7 @@ export interface AggregatePage<A> {
 }
 
 export const DEFAULT_MAX_ATTEMPTS = 3;
+const RETRY_JITTER_MS = 10;
 
 /**
  * Commands, loads and queries for one aggregate type (protosource's `Repository`): events go to the event
@@ -127,6 +128,9 @@ export class Repository<A extends AggregateRoot> {
       } catch (err) {
         if (!isConflict(err) || attempt >= this.maxAttempts) throw err;
       }
+      // Racing writers that all retry at once would collide again: spread them out a little.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * RETRY_JITTER_MS * attempt));
+      options?.abortSignal?.throwIfAborted();
     }
   }
 
@@ -233,7 +237,8 @@ export class Repository<A extends AggregateRoot> {
   private async materialize(aggregate: A, options?: OperationOptions): Promise<void> {
     for (const view of [aggregate, ...aggregate.projections()]) {
       try {
-        await this.stores.aggregates.saveAggregate(view, { ...options, onlyIfNewer: true });
+        // A view without a version cannot be ordered: it is upserted, as protosource does.
+        await this.stores.aggregates.saveAggregate(view, { ...options, onlyIfNewer: Boolean(view.version) });
       } catch (err) {
         this.logger.warn(
           `materializing ${this.type} ${JSON.stringify(aggregate.id)} at version ${aggregate.version} failed: ${err instanceof Error ? err.message : String(err)}`,
@@ -242,18 +247,31 @@ export class Repository<A extends AggregateRoot> {
     }
   }
 
+  /**
+   * Builds the state from a run of records: from the newest snapshot when snapshots are on, else from
+   * version 1 with snapshot records passed over (so turning snapshots off replays every event, and a
+   * snapshot taken with other handlers can be bypassed). A run that starts elsewhere or has a gap (events
+   * expired, say) would give a wrong state and is refused.
+   */
   private replay(id: string, envelopes: readonly EventEnvelope[]): A {
     const aggregate = new this.aggregateClass();
     aggregate.id = id;
-    const start = envelopes.findLastIndex((envelope) => envelope.type === SNAPSHOT_EVENT_TYPE);
-    for (const envelope of start >= 0 ? envelopes.slice(start) : envelopes) {
-      if (envelope.type === SNAPSHOT_EVENT_TYPE) {
+    const start = this.options.snapshotEvery ? Math.max(0, envelopes.findLastIndex((e) => e.type === SNAPSHOT_EVENT_TYPE)) : 0;
+    const run = envelopes.slice(start);
+    if (run.length > 0 && run[0].version !== 1 && run[0].type !== SNAPSHOT_EVENT_TYPE) {
+      throw new EventStoreError(`${this.type} ${JSON.stringify(id)}: the stream starts at version ${run[0].version} without a snapshot; its first events are gone (expired?)`);
+    }
+    for (const envelope of run) {
+      if (envelope.version !== aggregate.version + 1 && aggregate.version > 0) {
+        throw new EventStoreError(`${this.type} ${JSON.stringify(id)}: version ${aggregate.version + 1} is missing from the stream`);
+      }
+      if (envelope.type !== SNAPSHOT_EVENT_TYPE) {
+        this.applyEnvelope(aggregate, envelope);
+      } else if (this.options.snapshotEvery) {
         aggregate.restoreSnapshot(envelope.payload as Record<string, unknown>);
         aggregate.id = id;
-        aggregate.version = envelope.version;
-      } else {
-        this.applyEnvelope(aggregate, envelope);
       }
+      aggregate.version = envelope.version;
     }
     return aggregate;
   }

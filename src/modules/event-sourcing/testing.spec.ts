@@ -4,7 +4,7 @@
  */
 import { AssertionError } from 'node:assert';
 import { describe, expect, it } from '@jest/globals';
-import { NotFoundError } from '../event-store/index.js';
+import { NotFoundError, ValidationError } from '../event-store/index.js';
 import { Aggregate, On } from './aggregate-metadata.js';
 import { AggregateRoot } from './aggregate-root.js';
 import { Command, type Evaluation } from './command.js';
@@ -300,5 +300,11 @@ describe('given(..., { serializer })', () => {
     };
     await given(Counter, [opened], { serializer }).when(new Increment('c-1', 1)).then([new Incremented(1, 1)]);
     expect(seen).toEqual(['Opened@1', 'Incremented@2']);
+  });
+});
+
+describe('given(...) with an aggregate id the store refuses', () => {
+  it('reports the ValidationError as the outcome, like any other refusal', async () => {
+    await given(Counter, [opened]).when(new Increment('', 1)).then(ValidationError);
   });
 });

@@ -73,14 +73,14 @@ async function run<A extends AggregateRoot>(
   );
   const id = command.aggregateId;
   const at = nowMicros();
-  await events.save(
-    repository.streamId(id),
-    past.map((event, i) => ({
-      version: i + 1,
-      data: serializer.serialize({ type: eventTypeOf(event), aggregateId: id, version: i + 1, at, actor: 'given', payload: toJson(event) }),
-    })),
-  );
   try {
+    await events.save(
+      repository.streamId(id),
+      past.map((event, i) => ({
+        version: i + 1,
+        data: serializer.serialize({ type: eventTypeOf(event), aggregateId: id, version: i + 1, at, actor: 'given', payload: toJson(event) }),
+      })),
+    );
     const version = await repository.apply(command);
     const stored = (await repository.history(id)).filter((entry) => entry.version > past.length);
     return { version, events: stored.map((entry) => entry.event) };

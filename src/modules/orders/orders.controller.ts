@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, HttpStatus, Param, Post, Query, UseFilters } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { InjectRepository, Repository, type Command } from '../event-sourcing/index.js';
+import { AggregateNotFoundError, InjectRepository, Repository, type Command } from '../event-sourcing/index.js';
 import { EventStoreExceptionFilter } from '../store-api/index.js';
 import { Order } from './order.aggregate.js';
 import { AddLine, CancelOrder, PlaceOrder, RemoveLine, ShipOrder, SubmitOrder } from './order.commands.js';
@@ -75,17 +75,24 @@ export class OrdersController {
     return { version: await this.run(new CancelOrder(id), actor) };
   }
 
-  /** The materialized order. */
+  /** The materialized order; rebuilt from its events when materializing it failed (best effort). */
   @Get('orders/:id')
   async get(@Param('id') id: string): Promise<OrderDto> {
-    return toOrderDto(await this.orders.get(id));
+    try {
+      return toOrderDto(await this.orders.get(id));
+    } catch (err) {
+      if (!(err instanceof AggregateNotFoundError)) throw err;
+      const order = await this.orders.load(id);
+      if (order.version === 0) throw err;
+      return toOrderDto(order);
+    }
   }
 
   /** Every event of the order, oldest first. */
   @Get('orders/:id/history')
   async history(@Param('id') id: string): Promise<{ events: HistoryEventDto[] }> {
     const events = await this.orders.history(id);
-    if (events.length === 0) await this.orders.get(id); // 404 for an unknown order
+    if (events.length === 0) throw new AggregateNotFoundError(this.orders.type, id);
     return { events: events.map(toHistoryEventDto) };
   }
 

@@ -10,6 +10,7 @@ import {
 } from '../event-store/index.js';
 import {
   AggregateAlreadyExistsError,
+  CommandError,
   CommandRejectedError,
   CommandValidationError,
   InvalidStateError,
@@ -59,7 +60,7 @@ export class EventStoreExceptionFilter implements ExceptionFilter<EventStoreErro
     if (err instanceof CommandValidationError) {
       return { statusCode: HttpStatus.UNPROCESSABLE_ENTITY, error: 'Unprocessable Entity', message: err.message, problems: err.problems };
     }
-    if (err instanceof CommandRejectedError) {
+    if (err instanceof CommandRejectedError || (err instanceof CommandError && !(err instanceof NotFoundError))) {
       return { statusCode: HttpStatus.UNPROCESSABLE_ENTITY, error: 'Unprocessable Entity', message: err.message };
     }
     if (err instanceof NotFoundError) {
@@ -67,8 +68,8 @@ export class EventStoreExceptionFilter implements ExceptionFilter<EventStoreErro
     }
     this.logger.error(err.message, err.stack);
     if (err instanceof WriteOutcomeUnknownError) {
-      // A blind retry of the same request is safe (it ends in 409 if the write landed), but the client
-      // should know the records may be stored already.
+      // The records may be stored already: a blind retry of a raw append ends in 409 if they were, but a
+      // command re-run on fresh state would apply again. The client must look first.
       return {
         statusCode: HttpStatus.SERVICE_UNAVAILABLE,
         error: 'Service Unavailable',
