@@ -568,6 +568,15 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         await expectValidationError(store.save(id, [bad]), 'records[0].data');
         await expectNothingWritten(store, id);
       });
+
+      it('refuses a hole in a sparse records array (found by the property tests: it used to throw a TypeError)', async () => {
+        const { store } = await open();
+        const id = unique('sparse');
+        const sparse: EventRecord[] = [record(1)];
+        sparse[2] = record(3);
+        await expectValidationError(store.save(id, sparse), 'records[1]');
+        await expectNothingWritten(store, id);
+      });
     });
 
     describe('opaque store: put, get, delete', () => {

@@ -33,7 +33,9 @@ export function validateRecords(aggregateId: string, records: readonly EventReco
   checkPartitionKey('aggregateId', aggregateId);
   if (!Array.isArray(records)) throw new ValidationError('records', 'must be an array of EventRecord');
   const seen = new Set<number>();
-  records.forEach((record, i) => {
+  // An index loop, not forEach: forEach skips the holes of a sparse array, which would reach the chunker.
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i];
     const field = `records[${i}]`;
     if (record === null || typeof record !== 'object') throw new ValidationError(field, 'must be an EventRecord');
     const { version, data, ttl } = record;
@@ -44,7 +46,7 @@ export function validateRecords(aggregateId: string, records: readonly EventReco
     seen.add(version);
     if (!(data instanceof Uint8Array)) throw new ValidationError(`${field}.data`, 'must be a Uint8Array');
     checkExpiry(`${field}.ttl`, ttl);
-  });
+  }
 }
 
 /**
