@@ -5,20 +5,34 @@ import type { AddressInfo } from 'node:net';
 import {
   Account,
   batchDocuments,
+  createDocument,
   documentOperations,
   queryDocuments,
   readItems,
   readMeta,
+  replaceDocument,
   route,
   type BatchOperation,
   type OperationResult,
   type ServerAccount,
   type ServerCollection,
   type ServerDocument,
+  upsertDocument,
 } from './cosmosdb-server-internals.js';
 
 /** Cosmos DB's item and request limit, enforced here as the service does (the bare server accepts anything). */
 const MAX_BYTES = 2 * 1024 * 1024;
+
+/** An item's `ttl`, as Cosmos DB accepts it: -1 (never expires) or 1 to 2^31-1 seconds; absent: the container's. */
+const MAX_ITEM_TTL = 2_147_483_647;
+
+/** Why Cosmos DB would refuse this item's `ttl` (400), or undefined when it is acceptable or absent. */
+function ttlProblem(item: unknown): string | undefined {
+  if (item === null || typeof item !== 'object' || !('ttl' in item)) return undefined;
+  const { ttl } = item as { ttl: unknown };
+  if (ttl === -1 || (typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= 1 && ttl <= MAX_ITEM_TTL)) return undefined;
+  return `The value of ttl must be -1 or an integer from 1 to ${MAX_ITEM_TTL}, got ${JSON.stringify(ttl)}.`;
+}
 
 /**
  * The Cosmos DB emulator's published well-known key. The embedded server checks no signature; the SDK only
@@ -47,8 +61,9 @@ export interface EmbeddedCosmosOptions {
  * - a query sent with a partition key sees only that partition;
  * - items and requests over 2 MB are refused with 413;
  * - a 404 for a missing container carries sub-status 1003, as Cosmos DB's does;
+ * - an item `ttl` Cosmos DB would refuse (not -1 nor an integer from 1 to 2^31-1) is refused with 400;
  * - the account advertises its own HTTP endpoint, so the SDK needs no special options.
- * Still not enforced: TTL (the store filters expired items itself), stored procedures, change feed.
+ * Still not enforced: expiry itself (the store filters expired items), stored procedures, change feed.
  *
  * @example
  * const cosmos = await startEmbeddedCosmos();
@@ -101,7 +116,11 @@ async function handle(account: ServerAccount, req: IncomingMessage, res: ServerR
       method: req.method,
       url: req.url,
     }) as unknown as IncomingMessage;
-    if (handler === readMeta) {
+    const ttlRefused = (handler === createDocument || handler === upsertDocument || handler === replaceDocument) && ttlProblem(parseJson(raw));
+    if (ttlRefused) {
+      res.statusCode = 400;
+      body = { code: 'BadRequest', message: ttlRefused };
+    } else if (handler === readMeta) {
       body = advertiseHttp(account.read(), req);
     } else if (handler === batchDocuments && header(req, 'x-ms-cosmos-batch-atomic')?.toLowerCase() === 'true') {
       body = atomicBatch(account, req, res, params, raw);
@@ -209,6 +228,8 @@ function applyOperation(collection: ServerCollection, op: BatchOperation): Opera
   if (op.resourceBody && Buffer.byteLength(JSON.stringify(op.resourceBody)) > MAX_BYTES) {
     return { statusCode: 413, body: { code: 'RequestEntityTooLarge', message: 'Item exceeds 2 MB.' } };
   }
+  const refusedTtl = ttlProblem(op.resourceBody);
+  if (refusedTtl) return { statusCode: 400, body: { code: 'BadRequest', message: refusedTtl } };
   const run = {
     Create: documentOperations.createOperation,
     Upsert: documentOperations.upsertOperation,
