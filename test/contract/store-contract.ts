@@ -551,6 +551,25 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         await expectNothingWritten(store, id);
       });
 
+      it('refuses an expiry further ahead than Cosmos DB’s largest item ttl, 2^31-1 s (found by the property tests)', async () => {
+        const { store } = await open();
+        const id = unique('far-ttl');
+        const limit = 2 ** 31 - 1;
+        await expectValidationError(store.save(id, [record(1), record(2, 'x', nowSeconds() + limit + 60)]), 'records[1].ttl');
+        await expectValidationError(store.save(id, [record(1, 'x', Number.MAX_SAFE_INTEGER)]), 'records[0].ttl');
+        await expectNothingWritten(store, id);
+        const farButFine = nowSeconds() + limit - 60;
+        await store.save(id, [record(1, 'x', farButFine)]);
+        expect((await store.load(id)).records.map((r) => r.ttl)).toEqual([farButFine]);
+      });
+
+      it('refuses a store-level eventTtlSeconds over 2^31-1 when the store is built (found by the property tests)', async () => {
+        const err = await rejectionOf(Promise.resolve().then(() => open({ eventTtlSeconds: 2 ** 31 })));
+        expect(err).toBeInstanceOf(ValidationError);
+        expect((err as ValidationError).field).toBe('eventTtlSeconds');
+        await expect(Promise.resolve().then(() => open({ eventTtlSeconds: 2 ** 31 - 1 }))).resolves.toBeDefined();
+      });
+
       it('refuses data that would make a document over the 2 MB item limit', async () => {
         const { store } = await open();
         const id = unique('too-big');
@@ -926,6 +945,13 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         await expect(opaque.get(pk, 'k')).rejects.toBeInstanceOf(NotFoundError);
       });
 
+      it('refuses a t further ahead than Cosmos DB’s largest item ttl, 2^31-1 s (found by the property tests)', async () => {
+        const { opaque } = await open();
+        const pk = unique('pk');
+        await expectValidationError(opaque.put(doc(pk, 'k', { t: nowSeconds() + 2 ** 31 + 60 })), 't');
+        await expect(opaque.get(pk, 'k')).rejects.toBeInstanceOf(NotFoundError);
+      });
+
       it('refuses a body that would make a document over the 2 MB item limit', async () => {
         const { opaque } = await open();
         const pk = unique('pk');
@@ -1024,6 +1050,7 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         await expectValidationError(store.saveAggregate({ keys: () => ({ pk, sk: '' }) }), 'sk');
         await expectValidationError(store.saveAggregate({ keys: () => ({ pk, sk: 's', gsi: { 21: { pk: 'x' } } }) }), 'gsi.21');
         await expectValidationError(store.saveAggregate({ ttlSeconds: -1, keys: () => ({ pk, sk: 's' }) }), /ttlSeconds/);
+        await expectValidationError(store.saveAggregate({ ttlSeconds: 2 ** 31, keys: () => ({ pk, sk: 's' }) }), /ttlSeconds/);
         await expect(opaque.get(pk, 's')).rejects.toBeInstanceOf(NotFoundError);
       });
 

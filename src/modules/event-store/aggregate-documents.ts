@@ -9,7 +9,7 @@ import {
 } from './event-store.interfaces.js';
 import { ValidationError } from './event-store.errors.js';
 import { MAX_DOCUMENT_BYTES, MAX_ID_BYTES, NUM_GSI } from './cosmos-limits.js';
-import { checkExpiry, checkPartitionKey, checkSeconds } from './validation.js';
+import { checkExpiry, checkPartitionKey, checkSeconds, ttlUntil } from './validation.js';
 
 /** A document of the aggregates container (SPEC §4). `gsiNpk`/`gsiNsk` are the slot fields. */
 export interface AggregateDocument {
@@ -101,7 +101,7 @@ export function toAggregateDocument(doc: OpaqueData, now: number): AggregateDocu
   };
   if (doc.t && doc.t > 0) {
     out.t = doc.t;
-    out.ttl = Math.max(1, doc.t - now);
+    out.ttl = ttlUntil('t', doc.t, now);
   }
   if (doc.version) out.version = doc.version;
   for (let n = 1; n <= NUM_GSI; n++) {

@@ -1,7 +1,7 @@
 import type { EventRecord } from './event-store.interfaces.js';
 import { ValidationError } from './event-store.errors.js';
 import { MAX_BATCH_OPERATIONS, MAX_DOCUMENT_BYTES, MAX_REQUEST_BYTES } from './cosmos-limits.js';
-import { checkExpiry, checkPartitionKey } from './validation.js';
+import { checkExpiry, checkPartitionKey, ttlUntil } from './validation.js';
 
 /** An event as stored in the events container (SPEC §3), field for field what protosource writes. */
 // A type alias rather than an interface, so it fits @azure/cosmos's JSONObject.
@@ -93,6 +93,8 @@ export function prepareEvents(
 ): PreparedEvent[] {
   return records.map((record, i) => {
     const doc = toEventDocument(aggregateId, record, now, storeTtlSeconds);
+    // Only a record's own expiry can be too far ahead: the store's ttl is bounded when the store is built.
+    if (doc.t !== undefined) ttlUntil(`records[${i}].ttl`, doc.t, now);
     const bytes = documentBytes(doc);
     if (bytes > MAX_DOCUMENT_BYTES) {
       throw new ValidationError(
