@@ -74,6 +74,12 @@ export function checkKeys(pk: unknown, sk: unknown): void {
   checkPartitionKey('pk', pk);
   if (typeof sk !== 'string' || sk.length === 0) throw new ValidationError('sk', 'must be a non-empty string');
   checkKeyString('sk', sk);
+  // @azure/cosmos refuses to address an item whose id is only white space (its check is /^\s*$/): such a
+  // document could be written but never read or deleted by key.
+  if (/^\s*$/.test(sk)) throw new ValidationError('sk', 'must contain a character other than white space');
+  // The id is a segment of the item's URL, and URLs resolve "." and ".." away: a get of ".." would read the
+  // container and a delete of ".." delete it.
+  if (sk === '.' || sk === '..') throw new ValidationError('sk', `cannot be ${JSON.stringify(sk)}: a URL resolves it as a relative path`);
   const idBytes = Buffer.byteLength(documentIdForSortKey(sk), 'utf8');
   if (idBytes > MAX_ID_BYTES) {
     throw new ValidationError('sk', `makes a ${idBytes}-byte document id; Cosmos DB allows at most ${MAX_ID_BYTES}`);
