@@ -193,7 +193,8 @@ describe('put, get, query, delete', () => {
         const stores = await fixture.opaqueStores();
         const put = await onBoth(fixture, stores, (s) => s.put({ pk, sk, body: new Uint8Array(0) }));
         expectAgreement(put);
-        for (const call of [(s: OpaqueStore) => s.get(pk, sk), (s: OpaqueStore) => s.delete(pk, sk)]) {
+        const calls: Array<(s: OpaqueStore) => Promise<unknown>> = [(s) => s.get(pk, sk), (s) => s.delete(pk, sk)];
+        for (const call of calls) {
           const both = await onBoth(fixture, stores, call);
           expectAgreement(both);
           if (put.memory.kind === 'invalid') expect(both.memory).toEqual(put.memory);
