@@ -26,11 +26,12 @@ import {
   type OperationOptions,
   type SnapshotTailStore,
   type SortCondition,
+  type StreamingStore,
 } from '../../src/index.js';
 
 /** What the contract exercises: an event store that can materialize into `opaque`. */
 export interface StoreUnderTest {
-  store: SnapshotTailStore & AggregateStore;
+  store: SnapshotTailStore & StreamingStore & AggregateStore;
   /** The opaque store `store.saveAggregate` writes to (unused when built without one). */
   opaque: OpaqueStore;
   close?: () => Promise<void>;
@@ -65,6 +66,13 @@ function range(from: number, to: number): number[] {
 }
 
 const versionsOf = (history: History) => history.records.map((r) => r.version);
+
+/** Everything `readStream` yields, as a history. */
+async function drain(stream: AsyncIterable<EventRecord>): Promise<History> {
+  const records: EventRecord[] = [];
+  for await (const r of stream) records.push(r);
+  return { records };
+}
 const textsOf = (history: History) => history.records.map((r) => decoder.decode(r.data));
 const sameBytes = (actual: Uint8Array, expected: Uint8Array) =>
   Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength).equals(
@@ -436,6 +444,91 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(versionsOf(await store.loadTail(id, 1))).toEqual([250]);
         expect(versionsOf(await store.loadTail(id, 5))).toEqual(range(246, 250));
         expect(versionsOf(await store.loadTail(id, 150))).toEqual(range(101, 250));
+      });
+    });
+
+    describe('readStream', () => {
+      it('yields what load returns, ascending, whatever the page size', async () => {
+        const { store } = await open();
+        const id = unique('stream');
+        const shuffled = [...range(1, 120), ...range(200, 330)].sort((x, y) => ((x * 7919) % 251) - ((y * 7919) % 251));
+        await store.save(id, shuffled.map((v) => record(v)));
+        const loaded = await store.load(id);
+        expect(versionsOf(loaded)).toEqual([...range(1, 120), ...range(200, 330)]);
+        for (const pageSize of [undefined, 1, 7, 100, 250, 251, 10_000]) {
+          const streamed = await drain(store.readStream(id, { pageSize }));
+          expect(versionsOf(streamed)).toEqual(versionsOf(loaded));
+          expect(textsOf(streamed)).toEqual(textsOf(loaded));
+        }
+      });
+
+      it('yields every byte and the ttl as load does', async () => {
+        const { store } = await open();
+        const id = unique('stream-bytes');
+        const expiry = nowSeconds() + 3600;
+        const data = Uint8Array.from(range(0, 255));
+        await store.save(id, [{ version: 1, data, ttl: expiry }, { version: 2, data: new Uint8Array(0) }]);
+        const [first, second] = (await drain(store.readStream(id))).records;
+        expect(sameBytes(first.data, data)).toBe(true);
+        expect(first.ttl).toBe(expiry);
+        expect(second.data.byteLength).toBe(0);
+        expect(second.ttl ?? 0).toBe(0);
+      });
+
+      it('yields nothing for an unknown aggregate', async () => {
+        const { store } = await open();
+        expect((await drain(store.readStream(unique('stream-none')))).records).toEqual([]);
+      });
+
+      it('never yields expired records', async () => {
+        const { store } = await open();
+        const id = unique('stream-ttl');
+        const past = nowSeconds() - 60;
+        await store.save(id, range(1, 9).map((v) => record(v, `event ${v}`, v % 3 === 0 ? past : undefined)));
+        expect(versionsOf(await drain(store.readStream(id, { pageSize: 2 })))).toEqual([1, 2, 4, 5, 7, 8]);
+      });
+
+      it('refuses a bad aggregate id or page size on the first iteration', async () => {
+        const { store } = await open();
+        await expectValidationError(drain(store.readStream('')), 'aggregateId');
+        await expectValidationError(drain(store.readStream(`${unique('lone')}\ud800`)), 'aggregateId');
+        for (const pageSize of [0, -1, 1.5, Number.NaN, 2 ** 31, '10' as unknown as number]) {
+          await expectValidationError(drain(store.readStream(unique('p'), { pageSize })), 'pageSize');
+        }
+      });
+
+      it('stops with an AbortError when the signal aborts between pages, after whole records only', async () => {
+        const { store } = await open();
+        const id = unique('stream-abort');
+        await store.save(id, range(1, 30).map((v) => record(v)));
+        await expectAborted(drain(store.readStream(id, abortedOptions())));
+        const controller = new AbortController();
+        const seen: number[] = [];
+        const err = await rejectionOf(
+          (async () => {
+            for await (const r of store.readStream(id, { pageSize: 10, abortSignal: controller.signal })) {
+              seen.push(r.version);
+              if (r.version === 4) controller.abort();
+            }
+          })(),
+        );
+        expect(err).toMatchObject({ name: 'AbortError' });
+        expect(seen).toEqual(range(1, 10));
+      });
+
+      it('never yields a version twice or out of order while a writer appends', async () => {
+        const { store } = await open();
+        const id = unique('stream-live');
+        await store.save(id, range(1, 20).map((v) => record(v)));
+        const seen: number[] = [];
+        let next = 21;
+        for await (const r of store.readStream(id, { pageSize: 5 })) {
+          seen.push(r.version);
+          if (next <= 40) await store.save(id, [record(next++)]);
+        }
+        expect(seen.slice(0, 20)).toEqual(range(1, 20));
+        expect([...seen].sort((x, y) => x - y)).toEqual(seen);
+        expect(new Set(seen).size).toBe(seen.length);
       });
     });
 

@@ -172,6 +172,35 @@ describe('loadTail', () => {
   });
 });
 
+describe('readStream', () => {
+  it('yields what load returns, for any page size, or refuses before any request; both stores alike', async () => {
+    const pageSize = fc.oneof(
+      { weight: 2, arbitrary: fc.constant(undefined) },
+      { weight: 4, arbitrary: anyNumber(-1, 15) },
+      { weight: 1, arbitrary: fc.constantFrom<unknown>('5', null, 2 ** 31) as fc.Arbitrary<number> },
+    );
+    const drain = async (stream: AsyncIterable<EventRecord>): Promise<History> => {
+      const records: EventRecord[] = [];
+      for await (const r of stream) records.push(r);
+      return { records };
+    };
+    await fc.assert(
+      fc.asyncProperty(keyText, fc.uniqueArray(fc.integer({ min: 1, max: 60 }), { maxLength: 30 }), expiry(), pageSize, async (id, versions, ttl, size) => {
+        const stores = await fixture.eventStores();
+        const records = versions.map((v, i) => ({ version: v, data: Uint8Array.of(v), ...(i % 4 === 0 && ttl !== undefined && { ttl }) }));
+        expectAgreement(await onBoth(fixture, stores, (s) => s.save(id, records)));
+        const streamed = await onBoth(fixture, stores, (s) => drain(s.readStream(id, size === undefined ? {} : { pageSize: size })));
+        expectAgreement(streamed);
+        if (streamed.memory.kind !== 'ok') return;
+        const loaded = await loadBoth(stores, id);
+        expectSameHistory(okValue(streamed.memory), loaded!.memory);
+        expectSameHistory(okValue(streamed.cosmos), loaded!.cosmos);
+      }),
+      { numRuns: runs(60) },
+    );
+  });
+});
+
 describe('store options', () => {
   it('eventTtlSeconds is accepted by both constructors alike, and what is accepted stamps records that load back', async () => {
     const ttlSeconds = fc.oneof(anyNumber(0, 10 ** 6), fc.integer({ min: 2 ** 31 - 100, max: 2 ** 31 + 100 }), fc.constant(undefined));

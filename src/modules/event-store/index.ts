@@ -23,10 +23,12 @@ export type {
   OpaqueQueryResult,
   OpaqueStore,
   OperationOptions,
+  ReadStreamOptions,
   SnapshotTailStore,
   SortCondition,
   SortOperator,
   Store,
+  StreamingStore,
 } from './event-store.interfaces.js';
 export { SORT_OPERATORS } from './event-store.interfaces.js';
 export { ConcurrencyError, EventStoreError, isConflict, NotFoundError, ValidationError } from './event-store.errors.js';

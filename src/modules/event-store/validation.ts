@@ -58,3 +58,18 @@ export function tailCount(n: unknown): number {
   if (typeof n !== 'number' || Number.isNaN(n)) throw new ValidationError('n', 'must be a number');
   return n < 1 ? 0 : Math.min(Math.floor(n), Number.MAX_SAFE_INTEGER);
 }
+
+/** Records per page of `readStream`, when the caller gives none. */
+export const DEFAULT_STREAM_PAGE_SIZE = 1000;
+
+// maxItemCount is an int32 on the wire.
+const MAX_PAGE_SIZE = 2_147_483_647;
+
+/** The page size of `readStream`: a positive integer that fits the wire's int32, 1000 when absent. */
+export function streamPageSize(value: unknown): number {
+  if (value === undefined) return DEFAULT_STREAM_PAGE_SIZE;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_PAGE_SIZE) {
+    throw new ValidationError('pageSize', `must be a positive integer of at most ${MAX_PAGE_SIZE}, got ${String(value)}`);
+  }
+  return value;
+}
