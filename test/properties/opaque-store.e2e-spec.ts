@@ -7,6 +7,7 @@
  */
 import fc from 'fast-check';
 import {
+  decodeAggregateBody,
   SORT_OPERATORS,
   type GsiSlots,
   type OpaqueData,
@@ -225,6 +226,44 @@ describe('put, get, query, delete', () => {
         }
       }),
       { numRuns: runs(6) },
+    );
+  });
+});
+
+describe('saveAggregate', () => {
+  it('stores the aggregate’s JSON under its keys, or refuses it before any request; both stores alike', async () => {
+    const aggregate = fc.record({
+      pk: keyText,
+      sk: sortKeyText,
+      gsi: fc.option(slots, { nil: undefined }),
+      version: fc.option(anyNumber(0, 9), { nil: undefined }),
+      ttlSeconds: fc.option(fc.oneof(anyNumber(0, 10 ** 6), fc.constantFrom(2 ** 31 - 1, 2 ** 31)), { nil: undefined }),
+      state: fc.jsonValue(),
+    });
+    await fc.assert(
+      fc.asyncProperty(aggregate, async ({ pk, sk, gsi, version, ttlSeconds, state }) => {
+        const stores = await fixture.aggregateStores();
+        const materializable = {
+          version,
+          ttlSeconds,
+          keys: () => ({ pk, sk, ...(gsi && { gsi }) }),
+          toJSON: () => state,
+        };
+        const saved = await onBoth(fixture, stores, (s) => s.store.saveAggregate(materializable));
+        expectAgreement(saved);
+        if (saved.memory.kind !== 'ok') return;
+        const got = await onBoth(fixture, stores, (s) => s.opaque.get(pk, sk));
+        expectAgreement(got);
+        const expected = JSON.parse(JSON.stringify(state) ?? 'null') as unknown;
+        for (const doc of [okValue(got.memory), okValue(got.cosmos)]) {
+          expect(decodeAggregateBody(doc.body)).toEqual(expected);
+          expect(doc.version ?? 0).toBe(version || 0);
+          if (ttlSeconds) expect(Math.abs((doc.t ?? 0) - (nowSeconds() + ttlSeconds))).toBeLessThanOrEqual(2);
+          else expect(doc.t).toBeUndefined();
+          expect(doc.gsi).toEqual(expectedStored({ pk, sk, body: new Uint8Array(0), gsi }).gsi);
+        }
+      }),
+      { numRuns: runs(60) },
     );
   });
 });

@@ -80,6 +80,17 @@ export class PropertyFixture {
     return { memory: new InMemoryOpaqueStore(), cosmos: new CosmosOpaqueStore(aggregates) };
   }
 
+  /** Event stores that materialize into opaque stores, for `saveAggregate`. */
+  async aggregateStores(): Promise<Pair<{ store: InMemoryEventStore | CosmosEventStore; opaque: OpaqueStore }>> {
+    const { events, aggregates } = await this.containers();
+    const memoryOpaque = new InMemoryOpaqueStore();
+    const cosmosOpaque = new CosmosOpaqueStore(aggregates);
+    return {
+      memory: { store: new InMemoryEventStore({ opaqueStore: memoryOpaque }), opaque: memoryOpaque },
+      cosmos: { store: new CosmosEventStore(events, { opaqueStore: cosmosOpaque }), opaque: cosmosOpaque },
+    };
+  }
+
   /** What `fn` resolved to, and how many requests it sent. */
   async counting<T>(fn: () => Promise<T>): Promise<{ result: T; requests: number }> {
     const before = this.sent;
