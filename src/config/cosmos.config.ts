@@ -28,6 +28,17 @@ export function readCosmosConfig(env: EnvReader): CosmosConfig {
     eventsContainerId: env.resourceId('COSMOS_EVENTS_CONTAINER') ?? DEFAULT_EVENTS_CONTAINER,
     aggregatesContainerId: env.resourceId('COSMOS_AGGREGATES_CONTAINER') ?? DEFAULT_AGGREGATES_CONTAINER,
   };
+  const ids = [
+    ['COSMOS_DATABASE', config.databaseId],
+    ['COSMOS_EVENTS_CONTAINER', config.eventsContainerId],
+    ['COSMOS_AGGREGATES_CONTAINER', config.aggregatesContainerId],
+  ] as const;
+  for (const [variable, id] of ids) {
+    // Ids are logged at start-up: a key pasted here by mistake would end up in the log.
+    if (key !== undefined && id === key) {
+      env.problem(variable, 'holds the value of COSMOS_KEY: give the id here and the key in COSMOS_KEY only');
+    }
+  }
   if (key !== undefined && !env.isSet('COSMOS_ENDPOINT')) {
     // Without an endpoint the service would run on the in-memory server and ignore the key: surely a mistake.
     env.problem('COSMOS_KEY', 'is set but COSMOS_ENDPOINT is not: set COSMOS_ENDPOINT to the account the key belongs to');
