@@ -19,6 +19,7 @@ import {
   type ServerDocument,
   upsertDocument,
 } from './cosmosdb-server-internals.js';
+import { makeQueriesLinear } from './linear-queries.js';
 
 /** Cosmos DB's item and request limit, enforced here as the service does (the bare server accepts anything). */
 const MAX_BYTES = 2 * 1024 * 1024;
@@ -62,6 +63,7 @@ export interface EmbeddedCosmosOptions {
  * - items and requests over 2 MB are refused with 413;
  * - a 404 for a missing container carries sub-status 1003, as Cosmos DB's does;
  * - an item `ttl` Cosmos DB would refuse (not -1 nor an integer from 1 to 2^31-1) is refused with 400;
+ * - queries cost time linear in the documents scanned, not quadratic (see linear-queries.ts);
  * - the account advertises its own HTTP endpoint, so the SDK needs no special options.
  * Still not enforced: expiry itself (the store filters expired items), stored procedures, change feed.
  *
@@ -73,6 +75,7 @@ export interface EmbeddedCosmosOptions {
  * await cosmos.close();
  */
 export async function startEmbeddedCosmos(options: EmbeddedCosmosOptions = {}): Promise<EmbeddedCosmos> {
+  makeQueriesLinear();
   // The account's own endpoint (port) is never used: the metadata is answered from the Host header.
   const account = new Account('127.0.0.1', 0);
   const server = createServer({ keepAlive: true }, (req, res) => {
