@@ -72,9 +72,10 @@ export default async function (): Promise<void> {
       ['events per append', 'save (events/s)', 'items.create x N (events/s)', 'bare items.batch (events/s)', 'save / create', 'save / batch'],
     ];
     for (const [size, appends] of [
-      [1, 100],
-      [10, 60],
-      [100, 20],
+      // Rounds of at least ~200 ms each: shorter ones measure the neighbours on this shared machine.
+      [1, 300],
+      [10, 100],
+      [100, 25],
     ]) {
       const [saved, created, batch] = await compare(
         [
