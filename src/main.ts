@@ -7,6 +7,7 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { loadServiceConfig } from './config/env.validation.js';
+import { describeStartupFailure } from './config/startup-failure.js';
 
 const logger = new Logger('Main');
 
@@ -26,7 +27,7 @@ async function bootstrap(): Promise<void> {
 }
 
 bootstrap().catch((err: unknown) => {
-  logger.error(`start-up failed: ${err instanceof Error ? err.message : String(err)}`);
+  logger.error(`start-up failed: ${describeStartupFailure(err, process.env)}`);
   // An embedded server started before the failure would keep the process alive: exit explicitly.
   process.exit(1);
 });

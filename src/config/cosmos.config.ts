@@ -22,6 +22,7 @@ export interface CosmosConfig {
 /** Reads the `COSMOS_*` variables, recording every problem on `env`. */
 export function readCosmosConfig(env: EnvReader): CosmosConfig {
   const endpoint = env.url('COSMOS_ENDPOINT');
+  // The key first: the ids after it are refused when they hold its value.
   const key = env.base64Secret('COSMOS_KEY');
   const config: CosmosConfig = {
     databaseId: env.resourceId('COSMOS_DATABASE') ?? DEFAULT_DATABASE_ID,

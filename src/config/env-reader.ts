@@ -24,6 +24,16 @@ export type Env = Record<string, string | undefined>;
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
+// A run that could be (part of) an account key, 88 random base64 characters: a key pasted into the wrong
+// variable must not end up quoted in the error. Names rarely mix upper case, lower case and digits in 20.
+const SECRET_LIKE = /[A-Za-z0-9+/_-]{20,}={0,2}/g;
+const looksSecret = (run: string) => /[A-Z]/.test(run) && /[a-z]/.test(run) && /[0-9]/.test(run);
+
+/** A value for an error message, JSON-quoted, with anything that could be a secret left out. */
+function quote(value: string): string {
+  return JSON.stringify(value.replace(SECRET_LIKE, (run) => (looksSecret(run) ? '[not shown]' : run)));
+}
+
 interface IntegerRule {
   min: number;
   max: number;
@@ -42,6 +52,8 @@ interface IntegerRule {
  */
 export class EnvReader {
   private readonly found: EnvProblem[] = [];
+  // Secrets read so far, by value: an id holding one would be logged (ids are, at start-up).
+  private readonly secrets = new Map<string, string>();
 
   constructor(private readonly env: Env) {}
 
@@ -93,6 +105,12 @@ export class EnvReader {
       this.problem(variable, 'must not carry credentials in the URL: give the key in COSMOS_KEY');
       return undefined;
     }
+    // The SDK resolves request paths against the endpoint, dropping any query or fragment: one here would be
+    // ignored, and may be a token that should not sit in configuration.
+    if (url.search !== '' || url.hash !== '' || /[?#]/.test(value)) {
+      this.problem(variable, 'must be the account URL alone, without a query (?) or fragment (#)');
+      return undefined;
+    }
     return value;
   }
 
@@ -110,17 +128,36 @@ export class EnvReader {
       this.problem(variable, 'must be the account key as the Azure portal shows it (standard base64, no spaces or line breaks); the value is not shown');
       return undefined;
     }
+    this.secrets.set(value, variable);
     return value;
   }
 
-  /** A Cosmos DB resource id: 1 to 255 characters, none of `/ \ ? #`, no trailing space. */
+  /**
+   * A Cosmos DB resource id: 1 to 255 characters, none of `/ \ ? #`, no trailing space, not only white space
+   * (@azure/cosmos refuses those) and not `.` or `..` (the id is a URL path segment, which they would resolve),
+   * nor the value of a secret read before it (ids are logged).
+   */
   resourceId(variable: string): string | undefined {
     const value = this.raw(variable);
     if (value === undefined) return undefined;
-    if (value.length > 255 || /[/\\?#]/.test(value) || value.endsWith(' ') || !value.isWellFormed()) {
+    const secret = this.secrets.get(value);
+    if (secret !== undefined) {
+      this.problem(variable, `holds the value of ${secret}: give the id here and the key in ${secret} only`);
+      return undefined;
+    }
+    if (
+      value.length > 255 ||
+      /[/\\?#]/.test(value) ||
+      value.endsWith(' ') ||
+      /^\s*$/.test(value) ||
+      value === '.' ||
+      value === '..' ||
+      !value.isWellFormed()
+    ) {
       this.problem(
         variable,
-        `must be a Cosmos DB id of at most 255 characters without / \\ ? # or a trailing space, got ${JSON.stringify(value)}`,
+        `must be a Cosmos DB id of at most 255 characters without / \\ ? #, a trailing space, only white space, ` +
+          `or "." or "..", got ${quote(value)}`,
       );
       return undefined;
     }
@@ -134,7 +171,7 @@ export class EnvReader {
     const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
     if (!Number.isSafeInteger(n) || n < min || n > max) {
       const range = max === Number.MAX_SAFE_INTEGER ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`;
-      this.problem(variable, `must be ${range}, got ${JSON.stringify(value)}`);
+      this.problem(variable, `must be ${range}, got ${quote(value)}`);
       return undefined;
     }
     return n;

@@ -6,7 +6,7 @@ import { readEnv, type EnvReader } from './env-reader.js';
 export interface SubscriptionsConfig {
   /** `COSMOS_LEASES_CONTAINER`, default `leases`: leases, checkpoints and dead letters. */
   leasesContainerId: string;
-  /** `SUBSCRIPTIONS_INSTANCE_ID`: this instance's name in leases; default host name, process id and a random suffix. */
+  /** `SUBSCRIPTIONS_INSTANCE_ID`: this instance's name in leases (letters, digits, `. _ : @ -`); default host name, process id and a random suffix. */
   instanceId?: string;
 }
 
@@ -17,8 +17,9 @@ export function readSubscriptionsConfig(env: EnvReader): SubscriptionsConfig {
   };
   const instanceId = env.raw('SUBSCRIPTIONS_INSTANCE_ID');
   if (instanceId !== undefined) {
-    if (instanceId.length > 200 || instanceId.trim() !== instanceId) {
-      env.problem('SUBSCRIPTIONS_INSTANCE_ID', 'must be at most 200 characters without leading or trailing spaces');
+    // A name, shown in logs and lease documents: a restricted alphabet also keeps a pasted key (+ / =) out.
+    if (!/^[A-Za-z0-9._:@-]{1,128}$/.test(instanceId)) {
+      env.problem('SUBSCRIPTIONS_INSTANCE_ID', 'must be 1 to 128 letters, digits or . _ : @ - (the value is not shown)');
     } else {
       config.instanceId = instanceId;
     }

@@ -138,6 +138,59 @@ describe('invalid values', () => {
   });
 });
 
+describe('every variable, table-driven', () => {
+  // A key without "/" is a valid Cosmos DB id: pasted into an id variable, only the COSMOS_KEY check stops it.
+  const SLASHLESS_KEY = KEY.replace(/\//g, 'Q');
+  /** For each variable the service reads: values it must refuse. A key (or part of one) is among them. */
+  const INVALID: Record<string, string[]> = {
+    COSMOS_ENDPOINT: [
+      '',
+      'not a url',
+      'my-account.documents.azure.com',
+      'ftp://my-account.documents.azure.com/',
+      ` ${ENDPOINT}`,
+      'https://admin:s3cr3t@my-account.documents.azure.com/',
+      `AccountEndpoint=${ENDPOINT};AccountKey=${KEY};`,
+      `${ENDPOINT}?key=${encodeURIComponent(KEY)}`,
+      `${ENDPOINT}#${KEY}`,
+      KEY,
+    ],
+    COSMOS_KEY: ['', 'not base64!', `${KEY} `, `${KEY.slice(0, 40)}\n${KEY.slice(40)}`, KEY.replace(/=+$/, ''), `AccountKey=${KEY}`],
+    COSMOS_DATABASE: ['', 'a/b', 'a\\b', 'a?b', 'a#b', 'd'.repeat(256), 'trailing ', '.', '..', '\t', 'lone\ud800', KEY, SLASHLESS_KEY],
+    COSMOS_EVENTS_CONTAINER: ['', 'a/b', '.', '..', '  ', KEY, SLASHLESS_KEY],
+    COSMOS_AGGREGATES_CONTAINER: ['', 'a#b', '.', '..', '\u3000', KEY, SLASHLESS_KEY],
+    COSMOS_LEASES_CONTAINER: ['', 'a?b', '.', '..', ' ', KEY, SLASHLESS_KEY],
+    SUBSCRIPTIONS_INSTANCE_ID: ['', ' web-1', 'web 1', 'i'.repeat(129), 'caf\u00e9', KEY, SLASHLESS_KEY],
+    EVENT_TTL_SECONDS: ['', '-1', '1.5', '1e3', ' 60', 'a day', '2147483648', '99999999999999999999', KEY, `60 ${KEY}`],
+    PORT: ['', '0', '65536', '80.5', '0x50', 'http', '+80', KEY],
+  };
+
+  it('covers every variable the service reads', () => {
+    const read = new Set<string>();
+    const spy = new Proxy({} as Env, {
+      get: (_target, name) => {
+        if (typeof name === 'string') read.add(name);
+        return undefined;
+      },
+    });
+    loadServiceConfig(spy);
+    expect([...read].sort()).toEqual(Object.keys(INVALID).sort());
+  });
+
+  const cases = Object.entries(INVALID).flatMap(([variable, values]) => values.map((value) => [variable, value] as const));
+
+  it.each(cases)('%s=%j is refused, naming that variable alone and quoting no key', (variable, value) => {
+    // The key of the account, so a value equal to it is recognised as one; the endpoint, so the key is usable.
+    const env: Env = { COSMOS_ENDPOINT: ENDPOINT, COSMOS_KEY: SLASHLESS_KEY, [variable]: value };
+    const err = errorFor(env);
+    expect(err.problems.map((p) => p.variable)).toEqual([variable]);
+    expect(err.message).toContain(variable);
+    for (const secret of [KEY, SLASHLESS_KEY]) {
+      for (let i = 0; i + 12 <= secret.length; i += 4) expect(err.message).not.toContain(secret.slice(i, i + 12));
+    }
+  });
+});
+
 describe('secrets', () => {
   const badKeys: Array<[string, string]> = [
     ['not base64', 'this is-not*a%key'],

@@ -91,6 +91,12 @@ describe('CosmosEventStore and CosmosOpaqueStore on the wire', () => {
     return { abortSignal: controller.signal };
   };
 
+  async function drain(stream: AsyncIterable<EventRecord>): Promise<EventRecord[]> {
+    const records: EventRecord[] = [];
+    for await (const r of stream) records.push(r);
+    return records;
+  }
+
   /** The requests `fn` sends; a call expected to fail catches its own rejection. */
   async function requestsOf(fn: () => Promise<unknown>): Promise<SentRequest[]> {
     const before = sent.length;
@@ -137,6 +143,8 @@ describe('CosmosEventStore and CosmosOpaqueStore on the wire', () => {
       () => store.save(id, [record(1), { version: 2, data: new Uint8Array(2 * 1024 * 1024) }]),
       () => store.load(''),
       () => store.loadTail('', 3),
+      () => drain(store.readStream('')),
+      () => drain(store.readStream(id, { pageSize: 0 })),
       () => store.saveAggregate({ keys: () => ({ pk: id, sk: '' }) }),
       () => opaque.put({ pk: id, sk: 's', body: new Uint8Array(0), gsi: { 21: { pk: 'x' } } }),
       () => opaque.get(id, ''),
@@ -159,6 +167,7 @@ describe('CosmosEventStore and CosmosOpaqueStore on the wire', () => {
       () => store.save(id, [record(1)], aborted()),
       () => store.load(id, aborted()),
       () => store.loadTail(id, 2, aborted()),
+      () => drain(store.readStream(id, aborted())),
       () => store.saveAggregate({ keys: () => ({ pk: id, sk: 's' }) }, aborted()),
       () => opaque.put({ pk: id, sk: 's', body: new Uint8Array(0) }, aborted()),
       () => opaque.get(id, 's', aborted()),
@@ -202,6 +211,21 @@ describe('CosmosEventStore and CosmosOpaqueStore on the wire', () => {
     const queries = (await requestsOf(() => store.load(id))).filter((r) => r.operationType === 'query');
     expect(queries).toHaveLength(1);
     expect(queries[0].headers['x-ms-documentdb-partitionkey']).toBe(JSON.stringify([id]));
+  });
+
+  it('readStream sends nothing until iterated, then one partition-scoped query per page of pageSize', async () => {
+    const id = `wire-${randomUUID()}`;
+    await store.save(id, Array.from({ length: 250 }, (_, i) => record(i + 1)));
+    const stream = store.readStream(id, { pageSize: 100 });
+    expect(await requestsOf(async () => stream)).toEqual([]);
+    const first = (await requestsOf(async () => {
+      for await (const r of stream) if (r.version === 1) break;
+    })).filter((r) => r.operationType === 'query');
+    expect(first).toHaveLength(1);
+    expect(Number(first[0].headers['x-ms-max-item-count'])).toBe(100);
+    expect(first[0].headers['x-ms-documentdb-partitionkey']).toBe(JSON.stringify([id]));
+    const all = (await requestsOf(() => drain(store.readStream(id, { pageSize: 100 })))).filter((r) => r.operationType === 'query');
+    expect(all).toHaveLength(3);
   });
 
   it('reads the tail with a page size of n and stops after the first page', async () => {
@@ -292,7 +316,10 @@ describe('how CosmosEventStore classifies what the service answers', () => {
   ])('reports %s as an EventStoreError that is not a conflict', async (_label, injected) => {
     const id = `cls-${randomUUID()}`;
     fault = injected;
-    for (const call of [() => store.save(id, [record(1)]), () => store.load(id), () => store.loadTail(id, 1)]) {
+    const readAll = async () => {
+      for await (const r of store.readStream(id)) void r;
+    };
+    for (const call of [() => store.save(id, [record(1)]), () => store.load(id), () => store.loadTail(id, 1), readAll]) {
       const err = await call().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(EventStoreError);
       expect(err).not.toBeInstanceOf(ValidationError);

@@ -26,12 +26,13 @@ import {
   type OperationOptions,
   type SnapshotTailStore,
   type SortCondition,
+  type StreamingStore,
 } from '../../src/index.js';
 import { rejectionOf } from '../support/rejection.js';
 
 /** What the contract exercises: an event store that can materialize into `opaque`. */
 export interface StoreUnderTest {
-  store: SnapshotTailStore & AggregateStore;
+  store: SnapshotTailStore & StreamingStore & AggregateStore;
   /** The opaque store `store.saveAggregate` writes to (unused when built without one). */
   opaque: OpaqueStore;
   close?: () => Promise<void>;
@@ -66,6 +67,13 @@ function range(from: number, to: number): number[] {
 }
 
 const versionsOf = (history: History) => history.records.map((r) => r.version);
+
+/** Everything `readStream` yields, as a history. */
+async function drain(stream: AsyncIterable<EventRecord>): Promise<History> {
+  const records: EventRecord[] = [];
+  for await (const r of stream) records.push(r);
+  return { records };
+}
 const textsOf = (history: History) => history.records.map((r) => decoder.decode(r.data));
 const sameBytes = (actual: Uint8Array, expected: Uint8Array) =>
   Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength).equals(
@@ -430,6 +438,91 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       });
     });
 
+    describe('readStream', () => {
+      it('yields what load returns, ascending, whatever the page size', async () => {
+        const { store } = await open();
+        const id = unique('stream');
+        const shuffled = [...range(1, 120), ...range(200, 330)].sort((x, y) => ((x * 7919) % 251) - ((y * 7919) % 251));
+        await store.save(id, shuffled.map((v) => record(v)));
+        const loaded = await store.load(id);
+        expect(versionsOf(loaded)).toEqual([...range(1, 120), ...range(200, 330)]);
+        for (const pageSize of [undefined, 1, 7, 100, 250, 251, 10_000]) {
+          const streamed = await drain(store.readStream(id, { pageSize }));
+          expect(versionsOf(streamed)).toEqual(versionsOf(loaded));
+          expect(textsOf(streamed)).toEqual(textsOf(loaded));
+        }
+      });
+
+      it('yields every byte and the ttl as load does', async () => {
+        const { store } = await open();
+        const id = unique('stream-bytes');
+        const expiry = nowSeconds() + 3600;
+        const data = Uint8Array.from(range(0, 255));
+        await store.save(id, [{ version: 1, data, ttl: expiry }, { version: 2, data: new Uint8Array(0) }]);
+        const [first, second] = (await drain(store.readStream(id))).records;
+        expect(sameBytes(first.data, data)).toBe(true);
+        expect(first.ttl).toBe(expiry);
+        expect(second.data.byteLength).toBe(0);
+        expect(second.ttl ?? 0).toBe(0);
+      });
+
+      it('yields nothing for an unknown aggregate', async () => {
+        const { store } = await open();
+        expect((await drain(store.readStream(unique('stream-none')))).records).toEqual([]);
+      });
+
+      it('never yields expired records', async () => {
+        const { store } = await open();
+        const id = unique('stream-ttl');
+        const past = nowSeconds() - 60;
+        await store.save(id, range(1, 9).map((v) => record(v, `event ${v}`, v % 3 === 0 ? past : undefined)));
+        expect(versionsOf(await drain(store.readStream(id, { pageSize: 2 })))).toEqual([1, 2, 4, 5, 7, 8]);
+      });
+
+      it('refuses a bad aggregate id or page size on the first iteration', async () => {
+        const { store } = await open();
+        await expectValidationError(drain(store.readStream('')), 'aggregateId');
+        await expectValidationError(drain(store.readStream(`${unique('lone')}\ud800`)), 'aggregateId');
+        for (const pageSize of [0, -1, 1.5, Number.NaN, 2 ** 31, '10' as unknown as number]) {
+          await expectValidationError(drain(store.readStream(unique('p'), { pageSize })), 'pageSize');
+        }
+      });
+
+      it('stops with an AbortError when the signal aborts between pages, after whole records only', async () => {
+        const { store } = await open();
+        const id = unique('stream-abort');
+        await store.save(id, range(1, 30).map((v) => record(v)));
+        await expectAborted(drain(store.readStream(id, abortedOptions())));
+        const controller = new AbortController();
+        const seen: number[] = [];
+        const err = await rejectionOf(
+          (async () => {
+            for await (const r of store.readStream(id, { pageSize: 10, abortSignal: controller.signal })) {
+              seen.push(r.version);
+              if (r.version === 4) controller.abort();
+            }
+          })(),
+        );
+        expect(err).toMatchObject({ name: 'AbortError' });
+        expect(seen).toEqual(range(1, 10));
+      });
+
+      it('never yields a version twice or out of order while a writer appends', async () => {
+        const { store } = await open();
+        const id = unique('stream-live');
+        await store.save(id, range(1, 20).map((v) => record(v)));
+        const seen: number[] = [];
+        let next = 21;
+        for await (const r of store.readStream(id, { pageSize: 5 })) {
+          seen.push(r.version);
+          if (next <= 40) await store.save(id, [record(next++)]);
+        }
+        expect(seen.slice(0, 20)).toEqual(range(1, 20));
+        expect([...seen].sort((x, y) => x - y)).toEqual(seen);
+        expect(new Set(seen).size).toBe(seen.length);
+      });
+    });
+
     describe('expiry (ttl)', () => {
       it("stamps a record's own ttl and returns it on load", async () => {
         const { store } = await open();
@@ -542,6 +635,25 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         await expectNothingWritten(store, id);
       });
 
+      it('refuses an expiry further ahead than Cosmos DB’s largest item ttl, 2^31-1 s (found by the property tests)', async () => {
+        const { store } = await open();
+        const id = unique('far-ttl');
+        const limit = 2 ** 31 - 1;
+        await expectValidationError(store.save(id, [record(1), record(2, 'x', nowSeconds() + limit + 60)]), 'records[1].ttl');
+        await expectValidationError(store.save(id, [record(1, 'x', Number.MAX_SAFE_INTEGER)]), 'records[0].ttl');
+        await expectNothingWritten(store, id);
+        const farButFine = nowSeconds() + limit - 60;
+        await store.save(id, [record(1, 'x', farButFine)]);
+        expect((await store.load(id)).records.map((r) => r.ttl)).toEqual([farButFine]);
+      });
+
+      it('refuses a store-level eventTtlSeconds over 2^31-1 when the store is built (found by the property tests)', async () => {
+        const err = await rejectionOf(Promise.resolve().then(() => open({ eventTtlSeconds: 2 ** 31 })));
+        expect(err).toBeInstanceOf(ValidationError);
+        expect((err as ValidationError).field).toBe('eventTtlSeconds');
+        await expect(Promise.resolve().then(() => open({ eventTtlSeconds: 2 ** 31 - 1 }))).resolves.toBeDefined();
+      });
+
       it('refuses data that would make a document over the 2 MB item limit', async () => {
         const { store } = await open();
         const id = unique('too-big');
@@ -557,6 +669,15 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         const id = unique('bad-data');
         const bad = { version: 1, data: 'text' } as unknown as EventRecord;
         await expectValidationError(store.save(id, [bad]), 'records[0].data');
+        await expectNothingWritten(store, id);
+      });
+
+      it('refuses a hole in a sparse records array (found by the property tests: it used to throw a TypeError)', async () => {
+        const { store } = await open();
+        const id = unique('sparse');
+        const sparse: EventRecord[] = [record(1)];
+        sparse[2] = record(3);
+        await expectValidationError(store.save(id, sparse), 'records[1]');
         await expectNothingWritten(store, id);
       });
     });
@@ -900,11 +1021,46 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect((await opaque.get(pk, 'x'.repeat(1023))).sk).toHaveLength(1023);
       });
 
+      it('refuses a sort key of only white space, which @azure/cosmos could write but never read or delete (found by the property tests)', async () => {
+        const { opaque } = await open();
+        const pk = unique('pk');
+        for (const sk of [' ', '\t', '  \n', '\u3000']) {
+          await expectValidationError(opaque.put(doc(pk, sk)), 'sk');
+          await expectValidationError(opaque.get(pk, sk), 'sk');
+          await expectValidationError(opaque.delete(pk, sk), 'sk');
+        }
+        await opaque.put(doc(pk, ' x '));
+        expect((await opaque.get(pk, ' x ')).sk).toBe(' x ');
+      });
+
+      it('refuses the sort keys "." and "..", which a URL resolves away: a delete of ".." removed the container (found by the property tests)', async () => {
+        const { opaque } = await open();
+        const pk = unique('pk');
+        await opaque.put(doc(pk, 'kept'));
+        for (const sk of ['.', '..']) {
+          await expectValidationError(opaque.put(doc(pk, sk)), 'sk');
+          await expectValidationError(opaque.get(pk, sk), 'sk');
+          await expectValidationError(opaque.delete(pk, sk), 'sk');
+        }
+        expect((await opaque.get(pk, 'kept')).sk).toBe('kept');
+        for (const sk of ['...', './', '.a', 'a.']) {
+          await opaque.put(doc(pk, sk));
+          expect((await opaque.get(pk, sk)).sk).toBe(sk);
+        }
+      });
+
       it('refuses a negative t or version', async () => {
         const { opaque } = await open();
         const pk = unique('pk');
         await expectValidationError(opaque.put(doc(pk, 'k', { t: -1 })), 't');
         await expectValidationError(opaque.put(doc(pk, 'k', { version: -1 })), 'version');
+        await expect(opaque.get(pk, 'k')).rejects.toBeInstanceOf(NotFoundError);
+      });
+
+      it('refuses a t further ahead than Cosmos DB’s largest item ttl, 2^31-1 s (found by the property tests)', async () => {
+        const { opaque } = await open();
+        const pk = unique('pk');
+        await expectValidationError(opaque.put(doc(pk, 'k', { t: nowSeconds() + 2 ** 31 + 60 })), 't');
         await expect(opaque.get(pk, 'k')).rejects.toBeInstanceOf(NotFoundError);
       });
 
@@ -1006,6 +1162,7 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         await expectValidationError(store.saveAggregate({ keys: () => ({ pk, sk: '' }) }), 'sk');
         await expectValidationError(store.saveAggregate({ keys: () => ({ pk, sk: 's', gsi: { 21: { pk: 'x' } } }) }), 'gsi.21');
         await expectValidationError(store.saveAggregate({ ttlSeconds: -1, keys: () => ({ pk, sk: 's' }) }), /ttlSeconds/);
+        await expectValidationError(store.saveAggregate({ ttlSeconds: 2 ** 31, keys: () => ({ pk, sk: 's' }) }), /ttlSeconds/);
         await expect(opaque.get(pk, 's')).rejects.toBeInstanceOf(NotFoundError);
       });
 

@@ -307,6 +307,51 @@ describe('an operation on another partition than its batch is refused', () => {
   });
 });
 
+// --- (f) an item ttl Cosmos DB refuses ------------------------------------------------------------
+
+// ItemDefinition types ttl as a number: these are what a careless writer sends anyway.
+const BAD_TTLS = [0, -2, 1.5, 2 ** 31, Number.MAX_SAFE_INTEGER, '60', null] as unknown as number[];
+
+/** Status codes of create, upsert, replace and an atomic batch of items carrying each bad `ttl`. */
+async function badTtlAnswers(target: Target) {
+  const container = await freshContainer(target);
+  const status = (p: Promise<{ statusCode: number }>) =>
+    p.then(
+      (r) => r.statusCode,
+      (err: { code?: number }) => err.code,
+    );
+  await container.items.create({ id: 'kept', a: 'p', v: 0 });
+  const answers = [];
+  for (const [i, ttl] of BAD_TTLS.entries()) {
+    const create = await status(container.items.create({ id: `c${i}`, a: 'p', ttl }));
+    const upsert = await status(container.items.upsert({ id: `u${i}`, a: 'p', ttl }));
+    const replace = await status(container.item('kept', 'p').replace({ id: 'kept', a: 'p', v: i + 1, ttl }));
+    const batch = await container.items.batch([{ operationType: 'Create', resourceBody: { id: `b${i}`, a: 'p', ttl } }], 'p');
+    answers.push({ create, upsert, replace, batch: batch.result?.[0]?.statusCode });
+  }
+  const { resources } = await container.items.query('SELECT c.id FROM c').fetchAll();
+  return { answers, stored: resources.map((d) => d.id as string).sort() };
+}
+
+describe('an item ttl outside -1 and 1 to 2^31-1 is refused with 400', () => {
+  it('the bare server stores it (the gap)', async () => {
+    const { answers } = await badTtlAnswers(targets.bare);
+    expect(answers.every((a) => a.create === 201 && a.upsert === 201)).toBe(true);
+  });
+
+  it('the embedded server refuses it as Cosmos DB does, storing nothing', async () => {
+    const refused = { create: 400, upsert: 400, replace: 400, batch: 400 };
+    expect(await badTtlAnswers(targets.ours)).toEqual({ answers: BAD_TTLS.map(() => refused), stored: ['kept'] });
+  });
+
+  it('the embedded server accepts -1, 1 and 2^31-1', async () => {
+    const container = await freshContainer(targets.ours);
+    for (const ttl of [-1, 1, 2 ** 31 - 1]) {
+      expect((await container.items.create({ id: `ok${ttl}`, a: 'p', ttl })).statusCode).toBe(201);
+    }
+  });
+});
+
 // --- what must still work ------------------------------------------------------------------------
 
 describe('behaviour the embedded server keeps from the library', () => {

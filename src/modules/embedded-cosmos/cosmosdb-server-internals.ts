@@ -73,6 +73,9 @@ export const Account = (require(`${lib}/account/index.js`) as { default: new (ho
 export const route = (require(`${lib}/routes.js`) as {
   default: (req: IncomingMessage) => [Record<string, string>, RouteHandler] | undefined;
 }).default;
+export const createDocument = (require(`${lib}/handler/create-document.js`) as { default: RouteHandler }).default;
+export const upsertDocument = (require(`${lib}/handler/upsert-document.js`) as { default: RouteHandler }).default;
+export const replaceDocument = (require(`${lib}/handler/replace-document.js`) as { default: RouteHandler }).default;
 export const batchDocuments = (require(`${lib}/handler/batch-documents.js`) as { default: RouteHandler }).default;
 export const queryDocuments = (require(`${lib}/handler/query-documents.js`) as { default: RouteHandler }).default;
 export const readDocuments = (require(`${lib}/handler/read-documents.js`) as { default: RouteHandler }).default;

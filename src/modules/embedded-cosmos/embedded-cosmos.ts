@@ -5,23 +5,38 @@ import type { AddressInfo } from 'node:net';
 import {
   Account,
   batchDocuments,
+  createDocument,
   documentOperations,
   queryDocuments,
   readDocuments,
   readItems,
   readMeta,
   readPartitionKeyRanges,
+  replaceDocument,
   route,
   type BatchOperation,
   type OperationResult,
   type ServerAccount,
   type ServerCollection,
   type ServerDocument,
+  upsertDocument,
 } from './cosmosdb-server-internals.js';
 import { ChangeFeeds, type FeedAnswer } from './change-feed.js';
+import { makeQueriesLinear } from './linear-queries.js';
 
 /** Cosmos DB's item and request limit, enforced here as the service does (the bare server accepts anything). */
 const MAX_BYTES = 2 * 1024 * 1024;
+
+/** An item's `ttl`, as Cosmos DB accepts it: -1 (never expires) or 1 to 2^31-1 seconds; absent: the container's. */
+const MAX_ITEM_TTL = 2_147_483_647;
+
+/** Why Cosmos DB would refuse this item's `ttl` (400), or undefined when it is acceptable or absent. */
+function ttlProblem(item: unknown): string | undefined {
+  if (item === null || typeof item !== 'object' || !('ttl' in item)) return undefined;
+  const { ttl } = item as { ttl: unknown };
+  if (ttl === -1 || (typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= 1 && ttl <= MAX_ITEM_TTL)) return undefined;
+  return `The value of ttl must be -1 or an integer from 1 to ${MAX_ITEM_TTL}, got ${JSON.stringify(ttl)}.`;
+}
 
 /**
  * The Cosmos DB emulator's published well-known key. The embedded server checks no signature; the SDK only
@@ -59,8 +74,10 @@ export interface EmbeddedCosmosOptions {
  * - the account advertises its own HTTP endpoint, so the SDK needs no special options;
  * - an incremental latest-version change feed per partition key range (see `change-feed.ts`): ordered by
  *   commit, real continuations, 304 when nothing is new, a transactional batch's items on one page, and
- *   `partitionKeyRanges` physical partitions per container.
- * Still not enforced: TTL (the store filters expired items itself), stored procedures, partition splits.
+ *   `partitionKeyRanges` physical partitions per container;
+ * - an item `ttl` Cosmos DB would refuse (not -1 nor an integer from 1 to 2^31-1) is refused with 400;
+ * - queries cost time linear in the documents scanned, not quadratic (see linear-queries.ts).
+ * Still not enforced: expiry itself (the store filters expired items), stored procedures, partition splits.
  *
  * @example
  * const cosmos = await startEmbeddedCosmos();
@@ -74,6 +91,7 @@ export async function startEmbeddedCosmos(options: EmbeddedCosmosOptions = {}): 
   if (!Number.isSafeInteger(ranges) || ranges < 1 || ranges > 64) {
     throw new Error(`startEmbeddedCosmos: partitionKeyRanges must be an integer from 1 to 64, got ${String(ranges)}`);
   }
+  makeQueriesLinear();
   // The account's own endpoint (port) is never used: the metadata is answered from the Host header.
   const account = new Account('127.0.0.1', 0);
   const feeds = new ChangeFeeds(ranges);
@@ -120,7 +138,11 @@ async function handle(account: ServerAccount, feeds: ChangeFeeds, req: IncomingM
     }) as unknown as IncomingMessage;
     // Attached before any handler runs, so the container's change feed observes every write to it.
     const feed = params.collId ? feeds.of(account.database(params.dbId).collection(params.collId)) : undefined;
-    if (handler === readMeta) {
+    const ttlRefused = (handler === createDocument || handler === upsertDocument || handler === replaceDocument) && ttlProblem(parseJson(raw));
+    if (ttlRefused) {
+      res.statusCode = 400;
+      body = { code: 'BadRequest', message: ttlRefused };
+    } else if (handler === readMeta) {
       body = advertiseHttp(account.read(), req);
     } else if (feed && handler === readDocuments && req.headers['a-im'] !== undefined) {
       body = answer(res, feed.read(req));
@@ -241,6 +263,8 @@ function applyOperation(collection: ServerCollection, op: BatchOperation): Opera
   if (op.resourceBody && Buffer.byteLength(JSON.stringify(op.resourceBody)) > MAX_BYTES) {
     return { statusCode: 413, body: { code: 'RequestEntityTooLarge', message: 'Item exceeds 2 MB.' } };
   }
+  const refusedTtl = ttlProblem(op.resourceBody);
+  if (refusedTtl) return { statusCode: 400, body: { code: 'BadRequest', message: refusedTtl } };
   const run = {
     Create: documentOperations.createOperation,
     Upsert: documentOperations.upsertOperation,

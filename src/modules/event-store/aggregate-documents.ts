@@ -9,7 +9,7 @@ import {
 } from './event-store.interfaces.js';
 import { ValidationError } from './event-store.errors.js';
 import { MAX_DOCUMENT_BYTES, MAX_ID_BYTES, NUM_GSI } from './cosmos-limits.js';
-import { checkExpiry, checkPartitionKey, checkSeconds } from './validation.js';
+import { checkExpiry, checkPartitionKey, checkSeconds, ttlUntil } from './validation.js';
 
 /** A document of the aggregates container (SPEC §4). `gsiNpk`/`gsiNsk` are the slot fields. */
 export interface AggregateDocument {
@@ -74,6 +74,12 @@ export function checkKeys(pk: unknown, sk: unknown): void {
   checkPartitionKey('pk', pk);
   if (typeof sk !== 'string' || sk.length === 0) throw new ValidationError('sk', 'must be a non-empty string');
   checkKeyString('sk', sk);
+  // @azure/cosmos refuses to address an item whose id is only white space (its check is /^\s*$/): such a
+  // document could be written but never read or deleted by key.
+  if (/^\s*$/.test(sk)) throw new ValidationError('sk', 'must contain a character other than white space');
+  // The id is a segment of the item's URL, and URLs resolve "." and ".." away: a get of ".." would read the
+  // container and a delete of ".." delete it.
+  if (sk === '.' || sk === '..') throw new ValidationError('sk', `cannot be ${JSON.stringify(sk)}: a URL resolves it as a relative path`);
   const idBytes = Buffer.byteLength(documentIdForSortKey(sk), 'utf8');
   if (idBytes > MAX_ID_BYTES) {
     throw new ValidationError('sk', `makes a ${idBytes}-byte document id; Cosmos DB allows at most ${MAX_ID_BYTES}`);
@@ -101,7 +107,7 @@ export function toAggregateDocument(doc: OpaqueData, now: number): AggregateDocu
   };
   if (doc.t && doc.t > 0) {
     out.t = doc.t;
-    out.ttl = Math.max(1, doc.t - now);
+    out.ttl = ttlUntil('t', doc.t, now);
   }
   if (doc.version) out.version = doc.version;
   for (let n = 1; n <= NUM_GSI; n++) {

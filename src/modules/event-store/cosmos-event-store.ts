@@ -140,6 +140,24 @@ export class CosmosEventStore extends ChunkedEventStore {
     return (await this.query(aggregateId, TAIL_SQL, Math.min(last, MAX_PAGE_SIZE), last, options)).reverse();
   }
 
+  protected async *readPages(aggregateId: string, pageSize: number, options?: OperationOptions): AsyncGenerator<EventDocument[]> {
+    // One request per page, made only when the caller asks for more: the SDK holds one page at a time.
+    const iterator = this.events.items.query<EventDocument>(
+      { query: LOAD_SQL, parameters: [{ name: '@a', value: aggregateId }, { name: '@now', value: nowSeconds() }] },
+      { partitionKey: aggregateId, maxItemCount: pageSize, abortSignal: options?.abortSignal },
+    );
+    while (iterator.hasMoreResults()) {
+      let page;
+      try {
+        page = await iterator.fetchNext();
+      } catch (err) {
+        options?.abortSignal?.throwIfAborted();
+        throw new EventStoreError(`readStream ${JSON.stringify(aggregateId)} failed: ${messageOf(err)}`, { cause: err });
+      }
+      if (page.resources && page.resources.length > 0) yield page.resources;
+    }
+  }
+
   private async query(
     aggregateId: string,
     sql: string,

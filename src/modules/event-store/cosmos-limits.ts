@@ -18,6 +18,9 @@ export const MAX_DOCUMENT_BYTES = MAX_ITEM_BYTES - 1024;
 /** A partition key value with partition-key definition version 2. */
 export const MAX_PARTITION_KEY_BYTES = 2048;
 
+/** An item's `ttl` in seconds: Cosmos DB refuses more (about 68 years) with 400. */
+export const MAX_ITEM_TTL_SECONDS = 2_147_483_647;
+
 /** A document id. */
 export const MAX_ID_BYTES = 1023;
 

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { chunkByLimits, prepareEvents, toEventDocument } from './event-documents.js';
 import { MAX_BATCH_OPERATIONS, MAX_REQUEST_BYTES } from './cosmos-limits.js';
 
@@ -37,6 +38,24 @@ describe('prepareEvents', () => {
     const [prepared] = prepareEvents('agg-é', [{ version: 12, data: new Uint8Array([1, 2, 3, 4]), ttl: 2_000_000_000 }], 1_000, 0);
     const sent = JSON.stringify({ operationType: 'Create', resourceBody: prepared.doc });
     expect(prepared.operationBytes).toBe(Buffer.byteLength(sent));
+  });
+});
+
+describe('prepareEvents, any record', () => {
+  it('weighs exactly what JSON.stringify writes, whatever the aggregate id, version, data and expiry', () => {
+    const record = fc.record({
+      version: fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.constant(Number.MAX_SAFE_INTEGER), fc.integer({ min: 1 })),
+      data: fc.uint8Array({ maxLength: 40 }),
+      ttl: fc.option(fc.integer({ min: 0, max: 3_800_000_000 }), { nil: undefined }),
+    });
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }), record, fc.nat(10 ** 6), (id, r, storeTtl) => {
+        const [prepared] = prepareEvents(id, [r.ttl === undefined ? { version: r.version, data: r.data } : r], 1_700_000_000, storeTtl);
+        const sent = JSON.stringify({ operationType: 'Create', resourceBody: prepared.doc });
+        expect(prepared.operationBytes).toBe(Buffer.byteLength(sent));
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 

@@ -5,9 +5,11 @@ import type {
   Materializable,
   OpaqueStore,
   OperationOptions,
+  ReadStreamOptions,
   SaveAggregateOptions,
   SaveOptions,
   SnapshotTailStore,
+  StreamingStore,
 } from './event-store.interfaces.js';
 import { EventStoreError, ValidationError } from './event-store.errors.js';
 import {
@@ -20,7 +22,7 @@ import {
   type PreparedEvent,
 } from './event-documents.js';
 import { materialize } from './aggregate-documents.js';
-import { checkPartitionKey, checkSeconds, checkSignal, tailCount } from './validation.js';
+import { checkPartitionKey, checkSeconds, checkSignal, streamPageSize, tailCount } from './validation.js';
 import { resolveRetryOptions, type StoreRetryOptions } from './transient-faults.js';
 
 export interface EventStoreOptions {
@@ -57,7 +59,7 @@ export function resolveStoreOptions(
  * What every event store shares: input checks before any I/O, the split into all-or-nothing chunks, TTL
  * options and materialization. A store supplies how a chunk is written and how live records are read.
  */
-export abstract class ChunkedEventStore implements SnapshotTailStore, AggregateStore {
+export abstract class ChunkedEventStore implements SnapshotTailStore, StreamingStore, AggregateStore {
   protected readonly eventTtlSeconds: number;
   private readonly compressThreshold: number;
   private readonly opaqueStore?: OpaqueStore;
@@ -72,6 +74,12 @@ export abstract class ChunkedEventStore implements SnapshotTailStore, AggregateS
 
   /** Live (unexpired) documents of a stream, ascending; with `last`, only the newest `last` of them. */
   protected abstract readLive(aggregateId: string, last: number | undefined, options?: OperationOptions): Promise<EventDocument[]>;
+
+  /**
+   * Live documents of a stream, ascending, in pages of at most `pageSize` fetched one at a time as the caller
+   * iterates; each page resumes after the last version of the one before.
+   */
+  protected abstract readPages(aggregateId: string, pageSize: number, options?: OperationOptions): AsyncIterable<EventDocument[]>;
 
   async save(aggregateId: string, records: readonly EventRecord[], options?: SaveOptions): Promise<void> {
     checkSignal(options);
@@ -102,6 +110,16 @@ export abstract class ChunkedEventStore implements SnapshotTailStore, AggregateS
     const count = tailCount(n);
     if (count === 0) return { records: [] };
     return { records: (await this.readLive(aggregateId, count, options)).map(fromEventDocument) };
+  }
+
+  async *readStream(aggregateId: string, options?: ReadStreamOptions): AsyncGenerator<EventRecord, void, undefined> {
+    checkSignal(options);
+    checkPartitionKey('aggregateId', aggregateId);
+    const pageSize = streamPageSize(options?.pageSize);
+    for await (const page of this.readPages(aggregateId, pageSize, options)) {
+      for (const doc of page) yield fromEventDocument(doc);
+      checkSignal(options);
+    }
   }
 
   async saveAggregate(aggregate: Materializable, options?: SaveAggregateOptions): Promise<void> {

@@ -51,6 +51,28 @@ export interface Store {
   load(aggregateId: string, options?: OperationOptions): Promise<History>;
 }
 
+/** Options of `readStream`. */
+export interface ReadStreamOptions extends OperationOptions {
+  /** Records fetched per request, and so the most held in memory at once. Default 1000. */
+  pageSize?: number;
+}
+
+/**
+ * A store that can read a stream page by page, without holding all of it: what `load` does for streams too
+ * long to keep in memory.
+ */
+export interface StreamingStore extends Store {
+  /**
+   * The stream's live records, ascending, fetched `pageSize` at a time as the caller iterates. Same checks and
+   * expiry rule as `load`; problems (a `ValidationError`, an aborted signal) surface on the first iteration,
+   * before any request. Records appended while iterating may or may not be seen; none is seen twice.
+   *
+   * @example
+   * for await (const record of store.readStream('order-1', { pageSize: 500 })) state = apply(state, record);
+   */
+  readStream(aggregateId: string, options?: ReadStreamOptions): AsyncIterable<EventRecord>;
+}
+
 /** A store that can read the newest `n` records without reading the rest (protosource `SnapshotTailStore`). */
 export interface SnapshotTailStore extends Store {
   /** The last `n` records, ascending; `n <= 0` gives an empty history without a request. */

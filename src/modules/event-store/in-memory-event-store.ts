@@ -34,6 +34,24 @@ export class InMemoryEventStore extends ChunkedEventStore {
     this.streams.set(aggregateId, stream);
   }
 
+  protected async *readPages(aggregateId: string, pageSize: number, options?: OperationOptions): AsyncGenerator<EventDocument[]> {
+    const now = nowSeconds();
+    let after = 0;
+    for (;;) {
+      await Promise.resolve(); // pages are separate requests: writers may append between them
+      checkSignal(options);
+      // Resumes after the last version seen, as a Cosmos DB continuation does over ORDER BY c.v.
+      const page = [...(this.streams.get(aggregateId)?.values() ?? [])]
+        .filter((doc) => doc.v > after && !isExpired(doc.t, now))
+        .sort((x, y) => x.v - y.v)
+        .slice(0, pageSize);
+      if (page.length === 0) return;
+      yield page;
+      if (page.length < pageSize) return;
+      after = page[page.length - 1].v;
+    }
+  }
+
   protected async readLive(aggregateId: string, last: number | undefined): Promise<EventDocument[]> {
     const now = nowSeconds();
     const live = [...(this.streams.get(aggregateId)?.values() ?? [])]

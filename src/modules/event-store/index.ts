@@ -23,12 +23,14 @@ export type {
   OpaqueQueryResult,
   OpaqueStore,
   OperationOptions,
+  ReadStreamOptions,
   SaveAggregateOptions,
   SaveOptions,
   SnapshotTailStore,
   SortCondition,
   SortOperator,
   Store,
+  StreamingStore,
 } from './event-store.interfaces.js';
 export { SORT_OPERATORS } from './event-store.interfaces.js';
 export {

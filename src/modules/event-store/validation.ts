@@ -1,5 +1,5 @@
 import { ValidationError } from './event-store.errors.js';
-import { MAX_PARTITION_KEY_BYTES } from './cosmos-limits.js';
+import { MAX_ITEM_TTL_SECONDS, MAX_PARTITION_KEY_BYTES } from './cosmos-limits.js';
 
 /** A non-empty, well-formed string whose UTF-8 form fits a partition key value. */
 export function checkPartitionKey(field: string, value: unknown): asserts value is string {
@@ -19,9 +19,27 @@ export function checkExpiry(field: string, value: unknown): void {
   checkWholeSeconds(field, value, 'epoch seconds; 0 means no expiry');
 }
 
-/** A duration in seconds: absent, 0 (none) or a positive safe integer. */
+/** A duration in seconds that becomes an item `ttl`: absent, 0 (none) or a positive integer Cosmos DB accepts. */
 export function checkSeconds(field: string, value: unknown): void {
   checkWholeSeconds(field, value, 'seconds; 0 means none');
+  if (typeof value === 'number' && value > MAX_ITEM_TTL_SECONDS) {
+    throw new ValidationError(field, `must be at most ${MAX_ITEM_TTL_SECONDS} seconds (about 68 years), Cosmos DB's largest item ttl`);
+  }
+}
+
+/**
+ * The item `ttl` for an absolute expiry: the seconds left (at least 1, so an expiry already past is purged at
+ * once), refused when further ahead than Cosmos DB's largest item ttl, which it would answer with 400.
+ */
+export function ttlUntil(field: string, expiry: number, now: number): number {
+  const ttl = Math.max(1, expiry - now);
+  if (ttl > MAX_ITEM_TTL_SECONDS) {
+    throw new ValidationError(
+      field,
+      `is ${ttl} seconds from now; Cosmos DB's item ttl allows at most ${MAX_ITEM_TTL_SECONDS} (about 68 years). Use 0 for no expiry`,
+    );
+  }
+  return ttl;
 }
 
 function checkWholeSeconds(field: string, value: unknown, unit: string): void {
@@ -39,4 +57,19 @@ export function checkSignal(options: { abortSignal?: AbortSignal } | undefined):
 export function tailCount(n: unknown): number {
   if (typeof n !== 'number' || Number.isNaN(n)) throw new ValidationError('n', 'must be a number');
   return n < 1 ? 0 : Math.min(Math.floor(n), Number.MAX_SAFE_INTEGER);
+}
+
+/** Records per page of `readStream`, when the caller gives none. */
+export const DEFAULT_STREAM_PAGE_SIZE = 1000;
+
+// maxItemCount is an int32 on the wire.
+const MAX_PAGE_SIZE = 2_147_483_647;
+
+/** The page size of `readStream`: a positive integer that fits the wire's int32, 1000 when absent. */
+export function streamPageSize(value: unknown): number {
+  if (value === undefined) return DEFAULT_STREAM_PAGE_SIZE;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_PAGE_SIZE) {
+    throw new ValidationError('pageSize', `must be a positive integer of at most ${MAX_PAGE_SIZE}, got ${String(value)}`);
+  }
+  return value;
 }
