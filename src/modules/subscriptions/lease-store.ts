@@ -73,6 +73,11 @@ export function toStoredStart(from: StartFrom, now = Date.now()): StoredStart {
 }
 
 /** The documents of one consumer group in the leases container. */
+/** A lease nobody holds, reading from `start`: how a lease is created and how a rebuild resets one. */
+export function unclaimed(start: StoredStart): Pick<LeaseDocument, 'owner' | 'expiresAt' | 'requestedBy' | 'continuation' | 'startFrom' | 'checkpointedAt'> {
+  return { owner: null, expiresAt: 0, requestedBy: null, continuation: null, startFrom: start, checkpointedAt: null };
+}
+
 export class LeaseStore {
   constructor(
     readonly container: Container,
@@ -107,12 +112,7 @@ export class LeaseStore {
         group: this.group,
         type: 'lease',
         feedRange: { minInclusive: range.minInclusive, maxExclusive: range.maxExclusive },
-        owner: null,
-        expiresAt: 0,
-        requestedBy: null,
-        continuation: null,
-        startFrom: start,
-        checkpointedAt: null,
+        ...unclaimed(start),
       } satisfies LeaseDocument);
     }
   }

@@ -1,7 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import type { Container, FeedRange } from '@azure/cosmos';
 import { estimatePending, probe, type FeedPosition } from './change-feed-reader.js';
-import { LeaseStore, rangeKey, toStoredStart, type GroupDocument, type LeaseDocument, type Stored } from './lease-store.js';
+import { LeaseStore, rangeKey, toStoredStart, unclaimed, type GroupDocument, type LeaseDocument, type Stored } from './lease-store.js';
 import { OwnedLease } from './owned-lease.js';
 import { RangeWorker } from './range-worker.js';
 import { describe, type SubscriberRuntime } from './subscriber-runtime.js';
@@ -286,15 +286,7 @@ export class SubscriberGroup {
     }
     for (const lease of leases) {
       for (let current: Stored<LeaseDocument> | undefined = lease; current; ) {
-        const reset: LeaseDocument = {
-          ...current,
-          owner: null,
-          expiresAt: 0,
-          requestedBy: null,
-          continuation: null,
-          startFrom: start,
-          checkpointedAt: null,
-        };
+        const reset: LeaseDocument = { ...current, ...unclaimed(start) };
         if (await this.store.replace(reset, current._etag)) break;
         current = await this.store.read<LeaseDocument>(lease.id);
       }
