@@ -228,4 +228,22 @@ describe('subscriptions: leases and checkpoints', () => {
     const seen = log.deliveries.filter((d) => d.aggregateId === 'quit').map((d) => `${d.instance}${d.version}`);
     expect(seen).toEqual(['A1', 'A2', 'A3', 'A4', 'B5', 'B6']);
   });
+  it('creates the lease of a feed range an interrupted start left without one, and reads its events', async () => {
+    const log = new DeliveryLog();
+    const aggregates = Array.from({ length: 12 }, (_, i) => `part-${i}`);
+    const a = await instance('A', log);
+    await eventually('A holds every range', () => a.subscriptions.status()[0].ownedRanges.length === 4);
+    await a.close();
+    // As if the group's initialization had been cut off after the group document and three of its leases.
+    const leases = fixture.client.database(databaseId).container('leases');
+    const [lost] = await leaseDocuments();
+    await leases.item(lost.id, 'ledger').delete();
+    expect(await leaseDocuments()).toHaveLength(3);
+    await append(aggregates, 1, 3);
+
+    const b = await instance('B', log);
+    await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 15_000 });
+    expectEveryVersionInOrder(log.deliveries, aggregates, 3);
+    expect(await leaseDocuments()).toHaveLength(4);
+  }, 60_000);
 });

@@ -72,7 +72,10 @@ export function toStoredStart(from: StartFrom, now = Date.now()): StoredStart {
   return { kind: 'time', at: from === 'now' ? now : from.getTime() };
 }
 
-/** The documents of one consumer group in the leases container. */
+function isStoredStart(from: StartFrom | StoredStart): from is StoredStart {
+  return typeof from === 'object' && !(from instanceof Date);
+}
+
 /** A lease nobody holds, reading from `start`: how a lease is created and how a rebuild resets one. */
 export function unclaimed(start: StoredStart): Pick<LeaseDocument, 'owner' | 'expiresAt' | 'requestedBy' | 'continuation' | 'startFrom' | 'checkpointedAt'> {
   return { owner: null, expiresAt: 0, requestedBy: null, continuation: null, startFrom: start, checkpointedAt: null };
@@ -101,9 +104,9 @@ export class LeaseStore {
   }
 
   /** Creates the group document and one lease per feed range, where missing (a concurrent creator wins). */
-  async initialize(ranges: Array<{ minInclusive: string; maxExclusive: string }>, startFrom: StartFrom): Promise<void> {
+  async initialize(ranges: Array<{ minInclusive: string; maxExclusive: string }>, startFrom: StartFrom | StoredStart): Promise<void> {
     const now = Date.now();
-    const start = toStoredStart(startFrom, now);
+    const start = isStoredStart(startFrom) ? startFrom : toStoredStart(startFrom, now);
     const group: GroupDocument = { id: 'group', group: this.group, type: 'group', state: 'running', updatedAt: now };
     await this.createIfMissing(group);
     for (const range of ranges) {

@@ -127,12 +127,16 @@ export class SubscriberGroup {
       throw err;
     }
     let { group, leases } = listed;
-    if (!group || leases.length === 0) {
-      if (this.stopping) return;
-      await this.store.initialize([...(await this.ranges())], this.startFrom);
-      ({ group, leases } = await this.store.list());
-      if (!group) return;
+    if (!this.stopping) {
+      // Also after an interrupted initialize (the group and only some leases written): every feed range must
+      // have its lease, or its events are never read.
+      const missing = await this.missingRanges(leases);
+      if (!group || missing.length > 0) {
+        await this.store.initialize(missing, leases[0]?.startFrom ?? this.startFrom);
+        ({ group, leases } = await this.store.list());
+      }
     }
+    if (!group) return;
     if (group.state !== this.state) {
       if (this.state !== undefined || group.state !== 'running') {
         this.logger.log(`${this.label}: group is ${group.state}${group.reason ? ` (${group.reason})` : ''}`);
@@ -281,8 +285,11 @@ export class SubscriberGroup {
     }
     await this.runtime.rebuildHook?.(from);
     const start = toStoredStart(from);
-    if (leases.length === 0) {
-      await this.store.initialize([...(await this.ranges())], from);
+    const missing = await this.missingRanges(leases);
+    if (missing.length > 0) {
+      await this.store.initialize(missing, start);
+      // Reset what was there then too: another instance may have created a missing lease in the meantime.
+      ({ leases } = await this.store.list());
     }
     for (const lease of leases) {
       for (let current: Stored<LeaseDocument> | undefined = lease; current; ) {
@@ -298,17 +305,16 @@ export class SubscriberGroup {
   async lag(): Promise<SubscriberLag> {
     const { group, leases } = await this.store.list();
     const now = Date.now();
-    const positions: Array<{ range: Range; owner?: string; position: FeedPosition }> =
-      leases.length > 0
-        ? leases.map((l) => ({
-            range: l.feedRange,
-            owner: l.owner && l.expiresAt > now ? l.owner : undefined,
-            position: { continuation: l.continuation, startFrom: l.startFrom },
-          }))
-        : (await this.ranges()).map((range) => ({
-            range,
-            position: { continuation: null, startFrom: toStoredStart(this.startFrom, now) },
-          }));
+    // A feed range without a lease (not created yet, or its creation was interrupted) is pending from its start.
+    const start = leases[0]?.startFrom ?? toStoredStart(this.startFrom, now);
+    const positions: Array<{ range: Range; owner?: string; position: FeedPosition }> = [
+      ...leases.map((l) => ({
+        range: l.feedRange,
+        owner: l.owner && l.expiresAt > now ? l.owner : undefined,
+        position: { continuation: l.continuation, startFrom: l.startFrom },
+      })),
+      ...(await this.missingRanges(leases)).map((range) => ({ range, position: { continuation: null, startFrom: start } })),
+    ];
     const ranges: RangeLag[] = await Promise.all(
       positions.map(async ({ range, owner, position }) => {
         const result = await probe(this.events, await this.feedRangeOf(range), position);
@@ -336,7 +342,8 @@ export class SubscriberGroup {
     let targets: Map<string, number | undefined> | undefined;
     for (;;) {
       const { leases } = await this.store.list();
-      if (leases.length > 0) {
+      // A feed range without a lease is pending: nobody reads it until its lease exists.
+      if (leases.length > 0 && (await this.missingRanges(leases)).length === 0) {
         const probes = await Promise.all(
           leases.map(async (l) => probe(this.events, await this.feedRangeOf(l.feedRange), { continuation: l.continuation, startFrom: l.startFrom })),
         );
@@ -356,6 +363,14 @@ export class SubscriberGroup {
       }
       await sleep(Math.min(this.settings.pollIntervalMs, 200));
     }
+  }
+
+  /** The container's feed ranges that no lease covers (a lease keeps its bounds across a split, so covers). */
+  private async missingRanges(leases: ReadonlyArray<{ feedRange: Range }>): Promise<Range[]> {
+    const ranges = (await this.ranges()) as unknown as readonly Range[];
+    return ranges
+      .filter((r) => !leases.some((l) => l.feedRange.minInclusive <= r.minInclusive && r.maxExclusive <= l.feedRange.maxExclusive))
+      .map((r) => ({ minInclusive: r.minInclusive, maxExclusive: r.maxExclusive }));
   }
 
   /** The container's feed ranges (read once). */
