@@ -70,18 +70,27 @@ export class SubscriberRuntime {
     const stop = (result: PageOutcome) => {
       if (outcome === 'handled' || result === 'stopped') outcome = result;
     };
+    // A lane that threw (a dead letter that could not be written) fails the page: the other lanes take no
+    // further event, and the page is given up only once every lane has settled, so the reader's retry of the
+    // page never runs beside lanes still delivering its events.
+    let failure: { error: unknown } | undefined;
     let next = 0;
     const lane = async () => {
-      while (outcome === 'handled' && next < lanes.length) {
-        const own = lanes[next++];
-        for (const event of own) {
-          const result = await this.deliver(event, control);
-          if (result !== 'handled') return stop(result);
-          if (outcome !== 'handled') return;
+      try {
+        while (outcome === 'handled' && !failure && next < lanes.length) {
+          const own = lanes[next++];
+          for (const event of own) {
+            const result = await this.deliver(event, control);
+            if (result !== 'handled') return stop(result);
+            if (outcome !== 'handled' || failure) return;
+          }
         }
+      } catch (error) {
+        failure ??= { error };
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.subscriber.concurrency, lanes.length) }, lane));
+    await Promise.allSettled(Array.from({ length: Math.min(this.subscriber.concurrency, lanes.length) }, lane));
+    if (failure) throw failure.error;
     return outcome;
   }
 
