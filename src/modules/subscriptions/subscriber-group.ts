@@ -77,6 +77,7 @@ export class SubscriberGroup {
   async stop(): Promise<void> {
     const loop = this.loop;
     if (!loop) return;
+    const deadline = Date.now() + this.settings.shutdownTimeoutMs;
     this.stopping = true;
     const workers = [...this.workers.values()];
     const timeout = new AbortController();
@@ -94,7 +95,19 @@ export class SubscriberGroup {
       this.workers.clear();
     }
     this.poke();
-    await loop;
+    // The loop ends once its check in progress has; a check stuck on an unanswered call must not hold the
+    // shutdown past its timeout either.
+    const remaining = new AbortController();
+    const ended = await Promise.race([
+      loop.then(() => true),
+      sleep(Math.max(0, deadline - Date.now()), remaining.signal).then(() => false),
+    ]);
+    remaining.abort();
+    if (!ended) {
+      this.logger.warn(`${this.label}: managing leases still busy after ${this.settings.shutdownTimeoutMs} ms; not waiting for it`);
+      for (const worker of this.workers.values()) worker.abandon();
+      this.workers.clear();
+    }
   }
 
   /** Wakes the loop now rather than at the next interval. */
@@ -218,6 +231,14 @@ export class SubscriberGroup {
       doc._etag,
     );
     if (!taken) return undefined;
+    const lease = new OwnedLease(this.store, taken.lease, me, this.settings.leaseDurationMs);
+    if (this.stopping) {
+      // stop() began while this check was taking the lease: no reader may start after it; let the lease go.
+      await lease.release().catch((err: unknown) => {
+        this.logger.warn(`${this.label}: releasing ${rangeKey(doc.feedRange)} taken during shutdown failed (it will expire): ${describe(err)}`);
+      });
+      return undefined;
+    }
     const name = rangeKey(doc.feedRange);
     const previous = doc.owner && doc.owner !== me ? ` from ${doc.owner} (expired)` : '';
     this.logger.log(`${this.label}: took ${name}${previous}, ${doc.continuation ? 'resuming at its checkpoint' : 'from its start'}`);
@@ -225,7 +246,7 @@ export class SubscriberGroup {
       events: this.events,
       range,
       rangeName: name,
-      lease: new OwnedLease(this.store, taken.lease, me, this.settings.leaseDurationMs),
+      lease,
       store: this.store,
       runtime: this.runtime,
       instanceId: me,

@@ -1,0 +1,98 @@
+import type { Container } from '@azure/cosmos';
+import type { Logger } from '@nestjs/common';
+import type { GroupDocument, LeaseDocument, LeaseStore, Stored } from './lease-store.js';
+import { SubscriberGroup, type GroupSettings } from './subscriber-group.js';
+import { SubscriberRuntime, type ResolvedSubscriber } from './subscriber-runtime.js';
+
+const quiet = { log() {}, warn() {}, error() {} } as unknown as Logger;
+const range = { minInclusive: '', maxExclusive: 'FF' };
+class FakeFeedRange {
+  constructor(
+    readonly minInclusive: string,
+    readonly maxExclusive: string,
+  ) {}
+}
+const settings: GroupSettings = { instanceId: 'A', leaseDurationMs: 1_000, renewIntervalMs: 50, pollIntervalMs: 20, shutdownTimeoutMs: 300 };
+const groupDoc: Stored<GroupDocument> = { id: 'group', group: 'sub', type: 'group', state: 'running', updatedAt: 0, _etag: 'g1' };
+const leaseDoc: Stored<LeaseDocument> = {
+  id: 'lease:-FF',
+  group: 'sub',
+  type: 'lease',
+  feedRange: range,
+  owner: null,
+  expiresAt: 0,
+  requestedBy: null,
+  continuation: null,
+  startFrom: { kind: 'beginning' },
+  checkpointedAt: null,
+  _etag: 'l1',
+};
+
+function setUp() {
+  let feedReads = 0;
+  const events = {
+    getFeedRanges: () => Promise.resolve([new FakeFeedRange(range.minInclusive, range.maxExclusive)]),
+    items: {
+      getChangeFeedIterator: () => {
+        feedReads++;
+        return { readNext: () => new Promise(() => {}) };
+      },
+    },
+  } as unknown as Container;
+  const subscriber: ResolvedSubscriber = {
+    name: 'sub',
+    className: 'Sub',
+    instance: {},
+    handlers: [],
+    retry: { attempts: 1, initialDelayMs: 1, maxDelayMs: 1 },
+    onFailure: 'dead-letter',
+    maxItemCount: 10,
+    concurrency: 1,
+  };
+  const group = new SubscriberGroup(events, {} as Container, new SubscriberRuntime(subscriber, quiet), 'beginning', settings, quiet);
+  const written: LeaseDocument[] = [];
+  const store = group.store as unknown as Record<string, unknown>;
+  store.list = () => Promise.resolve({ group: groupDoc, leases: [leaseDoc] });
+  store.replace = (doc: LeaseDocument) => {
+    written.push(doc);
+    return Promise.resolve({ ...doc, _etag: `w${written.length}` });
+  };
+  return { group, store: store as unknown as LeaseStore & Record<string, unknown>, written, feedReads: () => feedReads };
+}
+
+describe('SubscriberGroup.stop', () => {
+  it('a lease taken by a check still in progress when stop() began is released, and no reader starts', async () => {
+    const { group, store, written, feedReads } = setUp();
+    let reached!: () => void;
+    const taking = new Promise<void>((resolve) => (reached = resolve));
+    let answer!: () => void;
+    store.takeFenced = (g: Stored<GroupDocument>, lease: LeaseDocument) => {
+      reached();
+      return new Promise((resolve) => (answer = () => resolve({ group: g, lease: { ...lease, _etag: 'l2' } })));
+    };
+    group.start();
+    await taking;
+    const stopping = group.stop();
+    answer();
+    await stopping;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(feedReads()).toBe(0);
+    expect(group.status().ownedRanges).toEqual([]);
+    expect(written.at(-1)).toMatchObject({ id: leaseDoc.id, owner: null });
+  });
+
+  it('does not wait past the shutdown timeout for a check that never ends', async () => {
+    const { group, store } = setUp();
+    let reached!: () => void;
+    const taking = new Promise<void>((resolve) => (reached = resolve));
+    store.takeFenced = () => {
+      reached();
+      return new Promise(() => {});
+    };
+    group.start();
+    await taking;
+    const started = Date.now();
+    await group.stop();
+    expect(Date.now() - started).toBeLessThan(settings.shutdownTimeoutMs + 500);
+  });
+});
