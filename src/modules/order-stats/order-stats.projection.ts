@@ -12,13 +12,21 @@ const ORDER_STREAMS = 'Order/';
  * instance reads its feed range, updates the counters once (redeliveries are recognised by version).
  * Snapshot records in the streams are not events and are filtered out by type.
  */
-@Subscriber({ name: ORDER_STATS_SUBSCRIBER, startFrom: 'beginning', serializer: new JsonEventSerializer(), concurrency: 4 })
+// onFailure 'stop': a skipped event would leave the counters wrong for good; stopping the group keeps it
+// visible (health, lag) and a resume() delivers the event again from the last checkpoint.
+@Subscriber({
+  name: ORDER_STATS_SUBSCRIBER,
+  startFrom: 'beginning',
+  serializer: new JsonEventSerializer(),
+  concurrency: 4,
+  onFailure: 'stop',
+})
 export class OrderStatsProjection implements OnSubscriberRebuild {
   constructor(private readonly stats: OrderStatsStore) {}
 
   @OnEvent({ aggregateIdPrefix: ORDER_STREAMS, types: Object.values(ORDER_EVENT_TYPES) })
-  async apply({ event }: SubscribedEvent<EventEnvelope>): Promise<void> {
-    await this.stats.apply(event!);
+  async apply({ event, signal }: SubscribedEvent<EventEnvelope>): Promise<void> {
+    await this.stats.apply(event!, signal);
   }
 
   /** A rebuild starts from an empty read model; only a full replay can refill it. */

@@ -16,8 +16,8 @@ import {
 
 /** The partition of the aggregates container that holds the whole read model, so one batch updates it atomically. */
 export const ORDER_STATS_PARTITION = 'projection/order-stats';
-/** Attempts at one event when other instances update the same counters at the same time. */
-const MAX_ATTEMPTS = 20;
+/** Longest pause between two attempts at one event after a conflict with a concurrent update. */
+const MAX_CONFLICT_DELAY_MS = 1_000;
 
 export const ORDER_EVENT_TYPES: OrderEventTypes = {
   placed: eventTypeOf(OrderPlaced),
@@ -65,8 +65,16 @@ interface Stored<T> {
 export class OrderStatsStore {
   constructor(@InjectAggregatesContainer() private readonly container: Container) {}
 
-  async apply(event: OrderEventEnvelope): Promise<'applied' | 'duplicate'> {
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+  /**
+   * Applies one event. A conflict (412/409) means another reader's update got in first: that one made progress,
+   * so this one is read again and retried, with jittered backoff, for as long as it takes (a small cap would
+   * dead-letter the event under contention and the counters would drift for good); only `signal` (the reader
+   * is stopping) ends the retries, leaving the event to be delivered again.
+   */
+  async apply(event: OrderEventEnvelope, signal?: AbortSignal): Promise<'applied' | 'duplicate'> {
+    for (let attempt = 1; ; attempt++) {
+      // The first attempt always runs (a graceful stop finishes the page in hand); only retries end on stop.
+      if (attempt > 1) signal?.throwIfAborted();
       const orderSk = `order/${event.aggregateId}`;
       const order = await this.read<OrderRow>(orderSk);
       if (order && event.version <= order.row.version) return 'duplicate';
@@ -97,12 +105,11 @@ export class OrderStatsStore {
       // Another reader changed one of the documents since they were read (412), or created it first (409):
       // read again after a short random pause, so readers contending for the same counters spread out.
       if (statuses.some((s) => s === 412 || s === 409)) {
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 5 * attempt)));
+        await pause(Math.random() * Math.min(MAX_CONFLICT_DELAY_MS, 5 * 2 ** Math.min(attempt, 10)), signal);
         continue;
       }
       throw new Error(`order-stats: applying ${event.type} of ${event.aggregateId}@${event.version} failed (${statuses.join(', ')})`);
     }
-    throw new Error(`order-stats: ${event.aggregateId}@${event.version} kept conflicting with concurrent updates`);
   }
 
   async view(): Promise<OrderStatsView> {
@@ -154,6 +161,20 @@ export class OrderStatsStore {
       ? { operationType: 'Replace', id: resourceBody.id, resourceBody: { ...resourceBody }, ifMatch: current.etag }
       : { operationType: 'Create', resourceBody: { ...resourceBody } };
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 function zeroStatuses(): Record<OrderStatus, number> {

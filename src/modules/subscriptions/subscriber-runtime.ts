@@ -113,12 +113,15 @@ export class SubscriberRuntime {
       const { attempts, initialDelayMs, maxDelayMs } = this.subscriber.retry;
       for (let attempt = 1; ; attempt++) {
         try {
-          const event: SubscribedEvent = { ...feedEvent, attempt };
+          const event: SubscribedEvent = { ...feedEvent, attempt, signal: control.signal };
           if (serializer) event.event = decoded;
           await method.call(this.subscriber.instance, event);
           break;
         } catch (err) {
           this.stats.lastError = `${name} on ${feedEvent.aggregateId}@${feedEvent.version}: ${describe(err)}`;
+          // Asked to stop (or the lease is gone): a failure now may be the handler giving up on that; not a
+          // reason to dead-letter the event. The page stays unfinished and is read again.
+          if (control.signal.aborted || !control.mayContinue()) return 'interrupted';
           if (attempt >= attempts) {
             const outcome = await this.giveUp(feedEvent, name, err, attempt, control);
             if (outcome !== 'handled') return outcome;

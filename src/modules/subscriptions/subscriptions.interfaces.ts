@@ -24,6 +24,11 @@ export interface SubscribedEvent<E = unknown> {
   committedAt: Date;
   /** 1 on the first delivery attempt in this process, more on retries after a failure. */
   attempt: number;
+  /**
+   * Aborted when the reader is asked to stop (shutdown, hand-over, lease lost): a handler that waits or retries
+   * by itself should give up then; a handler failing after it is not dead-lettered, its page is read again.
+   */
+  signal?: AbortSignal;
 }
 
 /** A failing handler's retries: `attempts` tries in all, waiting `initialDelayMs`, doubling up to `maxDelayMs`. */
