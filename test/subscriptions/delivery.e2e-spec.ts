@@ -136,15 +136,17 @@ describe('subscriptions: delivery', () => {
     const aggregates = Array.from({ length: 16 }, (_, i) => `Order/${i}`);
     const a = await instance('A', [Recorder], log);
     const firstHalf = writeConcurrently(aggregates, 1, 15);
-    await eventually('A reads', () => log.deliveries.length > 20);
+    await eventually('A reads', () => log.deliveries.length > 20, 20_000);
     const b = await instance('B', [Recorder], log);
     await firstHalf;
     // The work is shared: four ranges, two each once balanced.
-    await eventually('the ranges are split two and two', () =>
-      a.subscriptions.status()[0].ownedRanges.length === 2 && b.subscriptions.status()[0].ownedRanges.length === 2,
+    await eventually(
+      'the ranges are split two and two',
+      () => a.subscriptions.status()[0].ownedRanges.length === 2 && b.subscriptions.status()[0].ownedRanges.length === 2,
+      20_000,
     );
     await writeConcurrently(aggregates, 16, 30);
-    await a.subscriptions.waitForCatchUp('recorder', { timeoutMs: 20_000 });
+    await a.subscriptions.waitForCatchUp('recorder', { timeoutMs: 30_000 });
 
     expectAtLeastOnceInOrder(log.deliveries, aggregates, 30);
     // Hand-overs between live instances are graceful (page finished, checkpointed, released): no repeats.
@@ -153,7 +155,7 @@ describe('subscriptions: delivery', () => {
     const [lag] = await b.subscriptions.lag('recorder');
     expect(lag).toMatchObject({ name: 'recorder', state: 'running', estimatedPending: 0, behindMs: 0 });
     expect(new Set(lag.ranges.map((r) => r.owner))).toEqual(new Set(['A', 'B']));
-  });
+  }, 120_000);
 
   it('decodes events with the serializer and routes them to the handlers whose filter they match', async () => {
     const log = new DeliveryLog();

@@ -156,7 +156,7 @@ describe('subscriptions: leases and checkpoints', () => {
     await eventually('the ranges are split two and two', () =>
       a.subscriptions.status()[0].ownedRanges.length === 2 && b.subscriptions.status()[0].ownedRanges.length === 2,
     );
-    await a.subscriptions.waitForCatchUp('ledger');
+    await a.subscriptions.waitForCatchUp('ledger', { timeoutMs: 20_000 });
 
     // A stops answering in the middle of a page: its handler is held, then its network goes.
     hold.arm({ instance: 'A' });
@@ -164,10 +164,10 @@ describe('subscriptions: leases and checkpoints', () => {
     await hold.reached.promise;
     const cutAt = log.deliveries.length;
     a.cut();
-    await eventually('B holds every range', () => b.subscriptions.status()[0].ownedRanges.length === 4, 5_000);
+    await eventually('B holds every range', () => b.subscriptions.status()[0].ownedRanges.length === 4, 20_000);
     hold.release();
     await writing;
-    await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 15_000 });
+    await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 30_000 });
 
     expectEveryVersionInOrder(log.deliveries, aggregates, 15);
     // No range is read by two instances at once. Each aggregate lives in one range, so its readers take
@@ -185,7 +185,7 @@ describe('subscriptions: leases and checkpoints', () => {
     expect(log.deliveries.slice(cutAt).filter((d) => d.instance === 'A').length).toBeLessThanOrEqual(2 * 4);
     expect(new Set((await leaseDocuments()).map((l) => l.owner))).toEqual(new Set(['B']));
     expect(b.logger.text).toMatch(/took .* from A \(expired\)/);
-  });
+  }, 120_000);
 
   it('after a crash, the next owner reads again only the page that was not checkpointed', async () => {
     const log = new DeliveryLog();
@@ -197,14 +197,14 @@ describe('subscriptions: leases and checkpoints', () => {
     a.cut();
     hold.release();
     // A finishes its page (its lease is still valid) but cannot checkpoint it; it stops when the lease expires.
-    await eventually('A handled solo@8', () => log.deliveries.some((d) => d.instance === 'A' && d.version === 8));
+    await eventually('A handled solo@8', () => log.deliveries.some((d) => d.instance === 'A' && d.version === 8), 20_000);
     const b = await instance('B', log);
-    await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 10_000 });
+    await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 30_000 });
     const byB = log.deliveries.filter((d) => d.instance === 'B' && d.aggregateId === 'solo').map((d) => d.version);
     expect(byB).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
     const byA = log.deliveries.filter((d) => d.instance === 'A' && d.aggregateId === 'solo').map((d) => d.version);
     expect(byA).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-  });
+  }, 90_000);
 
   it('on shutdown finishes the handler in flight, checkpoints, and releases every lease', async () => {
     const log = new DeliveryLog();
@@ -224,15 +224,15 @@ describe('subscriptions: leases and checkpoints', () => {
     expect(leases.every((l) => l.owner === null && l.expiresAt === 0)).toBe(true);
     // The page 1-4 was finished and checkpointed before the lease went: a new instance starts at 5.
     const b = await instance('B', log);
-    await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 10_000 });
+    await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 20_000 });
     const seen = log.deliveries.filter((d) => d.aggregateId === 'quit').map((d) => `${d.instance}${d.version}`);
     expect(seen).toEqual(['A1', 'A2', 'A3', 'A4', 'B5', 'B6']);
-  });
+  }, 60_000);
   it('creates the lease of a feed range an interrupted start left without one, and reads its events', async () => {
     const log = new DeliveryLog();
     const aggregates = Array.from({ length: 12 }, (_, i) => `part-${i}`);
     const a = await instance('A', log);
-    await eventually('A holds every range', () => a.subscriptions.status()[0].ownedRanges.length === 4);
+    await eventually('A holds every range', () => a.subscriptions.status()[0].ownedRanges.length === 4, 20_000);
     await a.close();
     // As if the group's initialization had been cut off after the group document and three of its leases.
     const leases = fixture.client.database(databaseId).container('leases');
@@ -242,7 +242,7 @@ describe('subscriptions: leases and checkpoints', () => {
     await append(aggregates, 1, 3);
 
     const b = await instance('B', log);
-    await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 15_000 });
+    await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 30_000 });
     expectEveryVersionInOrder(log.deliveries, aggregates, 3);
     expect(await leaseDocuments()).toHaveLength(4);
   }, 60_000);

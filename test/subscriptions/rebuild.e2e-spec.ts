@@ -128,15 +128,18 @@ describe('subscriptions: rebuild', () => {
     const b = await instance('B', log, balances);
     await write(10, 1, 12);
     await a.subscriptions.waitForCatchUp('balances', { timeoutMs: 15_000 });
-    await eventually('both instances hold ranges', () =>
-      a.subscriptions.status()[0].ownedRanges.length > 0 && b.subscriptions.status()[0].ownedRanges.length > 0,
+    await eventually(
+      'both instances hold ranges',
+      () => a.subscriptions.status()[0].ownedRanges.length > 0 && b.subscriptions.status()[0].ownedRanges.length > 0,
+      20_000,
     );
     const live = balances.snapshot();
     expect(live).toEqual(expected(10, 12));
     const deliveredLive = log.deliveries.length;
 
     // Called on B while A holds ranges: A lets go, the read model is cleared once, every range starts over.
-    await b.subscriptions.rebuild('balances');
+    // An explicit timeout: the default (twice the lease) is only a few seconds under the FAST test options.
+    await b.subscriptions.rebuild('balances', { timeoutMs: 30_000 });
     expect(balances.rebuilds).toEqual(['beginning']);
     await b.subscriptions.waitForCatchUp('balances', { timeoutMs: 15_000 });
     expect(balances.snapshot()).toEqual(live);
@@ -147,27 +150,27 @@ describe('subscriptions: rebuild', () => {
     await write(10, 13, 14);
     await a.subscriptions.waitForCatchUp('balances', { timeoutMs: 15_000 });
     expect(balances.snapshot()).toEqual(expected(10, 14));
-  });
+  }, 120_000);
 
   it('rebuilds from a point in time: only events committed from then on are read again', async () => {
     const log = new DeliveryLog();
     const balances = new Balances();
     const a = await instance('A', log, balances);
     await write(3, 1, 2);
-    await a.subscriptions.waitForCatchUp('balances', { timeoutMs: 10_000 });
+    await a.subscriptions.waitForCatchUp('balances', { timeoutMs: 20_000 });
     // Change feed start times have whole seconds: start on a fresh second.
     await new Promise((resolve) => setTimeout(resolve, 1_005 - (Date.now() % 1_000)));
     const from = new Date();
     await write(3, 3, 4);
-    await a.subscriptions.waitForCatchUp('balances', { timeoutMs: 10_000 });
+    await a.subscriptions.waitForCatchUp('balances', { timeoutMs: 20_000 });
     const before = log.deliveries.length;
 
-    await a.subscriptions.rebuild('balances', { from });
+    await a.subscriptions.rebuild('balances', { from, timeoutMs: 30_000 });
     expect(balances.rebuilds).toEqual([from]);
-    await a.subscriptions.waitForCatchUp('balances', { timeoutMs: 10_000 });
+    await a.subscriptions.waitForCatchUp('balances', { timeoutMs: 20_000 });
     const replayed = log.deliveries.slice(before).map((d) => d.version);
     expect(replayed.sort()).toEqual([3, 3, 3, 4, 4, 4]);
     expect(balances.snapshot()).toEqual(expected(3, 4));
     expect(await a.subscriptions.deadLetters('balances')).toEqual([]);
-  });
+  }, 90_000);
 });

@@ -53,10 +53,14 @@ export interface Instance {
   close(): Promise<void>;
 }
 
-/** Settings that keep the tests fast: a lease of 1 s, renewed every 100 ms, polls every 20 ms. */
+/**
+ * Settings that keep the tests fast: a lease of 3 s, renewed every 300 ms, polls every 20 ms. The lease is
+ * long enough that a GC or event-loop stall of a slow CI machine does not let it lapse (a takeover would
+ * legitimately deliver again, breaking the tests that count deliveries under a healthy lease).
+ */
 export const FAST: SubscriptionsModuleOptions = {
-  leaseDurationMs: 1_000,
-  renewIntervalMs: 100,
+  leaseDurationMs: 3_000,
+  renewIntervalMs: 300,
   pollIntervalMs: 20,
   retry: { attempts: 3, initialDelayMs: 5, maxDelayMs: 20 },
   shutdownTimeoutMs: 5_000,
