@@ -104,7 +104,8 @@ export class SubscriberGroup {
     ]);
     remaining.abort();
     if (!ended) {
-      this.logger.warn(`${this.label}: managing leases still busy after ${this.settings.shutdownTimeoutMs} ms; not waiting for it`);
+      // (Already said when the readers were the ones that ran out of time.)
+      if (finished) this.logger.warn(`${this.label}: managing leases still busy after ${this.settings.shutdownTimeoutMs} ms; not waiting for it`);
       for (const worker of this.workers.values()) worker.abandon();
       this.workers.clear();
     }
