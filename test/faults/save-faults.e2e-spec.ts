@@ -230,13 +230,55 @@ describe('save under faults', () => {
   it('stops waiting between retries as soon as the signal aborts', async () => {
     const id = `abort-${randomUUID()}`;
     const patient = new CosmosEventStore(env.events, { retries: { initialDelayMs: 20_000, maxDelayMs: 20_000 } });
-    env.proxy.addRule({ kind: 'batch', action: { type: 'status', status: 503 } });
+    // 449: refused, surely not applied, so the abort is a plain one (after a 503, see the next test).
+    env.proxy.addRule({ kind: 'batch', action: { type: 'status', status: 449 } });
     const controller = new AbortController();
     const saving = patient.save(id, records(1, 1), { abortSignal: controller.signal }).catch(fail);
-    await until(() => env.proxy.count({ kind: 'batch', status: 503 }) === 1);
+    await until(() => env.proxy.count({ kind: 'batch', status: 449 }) === 1);
     controller.abort();
     expect(await saving).toMatchObject({ name: 'AbortError' });
     expect(await batches()).toHaveLength(1);
+  });
+
+  it('reports an abort while waiting to retry after an unknown outcome as WriteOutcomeUnknownError, not a bare abort', async () => {
+    const id = `abort-unknown-${randomUUID()}`;
+    const patient = new CosmosEventStore(env.events, { retries: { initialDelayMs: 20_000, maxDelayMs: 20_000 } });
+    env.proxy.addRule({ kind: 'batch', times: 1, action: { type: 'reset', when: 'after' } });
+    const controller = new AbortController();
+    const saving = patient.save(id, records(1, 2), { abortSignal: controller.signal }).catch(fail);
+    await until(() => env.proxy.count({ kind: 'batch', status: 'reset' }) === 1);
+    controller.abort();
+    const err = await saving;
+    expect(err).toBeInstanceOf(WriteOutcomeUnknownError);
+    expect(err).toMatchObject({ aggregateId: id, versions: [1, 2] });
+    expect((err as Error).cause).toMatchObject({ name: 'AbortError' });
+    expect(await batches()).toEqual([['reset', 200]]);
+    await expectStoredExactly(id, records(1, 2)); // it did land
+  });
+
+  it('reports an abort during the read-back as WriteOutcomeUnknownError with the AbortError as cause', async () => {
+    const id = `abort-readback-${randomUUID()}`;
+    const held = gate();
+    env.proxy.addRule({ kind: 'batch', times: 1, action: { type: 'reset', when: 'after' } });
+    env.proxy.addRule({ kind: 'query', times: 1, action: { type: 'latency', until: held.promise } });
+    const controller = new AbortController();
+    const saving = store.save(id, records(1, 2), { abortSignal: controller.signal }).catch(fail);
+    try {
+      await until(() => env.proxy.count({ kind: 'query', fault: 'latency' }) === 1);
+      controller.abort();
+      // The SDK notices the abort when the held answer comes.
+      held.open();
+      const err = await saving;
+      expect(err).toBeInstanceOf(WriteOutcomeUnknownError);
+      expect(err).toMatchObject({ aggregateId: id, versions: [1, 2] });
+      expect((err as Error).cause).toMatchObject({ name: 'AbortError' });
+      expect(await batches()).toEqual([
+        ['reset', 200],
+        [207, 207],
+      ]);
+    } finally {
+      held.open();
+    }
   });
 });
 

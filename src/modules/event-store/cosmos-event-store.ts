@@ -34,7 +34,8 @@ const VERSIONS_SQL = 'SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ARRAY_CONTA
  * outcome is unknown (a reset or timeout after sending, a 408 or 503), a conflict on the resend is read
  * back and counts as success only if every document of the chunk is stored exactly as sent (`v`, `d`,
  * `t`); otherwise it is a `ConcurrencyError`. Retries running out with the outcome unknown give
- * `WriteOutcomeUnknownError`.
+ * `WriteOutcomeUnknownError`, and so does an abort (`abortSignal`) after such an attempt, during the
+ * wait before a retry or the read-back, with the abort's reason (an `AbortError`) as its `cause`.
  *
  * @example
  * const store = new CosmosEventStore(eventsContainer, { opaqueStore: new CosmosOpaqueStore(aggregatesContainer) });
@@ -71,11 +72,20 @@ export class CosmosEventStore extends ChunkedEventStore {
         const operations: OperationInput[] = docs.map((doc) => ({ operationType: 'Create', resourceBody: doc }));
         response = await this.events.items.batch(operations, aggregateId, { abortSignal: signal });
       } catch (err) {
-        signal?.throwIfAborted();
+        if (signal?.aborted) {
+          if (outcomeUnknown) throw new WriteOutcomeUnknownError(aggregateId, docs.map((d) => d.v), { cause: signal.reason });
+          signal.throwIfAborted();
+        }
         const failure = classifyBatchFailure(err);
         outcomeUnknown ||= failure.outcomeUnknown;
         if (failure.transient && attempt < this.retries.maxAttempts) {
-          await pause(backoffMs(attempt, this.retries), signal);
+          try {
+            await pause(backoffMs(attempt, this.retries), signal);
+          } catch (abort) {
+            // An earlier attempt may have stored the chunk: the caller must hear that, not a bare abort.
+            if (outcomeUnknown) throw new WriteOutcomeUnknownError(aggregateId, docs.map((d) => d.v), { cause: abort });
+            throw abort;
+          }
           continue;
         }
         if (outcomeUnknown) throw new WriteOutcomeUnknownError(aggregateId, docs.map((d) => d.v), { cause: err });
@@ -92,8 +102,8 @@ export class CosmosEventStore extends ChunkedEventStore {
         try {
           check = await this.compareStored(aggregateId, docs, options);
         } catch (err) {
-          signal?.throwIfAborted();
-          throw new WriteOutcomeUnknownError(aggregateId, docs.map((d) => d.v), { cause: err });
+          // Aborted or failed, the read-back left the question open: the chunk may be stored.
+          throw new WriteOutcomeUnknownError(aggregateId, docs.map((d) => d.v), { cause: signal?.aborted ? signal.reason : err });
         }
         if (check.ours) return; // the lost acknowledgement: our earlier attempt was applied
         throw new ConcurrencyError(aggregateId, check.taken.length > 0 ? check.taken : conflicts);
