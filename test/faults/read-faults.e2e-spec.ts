@@ -66,4 +66,31 @@ describe('reads under faults', () => {
     expect(await store.load(id).catch((e: unknown) => e)).toBeInstanceOf(EventStoreError);
     expect(await queries()).toEqual([400]);
   });
+
+  it.each<[string, FaultAction, Array<number | string>]>([
+    ['408s', { type: 'status', status: 408 }, [408, 408, 200]],
+    ['503s', { type: 'status', status: 503 }, [503, 503, 200]],
+  ])('readStream retries a page through %s, resuming after the last record read', async (_label, action, expected) => {
+    const stream = store.readStream(id, { pageSize: 10 })[Symbol.asyncIterator]();
+    const read: EventRecord[] = [];
+    for (let i = 0; i < 10; i++) read.push((await stream.next()).value as EventRecord);
+    expect(await queries()).toEqual([200]);
+
+    env.proxy.clearRecords();
+    env.proxy.addRule({ kind: 'query', times: expected.length - 1, action });
+    for (let r = await stream.next(); !r.done; r = await stream.next()) read.push(r.value);
+    expect(read).toEqual(history);
+    // The failed second page, its retries, then the third page: no page read twice.
+    expect(await queries()).toEqual([...expected, 200]);
+  });
+
+  it('readStream gives up after its attempts with an EventStoreError', async () => {
+    const single = new CosmosEventStore(env.events, { retries: { ...retries, maxAttempts: 3 } });
+    env.proxy.addRule({ kind: 'query', action: { type: 'status', status: 408 } });
+    const err = await (async () => {
+      for await (const record of single.readStream(id)) void record;
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EventStoreError);
+    expect(await queries()).toEqual([408, 408, 408]);
+  });
 });

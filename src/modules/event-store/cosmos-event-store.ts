@@ -19,6 +19,8 @@ const LIVE = '(NOT IS_DEFINED(c.t) OR c.t = 0 OR c.t > @now)';
 // maxItemCount is an int32 on the wire.
 const MAX_PAGE_SIZE = 2_147_483_647;
 const LOAD_SQL = `SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ${LIVE} ORDER BY c.v ASC`;
+// readStream resuming after a failed page: past the last version already handed out.
+const RESUME_SQL = `SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND c.v > @after AND ${LIVE} ORDER BY c.v ASC`;
 const TAIL_SQL = `SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ${LIVE} ORDER BY c.v DESC`;
 // Stored versions as they are, expired or not: for telling our own lost write from another writer's.
 const VERSIONS_SQL = 'SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ARRAY_CONTAINS(@vs, c.v)';
@@ -30,7 +32,8 @@ const VERSIONS_SQL = 'SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ARRAY_CONTA
  * Faults: @azure/cosmos retries throttled requests (429) itself (`CosmosModule`'s `retryOptions`), a
  * batch after nothing else (but a 503 or timeout on accounts with per-partition failover), and a read
  * after a 503 once and after a 408 never. The store retries the rest
- * (`retries` option): reads from the start, batches with the same documents. After an attempt whose
+ * (`retries` option): reads from the start (`readStream` from the failed page on, past the last record
+ * read), batches with the same documents. After an attempt whose
  * outcome is unknown (a reset or timeout after sending, a 408 or 503), a conflict on the resend is read
  * back and counts as success only if every document of the chunk is stored exactly as sent (`v`, `d`,
  * `t`); otherwise it is a `ConcurrencyError`. Retries running out with the outcome unknown give
@@ -151,20 +154,47 @@ export class CosmosEventStore extends ChunkedEventStore {
   }
 
   protected async *readPages(aggregateId: string, pageSize: number, options?: OperationOptions): AsyncGenerator<EventDocument[]> {
+    const signal = options?.abortSignal;
+    // One expiry cut-off for the whole stream, resumes included.
+    const now = nowSeconds();
+    let after: number | undefined; // the last version handed out: a retry resumes past it
+    const open = () =>
+      this.events.items.query<EventDocument>(
+        after === undefined
+          ? { query: LOAD_SQL, parameters: [{ name: '@a', value: aggregateId }, { name: '@now', value: now }] }
+          : {
+              query: RESUME_SQL,
+              parameters: [
+                { name: '@a', value: aggregateId },
+                { name: '@now', value: now },
+                { name: '@after', value: after },
+              ],
+            },
+        { partitionKey: aggregateId, maxItemCount: pageSize, abortSignal: signal },
+      );
     // One request per page, made only when the caller asks for more: the SDK holds one page at a time.
-    const iterator = this.events.items.query<EventDocument>(
-      { query: LOAD_SQL, parameters: [{ name: '@a', value: aggregateId }, { name: '@now', value: nowSeconds() }] },
-      { partitionKey: aggregateId, maxItemCount: pageSize, abortSignal: options?.abortSignal },
-    );
+    let iterator = open();
+    let attempt = 1;
     while (iterator.hasMoreResults()) {
       let page;
       try {
         page = await iterator.fetchNext();
       } catch (err) {
-        options?.abortSignal?.throwIfAborted();
+        signal?.throwIfAborted();
+        if (isTransientReadFailure(err) && attempt < this.retries.maxAttempts) {
+          // A read changes nothing: a fresh query picks up after the last version read.
+          await pause(backoffMs(attempt++, this.retries), signal);
+          iterator = open();
+          continue;
+        }
         throw new EventStoreError(`readStream ${JSON.stringify(aggregateId)} failed: ${messageOf(err)}`, { cause: err });
       }
-      if (page.resources && page.resources.length > 0) yield page.resources;
+      attempt = 1;
+      const docs = page.resources ?? [];
+      if (docs.length > 0) {
+        after = docs[docs.length - 1].v;
+        yield docs;
+      }
     }
   }
 
