@@ -47,3 +47,45 @@ describe('SubscriberRuntime.deliverPage with concurrency > 1', () => {
     expect(calls.length).toBeLessThanOrEqual(1 + 2 * 2);
   });
 });
+
+describe('SubscriberRuntime.deliverPage, a lane retrying when another fails', () => {
+  it('cuts the retry wait short and does not dead-letter the event it was retrying', async () => {
+    const letters: string[] = [];
+    const subscriber: ResolvedSubscriber = {
+      name: 'sub',
+      className: 'Sub',
+      instance: {
+        async handle(): Promise<void> {
+          await tick();
+          throw new Error('handler failed');
+        },
+      },
+      handlers: [{ method: 'handle', filter: {} } as ResolvedSubscriber['handlers'][number]],
+      // 'bad' cannot be decoded: given up at once. 'slow' fails and would wait a minute before its retry.
+      serializer: {
+        deserialize: (data: Uint8Array) => {
+          if (data.length > 0) throw new Error('cannot decode');
+          return {};
+        },
+      },
+      retry: { attempts: 2, initialDelayMs: 60_000, maxDelayMs: 60_000 },
+      onFailure: 'dead-letter',
+      maxItemCount: 100,
+      concurrency: 2,
+    };
+    const runtime = new SubscriberRuntime(subscriber, quiet);
+    const control: DeliveryControl = {
+      mayContinue: () => true,
+      signal: new AbortController().signal,
+      deadLetter: (letter) => {
+        letters.push(letter.aggregateId);
+        return Promise.reject(new Error('dead letter write failed'));
+      },
+    };
+    const bad = { ...event('bad', 1), data: new Uint8Array([1]) };
+    const started = Date.now();
+    await expect(runtime.deliverPage([event('slow', 1), bad], control)).rejects.toThrow('dead letter write failed');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(letters).toEqual(['bad']);
+  });
+});

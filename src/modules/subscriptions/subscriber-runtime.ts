@@ -74,19 +74,27 @@ export class SubscriberRuntime {
     // further event, and the page is given up only once every lane has settled, so the reader's retry of the
     // page never runs beside lanes still delivering its events.
     let failure: { error: unknown } | undefined;
+    // Once the page failed, the other lanes' retry waits end too, and their handlers are told (event.signal).
+    const pageFailed = new AbortController();
+    const laneControl: DeliveryControl = {
+      ...control,
+      mayContinue: () => !failure && control.mayContinue(),
+      signal: AbortSignal.any([control.signal, pageFailed.signal]),
+    };
     let next = 0;
     const lane = async () => {
       try {
         while (outcome === 'handled' && !failure && next < lanes.length) {
           const own = lanes[next++];
           for (const event of own) {
-            const result = await this.deliver(event, control);
+            const result = await this.deliver(event, laneControl);
             if (result !== 'handled') return stop(result);
             if (outcome !== 'handled' || failure) return;
           }
         }
       } catch (error) {
         failure ??= { error };
+        pageFailed.abort();
       }
     };
     await Promise.allSettled(Array.from({ length: Math.min(this.subscriber.concurrency, lanes.length) }, lane));
