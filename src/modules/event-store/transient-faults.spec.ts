@@ -1,6 +1,14 @@
 import { EventStoreModule } from './event-store.module.js';
 import { ValidationError } from './event-store.errors.js';
-import { backoffMs, DEFAULT_STORE_RETRY_OPTIONS, isTransientReadFailure, pause, resolveRetryOptions } from './transient-faults.js';
+import {
+  backoffMs,
+  classifyBatchFailure,
+  DEFAULT_STORE_RETRY_OPTIONS,
+  isTransientReadFailure,
+  pause,
+  resolveRetryOptions,
+  sdkRetriedUnknownOutcome,
+} from './transient-faults.js';
 
 describe('store retry options', () => {
   it('fills in the documented defaults', () => {
@@ -59,11 +67,46 @@ describe('isTransientReadFailure', () => {
     [{ code: 449 }, true],
     [{ code: 'ECONNRESET' }, true],
     [{ code: 'TimeoutError' }, true],
+    [{ code: 'ECONNREFUSED' }, true],
+    [{ code: 'ETIMEDOUT' }, true],
+    [{ code: 'EPIPE' }, true],
+    [{ code: 'REQUEST_SEND_ERROR' }, true],
+    [{ code: 'UND_ERR_SOCKET' }, true],
+    [{ code: 'ERR_INVALID_ARG_TYPE' }, false], // a programming error, not the network
+    [{ code: 'ERR_STREAM_PREMATURE_CLOSE_X' }, false],
+    [{ code: 'AbortError' }, false], // the caller's own abort
     [{ code: 429 }, false], // the SDK's own throttling retries already ran out
     [{ code: 400 }, false],
     [{ code: 404 }, false],
     [new Error('no code'), false],
   ])('%p: %p', (err, transient) => {
     expect(isTransientReadFailure(err)).toBe(transient);
+  });
+});
+
+describe('classifyBatchFailure', () => {
+  const diagnostics = (failedAttempts: Array<{ statusCode: number | string }>) => ({
+    clientSideRequestStatistics: {
+      gatewayStatistics: [],
+      retryDiagnostics: { failedAttempts: failedAttempts.map((a) => ({ ...a, operationType: 'batch' })) },
+    },
+  });
+  it.each<[string, unknown, { transient: boolean; outcomeUnknown: boolean }]>([
+    ['a refused connection', new Error('Batch request error: connect ECONNREFUSED 127.0.0.1:1'), { transient: true, outcomeUnknown: false }],
+    ['an unresolved host', new Error('Batch request error: getaddrinfo ENOTFOUND example.invalid'), { transient: true, outcomeUnknown: false }],
+    ['a reset', new Error('Batch request error: read ECONNRESET'), { transient: true, outcomeUnknown: true }],
+    ['a timeout', new Error('Batch request error: Timeout Error! Request took more than 10 ms'), { transient: true, outcomeUnknown: true }],
+    [
+      'a refusal after an SDK retry of an unknown outcome',
+      Object.assign(new Error('Batch request error: connect ECONNREFUSED 127.0.0.1:1'), { diagnostics: diagnostics([{ statusCode: 503 }]) }),
+      { transient: true, outcomeUnknown: true },
+    ],
+  ])('%s', (_label, err, expected) => {
+    expect(classifyBatchFailure(err)).toMatchObject(expected);
+  });
+
+  it('does not count SDK retries of connections that never reached the service as unknown outcomes', () => {
+    expect(sdkRetriedUnknownOutcome(diagnostics([{ statusCode: 'ENOTFOUND' }, { statusCode: 429 }]) as never)).toBe(false);
+    expect(sdkRetriedUnknownOutcome(diagnostics([{ statusCode: 'ECONNRESET' }]) as never)).toBe(true);
   });
 });

@@ -69,6 +69,38 @@ const TRANSIENT_STATUSES = new Set([408, 449, 503]);
 // while working on it); 449 says it was not.
 const UNKNOWN_OUTCOME_STATUSES = new Set([408, 503]);
 
+// Network failures where no request reached the service: nothing can have been applied.
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+/**
+ * Error codes of a lost connection or a timeout, as @azure/cosmos surfaces them: Node's socket errors (its
+ * HTTP client passes `err.code` on), core-rest-pipeline's `REQUEST_SEND_ERROR`, undici's socket errors, and
+ * the SDK's own client timeout, `TimeoutError` (it turns the aborted request of its `requestTimeout` into
+ * that; an abort by the caller's signal stays an `AbortError` and is never retried). Other string codes,
+ * such as Node's `ERR_*` programming errors, are not transient.
+ */
+const NETWORK_ERROR_CODES = new Set([
+  ...NOT_SENT_CODES,
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ECONNABORTED',
+  'EHOSTDOWN',
+  'REQUEST_SEND_ERROR',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'TimeoutError',
+]);
+
 /**
  * A failed read worth running again: a transient status, the SDK's client timeout (`TimeoutError`) or a
  * network error code (`ECONNRESET`, `EPIPE`, ...). Reads change nothing, so any of these is safe to repeat.
@@ -77,7 +109,19 @@ export function isTransientReadFailure(err: unknown): boolean {
   const status = statusOf(err);
   if (status !== undefined) return TRANSIENT_STATUSES.has(status);
   const code = (err as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string';
+  return typeof code === 'string' && NETWORK_ERROR_CODES.has(code);
+}
+
+/**
+ * The network error code of a failure where the request never reached the service, if it is one. The
+ * batch error of @azure/cosmos 4.9 keeps only the message ("Batch request error: connect ECONNREFUSED
+ * ..."), so the code is looked for there too.
+ */
+function notSentCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  if (typeof code === 'string' && NOT_SENT_CODES.has(code)) return code;
+  const message = err instanceof Error ? err.message : '';
+  return [...NOT_SENT_CODES].find((c) => new RegExp(`\\b${c}\\b`).test(message));
 }
 
 /** What a failed batch request tells about itself. */
@@ -104,7 +148,10 @@ export function classifyBatchFailure(err: unknown): BatchFailure {
   const retriedAfterAnswer = retried.filter((s) => typeof s === 'number').length;
   if (status === undefined && answered.length > retriedAfterAnswer) status = answered[answered.length - 1];
   const sdkRetriedUnknown = hadUnknownOutcome(retried);
-  if (status === undefined) return { transient: true, outcomeUnknown: true };
+  // No answer: a connection that never reached the service (refused, unresolved) sent nothing, so the
+  // batch surely was not applied unless an earlier attempt of the SDK's may have been; anything else
+  // (reset, timeout) may have been lost after the service ran it.
+  if (status === undefined) return { transient: true, outcomeUnknown: notSentCode(err) === undefined || sdkRetriedUnknown };
   return {
     status,
     transient: TRANSIENT_STATUSES.has(status),
@@ -122,8 +169,8 @@ export function sdkRetriedUnknownOutcome(diagnostics: CosmosDiagnostics | undefi
 }
 
 function hadUnknownOutcome(retried: ReadonlyArray<number | string | undefined>): boolean {
-  // Only a 429 proves the service refused the attempt without applying it.
-  return retried.some((status) => status !== 429);
+  // Only a 429, or a connection that never reached the service, proves the attempt was not applied.
+  return retried.some((status) => status !== 429 && !(typeof status === 'string' && NOT_SENT_CODES.has(status)));
 }
 
 function batchAttempts(diagnostics: CosmosDiagnostics | undefined): {
