@@ -247,6 +247,8 @@ describe('save under faults', () => {
     const controller = new AbortController();
     const saving = patient.save(id, records(1, 2), { abortSignal: controller.signal }).catch(fail);
     await until(() => env.proxy.count({ kind: 'batch', status: 'reset' }) === 1);
+    // The proxy records the reset as it sends it: give the client time to hear it and start its 10-20 s wait.
+    await new Promise((resolve) => setTimeout(resolve, 100));
     controller.abort();
     const err = await saving;
     expect(err).toBeInstanceOf(WriteOutcomeUnknownError);
