@@ -39,8 +39,11 @@ interface AggregateMetadata {
 }
 
 const metadata = new WeakMap<object, AggregateMetadata>();
+// Merged metadata by class: keys() and ttlSeconds read it on every materialization.
+let merged = new WeakMap<object, AggregateMetadata>();
 
 function own(target: object): AggregateMetadata {
+  merged = new WeakMap(); // a decorator ran: merge again
   let meta = metadata.get(target);
   if (!meta) {
     meta = { options: {}, handlers: new Map(), gsi: new Map() };
@@ -51,20 +54,23 @@ function own(target: object): AggregateMetadata {
 
 /** An aggregate class's metadata, its base classes' merged in (the subclass wins). */
 export function aggregateMetadata(ctor: abstract new (...args: never[]) => object): Readonly<AggregateMetadata> {
+  const cached = merged.get(ctor);
+  if (cached) return cached;
   const chain: AggregateMetadata[] = [];
   for (let c: unknown = ctor; typeof c === 'function' && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
     const meta = metadata.get(c);
     if (meta) chain.unshift(meta);
   }
-  const merged: AggregateMetadata = { options: {}, handlers: new Map(), gsi: new Map() };
+  const result: AggregateMetadata = { options: {}, handlers: new Map(), gsi: new Map() };
   for (const meta of chain) {
-    Object.assign(merged.options, meta.options);
-    for (const [type, handler] of meta.handlers) merged.handlers.set(type, handler);
-    merged.partitionKey = meta.partitionKey ?? merged.partitionKey;
-    merged.sortKey = meta.sortKey ?? merged.sortKey;
-    for (const [slot, keys] of meta.gsi) merged.gsi.set(slot, { ...merged.gsi.get(slot), ...keys });
+    Object.assign(result.options, meta.options);
+    for (const [type, handler] of meta.handlers) result.handlers.set(type, handler);
+    result.partitionKey = meta.partitionKey ?? result.partitionKey;
+    result.sortKey = meta.sortKey ?? result.sortKey;
+    for (const [slot, keys] of meta.gsi) result.gsi.set(slot, { ...result.gsi.get(slot), ...keys });
   }
-  return merged;
+  merged.set(ctor, result);
+  return result;
 }
 
 /** The aggregate type name (`@Aggregate({ type })`, else the class name). */

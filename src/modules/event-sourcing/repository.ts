@@ -12,6 +12,7 @@ import {
   type OperationOptions,
   type SnapshotTailStore,
 } from '../event-store/index.js';
+import { messageOf } from '../cosmos/index.js';
 import { AggregateRoot } from './aggregate-root.js';
 import { aggregateMetadata, aggregateTypeOf, eventTypeOf, type AggregateOptions, type EventClass } from './aggregate-metadata.js';
 import type { Command } from './command.js';
@@ -241,7 +242,7 @@ export class Repository<A extends AggregateRoot> {
         await this.stores.aggregates.saveAggregate(view, { ...options, onlyIfNewer: Boolean(view.version) });
       } catch (err) {
         this.logger.warn(
-          `materializing ${this.type} ${JSON.stringify(aggregate.id)} at version ${aggregate.version} failed: ${err instanceof Error ? err.message : String(err)}`,
+          `materializing ${this.type} ${JSON.stringify(aggregate.id)} at version ${aggregate.version} failed: ${messageOf(err)}`,
         );
       }
     }
