@@ -52,6 +52,8 @@ describe('linear queries of the embedded server', () => {
 
   it('strips undefined as the engine does: from arrays and object fields, at any depth', () => {
     expect(stripUndefined([1, undefined, { a: undefined, b: [undefined, 2], c: null }])).toEqual([1, { b: [2], c: null }]);
+    // A field named __proto__ (JSON.parse makes it an own field) stays a field, not a prototype.
+    expect(JSON.stringify(stripUndefined(JSON.parse('{"__proto__":{"x":1},"y":2}')))).toBe('{"__proto__":{"x":1},"y":2}');
     fc.assert(
       fc.property(fc.anything(), (value) => {
         const stripped = stripUndefined(value);

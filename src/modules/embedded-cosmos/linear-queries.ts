@@ -27,7 +27,10 @@ export function stripUndefined(value: unknown): unknown {
   }
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [key, field] of Object.entries(value)) if (field !== undefined) out[key] = stripUndefined(field);
+    for (const [key, field] of Object.entries(value)) {
+      // Defined, not assigned: a stored field named `__proto__` stays a field, as JSON.parse made it.
+      if (field !== undefined) Object.defineProperty(out, key, { value: stripUndefined(field), enumerable: true, writable: true, configurable: true });
+    }
     return out;
   }
   return value;

@@ -29,6 +29,18 @@ describe('order rows', () => {
     expect(row.version).toBe(4);
   });
 
+  it('keeps SKUs that name Object.prototype members as lines, through a JSON round trip as the store makes', () => {
+    let row = replay(event('OrderPlaced', 1, { customerId: 'c' }), event('LineAdded', 2, { sku: '__proto__', quantity: 2, unitPrice: 1 }));
+    row = JSON.parse(JSON.stringify(row)) as OrderRow;
+    row = nextOrderRow(row, event('LineAdded', 3, { sku: 'constructor', quantity: 1, unitPrice: 5 }), types)!;
+    row = nextOrderRow(row, event('LineAdded', 4, { sku: '__proto__', quantity: 1, unitPrice: 1 }), types)!;
+    expect(Object.keys(row.lines).sort()).toEqual(['__proto__', 'constructor']);
+    expect(row.cents).toBe(800);
+    row = nextOrderRow(row, event('LineRemoved', 5, { sku: '__proto__' }), types)!;
+    expect(Object.keys(row.lines)).toEqual(['constructor']);
+    expect(row.cents).toBe(500);
+  });
+
   it('refuses an event of an order it never saw placed', () => {
     expect(() => nextOrderRow(undefined, event('OrderShipped', 3), types)).toThrow(/before it was placed/);
   });

@@ -46,7 +46,8 @@ export function nextOrderRow(row: OrderRow | undefined, event: OrderEventEnvelop
     return { orderId: event.aggregateId, customerId: String(payload.customerId), status: 'open', lines: {}, cents: 0, version: event.version };
   }
   if (!row) throw new Error(`order ${event.aggregateId}: ${event.type} at version ${event.version} before it was placed`);
-  const next: OrderRow = { ...row, lines: { ...row.lines }, version: event.version };
+  // Without a prototype, a SKU named `__proto__` or `constructor` is a line like any other.
+  const next: OrderRow = { ...row, lines: Object.assign(Object.create(null) as OrderRow['lines'], row.lines), version: event.version };
   switch (event.type) {
     case types.lineAdded: {
       const sku = String(payload.sku);
