@@ -258,6 +258,26 @@ describe('save under faults', () => {
     await expectStoredExactly(id, records(1, 2)); // it did land
   });
 
+  it('reports an abort while the batch is in flight as WriteOutcomeUnknownError: the server may still run it', async () => {
+    const id = `abort-in-flight-${randomUUID()}`;
+    const held = gate();
+    env.proxy.addRule({ kind: 'batch', times: 1, action: { type: 'latency', until: held.promise } });
+    const controller = new AbortController();
+    const saving = store.save(id, records(1, 2), { abortSignal: controller.signal }).catch(fail);
+    try {
+      await until(() => env.proxy.count({ kind: 'batch', fault: 'latency' }) === 1);
+      controller.abort();
+      const err = await saving;
+      expect(err).toBeInstanceOf(WriteOutcomeUnknownError);
+      expect(err).toMatchObject({ aggregateId: id, versions: [1, 2] });
+      expect((err as Error).cause).toMatchObject({ name: 'AbortError' });
+    } finally {
+      held.open();
+    }
+    await env.proxy.settle();
+    await expectStoredExactly(id, records(1, 2)); // the request went on without its caller, and landed
+  });
+
   it('reports an abort during the read-back as WriteOutcomeUnknownError with the AbortError as cause', async () => {
     const id = `abort-readback-${randomUUID()}`;
     const held = gate();

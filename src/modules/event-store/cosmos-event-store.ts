@@ -37,8 +37,10 @@ const VERSIONS_SQL = 'SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ARRAY_CONTA
  * outcome is unknown (a reset or timeout after sending, a 408 or 503), a conflict on the resend is read
  * back and counts as success only if every document of the chunk is stored exactly as sent (`v`, `d`,
  * `t`); otherwise it is a `ConcurrencyError`. Retries running out with the outcome unknown give
- * `WriteOutcomeUnknownError`, and so does an abort (`abortSignal`) after such an attempt, during the
- * wait before a retry or the read-back, with the abort's reason (an `AbortError`) as its `cause`.
+ * `WriteOutcomeUnknownError`, and so does an abort (`abortSignal`) while a batch is in flight, or after an
+ * attempt of unknown outcome during the wait before a retry or the read-back, with the abort's reason (an
+ * `AbortError`) as its `cause`. An abort before the first request, between chunks, or while waiting after a
+ * refused attempt stays an `AbortError`: nothing of that chunk was stored.
  *
  * @example
  * const store = new CosmosEventStore(eventsContainer, { opaqueStore: new CosmosOpaqueStore(aggregatesContainer) });
@@ -75,10 +77,8 @@ export class CosmosEventStore extends ChunkedEventStore {
         const operations: OperationInput[] = docs.map((doc) => ({ operationType: 'Create', resourceBody: doc }));
         response = await this.events.items.batch(operations, aggregateId, { abortSignal: signal });
       } catch (err) {
-        if (signal?.aborted) {
-          if (outcomeUnknown) throw new WriteOutcomeUnknownError(aggregateId, docs.map((d) => d.v), { cause: signal.reason });
-          signal.throwIfAborted();
-        }
+        // Aborted in flight: the server may have the batch and run it all the same.
+        if (signal?.aborted) throw new WriteOutcomeUnknownError(aggregateId, docs.map((d) => d.v), { cause: signal.reason });
         const failure = classifyBatchFailure(err);
         outcomeUnknown ||= failure.outcomeUnknown;
         if (failure.transient && attempt < this.retries.maxAttempts) {

@@ -43,8 +43,8 @@ export interface Store {
    * call succeeds if they hold byte for byte what was sent (`v`, `d`, `t`), else fails with
    * `ConcurrencyError`. So a successful write is never reported as an error or stored twice. A conflict
    * with no unknown outcome before it is a `ConcurrencyError` even when the bytes match. When the retries
-   * run out with the outcome still unknown, the call fails with `WriteOutcomeUnknownError`: load the
-   * aggregate to see whether the chunk landed.
+   * run out with the outcome still unknown, or the signal aborts while a chunk may be on its way, the call
+   * fails with `WriteOutcomeUnknownError`: load the aggregate to see whether the chunk landed.
    */
   save(aggregateId: string, records: readonly EventRecord[], options?: SaveOptions): Promise<void>;
   /** The whole stream, ascending; an unknown aggregate gives an empty history. */
