@@ -8,6 +8,7 @@ import {
   Aggregate,
   AggregateRoot,
   Command,
+  ConcurrencyError,
   EventSourcingModule,
   EventStoreModule,
   getRepositoryToken,
@@ -16,6 +17,7 @@ import {
   On,
   Repository,
   SNAPSHOT_TAIL_STORE,
+  ValidationError,
   type EventEnvelope,
   type SnapshotTailStore,
 } from '../../src/index.js';
@@ -37,6 +39,19 @@ class Plant extends AggregateRoot {
   name = '';
   @On(Named) onNamed(event: Named): void {
     this.name = event.name;
+  }
+}
+
+class Rename extends Command<Pet> {
+  readonly lifecycle = 'mutate';
+  constructor(
+    readonly aggregateId: string,
+    readonly name: string,
+  ) {
+    super();
+  }
+  emit(): Named {
+    return new Named(this.name);
   }
 }
 
@@ -98,6 +113,39 @@ describe('EventSourcingModule', () => {
     await moduleRef.get(Garden).pets.apply(new Name<Pet>('y', 'Tom'));
     expect(types).toEqual(['Named']);
     await moduleRef.close();
+  });
+
+  it('forRootAsync takes its options from a factory with injected dependencies', async () => {
+    const ATTEMPTS = Symbol('ATTEMPTS');
+    @Module({ providers: [{ provide: ATTEMPTS, useValue: 1 }], exports: [ATTEMPTS] })
+    class SettingsModule {}
+    const moduleRef = await compile([
+      EventSourcingModule.forRootAsync({ imports: [SettingsModule], inject: [ATTEMPTS], useFactory: (maxAttempts: number) => ({ maxAttempts }) }),
+      GardenModule,
+    ]);
+    const { pets } = moduleRef.get(Garden);
+    await pets.apply(new Name<Pet>('z', 'Rex'));
+    // One attempt only: a lost race surfaces at once rather than re-running the command.
+    const store = moduleRef.get<SnapshotTailStore>(SNAPSHOT_TAIL_STORE);
+    const save = store.save.bind(store);
+    let raced = false;
+    store.save = async (id, records, options) => {
+      if (!raced) {
+        raced = true;
+        await save(id, records, options); // another writer takes the version first
+      }
+      return save(id, records, options);
+    };
+    await expect(pets.apply(new Rename('z', 'Max'))).rejects.toBeInstanceOf(ConcurrencyError);
+    await moduleRef.close();
+  });
+
+  it('refuses bad options naming them: forRoot when called, forRootAsync when its factory returns', async () => {
+    expect(() => EventSourcingModule.forRoot({ maxAttempts: 0 })).toThrow(ValidationError);
+    expect(() => EventSourcingModule.forRoot({ serializer: {} as never })).toThrow(/serializer/);
+    expect(() => EventSourcingModule.forRootAsync({} as never)).toThrow(/useFactory/);
+    const bad = compile([EventSourcingModule.forRootAsync({ useFactory: () => ({ maxAttempts: 1.5 }) }), GardenModule]);
+    await expect(bad).rejects.toThrow(/maxAttempts/);
   });
 
   it('a repository token is missing until forFeature registers the class', async () => {

@@ -1,4 +1,4 @@
-import { Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { Module, type DynamicModule, type FactoryProvider, type ModuleMetadata, type Provider } from '@nestjs/common';
 import {
   AGGREGATE_STORE,
   OPAQUE_STORE,
@@ -9,10 +9,16 @@ import {
 } from '../event-store/index.js';
 import type { AggregateRoot } from './aggregate-root.js';
 import { EVENT_SOURCING_OPTIONS, getRepositoryToken } from './event-sourcing.constants.js';
-import { Repository, type AggregateClass, type RepositoryOptions } from './repository.js';
+import { checkRepositoryOptions, Repository, type AggregateClass, type RepositoryOptions } from './repository.js';
 
 /** Options every repository takes: the event serializer and the attempts of a command under contention. */
 export type EventSourcingModuleOptions = Omit<RepositoryOptions, 'logger'>;
+
+/** Options of `EventSourcingModule.forRootAsync`: the options come from a factory, e.g. over `ConfigService`. */
+export interface EventSourcingModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  useFactory: FactoryProvider<EventSourcingModuleOptions | undefined>['useFactory'];
+  inject?: FactoryProvider['inject'];
+}
 
 /**
  * Repositories of event-sourced aggregates over the event store's tokens, which a global
@@ -26,12 +32,35 @@ export type EventSourcingModuleOptions = Omit<RepositoryOptions, 'logger'>;
 export class EventSourcingModule {
   /** Options for every `forFeature` repository; global, so import it once at the root. */
   static forRoot(options: EventSourcingModuleOptions = {}): DynamicModule {
-    return {
-      module: EventSourcingModule,
-      global: true,
-      providers: [{ provide: EVENT_SOURCING_OPTIONS, useValue: options }],
-      exports: [EVENT_SOURCING_OPTIONS],
+    checkRepositoryOptions(options); // fail at import time, naming the option
+    return rootModule({ provide: EVENT_SOURCING_OPTIONS, useValue: options });
+  }
+
+  /**
+   * `forRoot` with options from a factory; they are checked when the factory returns, so a bad value fails
+   * the application's start naming the option.
+   *
+   * @example
+   * EventSourcingModule.forRootAsync({
+   *   inject: [ConfigService],
+   *   useFactory: (config: ConfigService) => ({ maxAttempts: config.get<number>('COMMAND_MAX_ATTEMPTS') }),
+   * })
+   */
+  static forRootAsync(options: EventSourcingModuleAsyncOptions): DynamicModule {
+    if (typeof options?.useFactory !== 'function') {
+      throw new Error('EventSourcingModule.forRootAsync: give useFactory (with inject) returning EventSourcingModuleOptions');
+    }
+    const { useFactory, inject = [], imports = [] } = options;
+    const provider: Provider = {
+      provide: EVENT_SOURCING_OPTIONS,
+      useFactory: async (...args: unknown[]) => {
+        const resolved = (await useFactory(...args)) ?? {};
+        checkRepositoryOptions(resolved);
+        return resolved;
+      },
+      inject,
     };
+    return rootModule(provider, imports);
   }
 
   /** A `Repository<A>` per aggregate class, injected with `@InjectRepository(A)`. */
@@ -44,4 +73,8 @@ export class EventSourcingModule {
     }));
     return { module: EventSourcingModule, providers, exports: providers };
   }
+}
+
+function rootModule(options: Provider, imports: ModuleMetadata['imports'] = []): DynamicModule {
+  return { module: EventSourcingModule, global: true, imports, providers: [options], exports: [EVENT_SOURCING_OPTIONS] };
 }

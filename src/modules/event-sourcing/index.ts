@@ -26,7 +26,7 @@ export {
 } from './event-sourcing.errors.js';
 export { getRepositoryToken } from './event-sourcing.constants.js';
 export { InjectRepository } from './event-sourcing.decorators.js';
-export { EventSourcingModule, type EventSourcingModuleOptions } from './event-sourcing.module.js';
+export { EventSourcingModule, type EventSourcingModuleAsyncOptions, type EventSourcingModuleOptions } from './event-sourcing.module.js';
 export {
   DEFAULT_MAX_ATTEMPTS,
   Repository,

@@ -41,6 +41,18 @@ export interface RepositoryOptions {
   logger?: Pick<Logger, 'warn'>;
 }
 
+/** Throws a `ValidationError` naming the first option that is not usable. */
+export function checkRepositoryOptions(options: RepositoryOptions): void {
+  if (options === null || typeof options !== 'object') throw new ValidationError('options', 'must be an object');
+  const { serializer, maxAttempts } = options;
+  if (maxAttempts !== undefined && (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1)) {
+    throw new ValidationError('maxAttempts', 'must be a positive integer');
+  }
+  if (serializer !== undefined && (typeof serializer?.serialize !== 'function' || typeof serializer.deserialize !== 'function')) {
+    throw new ValidationError('serializer', 'must have serialize(envelope) and deserialize(data) methods');
+  }
+}
+
 /** The stores a repository works on (the event store's tokens). */
 export interface RepositoryStores {
   events: SnapshotTailStore;
@@ -104,11 +116,9 @@ export class Repository<A extends AggregateRoot> {
     this.type = aggregateTypeOf(aggregateClass);
     this.options = meta.options;
     this.eventClasses = meta.handlers;
+    checkRepositoryOptions(options);
     this.serializer = options.serializer ?? new JsonEventSerializer();
     this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-    if (!Number.isSafeInteger(this.maxAttempts) || this.maxAttempts < 1) {
-      throw new ValidationError('maxAttempts', 'must be a positive integer');
-    }
     this.logger = options.logger ?? new Logger(`Repository<${this.type}>`);
   }
 
