@@ -4,15 +4,26 @@ import { readEnv, type EnvReader } from './env-reader.js';
 /** HTTP port used when `PORT` is not set. */
 export const DEFAULT_PORT = 3000;
 
+/** Shortest `ADMIN_TOKEN` accepted: long enough not to be guessed over HTTP. */
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
 /** Settings of the HTTP service itself. */
 export interface AppConfig {
   /** `PORT`, 1 to 65535, default 3000. */
   port: number;
+  /**
+   * `ADMIN_TOKEN`: the bearer token the `/admin` endpoints require. Absent: they are open on the embedded
+   * server and refused (403) on a configured account. A secret: never log it.
+   */
+  adminToken?: string;
 }
 
-/** Reads `PORT`, recording a problem on `env` when it is invalid. */
+/** Reads `PORT` and `ADMIN_TOKEN`, recording a problem on `env` for each invalid one. */
 export function readAppConfig(env: EnvReader): AppConfig {
-  return { port: env.integer('PORT', { min: 1, max: 65_535 }) ?? DEFAULT_PORT };
+  const config: AppConfig = { port: env.integer('PORT', { min: 1, max: 65_535 }) ?? DEFAULT_PORT };
+  const adminToken = env.secret('ADMIN_TOKEN', { minLength: MIN_ADMIN_TOKEN_LENGTH });
+  if (adminToken !== undefined) config.adminToken = adminToken;
+  return config;
 }
 
 /** The service settings under the `app` namespace; inject with `@Inject(appConfig.KEY)`. */

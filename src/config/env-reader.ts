@@ -132,6 +132,23 @@ export class EnvReader {
     return value;
   }
 
+  /** A shared secret such as a bearer token: printable ASCII without spaces, at least `minLength` long. Never quoted. */
+  secret(variable: string, { minLength }: { minLength: number }): string | undefined {
+    const value = this.raw(variable);
+    if (value === undefined) return undefined;
+    if (value.length < minLength || !/^[\x21-\x7e]+$/.test(value)) {
+      this.problem(variable, `must be at least ${minLength} printable ASCII characters without spaces; the value is not shown`);
+      return undefined;
+    }
+    const other = this.secrets.get(value);
+    if (other !== undefined) {
+      this.problem(variable, `holds the value of ${other}: give each secret its own value`);
+      return undefined;
+    }
+    this.secrets.set(value, variable);
+    return value;
+  }
+
   /**
    * A Cosmos DB resource id: 1 to 255 characters, none of `/ \ ? #`, no trailing space, not only white space
    * (@azure/cosmos refuses those) and not `.` or `..` (the id is a URL path segment, which they would resolve),

@@ -12,6 +12,7 @@ import { eventStoreConfig } from '../../src/config/event-store.config.js';
 const ENDPOINT = 'https://my-account.documents.azure.com:443/';
 // Shaped like an account key (64 random bytes in base64), made up for this test.
 const KEY = Buffer.from(Array.from({ length: 64 }, (_, i) => (i * 37 + 11) % 256)).toString('base64');
+const ADMIN_TOKEN = 'made-up-admin-token-for-this-test-0123456789';
 
 /** The error `loadServiceConfig(env)` throws; fails the test when it does not throw. */
 function errorFor(env: Env): EnvValidationError {
@@ -54,9 +55,10 @@ describe('valid values', () => {
         PORT: '8080',
         COSMOS_LEASES_CONTAINER: 'shop-leases',
         SUBSCRIPTIONS_INSTANCE_ID: 'pod-7',
+        ADMIN_TOKEN: ADMIN_TOKEN,
       }),
     ).toEqual({
-      app: { port: 8080 },
+      app: { port: 8080, adminToken: ADMIN_TOKEN },
       cosmos: {
         endpoint: ENDPOINT,
         key: KEY,
@@ -163,6 +165,7 @@ describe('every variable, table-driven', () => {
     SUBSCRIPTIONS_INSTANCE_ID: ['', ' web-1', 'web 1', 'i'.repeat(129), 'caf\u00e9', KEY, SLASHLESS_KEY],
     EVENT_TTL_SECONDS: ['', '-1', '1.5', '1e3', ' 60', 'a day', '2147483648', '99999999999999999999', KEY, `60 ${KEY}`],
     PORT: ['', '0', '65536', '80.5', '0x50', 'http', '+80', KEY],
+    ADMIN_TOKEN: ['', 'too-short', 'a'.repeat(31), `${ADMIN_TOKEN} `, `with space ${ADMIN_TOKEN}`, `caf\u00e9${ADMIN_TOKEN}`, SLASHLESS_KEY],
   };
 
   it('covers every variable the service reads', () => {
@@ -212,6 +215,16 @@ describe('secrets', () => {
       const piece = value.slice(i, i + 8);
       if (/[A-Za-z0-9+/]{8}/.test(piece)) expect(err.message).not.toContain(piece);
     }
+  });
+
+  it.each([
+    ['too short', 'short-but-secret'],
+    ['with a space', `${ADMIN_TOKEN.slice(0, 20)} ${ADMIN_TOKEN.slice(20)}`],
+    ['the account key again', KEY],
+  ])('an ADMIN_TOKEN %s is refused, naming ADMIN_TOKEN, never quoting the value', (_what, value) => {
+    const err = errorFor({ COSMOS_ENDPOINT: ENDPOINT, COSMOS_KEY: KEY, ADMIN_TOKEN: value });
+    expect(err.problems.map((p) => p.variable)).toEqual(['ADMIN_TOKEN']);
+    for (let i = 0; i + 8 <= value.length; i++) expect(err.message).not.toContain(value.slice(i, i + 8));
   });
 
   it('an empty COSMOS_KEY is refused rather than silently switching to DefaultAzureCredential', () => {

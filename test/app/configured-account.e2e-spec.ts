@@ -67,6 +67,12 @@ it('answers /health 200 while the account answers', async () => {
   expect((await request(http).get('/health').expect(200)).body.status).toBe('ok');
 });
 
+it('refuses the admin endpoints (403) on a configured account without ADMIN_TOKEN', async () => {
+  const res = await request(http).post('/admin/projections/order-stats/rebuild').expect(403);
+  expect(res.body.message).toMatch(/set ADMIN_TOKEN/);
+  expect(logger.text).not.toMatch(/order-stats: rebuilding/);
+});
+
 describe('when the account goes away', () => {
   beforeAll(async () => {
     await cosmos.close();

@@ -13,6 +13,7 @@ const SERVICE_VARIABLES = [
   'PORT',
   'COSMOS_LEASES_CONTAINER',
   'SUBSCRIPTIONS_INSTANCE_ID',
+  'ADMIN_TOKEN',
 ];
 
 /** Keeps every log line, to check what the service says (and never says). */

@@ -1,0 +1,46 @@
+/*
+ * The /admin endpoints behind ADMIN_TOKEN: the service on its embedded server with a token set answers 401
+ * without it or with another, and runs the action with it. The token never reaches the log.
+ */
+import { randomUUID } from 'node:crypto';
+import request from 'supertest';
+import { CapturingLogger, startService, type ServiceUnderTest } from '../support/app.js';
+
+const TOKEN = `test-admin-token-${randomUUID()}`;
+const REBUILD = '/admin/projections/order-stats/rebuild';
+const logger = new CapturingLogger();
+let service: ServiceUnderTest;
+
+beforeAll(async () => {
+  service = await startService({ COSMOS_DATABASE: `admin-${randomUUID()}`, ADMIN_TOKEN: TOKEN }, logger);
+});
+
+afterAll(() => service?.close());
+
+it.each([
+  ['no Authorization header', undefined],
+  ['another token', `Bearer ${TOKEN}x`],
+  ['the token under another scheme', `Basic ${TOKEN}`],
+  ['a prefix of the token', `Bearer ${TOKEN.slice(0, -1)}`],
+])('answers 401 with WWW-Authenticate to %s, and rebuilds nothing', async (_what, authorization) => {
+  const call = request(service.http).post(REBUILD);
+  if (authorization !== undefined) call.set('authorization', authorization);
+  const res = await call.expect(401).expect('www-authenticate', 'Bearer');
+  expect(res.body).toMatchObject({ statusCode: 401, message: expect.stringMatching(/Bearer <ADMIN_TOKEN>/) });
+  expect(logger.text).not.toMatch(/order-stats: rebuilding/);
+});
+
+it('runs the action for the token', async () => {
+  const res = await request(service.http).post(REBUILD).set('authorization', `Bearer ${TOKEN}`).expect(202);
+  expect(res.body).toMatchObject({ rebuilding: 'order-stats' });
+  expect(logger.text).toMatch(/order-stats: rebuilding from beginning/);
+});
+
+it('guards only /admin: the rest of the service needs no token', async () => {
+  await request(service.http).get('/order-stats').expect(200);
+  await request(service.http).post('/orders').send({ customerId: 'c-1' }).expect(201);
+});
+
+it('never logs the token', () => {
+  expect(logger.text).not.toContain(TOKEN);
+});
