@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { ConfigModule, type ConfigType } from '@nestjs/config';
+import { APP_GUARD } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { cosmosConfig } from './config/cosmos.config.js';
 import { eventStoreConfig } from './config/event-store.config.js';
@@ -7,7 +8,7 @@ import { configLoaders, validateEnv } from './config/env.validation.js';
 import { CosmosModule, type CosmosModuleOptions } from './modules/cosmos/index.js';
 import { EventStoreModule } from './modules/event-store/index.js';
 import { startEmbeddedCosmos, type EmbeddedCosmos } from './modules/embedded-cosmos/index.js';
-import { StoreApiModule } from './modules/store-api/index.js';
+import { AdminTokenGuard, StoreApiModule } from './modules/store-api/index.js';
 import { OrdersModule } from './modules/orders/index.js';
 import { SubscriptionsModule } from './modules/subscriptions/index.js';
 import { OrderStatsModule } from './modules/order-stats/index.js';
@@ -98,6 +99,8 @@ export class CosmosAccountModule {}
     OrdersModule,
     OrderStatsModule,
   ],
+  // ADMIN_TOKEN over every @AdminEndpoint() route of the service.
+  providers: [{ provide: APP_GUARD, useClass: AdminTokenGuard }],
 })
 export class AppModule {}
 

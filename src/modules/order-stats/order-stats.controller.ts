@@ -1,5 +1,5 @@
-import { Controller, Get, HttpCode, HttpStatus, NotFoundException, Param, Post, UseGuards } from '@nestjs/common';
-import { AdminTokenGuard } from '../store-api/index.js';
+import { Controller, Get, HttpCode, HttpStatus, NotFoundException, Param, Post } from '@nestjs/common';
+import { AdminEndpoint } from '../store-api/index.js';
 import { InjectSubscriptions, type Subscriptions } from '../subscriptions/index.js';
 import { ORDER_STATS_SUBSCRIBER } from './order-stats.projection.js';
 import { OrderStatsStore, type CustomerStatsView, type OrderStatsView } from './order-stats.store.js';
@@ -41,10 +41,10 @@ export class OrderStatsController {
   /**
    * `POST /admin/projections/order-stats/rebuild`: empties the read model and replays every event into it,
    * on whichever instances read the feed. Answers 202 once the replay has started; `lag` tells its progress.
-   * An admin action, behind `AdminTokenGuard` (`ADMIN_TOKEN`).
+   * An admin action: the service guards it with `ADMIN_TOKEN` (`AdminTokenGuard`); elsewhere, guard it yourself.
    */
   @Post('admin/projections/order-stats/rebuild')
-  @UseGuards(AdminTokenGuard)
+  @AdminEndpoint()
   @HttpCode(HttpStatus.ACCEPTED)
   async rebuild(): Promise<{ rebuilding: string; lag: Freshness }> {
     await this.subscriptions.rebuild(ORDER_STATS_SUBSCRIBER, { from: 'beginning' });

@@ -1,14 +1,28 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { ForbiddenException, Inject, Injectable, UnauthorizedException, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import {
+  ForbiddenException,
+  Inject,
+  Injectable,
+  SetMetadata,
+  UnauthorizedException,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
+import { Reflector } from '@nestjs/core';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { appConfig } from '../../config/app.config.js';
 import { cosmosConfig } from '../../config/cosmos.config.js';
 
+const ADMIN_ENDPOINT = Symbol('ADMIN_ENDPOINT');
+
+/** Marks a route (or a controller's routes) as an admin action, which `AdminTokenGuard` lets through only with the token. */
+export const AdminEndpoint = () => SetMetadata(ADMIN_ENDPOINT, true);
+
 /**
- * Guards the service's `/admin` endpoints: with `ADMIN_TOKEN` set, a request needs
- * `Authorization: Bearer <token>` (401 otherwise); without it they are open on the embedded server, whose
- * data is the developer's own and in memory, and refused (403) on a configured account.
+ * The service's guard of `@AdminEndpoint()` routes (an `APP_GUARD`; other routes pass): with `ADMIN_TOKEN`
+ * set, a request needs `Authorization: Bearer <token>` (401 otherwise); without it they are open on the
+ * embedded server, whose data is the developer's own and in memory, and refused (403) on a configured account.
  */
 @Injectable()
 export class AdminTokenGuard implements CanActivate {
@@ -16,6 +30,7 @@ export class AdminTokenGuard implements CanActivate {
   private readonly embedded: boolean;
 
   constructor(
+    private readonly reflector: Reflector,
     @Inject(appConfig.KEY) app: ConfigType<typeof appConfig>,
     @Inject(cosmosConfig.KEY) cosmos: ConfigType<typeof cosmosConfig>,
   ) {
@@ -24,6 +39,7 @@ export class AdminTokenGuard implements CanActivate {
   }
 
   canActivate(context: ExecutionContext): boolean {
+    if (!this.reflector.getAllAndOverride<boolean>(ADMIN_ENDPOINT, [context.getHandler(), context.getClass()])) return true;
     const http = context.switchToHttp();
     if (!this.digest) {
       if (this.embedded) return true;
