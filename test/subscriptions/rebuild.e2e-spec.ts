@@ -23,6 +23,8 @@ import { DELIVERY_LOG, DeliveryLog, eventually, INSTANCE_NAME, startInstance, ty
 class Balances {
   readonly accounts = new Map<string, { version: number; balance: number }>();
   rebuilds: StartFrom[] = [];
+  /** Makes the next `onRebuild` fail after clearing, as a read model half cleared when its store went away. */
+  failNextRebuild = false;
 
   apply(aggregateId: string, version: number, amount: number): void {
     const account = this.accounts.get(aggregateId) ?? { version: 0, balance: 0 };
@@ -56,6 +58,10 @@ class BalanceProjection implements OnSubscriberRebuild {
     this.balances.rebuilds.push(from);
     // From the beginning: start empty. From a time: keep what is there; replayed versions are skipped.
     if (from === 'beginning') this.balances.accounts.clear();
+    if (this.balances.failNextRebuild) {
+      this.balances.failNextRebuild = false;
+      throw new Error('read model store went away');
+    }
   }
 }
 
@@ -151,6 +157,29 @@ describe('subscriptions: rebuild', () => {
     await a.subscriptions.waitForCatchUp('balances', { timeoutMs: 15_000 });
     expect(balances.snapshot()).toEqual(expected(10, 14));
   }, 120_000);
+
+  it('stays paused after a failed rebuild, reading nothing onto the half-cleared model, until rebuild is called again', async () => {
+    const log = new DeliveryLog();
+    const balances = new Balances();
+    const a = await instance('A', log, balances);
+    await write(3, 1, 3);
+    await a.subscriptions.waitForCatchUp('balances', { timeoutMs: 20_000 });
+
+    balances.failNextRebuild = true;
+    await expect(a.subscriptions.rebuild('balances', { timeoutMs: 30_000 })).rejects.toThrow(/read model store went away/);
+    const [lag] = await a.subscriptions.lag('balances');
+    expect(lag.state).toBe('rebuilding');
+    const before = log.deliveries.length;
+    await write(3, 4, 4);
+    // Several lease rounds: a running group would have read the new events by now.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(log.deliveries.length).toBe(before);
+    expect(balances.snapshot()).toEqual({});
+
+    await a.subscriptions.rebuild('balances', { timeoutMs: 30_000 });
+    await a.subscriptions.waitForCatchUp('balances', { timeoutMs: 20_000 });
+    expect(balances.snapshot()).toEqual(expected(3, 4));
+  }, 90_000);
 
   it('rebuilds from a point in time: only events committed from then on are read again', async () => {
     const log = new DeliveryLog();
