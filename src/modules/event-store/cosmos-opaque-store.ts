@@ -55,15 +55,21 @@ export interface CosmosOpaqueStoreOptions {
  * The aggregates container (partition key `/pk`) as protosource's opaque store: documents keyed by
  * `(pk, sk)` with 20 secondary-index slots.
  *
- * Faults: @azure/cosmos retries throttling (429) itself, a read after a lost connection (after 1 s each)
- * and after a 503 once, a write after nothing else. The store retries what is left (`retries` option, as
- * `CosmosEventStore`'s), each call as a whole and always safely: `get` and `query` read again from the
- * start (a `query` call, one page of results, runs its query again); `put` sends the same upsert again;
- * `delete` deletes again, a 404 then being our own earlier delete; `putIfNewer` runs its read-then-write
- * again, so after a write whose answer was lost it re-reads, finds its own version (or a newer one) stored
- * and stops: it never writes an older version over a newer one, and resolves `true` when what is stored is
- * exactly what it sent. Retries running out give an `EventStoreError` naming the call, the last failure as
- * its `cause`; an abort (`abortSignal`) during a request or a wait stays an `AbortError`.
+ * Faults: @azure/cosmos retries throttling (429) itself, a read after a lost connection (up to 10 times,
+ * a second apart) and after a 503 once, a write after nothing else. The store retries what is left: 408,
+ * 449, 503, timeouts and lost connections (`retries` option, as `CosmosEventStore`'s), each call as a
+ * whole and always safely: `get` and `query` read again from the start (a `query` call, one page of
+ * results, runs its query again); `put` sends the same upsert again; `delete` deletes again, a 404 then
+ * being our own earlier delete; `putIfNewer` runs its read-then-write again, so after a write whose answer
+ * was lost it re-reads, finds its own version (or a newer one) stored and stops: it never writes an older
+ * version over a newer one, and resolves `true` when what is stored is exactly what it sent. Retries
+ * running out give an `EventStoreError` naming the call, the last failure as its `cause`; an abort
+ * (`abortSignal`) during a request or a wait stays an `AbortError` (a write aborted in flight may still
+ * land; repeating it is harmless).
+ *
+ * @example
+ * const opaque = new CosmosOpaqueStore(aggregatesContainer, { retries: { maxAttempts: 3 } });
+ * await opaque.putIfNewer({ pk: 'customer-42', sk: 'order-1', version: 7, body });
  */
 export class CosmosOpaqueStore implements OpaqueStore {
   private readonly retries: Required<StoreRetryOptions>;
