@@ -28,8 +28,8 @@ export interface CosmosModuleOptions {
    * Retries of throttled requests (HTTP 429) by @azure/cosmos, set as `connectionPolicy.retryOptions`:
    * field by field over `clientOptions.connectionPolicy.retryOptions`, over `DEFAULT_COSMOS_RETRY_OPTIONS`
    * (9 retries within 30 s, each after the wait the service asks for). The SDK retries nothing else for a
-   * write; the event store retries 408, 503, timeouts and lost connections itself (`EventStoreModule`'s
-   * `retries`).
+   * write; the event store and the aggregates store retry 408, 503, timeouts and lost connections
+   * themselves (`EventStoreModule`'s `retries`).
    *
    * @example
    * CosmosModule.forRoot({ endpoint, key, databaseId: 'eventstore', retryOptions: { maxWaitTimeInSeconds: 10 } })

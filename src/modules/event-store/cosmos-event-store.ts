@@ -7,9 +7,9 @@ import { messageOf } from '../cosmos/index.js';
 import {
   backoffMs,
   classifyBatchFailure,
-  isTransientReadFailure,
   pause,
   resolveRetryOptions,
+  retryTransient,
   sdkRetriedUnknownOutcome,
   type StoreRetryOptions,
 } from './transient-faults.js';
@@ -174,22 +174,12 @@ export class CosmosEventStore extends ChunkedEventStore {
       );
     // One request per page, made only when the caller asks for more: the SDK holds one page at a time.
     let iterator = open();
-    let attempt = 1;
     while (iterator.hasMoreResults()) {
-      let page;
-      try {
-        page = await iterator.fetchNext();
-      } catch (err) {
-        signal?.throwIfAborted();
-        if (isTransientReadFailure(err) && attempt < this.retries.maxAttempts) {
-          // A read changes nothing: a fresh query picks up after the last version read.
-          await pause(backoffMs(attempt++, this.retries), signal);
-          iterator = open();
-          continue;
-        }
-        throw new EventStoreError(`readStream ${JSON.stringify(aggregateId)} failed: ${messageOf(err)}`, { cause: err });
-      }
-      attempt = 1;
+      const page = await retryTransient(`readStream ${JSON.stringify(aggregateId)}`, this.retries, signal, (attempt) => {
+        // A read changes nothing: a fresh query picks up after the last version read.
+        if (attempt > 1) iterator = open();
+        return iterator.fetchNext();
+      });
       const docs = page.resources ?? [];
       if (docs.length > 0) {
         after = docs[docs.length - 1].v;
@@ -208,7 +198,7 @@ export class CosmosEventStore extends ChunkedEventStore {
   ): Promise<EventDocument[]> {
     const signal = options?.abortSignal;
     // A read changes nothing: on a transient failure the whole query runs again from the start.
-    for (let attempt = 1; ; attempt++) {
+    return retryTransient(`load ${JSON.stringify(aggregateId)}`, this.retries, signal, async () => {
       const iterator = this.events.items.query<EventDocument>(
         {
           query: sql,
@@ -222,24 +212,15 @@ export class CosmosEventStore extends ChunkedEventStore {
         { partitionKey: aggregateId, maxItemCount: pageSize, abortSignal: signal },
       );
       const docs: EventDocument[] = [];
-      try {
-        while (docs.length < limit && iterator.hasMoreResults()) {
-          const page = await iterator.fetchNext();
-          for (const doc of page.resources ?? []) {
-            docs.push(doc);
-            if (docs.length === limit) break;
-          }
+      while (docs.length < limit && iterator.hasMoreResults()) {
+        const page = await iterator.fetchNext();
+        for (const doc of page.resources ?? []) {
+          docs.push(doc);
+          if (docs.length === limit) break;
         }
-        return docs;
-      } catch (err) {
-        signal?.throwIfAborted();
-        if (isTransientReadFailure(err) && attempt < this.retries.maxAttempts) {
-          await pause(backoffMs(attempt, this.retries), signal);
-          continue;
-        }
-        throw new EventStoreError(`load ${JSON.stringify(aggregateId)} failed: ${messageOf(err)}`, { cause: err });
       }
-    }
+      return docs;
+    });
   }
 }
 

@@ -21,7 +21,8 @@ import {
 } from './aggregate-documents.js';
 import { nowSeconds } from './event-documents.js';
 import { checkSignal } from './validation.js';
-import { messageOf, statusOf, substatusOf } from '../cosmos/index.js';
+import { statusOf, substatusOf } from '../cosmos/index.js';
+import { resolveRetryOptions, retryTransient, type StoreRetryOptions } from './transient-faults.js';
 
 // Sub-status of a 404 whose container (or database) is missing, as opposed to the item.
 const MISSING_CONTAINER = 1003;
@@ -42,16 +43,48 @@ const SORT_SQL: Record<SortCondition['op'], (field: string) => string> = {
   begins_with: (f) => `STARTSWITH(c.${f}, @v)`,
 };
 
+export interface CosmosOpaqueStoreOptions {
+  /**
+   * How the store retries transient failures (408, 449, 503, timeouts, lost connections) of its calls, as
+   * the event store's option of the same name. Default 5 attempts, waits from 100 ms doubling up to 2 s.
+   */
+  retries?: StoreRetryOptions;
+}
+
 /**
  * The aggregates container (partition key `/pk`) as protosource's opaque store: documents keyed by
  * `(pk, sk)` with 20 secondary-index slots.
+ *
+ * Faults: @azure/cosmos retries throttling (429) itself, a read after a lost connection (up to 10 times,
+ * a second apart) and after a 503 once, a write after nothing else. The store retries what is left: 408,
+ * 449, 503, timeouts and lost connections (`retries` option, as `CosmosEventStore`'s), each call as a
+ * whole and always safely: `get` and `query` read again from the start (a `query` call, one page of
+ * results, runs its query again); `put` sends the same upsert again; `delete` deletes again, a 404 then
+ * being our own earlier delete; `putIfNewer` runs its read-then-write again, so after a write whose answer
+ * was lost it re-reads, finds its own version (or a newer one) stored and stops: it never writes an older
+ * version over a newer one, and resolves `true` when what is stored is exactly what it sent. Retries
+ * running out give an `EventStoreError` naming the call, the last failure as its `cause`; an abort
+ * (`abortSignal`) during a request or a wait stays an `AbortError` (a write aborted in flight may still
+ * land; repeating it is harmless).
+ *
+ * @example
+ * const opaque = new CosmosOpaqueStore(aggregatesContainer, { retries: { maxAttempts: 3 } });
+ * await opaque.putIfNewer({ pk: 'customer-42', sk: 'order-1', version: 7, body });
  */
 export class CosmosOpaqueStore implements OpaqueStore {
-  constructor(private readonly aggregates: Container) {}
+  private readonly retries: Required<StoreRetryOptions>;
+
+  constructor(
+    private readonly aggregates: Container,
+    options: CosmosOpaqueStoreOptions = {},
+  ) {
+    this.retries = resolveRetryOptions(options.retries);
+  }
 
   async put(doc: OpaqueData, options?: OperationOptions): Promise<void> {
     checkSignal(options);
     validateOpaqueData(doc);
+    // One body for every attempt: an upsert of the same document is harmless to repeat.
     const body = toAggregateDocument(doc, nowSeconds());
     await this.call(`put ${key(doc.pk, doc.sk)}`, options, () =>
       this.aggregates.items.upsert(body, { abortSignal: options?.abortSignal }),
@@ -64,26 +97,33 @@ export class CosmosOpaqueStore implements OpaqueStore {
     const what = `put ${key(doc.pk, doc.sk)}`;
     const item = this.aggregates.item(documentIdForSortKey(doc.sk), doc.pk);
     const abortSignal = options?.abortSignal;
-    for (let attempt = 1; ; attempt++) {
-      const now = nowSeconds();
-      const { resource, statusCode, substatus } = await this.call(what, options, () =>
-        item.read<AggregateDocument & { _etag: string }>({ abortSignal }),
-      );
-      if (statusCode === 404 && substatus === MISSING_CONTAINER) throw this.missingContainer(what);
-      if (resource && !isExpired(resource.t, now) && (resource.version ?? 0) >= (doc.version ?? 0)) return false;
-      const body = toAggregateDocument(doc, now);
-      try {
-        // Create fails with 409 and an etag-checked replace with 412 when another writer got in between.
-        if (resource) await item.replace(body, { accessCondition: { type: 'IfMatch', condition: resource._etag }, abortSignal });
-        else await this.aggregates.items.create(body, { abortSignal });
-        return true;
-      } catch (err) {
-        const status = statusOf(err);
-        if ((status === 409 || status === 412) && attempt < MAX_CONDITIONAL_ATTEMPTS) continue;
-        abortSignal?.throwIfAborted();
-        throw new EventStoreError(`${what} failed: ${messageOf(err)}`, { cause: err });
+    // Writes that failed: the service may have applied them all the same (a lost answer, or a write the SDK
+    // retried itself meeting its own first attempt).
+    const failedWrites: AggregateDocument[] = [];
+    // A transient failure of the read or the write runs the whole read-then-write again: the read decides.
+    return this.call(what, options, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const now = nowSeconds();
+        const { resource, statusCode, substatus } = await item.read<AggregateDocument & { _etag: string }>({ abortSignal });
+        if (statusCode === 404 && substatus === MISSING_CONTAINER) throw this.missingContainer(what);
+        if (resource && !isExpired(resource.t, now) && (resource.version ?? 0) >= (doc.version ?? 0)) {
+          // Never older over newer; ours when the stored document is exactly one we sent.
+          return failedWrites.some((sent) => isStoredAsSent(resource, sent));
+        }
+        const body = toAggregateDocument(doc, now);
+        try {
+          // Create fails with 409 and an etag-checked replace with 412 when another writer got in between.
+          if (resource) await item.replace(body, { accessCondition: { type: 'IfMatch', condition: resource._etag }, abortSignal });
+          else await this.aggregates.items.create(body, { abortSignal });
+          return true;
+        } catch (err) {
+          failedWrites.push(body);
+          const status = statusOf(err);
+          if ((status === 409 || status === 412) && attempt < MAX_CONDITIONAL_ATTEMPTS) continue;
+          throw err;
+        }
       }
-    }
+    });
   }
 
   async get(pk: string, sk: string, options?: OperationOptions): Promise<OpaqueData> {
@@ -101,16 +141,16 @@ export class CosmosOpaqueStore implements OpaqueStore {
   async delete(pk: string, sk: string, options?: OperationOptions): Promise<void> {
     checkSignal(options);
     checkKeys(pk, sk);
-    try {
-      await this.aggregates.item(documentIdForSortKey(sk), pk).delete({ abortSignal: options?.abortSignal });
-    } catch (err) {
-      if (statusOf(err) === 404) {
-        if (substatusOf(err) === MISSING_CONTAINER) throw this.missingContainer(`delete ${key(pk, sk)}`);
-        return;
+    const what = `delete ${key(pk, sk)}`;
+    await this.call(what, options, async () => {
+      try {
+        await this.aggregates.item(documentIdForSortKey(sk), pk).delete({ abortSignal: options?.abortSignal });
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err;
+        if (substatusOf(err) === MISSING_CONTAINER) throw this.missingContainer(what);
+        // Nothing there: deleted by another, or by our own earlier attempt whose answer was lost.
       }
-      options?.abortSignal?.throwIfAborted();
-      throw new EventStoreError(`delete ${key(pk, sk)} failed: ${messageOf(err)}`, { cause: err });
-    }
+    });
   }
 
   async query(query: OpaqueQuery, options?: OperationOptions): Promise<OpaqueQueryResult> {
@@ -145,13 +185,15 @@ export class CosmosOpaqueStore implements OpaqueStore {
     };
     // The main key is one partition; a secondary index spans them all.
     if (index === 0) feedOptions.partitionKey = query.pk;
-    const iterator = this.aggregates.items.query<AggregateDocument>(
-      { query: `SELECT * FROM c WHERE ${where} ORDER BY c.${fields.sk} ASC`, parameters },
-      feedOptions,
-    );
     const docs: AggregateDocument[] = [];
     let more = false;
+    // A read changes nothing: on a transient failure the query runs again from the start of this page.
     await this.call(`query index ${index} pk ${JSON.stringify(query.pk)}`, options, async () => {
+      const iterator = this.aggregates.items.query<AggregateDocument>(
+        { query: `SELECT * FROM c WHERE ${where} ORDER BY c.${fields.sk} ASC`, parameters },
+        feedOptions,
+      );
+      docs.length = 0;
       let skip = after?.skip ?? 0;
       while (iterator.hasMoreResults()) {
         const page = await iterator.fetchNext();
@@ -180,14 +222,17 @@ export class CosmosOpaqueStore implements OpaqueStore {
     return new EventStoreError(`${what} failed: container ${JSON.stringify(this.aggregates.id)} does not exist`);
   }
 
-  private async call<T>(what: string, options: OperationOptions | undefined, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      options?.abortSignal?.throwIfAborted();
-      throw new EventStoreError(`${what} failed: ${messageOf(err)}`, { cause: err });
-    }
+  /** `fn` retried on transient failures; its last failure an `EventStoreError` "`what` failed". */
+  private call<T>(what: string, options: OperationOptions | undefined, fn: () => Promise<T>): Promise<T> {
+    return retryTransient(what, this.retries, options?.abortSignal, fn);
   }
+}
+
+/** Whether a stored document holds exactly the fields of one we sent (the service adds only `_` fields). */
+function isStoredAsSent(stored: AggregateDocument, sent: AggregateDocument): boolean {
+  const fields = (doc: AggregateDocument) =>
+    JSON.stringify(Object.entries(doc).filter(([name]) => !name.startsWith('_')).sort(([a], [b]) => (a < b ? -1 : 1)));
+  return fields(stored) === fields(sent);
 }
 
 // Tokens carry a mark so one this store did not issue is refused before any request.

@@ -35,7 +35,8 @@ export interface EventStoreOptions {
   /**
    * How the Cosmos DB store retries transient failures (408, 449, 503, timeouts, lost connections) of its
    * reads and batches. Default 5 attempts, waits from 100 ms doubling up to 2 s. The in-memory store has
-   * nothing to retry and ignores it.
+   * nothing to retry and ignores it. The `opaqueStore` retries its own calls by its own option
+   * (`CosmosOpaqueStore`'s `retries`; `EventStoreModule` gives both stores the same).
    */
   retries?: StoreRetryOptions;
 }

@@ -22,7 +22,10 @@ export interface EventStoreModuleOptions {
   eventTtlSeconds?: number;
   /** Materialized bodies of at least this many bytes are gzip-compressed. Default 300. */
   compressThreshold?: number;
-  /** Retries of transient Cosmos DB failures by the store (see `StoreRetryOptions`); throttling is the client's. */
+  /**
+   * Retries of transient Cosmos DB failures by the stores, the event store's and the aggregates store's alike
+   * (see `StoreRetryOptions`); throttling is the client's.
+   */
   retries?: StoreRetryOptions;
 }
 
@@ -81,7 +84,11 @@ function rootModule(rootOptions: Provider, isGlobal: boolean, imports: ModuleMet
       useFactory: (root?: EventStoreModuleOptions) => root ?? {},
       inject: [{ token: ROOT_OPTIONS, optional: true }],
     },
-    { provide: OPAQUE_STORE, useFactory: (c: Container) => new CosmosOpaqueStore(c), inject: [AGGREGATES_CONTAINER] },
+    {
+      provide: OPAQUE_STORE,
+      useFactory: (aggregates: Container, options: EventStoreModuleOptions) => new CosmosOpaqueStore(aggregates, { retries: options.retries }),
+      inject: [AGGREGATES_CONTAINER, EVENT_STORE_OPTIONS],
+    },
     {
       provide: EVENT_STORE,
       useFactory: (events: Container, opaqueStore: OpaqueStore, options: EventStoreModuleOptions) =>

@@ -45,7 +45,7 @@ export {
 export { DEFAULT_STORE_RETRY_OPTIONS, type StoreRetryOptions } from './transient-faults.js';
 export { CosmosEventStore } from './cosmos-event-store.js';
 export { DEFAULT_COMPRESS_THRESHOLD, type EventStoreOptions } from './event-store-base.js';
-export { CosmosOpaqueStore } from './cosmos-opaque-store.js';
+export { CosmosOpaqueStore, type CosmosOpaqueStoreOptions } from './cosmos-opaque-store.js';
 export { InMemoryEventStore } from './in-memory-event-store.js';
 export { InMemoryOpaqueStore } from './in-memory-opaque-store.js';
 export { compressAtOrAbove, decodeAggregateBody, decompressIfGzipped } from './aggregate-documents.js';

@@ -1,5 +1,5 @@
 import { EventStoreModule } from './event-store.module.js';
-import { ValidationError } from './event-store.errors.js';
+import { EventStoreError, NotFoundError, ValidationError } from './event-store.errors.js';
 import {
   backoffMs,
   classifyBatchFailure,
@@ -7,6 +7,7 @@ import {
   isTransientReadFailure,
   pause,
   resolveRetryOptions,
+  retryTransient,
   sdkRetriedUnknownOutcome,
 } from './transient-faults.js';
 
@@ -49,6 +50,53 @@ describe('store retry options', () => {
         expect(wait).toBeGreaterThanOrEqual(step / 2);
         expect(wait).toBeLessThanOrEqual(step);
       }
+    });
+  });
+
+  describe('retryTransient', () => {
+    const retries = { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 2 };
+    const failing = (...errors: unknown[]) => {
+      const seen: number[] = [];
+      const attempt = async (n: number) => {
+        seen.push(n);
+        if (n <= errors.length) throw errors[n - 1];
+        return 'done';
+      };
+      return { seen, attempt };
+    };
+
+    it('runs a transiently failing attempt again until it succeeds', async () => {
+      const { seen, attempt } = failing({ code: 408 }, { code: 'ECONNRESET' });
+      await expect(retryTransient('op', retries, undefined, attempt)).resolves.toBe('done');
+      expect(seen).toEqual([1, 2, 3]);
+    });
+
+    it('gives up after maxAttempts with an EventStoreError naming the operation, the last failure as cause', async () => {
+      const last = Object.assign(new Error('busy'), { code: 503 });
+      const { seen, attempt } = failing({ code: 408 }, { code: 503 }, last);
+      const err = await retryTransient('get thing', retries, undefined, attempt).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(EventStoreError);
+      expect((err as Error).message).toBe('get thing failed: busy');
+      expect((err as Error).cause).toBe(last);
+      expect(seen).toEqual([1, 2, 3]);
+    });
+
+    it('does not retry a failure that is not transient, and passes its own EventStoreErrors through', async () => {
+      const bad = failing({ code: 400 });
+      expect(await retryTransient('op', retries, undefined, bad.attempt).catch((e: unknown) => e)).toBeInstanceOf(EventStoreError);
+      expect(bad.seen).toEqual([1]);
+      const own = new NotFoundError('gone');
+      expect(await retryTransient('op', retries, undefined, failing(own).attempt).catch((e: unknown) => e)).toBe(own);
+    });
+
+    it('stops waiting at once when the signal aborts, with the abort reason', async () => {
+      const controller = new AbortController();
+      const { seen, attempt } = failing({ code: 503 });
+      const running = retryTransient('op', { ...retries, initialDelayMs: 60_000, maxDelayMs: 60_000 }, controller.signal, attempt);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      controller.abort();
+      await expect(running).rejects.toMatchObject({ name: 'AbortError' });
+      expect(seen).toEqual([1]);
     });
   });
 

@@ -1,11 +1,12 @@
 import type { CosmosDiagnostics } from '@azure/cosmos';
-import { statusOf } from '../cosmos/index.js';
-import { ValidationError } from './event-store.errors.js';
+import { messageOf, statusOf } from '../cosmos/index.js';
+import { EventStoreError, ValidationError } from './event-store.errors.js';
 
 /**
- * How the Cosmos event store retries a request that failed transiently: HTTP 408, 449 or 503, a client
- * timeout or a lost connection, on reads and on the batches of `save`. Throttling (429) is retried by
- * @azure/cosmos itself, as `CosmosModule`'s `retryOptions` say, and is not retried again here.
+ * How the Cosmos stores retry a request that failed transiently: HTTP 408, 449 or 503, a client timeout or
+ * a lost connection, on the event store's reads and batches and on every call of the aggregates store.
+ * Throttling (429) is retried by @azure/cosmos itself, as `CosmosModule`'s `retryOptions` say, and is not
+ * retried again here.
  */
 export interface StoreRetryOptions {
   /** Attempts in all, the first included; 1 turns the store's own retries off. Default 5. */
@@ -61,6 +62,33 @@ export function pause(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/**
+ * Runs `attempt` (given its number, from 1) again after a backoff for as long as it fails transiently
+ * (`isTransientReadFailure`) and `retries` allow: only for work that is safe to repeat, reads and writes
+ * whose repetition changes nothing more. The last failure becomes an `EventStoreError` "`what` failed"
+ * with it as `cause`; an `EventStoreError` of `attempt`'s own passes as it is. An abort of `signal`, in a
+ * request or while waiting, ends it at once with the signal's reason (an `AbortError`).
+ */
+export async function retryTransient<T>(
+  what: string,
+  retries: Required<StoreRetryOptions>,
+  signal: AbortSignal | undefined,
+  attempt: (n: number) => Promise<T>,
+): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt(n);
+    } catch (err) {
+      signal?.throwIfAborted();
+      if (err instanceof EventStoreError) throw err;
+      if (!isTransientReadFailure(err) || n >= retries.maxAttempts) {
+        throw new EventStoreError(`${what} failed: ${messageOf(err)}`, { cause: err });
+      }
+    }
+    await pause(backoffMs(n, retries), signal);
+  }
 }
 
 // Statuses the service gives for a request it could not serve now: timed out, busy, or retry-with.
