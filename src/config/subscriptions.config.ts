@@ -6,7 +6,10 @@ import { readEnv, type EnvReader } from './env-reader.js';
 export interface SubscriptionsConfig {
   /** `COSMOS_LEASES_CONTAINER`, default `leases`: leases, checkpoints and dead letters. */
   leasesContainerId: string;
-  /** `SUBSCRIPTIONS_INSTANCE_ID`: this instance's name in leases (letters, digits, `. _ : @ -`); default host name, process id and a random suffix. */
+  /**
+   * `SUBSCRIPTIONS_INSTANCE_ID`: this instance's name in leases and logs (letters, digits, `. _ : @ -`); default
+   * host name, process id and a random suffix. A shared value is safe (leases also carry a per-start session).
+   */
   instanceId?: string;
 }
 

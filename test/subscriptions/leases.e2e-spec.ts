@@ -2,9 +2,11 @@
  * Leases and checkpoints across instances: an instance cut off mid-page loses nothing (its ranges are taken
  * over once its leases expire, from their last checkpoint, and never read by two instances at once); a restart
  * reads again at most the page that was not checkpointed; a graceful shutdown finishes the handler in flight,
- * checkpoints and releases every lease.
+ * checkpoints and releases every lease. Two processes configured with the same instance id are two instances
+ * all the same: a lease belongs to one start of the subscriptions, not to a name.
  */
 import { Inject } from '@nestjs/common';
+import { ChangeFeedStartFrom, type FeedRange } from '@azure/cosmos';
 import {
   CosmosEventStore,
   ensureContainers,
@@ -24,6 +26,7 @@ import {
   type Delivery,
   type Instance,
 } from '../support/subscriptions.js';
+import type { SubscriptionsModuleOptions } from '../../src/index.js';
 
 /** Lets a test hold the next handler call of one instance (or of one event) until it opens the gate. */
 class Hold {
@@ -54,18 +57,37 @@ class Hold {
 }
 const HOLD = Symbol('HOLD');
 
+/** One handler call from start to end, to tell whether two instances were handling a range at the same time. */
+interface Span {
+  instance: string;
+  aggregateId: string;
+  version: number;
+  start: number;
+  end: number;
+}
+/** The handler calls that ended, and how long each call takes (0: no wait of its own). */
+class Spans {
+  readonly spans: Span[] = [];
+  handlerMs = 0;
+}
+const SPANS = Symbol('SPANS');
+
 @Subscriber({ name: 'ledger', maxItemCount: 4 })
 class Ledger {
   constructor(
     @Inject(DELIVERY_LOG) private readonly log: DeliveryLog,
     @Inject(INSTANCE_NAME) private readonly instance: string,
     @Inject(HOLD) private readonly hold: Hold,
+    @Inject(SPANS) private readonly spans: Spans,
   ) {}
 
   @OnEvent()
   async handle({ aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
+    const start = performance.now();
     this.log.record({ instance: this.instance, subscriber: 'ledger', aggregateId, version, attempt });
     await this.hold.pass(this.instance, `${aggregateId}@${version}`);
+    if (this.spans.handlerMs > 0) await new Promise((resolve) => setTimeout(resolve, this.spans.handlerMs));
+    this.spans.spans.push({ instance: this.instance, aggregateId, version, start, end: performance.now() });
   }
 }
 
@@ -77,6 +99,7 @@ const instances: Instance[] = [];
 // A database per test: the pages a test reasons about hold only its own events.
 let databaseId: string;
 let hold: Hold;
+let spans: Spans;
 let tests = 0;
 
 beforeAll(async () => {
@@ -89,6 +112,7 @@ beforeEach(async () => {
   await ensureContainers(database);
   store = new CosmosEventStore(database.container('events'));
   hold = new Hold();
+  spans = new Spans();
 });
 
 afterEach(async () => {
@@ -100,7 +124,8 @@ afterAll(async () => {
   await fixture?.close();
 });
 
-async function instance(name: string, log: DeliveryLog): Promise<Instance> {
+/** An instance named `name` in the delivery log; its instance id is `name` too unless `options` gives one. */
+async function instance(name: string, log: DeliveryLog, options?: SubscriptionsModuleOptions): Promise<Instance> {
   const started = await startInstance({
     name,
     endpoint: fixture.cosmos.endpoint,
@@ -108,7 +133,11 @@ async function instance(name: string, log: DeliveryLog): Promise<Instance> {
     databaseId,
     subscribers: [Ledger],
     log,
-    providers: [{ provide: HOLD, useValue: hold }],
+    options,
+    providers: [
+      { provide: HOLD, useValue: hold },
+      { provide: SPANS, useValue: spans },
+    ],
   });
   instances.push(started);
   return started;
@@ -127,7 +156,7 @@ async function leaseDocuments() {
   const { resources } = await fixture.client
     .database(databaseId)
     .container('leases')
-    .items.query<{ id: string; owner: string | null; expiresAt: number; continuation: string | null }>(
+    .items.query<{ id: string; owner: string | null; session?: string | null; expiresAt: number; continuation: string | null }>(
       "SELECT * FROM c WHERE c.type = 'lease'",
     )
     .fetchAll();
@@ -144,6 +173,63 @@ function expectEveryVersionInOrder(deliveries: Delivery[], aggregates: string[],
     }
     expect(seen.size).toBe(count);
   }
+}
+
+/** The feed range (`min-max`) of each aggregate, from the events container's change feed. */
+async function rangeOfAggregates(): Promise<Map<string, string>> {
+  const events = fixture.client.database(databaseId).container('events');
+  const ranges = new Map<string, string>();
+  for (const range of await events.getFeedRanges()) {
+    const { minInclusive, maxExclusive } = range as FeedRange & { minInclusive: string; maxExclusive: string };
+    const iterator = events.items.getChangeFeedIterator<{ a: string }>({
+      changeFeedStartFrom: ChangeFeedStartFrom.Beginning(range),
+      maxItemCount: 1_000,
+    });
+    for (;;) {
+      const page = await iterator.readNext();
+      if (page.statusCode === 304 || page.result.length === 0) break;
+      for (const item of page.result) ranges.set(item.a, `${minInclusive}-${maxExclusive}`);
+    }
+  }
+  return ranges;
+}
+
+/**
+ * Handler calls of A and B on the same feed range that ran at the same time (calls that began before `since`
+ * left out), as `range: A x@1 / B y@2` lines.
+ */
+function overlapping(all: Span[], rangeOf: Map<string, string>, since = Number.NEGATIVE_INFINITY): string[] {
+  const found: string[] = [];
+  const recent = all.filter((s) => s.start >= since);
+  for (const a of recent.filter((s) => s.instance === 'A')) {
+    for (const b of recent.filter((s) => s.instance === 'B')) {
+      const range = rangeOf.get(a.aggregateId);
+      if (range === undefined || range !== rangeOf.get(b.aggregateId)) continue;
+      if (a.start < b.end && b.start < a.end) found.push(`${range}: A ${a.aggregateId}@${a.version} / B ${b.aggregateId}@${b.version}`);
+    }
+  }
+  return found;
+}
+
+function owned(instance: Instance): string[] {
+  return instance.subscriptions.status()[0].ownedRanges;
+}
+
+/** Samples, every few milliseconds until stopped, that no feed range is read by A and B at once. */
+function watchOwnership(a: Instance, b: Instance): { readonly clashes: string[]; stop(): void } {
+  const clashes = new Set<string>();
+  const check = () => {
+    const ofA = new Set(owned(a));
+    for (const range of owned(b)) if (ofA.has(range)) clashes.add(range);
+  };
+  check();
+  const timer = setInterval(check, 5);
+  return {
+    get clashes() {
+      return [...clashes].sort();
+    },
+    stop: () => clearInterval(timer),
+  };
 }
 
 describe('subscriptions: leases and checkpoints', () => {
@@ -245,5 +331,87 @@ describe('subscriptions: leases and checkpoints', () => {
     await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 30_000 });
     expectEveryVersionInOrder(log.deliveries, aggregates, 3);
     expect(await leaseDocuments()).toHaveLength(4);
+  }, 60_000);
+});
+
+describe('subscriptions: two live processes configured with the same instance id', () => {
+  // A deployment mistake the leases must survive: SUBSCRIPTIONS_INSTANCE_ID set to one constant for every pod.
+  const twin: SubscriptionsModuleOptions = { instanceId: 'twin' };
+
+  it('never read the same range at once, share the ranges, and deliver every event in order', async () => {
+    spans.handlerMs = 2;
+    const log = new DeliveryLog();
+    const aggregates = Array.from({ length: 12 }, (_, i) => `twin-${i}`);
+    const a = await instance('A', log, twin);
+    await append(aggregates, 1, 3);
+    await eventually('A holds every range', () => owned(a).length === 4);
+
+    const b = await instance('B', log, twin);
+    const watch = watchOwnership(a, b);
+    try {
+      // Writes go on while B asks A for ranges and A hands them over.
+      await append(aggregates, 4, 12);
+      await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 30_000 });
+      await eventually('the ranges are split two and two', () => {
+        expect(watch.clashes).toEqual([]);
+        return owned(a).length === 2 && owned(b).length === 2;
+      });
+      await append(aggregates, 13, 16);
+      await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 30_000 });
+    } finally {
+      watch.stop();
+    }
+    expect(watch.clashes).toEqual([]);
+    expect(overlapping(spans.spans, await rangeOfAggregates())).toEqual([]);
+    expectEveryVersionInOrder(log.deliveries, aggregates, 16);
+
+    // Each lease names the configured id, and is held by one of the two sessions: two each.
+    const leases = await leaseDocuments();
+    expect(new Set(leases.map((l) => l.owner))).toEqual(new Set(['twin']));
+    const perSession = new Map<unknown, number>();
+    for (const lease of leases) perSession.set(lease.session, (perSession.get(lease.session) ?? 0) + 1);
+    expect([...perSession.values()]).toEqual([2, 2]);
+    expect([...perSession.keys()].every((session) => typeof session === 'string' && session !== '')).toBe(true);
+  }, 60_000);
+
+  it('a twin that takes over an expired lease makes the other one stop reading that range', async () => {
+    spans.handlerMs = 2;
+    // Short leases: the test waits for one to expire.
+    const options: SubscriptionsModuleOptions = { ...twin, leaseDurationMs: 1_500, renewIntervalMs: 150 };
+    const log = new DeliveryLog();
+    const aggregates = Array.from({ length: 12 }, (_, i) => `lapse-${i}`);
+    const a = await instance('A', log, options);
+    await append(aggregates, 1, 3);
+    await eventually('A holds every range', () => owned(a).length === 4);
+    await a.subscriptions.waitForCatchUp('ledger', { timeoutMs: 20_000 });
+
+    // A is in the middle of a handler when it loses the leases container: it cannot renew, its leases lapse.
+    hold.arm({ instance: 'A' });
+    const writing = append(aggregates, 4, 10);
+    await hold.reached.promise;
+    a.cut('leases');
+    const b = await instance('B', log, options);
+    await eventually('B holds every range', () => owned(b).length === 4, 20_000);
+    const takenOver = performance.now();
+
+    // A is back, its handler still running: it must see that the range is its twin's now, not its own.
+    a.heal();
+    await new Promise((resolve) => setTimeout(resolve, 4 * 150));
+    const watch = watchOwnership(a, b);
+    try {
+      hold.release();
+      await writing;
+      await append(aggregates, 11, 14);
+      await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 30_000 });
+    } finally {
+      watch.stop();
+    }
+    expect(watch.clashes).toEqual([]);
+    expect(overlapping(spans.spans, await rangeOfAggregates(), takenOver)).toEqual([]);
+    expectEveryVersionInOrder(log.deliveries, aggregates, 14);
+    // (Nest's Logger writes to the logger of the module created last, whichever instance logs.)
+    const logs = a.logger.text + b.logger.text;
+    expect(logs).toMatch(/took \S+ from twin \(another session, expired\)/);
+    expect(logs).toMatch(/lost \S+ to twin \(session \w+: another process runs under this instance id\)/);
   }, 60_000);
 });

@@ -50,6 +50,8 @@ export interface Instance {
    * only its calls to the leases container (it goes on reading and writing elsewhere, but cannot renew).
    */
   cut(what?: 'all' | 'leases'): void;
+  /** Undoes `cut`: the instance's calls reach Cosmos DB again, as when a network partition heals. */
+  heal(): void;
   close(): Promise<void>;
 }
 
@@ -130,6 +132,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     subscriptions: module.get<Subscriptions>(SUBSCRIPTIONS),
     logger,
     cut: (what = 'all') => (cut = what),
+    heal: () => (cut = undefined),
     async close() {
       if (closed) return;
       closed = true;

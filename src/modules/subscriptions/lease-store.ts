@@ -7,7 +7,8 @@ import type { DeadLetter, FailurePolicy, GroupState, StartFrom } from './subscri
  * Documents of the leases container, all of one consumer group in one logical partition (`group`), so a
  * group is listed with one single-partition query:
  * - `group`: the group's shared state (running, rebuilding, stopped on a failure);
- * - `lease:<min>-<max>`: one per feed range: owner, expiry, checkpoint (the change feed continuation);
+ * - `lease:<min>-<max>`: one per feed range: holder (owner and session), expiry, checkpoint (the change feed
+ *   continuation);
  * - `dead:<hash>`: one per event a handler gave up on.
  * Every write of a lease or of the group is conditional on the ETag read before it, so two instances never
  * both believe they took the same lease.
@@ -30,12 +31,19 @@ export interface LeaseDocument extends ItemDefinition {
   group: string;
   type: 'lease';
   feedRange: { minInclusive: string; maxExclusive: string };
-  /** The instance holding the lease, or null. */
+  /** The instance id of the holder (as configured: what logs and `lag()` show), or null. */
   owner: string | null;
+  /**
+   * The holder's session: one start of the subscriptions. Absent in leases written before sessions existed,
+   * which are then nobody's here until they expire or are released.
+   */
+  session?: string | null;
   /** Epoch ms (owner's clock) after which others may take the lease. */
   expiresAt: number;
-  /** An instance that asked the owner to hand the lease over, for balance. */
+  /** The instance id of one that asked the owner to hand the lease over, for balance. */
   requestedBy: string | null;
+  /** The session of `requestedBy`. */
+  requestedSession?: string | null;
   /** The change feed continuation up to which every event was handled; null: start at `startFrom`. */
   continuation: string | null;
   startFrom: StoredStart;
@@ -59,6 +67,32 @@ interface DeadLetterDocument extends ItemDefinition {
 
 export type Stored<T> = T & { _etag: string };
 
+/**
+ * Who holds (or asks for) a lease: the configured instance id, shown in logs and `lag()`, and a session, a
+ * random nonce drawn at every start of the subscriptions. The id alone proves nothing: two live processes
+ * may be configured with the same one by mistake, and a restarted process cannot tell whether the leases
+ * its id holds are those of its crashed former self or of such a twin. A lease is ours only when both match.
+ */
+export interface Holder {
+  readonly instanceId: string;
+  readonly session: string;
+}
+
+/** True when `holder` holds `lease` (whether or not it has expired). */
+export function isHeldBy(lease: LeaseDocument, holder: Holder): boolean {
+  return lease.owner === holder.instanceId && lease.session === holder.session;
+}
+
+/** True when the hand-over request on `lease` is `holder`'s. */
+export function isRequestedBy(lease: LeaseDocument, holder: Holder): boolean {
+  return lease.requestedBy === holder.instanceId && lease.requestedSession === holder.session;
+}
+
+/** Tells holders apart: the same for two leases exactly when one holder (instance id and session) holds both. */
+export function holderKey(lease: LeaseDocument): string {
+  return JSON.stringify([lease.owner, lease.session ?? null]);
+}
+
 export function rangeKey(range: { minInclusive: string; maxExclusive: string }): string {
   return `${range.minInclusive}-${range.maxExclusive}`;
 }
@@ -77,8 +111,19 @@ function isStoredStart(from: StartFrom | StoredStart): from is StoredStart {
 }
 
 /** A lease nobody holds, reading from `start`: how a lease is created and how a rebuild resets one. */
-export function unclaimed(start: StoredStart): Pick<LeaseDocument, 'owner' | 'expiresAt' | 'requestedBy' | 'continuation' | 'startFrom' | 'checkpointedAt'> {
-  return { owner: null, expiresAt: 0, requestedBy: null, continuation: null, startFrom: start, checkpointedAt: null };
+export function unclaimed(
+  start: StoredStart,
+): Pick<LeaseDocument, 'owner' | 'session' | 'expiresAt' | 'requestedBy' | 'requestedSession' | 'continuation' | 'startFrom' | 'checkpointedAt'> {
+  return {
+    owner: null,
+    session: null,
+    expiresAt: 0,
+    requestedBy: null,
+    requestedSession: null,
+    continuation: null,
+    startFrom: start,
+    checkpointedAt: null,
+  };
 }
 
 export class LeaseStore {

@@ -1,5 +1,5 @@
 import { LeaseLostError } from './subscriptions.errors.js';
-import type { LeaseDocument, LeaseStore, Stored } from './lease-store.js';
+import { isHeldBy, type Holder, type LeaseDocument, type LeaseStore, type Stored } from './lease-store.js';
 
 /** Attempts at one lease write when others keep annotating the document (a hand-over request, say). */
 const MAX_WRITE_ATTEMPTS = 10;
@@ -8,7 +8,8 @@ const MAX_WRITE_ATTEMPTS = 10;
  * A lease this instance holds. Every write (renewal, checkpoint, release) is conditional on the ETag last
  * seen; when it fails with 412 the document is read again: still ours (someone only asked for it) → the write
  * is re-applied on top; someone else's, reset, or gone → the lease is lost and the reader must stop at once.
- * Writes are serialized, so a renewal and a checkpoint never race each other.
+ * Ours means our instance id and our session: a lease taken by another process under the same instance id
+ * is someone else's. Writes are serialized, so a renewal and a checkpoint never race each other.
  */
 export class OwnedLease {
   private doc: Stored<LeaseDocument>;
@@ -18,7 +19,7 @@ export class OwnedLease {
   constructor(
     private readonly store: LeaseStore,
     doc: Stored<LeaseDocument>,
-    private readonly instanceId: string,
+    private readonly holder: Holder,
     private readonly durationMs: number,
   ) {
     this.doc = doc;
@@ -45,7 +46,7 @@ export class OwnedLease {
    * in time stops by itself, before anyone else may take the range over.
    */
   isValid(now = Date.now()): boolean {
-    return !this.lostFlag && this.doc.owner === this.instanceId && this.doc.expiresAt > now;
+    return !this.lostFlag && isHeldBy(this.doc, this.holder) && this.doc.expiresAt > now;
   }
 
   renew(): Promise<void> {
@@ -67,6 +68,7 @@ export class OwnedLease {
   release(): Promise<void> {
     return this.write((doc) => {
       doc.owner = null;
+      doc.session = null;
       doc.expiresAt = doc.requestedBy ? Date.now() + this.durationMs : 0;
     }, false);
   }
@@ -74,7 +76,7 @@ export class OwnedLease {
   private write(change: (doc: LeaseDocument) => void, keep = true): Promise<void> {
     const run = async () => {
       for (let attempt = 1; ; attempt++) {
-        if (this.lostFlag || this.doc.owner !== this.instanceId) {
+        if (this.lostFlag || !isHeldBy(this.doc, this.holder)) {
           // Released (or lost) before: nothing of it is ours to write any more.
           this.lostFlag = true;
           throw new LeaseLostError(this.doc.id);
@@ -88,7 +90,7 @@ export class OwnedLease {
           return;
         }
         const current = await this.store.read<LeaseDocument>(this.doc.id);
-        if (!current || current.owner !== this.instanceId || attempt >= MAX_WRITE_ATTEMPTS) {
+        if (!current || !isHeldBy(current, this.holder) || attempt >= MAX_WRITE_ATTEMPTS) {
           this.lostFlag = true;
           throw new LeaseLostError(this.doc.id);
         }

@@ -70,7 +70,7 @@ describe('SubscriberGroup.stop', () => {
       reached();
       return new Promise((resolve) => (answer = () => resolve({ group: g, lease: { ...lease, _etag: 'l2' } })));
     };
-    group.start();
+    group.start('s1');
     await taking;
     const stopping = group.stop();
     answer();
@@ -89,10 +89,40 @@ describe('SubscriberGroup.stop', () => {
       reached();
       return new Promise(() => {});
     };
-    group.start();
+    group.start('s1');
     await taking;
     const started = Date.now();
     await group.stop();
     expect(Date.now() - started).toBeLessThan(settings.shutdownTimeoutMs + 500);
+  });
+});
+
+describe('SubscriberGroup: leases under this instance id', () => {
+  async function takesOf(lease: Stored<LeaseDocument>): Promise<number> {
+    const { group, store } = setUp();
+    let takes = 0;
+    store.list = () => Promise.resolve({ group: groupDoc, leases: [lease] });
+    store.takeFenced = (g: Stored<GroupDocument>, taken: LeaseDocument) => {
+      takes++;
+      return Promise.resolve({ group: g, lease: { ...taken, _etag: 'l2' } });
+    };
+    group.start('s1');
+    await new Promise((resolve) => setTimeout(resolve, 5 * settings.renewIntervalMs));
+    await group.stop();
+    return takes;
+  }
+
+  it('are not taken while live when another session holds them: another process with the same id, or a crashed former self', async () => {
+    const live = Date.now() + 60_000;
+    expect(await takesOf({ ...leaseDoc, owner: 'A', session: 's0', expiresAt: live })).toBe(0);
+    // Written before sessions existed: nobody can say whose it is.
+    expect(await takesOf({ ...leaseDoc, owner: 'A', expiresAt: live })).toBe(0);
+  });
+
+  it('are taken once expired, and a hand-over reserved for the same id in another session is not this one', async () => {
+    expect(await takesOf({ ...leaseDoc, owner: 'A', session: 's0', expiresAt: Date.now() - 1 })).toBe(1);
+    const reserved = { ...leaseDoc, owner: null, requestedBy: 'A', requestedSession: 's0', expiresAt: Date.now() + 60_000 };
+    expect(await takesOf(reserved)).toBe(0);
+    expect(await takesOf({ ...reserved, requestedSession: 's1' })).toBe(1);
   });
 });

@@ -1,7 +1,19 @@
 import type { Logger } from '@nestjs/common';
 import type { Container, FeedRange } from '@azure/cosmos';
 import { estimatePending, probe, type FeedPosition } from './change-feed-reader.js';
-import { LeaseStore, rangeKey, toStoredStart, unclaimed, type GroupDocument, type LeaseDocument, type Stored } from './lease-store.js';
+import {
+  holderKey,
+  isHeldBy,
+  isRequestedBy,
+  LeaseStore,
+  rangeKey,
+  toStoredStart,
+  unclaimed,
+  type GroupDocument,
+  type Holder,
+  type LeaseDocument,
+  type Stored,
+} from './lease-store.js';
 import { OwnedLease } from './owned-lease.js';
 import { RangeWorker } from './range-worker.js';
 import { describe, type SubscriberRuntime } from './subscriber-runtime.js';
@@ -26,6 +38,9 @@ type Range = { minInclusive: string; maxExclusive: string };
  * over, gracefully, a lease another instance asked for or every lease when the group is not running; takes
  * free or expired leases up to its fair share (ranges / live instances, rounded up); and, when still short by
  * two or more against the busiest instance, asks that instance for one. A reader per held lease does the work.
+ * "This instance" is one start of the group: the configured instance id and the session `start()` is given.
+ * A lease under the same id but another session (a second process configured with the same id, or this
+ * process before a crash) is someone else's until it expires.
  */
 export class SubscriberGroup {
   readonly store: LeaseStore;
@@ -35,6 +50,7 @@ export class SubscriberGroup {
   private stopping = false;
   private feedRanges?: Promise<readonly FeedRange[]>;
   private state?: GroupState;
+  private session?: string;
 
   constructor(
     private readonly events: Container,
@@ -67,9 +83,20 @@ export class SubscriberGroup {
     };
   }
 
-  start(): void {
+  /** Who holds leases for this group now: the instance id and the session of the current start. */
+  private get me(): Holder {
+    if (this.session === undefined) throw new Error(`${this.label}: not started`);
+    return { instanceId: this.settings.instanceId, session: this.session };
+  }
+
+  /**
+   * Starts managing leases and reading under `session`, a nonce no other start of the subscriptions (in this
+   * process or any other) uses: leases held under any other session are not this start's.
+   */
+  start(session: string): void {
     if (this.loop) return;
     this.stopping = false;
+    this.session = session;
     this.loop = this.run().finally(() => (this.loop = undefined));
   }
 
@@ -131,7 +158,7 @@ export class SubscriberGroup {
   }
 
   private async tick(): Promise<void> {
-    const me = this.settings.instanceId;
+    const me = this.me;
     let listed;
     try {
       listed = await this.store.list();
@@ -162,13 +189,13 @@ export class SubscriberGroup {
 
     for (const [id, worker] of this.workers) {
       const doc = byId.get(id);
-      if (!doc || doc.owner !== me) {
+      if (!doc || !isHeldBy(doc, me)) {
         // Taken over or reset since: someone else may be reading this range already.
-        if (doc?.owner) this.logger.warn(`${this.label}: lost ${rangeKey(doc.feedRange)} to ${doc.owner}`);
+        if (doc?.owner) this.logger.warn(`${this.label}: lost ${rangeKey(doc.feedRange)} to ${this.describeHolder(doc)}`);
         worker.abandon();
         continue;
       }
-      if (!worker.stopping && (!running || (doc.requestedBy !== null && doc.requestedBy !== me))) {
+      if (!worker.stopping && (!running || (doc.requestedBy !== null && !isRequestedBy(doc, me)))) {
         if (running) this.logger.log(`${this.label}: handing ${rangeKey(doc.feedRange)} over to ${doc.requestedBy}`);
         void worker.stop();
       }
@@ -177,10 +204,12 @@ export class SubscriberGroup {
     if (!running) return;
 
     const now = Date.now();
+    // Live holders but this one, by instance id and session: two processes under one id are two instances.
     const others = new Map<string, Stored<LeaseDocument>[]>();
     for (const lease of leases) {
-      if (lease.owner && lease.owner !== me && lease.expiresAt > now) {
-        others.set(lease.owner, [...(others.get(lease.owner) ?? []), lease]);
+      if (lease.owner && !isHeldBy(lease, me) && lease.expiresAt > now) {
+        const key = holderKey(lease);
+        others.set(key, [...(others.get(key) ?? []), lease]);
       }
     }
     const share = Math.ceil(leases.length / (others.size + 1));
@@ -198,19 +227,28 @@ export class SubscriberGroup {
       const candidate = busiest && busiest.length - mine >= 2 ? busiest.find((l) => l.requestedBy === null) : undefined;
       if (candidate) {
         // The owner hands it over at its next round, after finishing and checkpointing its page.
-        await this.store.replace({ ...candidate, requestedBy: me }, candidate._etag);
+        await this.store.replace({ ...candidate, requestedBy: me.instanceId, requestedSession: me.session }, candidate._etag);
       }
     }
   }
 
   /**
-   * Free: nobody holds it (or the holder let it expire, or it is this instance's own from a previous life), and
-   * it is not reserved for another instance that asked for it.
+   * Free: nobody holds it (or the holder let it expire), and it is not reserved for another instance that asked
+   * for it. A lease held under our instance id but another session is someone else's: a live process
+   * configured with the same id, or this process before a crash, which nobody can tell apart; either way it
+   * waits for the expiry. One held by this very session without a reader here (the caller leaves out ranges
+   * with a reader, running or winding down) is nobody's work, so it is free.
    */
   private isFreeForMe(lease: Stored<LeaseDocument>, now: number): boolean {
-    const me = this.settings.instanceId;
-    if (lease.owner) return lease.owner === me || lease.expiresAt <= now;
-    return lease.requestedBy === null || lease.requestedBy === me || lease.expiresAt <= now;
+    const me = this.me;
+    if (lease.owner) return isHeldBy(lease, me) || lease.expiresAt <= now;
+    return lease.requestedBy === null || isRequestedBy(lease, me) || lease.expiresAt <= now;
+  }
+
+  /** A lease's holder for log lines: its instance id, and its session when that id is ours. */
+  private describeHolder(lease: LeaseDocument): string {
+    if (lease.owner !== this.settings.instanceId) return String(lease.owner);
+    return `${lease.owner} (session ${lease.session ?? 'none'}: another process runs under this instance id)`;
   }
 
   private async renew(worker: RangeWorker): Promise<void> {
@@ -224,11 +262,18 @@ export class SubscriberGroup {
 
   /** Takes a free lease (fenced by the group's state) and starts its reader; the group document after, or undefined. */
   private async take(group: Stored<GroupDocument>, doc: Stored<LeaseDocument>): Promise<Stored<GroupDocument> | undefined> {
-    const me = this.settings.instanceId;
+    const me = this.me;
     const range = await this.feedRangeOf(doc.feedRange);
     const taken = await this.store.takeFenced(
       group,
-      { ...doc, owner: me, expiresAt: Date.now() + this.settings.leaseDurationMs, requestedBy: null },
+      {
+        ...doc,
+        owner: me.instanceId,
+        session: me.session,
+        expiresAt: Date.now() + this.settings.leaseDurationMs,
+        requestedBy: null,
+        requestedSession: null,
+      },
       doc._etag,
     );
     if (!taken) return undefined;
@@ -241,7 +286,8 @@ export class SubscriberGroup {
       return undefined;
     }
     const name = rangeKey(doc.feedRange);
-    const previous = doc.owner && doc.owner !== me ? ` from ${doc.owner} (expired)` : '';
+    const previous =
+      doc.owner && !isHeldBy(doc, me) ? ` from ${doc.owner} (${doc.owner === me.instanceId ? 'another session, ' : ''}expired)` : '';
     this.logger.log(`${this.label}: took ${name}${previous}, ${doc.continuation ? 'resuming at its checkpoint' : 'from its start'}`);
     const worker = new RangeWorker({
       events: this.events,
@@ -250,7 +296,7 @@ export class SubscriberGroup {
       lease,
       store: this.store,
       runtime: this.runtime,
-      instanceId: me,
+      instanceId: me.instanceId,
       pollIntervalMs: this.settings.pollIntervalMs,
       logger: this.logger,
       onStopped: (reason) => this.halt(reason),

@@ -6,6 +6,7 @@ import {
   type OnModuleDestroy,
   type Type,
 } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 import type { Container } from '@azure/cosmos';
 import { EVENTS_CONTAINER } from '../cosmos/index.js';
 import { SubscriberGroup } from './subscriber-group.js';
@@ -38,6 +39,7 @@ export class SubscriptionsManager implements Subscriptions, OnApplicationBootstr
   private readonly groups = new Map<string, SubscriberGroup>();
   private readonly settings: ResolvedSubscriptionsOptions;
   private started = false;
+  private currentSession?: string;
 
   constructor(
     @Inject(EVENTS_CONTAINER) private readonly events: Container,
@@ -50,6 +52,14 @@ export class SubscriptionsManager implements Subscriptions, OnApplicationBootstr
   /** The instance id this application writes into leases. */
   get instanceId(): string {
     return this.settings.instanceId;
+  }
+
+  /**
+   * The session written into leases beside the instance id: a random nonce drawn at every `start()`, so that
+   * leases belong to one start of one process whatever the instance id says. Undefined while stopped.
+   */
+  get session(): string | undefined {
+    return this.started ? this.currentSession : undefined;
   }
 
   /** Adds a subscriber instance (what `SubscriptionsModule.forFeature` does for each class it lists). */
@@ -85,7 +95,7 @@ export class SubscriptionsManager implements Subscriptions, OnApplicationBootstr
     );
     const group = new SubscriberGroup(this.events, this.leases, runtime, options.startFrom ?? 'beginning', this.settings, this.logger);
     this.groups.set(options.name, group);
-    if (this.started) group.start();
+    if (this.started && this.currentSession !== undefined) group.start(this.currentSession);
   }
 
   onApplicationBootstrap(): void {
@@ -111,10 +121,13 @@ export class SubscriptionsManager implements Subscriptions, OnApplicationBootstr
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    // A new session at every start: what an earlier start (or another process with this instance id) still
+    // holds is not ours, even under our instance id.
+    const session = (this.currentSession = randomBytes(8).toString('hex'));
     if (this.groups.size > 0) {
-      this.logger.log(`instance ${this.settings.instanceId} starting subscribers: ${this.names().join(', ')}`);
+      this.logger.log(`instance ${this.settings.instanceId} (session ${session}) starting subscribers: ${this.names().join(', ')}`);
     }
-    for (const group of this.groups.values()) group.start();
+    for (const group of this.groups.values()) group.start(session);
   }
 
   async stop(): Promise<void> {

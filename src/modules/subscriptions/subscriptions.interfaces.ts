@@ -90,9 +90,19 @@ export interface SubscriptionsModuleOptions {
   leasesContainerId?: string;
   /** Create the leases container at start-up when missing. Default `true`. */
   ensure?: boolean;
-  /** This instance's name in leases. Default: host name, process id and a random suffix. */
+  /**
+   * This instance's name in leases, logs, `lag()` and dead letters. Default: host name, process id and a
+   * random suffix. A label, not what ownership rests on: each start of the subscriptions also writes a random
+   * session into the leases it takes, and a lease is this instance's only when both match. Two live processes
+   * given the same id by mistake therefore still never read one range at once (they only look alike in logs);
+   * a unique id per process keeps them apart for people, it is not needed for safety.
+   */
   instanceId?: string;
-  /** A lease not renewed for this long can be taken over. Default 30 s. */
+  /**
+   * A lease not renewed for this long can be taken over. Also what a crash costs: the ranges a crashed process
+   * held are read again (by its restart under the same `instanceId` too, which cannot tell its former self
+   * from a live twin) only once its leases expire; a graceful shutdown releases them at once. Default 30 s.
+   */
   leaseDurationMs?: number;
   /** How often leases are renewed and balanced; well under `leaseDurationMs`. Default 5 s. */
   renewIntervalMs?: number;
@@ -117,7 +127,10 @@ export type GroupState = 'running' | 'rebuilding' | 'stopped';
 export interface RangeLag {
   /** The feed range, as `minInclusive-maxExclusive` effective partition keys. */
   range: string;
-  /** The instance holding the lease, when one holds a live lease. */
+  /**
+   * The instance id of the holder, when one holds a live lease. Two processes configured with the same id
+   * show the same name here, though each holds its own leases.
+   */
   owner?: string;
   /**
    * Changes not yet checkpointed, estimated from log sequence numbers as Cosmos DB's change feed estimator
