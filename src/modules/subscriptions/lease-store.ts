@@ -2,6 +2,10 @@ import { createHash } from 'node:crypto';
 import type { Container, ItemDefinition, OperationInput } from '@azure/cosmos';
 import { statusOf } from '../cosmos/index.js';
 import type { DeadLetter, FailurePolicy, GroupState, StartFrom } from './subscriptions.interfaces.js';
+import { sleep } from './sleep.js';
+
+/** Longest pause between two attempts at the group document's state. */
+const MAX_STATE_RETRY_DELAY_MS = 200;
 
 /*
  * Documents of the leases container, all of one consumer group in one logical partition (`group`), so a
@@ -213,7 +217,10 @@ export class LeaseStore {
 
   /** Sets the group's state (creating its document when missing), whatever it was. */
   async setState(state: GroupState, reason?: string): Promise<Stored<GroupDocument>> {
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
+      // After a lost race (every lease take rewrites the group document too): a short, growing, random pause,
+      // so instances contending for the document spread out rather than retry in lockstep.
+      if (attempt > 0) await sleep(Math.random() * Math.min(MAX_STATE_RETRY_DELAY_MS, 5 * 2 ** attempt));
       const current = await this.read<GroupDocument>('group');
       const next: GroupDocument = { id: 'group', group: this.group, type: 'group', state, updatedAt: Date.now() };
       if (reason !== undefined) next.reason = reason;

@@ -54,14 +54,6 @@ export class SubscriptionsManager implements Subscriptions, OnApplicationBootstr
     return this.settings.instanceId;
   }
 
-  /**
-   * The session written into leases beside the instance id: a random nonce drawn at every `start()`, so that
-   * leases belong to one start of one process whatever the instance id says. Undefined while stopped.
-   */
-  get session(): string | undefined {
-    return this.started ? this.currentSession : undefined;
-  }
-
   /** Adds a subscriber instance (what `SubscriptionsModule.forFeature` does for each class it lists). */
   register(instance: object, serializer?: EventDeserializer): void {
     const type = instance.constructor as Type<unknown>;
