@@ -95,7 +95,34 @@ describe('SubscriberGroup.stop', () => {
     await group.stop();
     expect(Date.now() - started).toBeLessThan(settings.shutdownTimeoutMs + 500);
   });
+
+  it('starts again after a stop that ran out of time, once the check it left behind has ended', async () => {
+    const { group, store } = setUp();
+    let takes = 0;
+    let release!: () => void;
+    store.takeFenced = (g: Stored<GroupDocument>, lease: LeaseDocument) => {
+      // The first take hangs past the shutdown timeout, then fails; later ones succeed.
+      if (++takes === 1) return new Promise((resolve) => (release = () => resolve(undefined)));
+      return Promise.resolve({ group: g, lease: { ...lease, _etag: 'l2' } });
+    };
+    group.start('s1');
+    await until(() => takes === 1);
+    await group.stop();
+    group.start('s2');
+    release();
+    await until(() => group.status().ownedRanges.length === 1);
+    expect(takes).toBe(2);
+    await group.stop();
+  });
 });
+
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 describe('SubscriberGroup: leases under this instance id', () => {
   async function takesOf(lease: Stored<LeaseDocument>): Promise<number> {

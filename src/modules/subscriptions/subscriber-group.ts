@@ -51,6 +51,8 @@ export class SubscriberGroup {
   private feedRanges?: Promise<readonly FeedRange[]>;
   private state?: GroupState;
   private session?: string;
+  /** A start asked for while the loop of a timed-out stop was still finishing. */
+  private restartWith?: string;
 
   constructor(
     private readonly events: Container,
@@ -94,14 +96,24 @@ export class SubscriberGroup {
    * process or any other) uses: leases held under any other session are not this start's.
    */
   start(session: string): void {
-    if (this.loop) return;
+    if (this.loop) {
+      // A stop that ran out of time leaves its loop finishing a check: start again as soon as it has.
+      if (this.stopping) this.restartWith = session;
+      return;
+    }
     this.stopping = false;
     this.session = session;
-    this.loop = this.run().finally(() => (this.loop = undefined));
+    this.loop = this.run().finally(() => {
+      this.loop = undefined;
+      const next = this.restartWith;
+      this.restartWith = undefined;
+      if (next !== undefined) this.start(next);
+    });
   }
 
   /** Graceful stop: every reader finishes its page, checkpoints and releases; after the timeout, leases are left to expire. */
   async stop(): Promise<void> {
+    this.restartWith = undefined;
     const loop = this.loop;
     if (!loop) return;
     const deadline = Date.now() + this.settings.shutdownTimeoutMs;
