@@ -91,6 +91,10 @@ describe('when the account goes away', () => {
     });
   });
 
+  it('/health/live still answers 200: a restart would not bring the account back', async () => {
+    expect((await request(http).get('/health/live').expect(200)).body).toEqual({ status: 'ok' });
+  });
+
   it('the store endpoints answer 503 as JSON, keeping the detail in the log', async () => {
     const res = await request(http).get('/aggregates/acct-1/events').expect(503).expect('content-type', /json/);
     expect(res.body).toEqual({

@@ -12,7 +12,7 @@ export type ServiceHealth =
 /**
  * `GET /health`: 200 `{ status: 'ok', info }` when Cosmos DB answers (and no subscriber stopped on a
  * failure), else 503 `{ status: 'error', error, info? }`. With `SubscriptionsModule`, `subscriptions` reports
- * every subscriber's state and lag.
+ * every subscriber's state and lag. A readiness probe: `GET /health/live` is the liveness one.
  */
 @Controller('health')
 export class HealthController {
@@ -20,6 +20,15 @@ export class HealthController {
     private readonly cosmos: CosmosHealthIndicator,
     @Optional() private readonly subscriptions?: SubscriptionsHealthIndicator,
   ) {}
+
+  /**
+   * `GET /health/live`: 200 `{ status: 'ok' }` while the process serves HTTP, whatever Cosmos DB or the
+   * subscribers say: a restart would not bring an account back nor resume a subscriber stopped on a failure.
+   */
+  @Get('live')
+  live(): { status: 'ok' } {
+    return { status: 'ok' };
+  }
 
   @Get()
   async health(): Promise<ServiceHealth> {
