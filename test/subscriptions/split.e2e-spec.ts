@@ -2,7 +2,8 @@
  * Subscriptions across a partition split, on the embedded server with four partition key ranges of which one
  * splits while two instances read and writers commit: every event at least once, each aggregate's events in
  * version order, checkpoints that go on past the split, and a catch-up and lag that see both children. A
- * lease keeps the bounds of the range it was created for; its reader follows the split inside them.
+ * lease keeps the bounds of the range it was created for, through a rebuild too; its reader follows the
+ * split inside them.
  */
 import { Inject } from '@nestjs/common';
 import { ChangeFeedStartFrom, type FeedRange } from '@azure/cosmos';
@@ -262,5 +263,12 @@ describe('subscriptions: catching up across a split', () => {
     expect(await caughtUp).toBe('caught up');
     expect({ early, handledThen }).toEqual({ early: 'waiting', handledThen: 0 });
     expect(log.of('held').filter((d) => d.aggregateId === high).map((d) => d.version)).toEqual([1, 2, 3]);
+
+    // A rebuild rewinds the leases but keeps their bounds: the children of a split get no leases of their own.
+    const leasesBefore = (await second.subscriptions.lag('held'))[0].ranges.map((r) => r.range);
+    await second.subscriptions.rebuild('held', { from: 'beginning' });
+    await second.subscriptions.waitForCatchUp('held', { timeoutMs: 10_000 });
+    expect((await second.subscriptions.lag('held'))[0].ranges.map((r) => r.range)).toEqual(leasesBefore);
+    expect(await fixture.events.getFeedRanges()).toHaveLength(leasesBefore.length + 1);
   }, 30_000);
 });
