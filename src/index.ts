@@ -27,6 +27,8 @@ export {
   type FaultProxy,
   type FaultProxyOptions,
   type FaultRule,
+  type PartitionKeyRange,
+  type PartitionSplit,
   type ProxyRecord,
 } from './modules/embedded-cosmos/index.js';
 export * from './modules/event-sourcing/index.js';

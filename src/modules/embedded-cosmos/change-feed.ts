@@ -38,6 +38,8 @@ interface Entry {
 /** The change log of one physical partition. */
 interface RangeLog {
   range: PartitionKeyRange;
+  /** Ids of the ranges this one split from, oldest first (Cosmos DB's `parents`). */
+  parents: string[];
   /** LSN of the latest commit in this range (0: none yet). */
   lsn: number;
   /** Ascending by `lsn`. Superseded entries stay until compaction. */
@@ -63,7 +65,10 @@ const partitionKeyString = (partition: unknown) => JSON.stringify(partition ?? n
  * document escapes the log, whichever handler made the change.
  */
 export class ContainerChangeFeed {
-  private readonly logs: RangeLog[];
+  /** Ascending by `minInclusive`, contiguous, covering the whole EPK space. */
+  private logs: RangeLog[];
+  /** The id the next child range gets: Cosmos DB never reuses a range id. */
+  private nextRangeId: number;
   private readonly epkCache = new Map<string, string>();
   /** Documents written since the last commit, in write order. */
   private touched = new Map<string, Touched>();
@@ -77,7 +82,8 @@ export class ContainerChangeFeed {
     private readonly collection: ServerCollection,
     rangeCount: number,
   ) {
-    this.logs = evenPartitionKeyRanges(rangeCount).map((range) => ({ range, lsn: 0, entries: [], superseded: 0 }));
+    this.logs = evenPartitionKeyRanges(rangeCount).map((range) => ({ range, parents: [], lsn: 0, entries: [], superseded: 0 }));
+    this.nextRangeId = rangeCount;
     this.instrument(collection.documents);
   }
 
@@ -104,12 +110,12 @@ export class ContainerChangeFeed {
   /** The answer to `GET .../pkranges`. */
   partitionKeyRanges(): FeedAnswer {
     const meta = this.collection.read() ?? {};
-    const ranges = this.logs.map(({ range }, i) => ({
+    const ranges = this.logs.map(({ range, parents }) => ({
       ...range,
-      ridPrefix: i,
+      ridPrefix: Number(range.id),
       throughputFraction: 1 / this.logs.length,
       status: 'online',
-      parents: [],
+      parents,
       _rid: `${meta._rid ?? ''}${range.id}`,
       _self: `${meta._self ?? ''}/pkranges/${range.id}`,
       _etag: `"pkrange-${range.id}"`,
@@ -120,6 +126,49 @@ export class ContainerChangeFeed {
       headers: { 'x-ms-item-count': String(ranges.length) },
       body: { _rid: meta._rid, PartitionKeyRanges: ranges, _count: ranges.length },
     };
+  }
+
+  /**
+   * Splits one physical partition in two, as Cosmos DB does when a partition outgrows its storage or
+   * throughput: the range (by id; by default the one holding the most documents) leaves the listing, and two
+   * children with new ids take its two EPK halves, naming it in `parents`. Each child gets the parent's
+   * entries of its half with their LSNs and continues the parent's LSN sequence, so a continuation (ETag) of
+   * the parent is valid on both: that is what @azure/cosmos sends each child after a 410/1002 on the parent.
+   * Requests still naming the parent are answered 410 with sub-status 1002 (partition key range gone).
+   */
+  split(rangeId?: string): { parent: PartitionKeyRange; children: [PartitionKeyRange, PartitionKeyRange] } {
+    const index = rangeId === undefined ? this.busiestLog() : this.logs.findIndex((log) => log.range.id === rangeId);
+    if (index < 0) {
+      throw new Error(`no partition key range ${rangeId}: the ranges are ${this.logs.map((log) => log.range.id).join(', ')}`);
+    }
+    const parent = this.logs[index];
+    const middle = middleEpk(parent.range);
+    if (middle === undefined) throw new Error(`partition key range ${parent.range.id} is too narrow to split`);
+    const children = [
+      { minInclusive: parent.range.minInclusive, maxExclusive: middle },
+      { minInclusive: middle, maxExclusive: parent.range.maxExclusive },
+    ].map((bounds): RangeLog => {
+      const entries = parent.entries.filter((entry) => epkInRange(entry.epk, bounds.minInclusive, bounds.maxExclusive));
+      return {
+        range: { id: String(this.nextRangeId++), ...bounds },
+        parents: [...parent.parents, parent.range.id],
+        lsn: parent.lsn,
+        entries,
+        superseded: entries.filter((entry) => entry.superseded).length,
+      };
+    });
+    this.logs = [...this.logs.slice(0, index), ...children, ...this.logs.slice(index + 1)];
+    return { parent: parent.range, children: [children[0].range, children[1].range] };
+  }
+
+  /** Index of the log with the most current documents (the first of those). */
+  private busiestLog(): number {
+    let best = 0;
+    this.logs.forEach((log, i) => {
+      const live = (l: RangeLog) => l.entries.length - l.superseded;
+      if (live(log) > live(this.logs[best])) best = i;
+    });
+    return best;
   }
 
   /**
@@ -348,6 +397,19 @@ export class ChangeFeeds {
     }
     return feed;
   }
+}
+
+/**
+ * The EPK halfway through `range`, as 32 hex digits (the form of a version-2 hash), or undefined when the
+ * range holds a single EPK. `""` stands for 0 and `"FF"` for 2^126, the end of the version-2 hash space, as in
+ * `evenPartitionKeyRanges`.
+ */
+function middleEpk({ minInclusive, maxExclusive }: PartitionKeyRange): string | undefined {
+  const value = (epk: string, end: bigint) => (epk === MIN_EPK ? 0n : epk === MAX_EPK ? end : BigInt(`0x${epk}`));
+  const low = value(minInclusive, 0n);
+  const high = value(maxExclusive, 1n << 126n);
+  if (high - low < 2n) return undefined;
+  return ((low + high) / 2n).toString(16).toUpperCase().padStart(32, '0');
 }
 
 /** Index of the first entry with an LSN above `lsn`. */

@@ -22,6 +22,7 @@ import {
   upsertDocument,
 } from './cosmosdb-server-internals.js';
 import { ChangeFeeds, type FeedAnswer } from './change-feed.js';
+import type { PartitionKeyRange } from './partition-key-ranges.js';
 import { makeQueriesLinear } from './linear-queries.js';
 
 /** Cosmos DB's item and request limit, enforced here as the service does (the bare server accepts anything). */
@@ -48,8 +49,26 @@ export interface EmbeddedCosmos {
   /** `http://127.0.0.1:<port>`: plain HTTP on loopback, so no TLS verification is turned off anywhere. */
   endpoint: string;
   key: string;
+  /**
+   * Splits a physical partition of a container now, as Cosmos DB does while a container grows: `rangeId` (by
+   * default the range holding the most documents) leaves `GET .../pkranges`, two children with new ids and
+   * `parents: [rangeId]` take its two EPK halves, and requests still naming it are answered 410 Gone with
+   * sub-status 1002, after which @azure/cosmos re-reads the ranges and goes on with the children. Each child
+   * keeps the parent's change log of its half and its LSN sequence, so a continuation taken before the split
+   * is valid on both. Throws for an unknown container or range.
+   *
+   * @example
+   * const { parent, children } = cosmos.splitPartition('db', 'events');
+   */
+  splitPartition(databaseId: string, containerId: string, rangeId?: string): PartitionSplit;
   /** Stops accepting requests and closes open connections. */
   close(): Promise<void>;
+}
+
+/** What `splitPartition` did: the range that went and the two that replaced it. */
+export interface PartitionSplit {
+  parent: PartitionKeyRange;
+  children: [PartitionKeyRange, PartitionKeyRange];
 }
 
 export interface EmbeddedCosmosOptions {
@@ -77,7 +96,8 @@ export interface EmbeddedCosmosOptions {
  *   `partitionKeyRanges` physical partitions per container;
  * - an item `ttl` Cosmos DB would refuse (not -1 nor an integer from 1 to 2^31-1) is refused with 400;
  * - queries cost time linear in the documents scanned, not quadratic (see linear-queries.ts).
- * Still not enforced: expiry itself (the store filters expired items), stored procedures, partition splits.
+ * - partitions split on request (`splitPartition`), answering requests for the split range 410/1002.
+ * Still not enforced: expiry itself (the store filters expired items), stored procedures.
  *
  * @example
  * const cosmos = await startEmbeddedCosmos();
@@ -110,6 +130,11 @@ export async function startEmbeddedCosmos(options: EmbeddedCosmosOptions = {}): 
   return {
     endpoint,
     key: EMULATOR_KEY,
+    splitPartition(databaseId, containerId, rangeId) {
+      const feed = feeds.of(account.database(databaseId).collection(containerId));
+      if (!feed) throw new Error(`splitPartition: no container ${containerId} in database ${databaseId}`);
+      return feed.split(rangeId);
+    },
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));

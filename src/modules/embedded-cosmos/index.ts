@@ -1,4 +1,5 @@
-export { startEmbeddedCosmos, type EmbeddedCosmos, type EmbeddedCosmosOptions } from './embedded-cosmos.js';
+export { startEmbeddedCosmos, type EmbeddedCosmos, type EmbeddedCosmosOptions, type PartitionSplit } from './embedded-cosmos.js';
+export type { PartitionKeyRange } from './partition-key-ranges.js';
 export {
   requestKind,
   startFaultProxy,

@@ -1,4 +1,4 @@
-import { estimatePending, eventsOfPage, lsnOfSessionToken } from './change-feed-reader.js';
+import { estimatePending, eventsOfPage, lsnOfSessionToken, positionParts } from './change-feed-reader.js';
 
 const doc = (a: string, v: number, lsn: number, d?: string) => ({ id: String(v), a, v, _lsn: lsn, _ts: 1_700_000_000, ...(d ? { d } : {}) });
 
@@ -29,5 +29,40 @@ describe('lag estimates', () => {
     expect(estimatePending({ caughtUp: true, latestLsn: 9 })).toBe(0);
     expect(estimatePending({ caughtUp: false, latestLsn: 9, firstPendingLsn: 7 })).toBe(3);
     expect(estimatePending({ caughtUp: false })).toBe(1);
+  });
+});
+
+describe('positionParts', () => {
+  const beginning = { kind: 'beginning' } as const;
+  const partitions = [
+    { minInclusive: '', maxExclusive: '10' },
+    { minInclusive: '10', maxExclusive: '18' },
+    { minInclusive: '18', maxExclusive: '20' },
+    { minInclusive: '20', maxExclusive: 'FF' },
+  ];
+  const lease = { minInclusive: '10', maxExclusive: '20' };
+  const token = (...elements: Array<[string, string, string]>) =>
+    JSON.stringify({ rid: 'abc=', Continuation: elements.map(([minInclusive, maxExclusive, continuationToken]) => ({ minInclusive, maxExclusive, continuationToken })) });
+
+  it('cuts a range without a checkpoint along the partitions it spans, each from the start position', () => {
+    expect(positionParts(lease, { continuation: null, startFrom: beginning }, partitions)).toEqual([
+      { range: { minInclusive: '10', maxExclusive: '18' }, position: { continuation: null, startFrom: beginning } },
+      { range: { minInclusive: '18', maxExclusive: '20' }, position: { continuation: null, startFrom: beginning } },
+    ]);
+  });
+
+  it('gives each child of a range in the checkpoint its parent continuation, and keeps the others as they are', () => {
+    const parts = positionParts(lease, { continuation: token(['10', '20', '"7"']), startFrom: beginning }, partitions);
+    expect(parts.map((p) => [p.range, p.position.continuation])).toEqual([
+      [{ minInclusive: '10', maxExclusive: '18' }, token(['10', '18', '"7"'])],
+      [{ minInclusive: '18', maxExclusive: '20' }, token(['18', '20', '"7"'])],
+    ]);
+    const after = positionParts(lease, { continuation: token(['18', '20', '"9"'], ['10', '18', '"8"']), startFrom: beginning }, partitions);
+    expect(after.map((p) => p.position.continuation)).toEqual([token(['18', '20', '"9"']), token(['10', '18', '"8"'])]);
+  });
+
+  it('keeps a continuation it cannot read whole', () => {
+    const position = { continuation: 'opaque', startFrom: beginning };
+    expect(positionParts(lease, position, partitions)).toEqual([{ range: lease, position }]);
   });
 });

@@ -70,6 +70,75 @@ export function eventsOfPage(items: readonly unknown[]): { events: FeedEvent[]; 
   return { events: keyed.map((k) => k.event), foreign };
 }
 
+/** A feed range by its effective partition key bounds. */
+export interface EpkBounds {
+  minInclusive: string;
+  maxExclusive: string;
+}
+
+/** A reader's position in one physical partition's share of its feed range. */
+export interface PositionPart {
+  range: EpkBounds;
+  position: FeedPosition;
+}
+
+/** @azure/cosmos's change feed continuation: the container's rid and one continuation per range it reads. */
+interface CompositeContinuation {
+  rid: string;
+  Continuation: Array<{ minInclusive: string; maxExclusive: string; continuationToken?: string | null }>;
+}
+
+/**
+ * A position in `range` cut along the container's physical partitions now (`partitions`), each part with its
+ * own position. After a split a lease's range spans several partitions, each with its own LSN sequence, and
+ * one look at the whole range shows only the first partition with changes: to tell what is left, each part
+ * is looked at on its own. A checkpoint lists one continuation per range the reader knew, which may since
+ * have split too; a child goes on from its parent's continuation, as the SDK does on a 410/1002, which is
+ * valid there because a child continues its parent's LSN sequence. A continuation of another shape is left
+ * whole.
+ */
+export function positionParts(range: EpkBounds, position: FeedPosition, partitions: readonly EpkBounds[]): PositionPart[] {
+  const pieces = (bounds: EpkBounds) =>
+    partitions
+      .map((p) => ({
+        minInclusive: p.minInclusive > bounds.minInclusive ? p.minInclusive : bounds.minInclusive,
+        maxExclusive: p.maxExclusive < bounds.maxExclusive ? p.maxExclusive : bounds.maxExclusive,
+      }))
+      .filter((p) => p.minInclusive < p.maxExclusive);
+  if (position.continuation === null) {
+    const parts = pieces(range).map((part) => ({ range: part, position }));
+    return parts.length > 0 ? parts : [{ range, position }];
+  }
+  const token = parseComposite(position.continuation);
+  if (!token) return [{ range, position }];
+  const parts = token.Continuation.flatMap((element) => {
+    const own = pieces(element);
+    return (own.length > 0 ? own : [{ minInclusive: element.minInclusive, maxExclusive: element.maxExclusive }]).map((part) => ({
+      range: part,
+      position: {
+        continuation: JSON.stringify({ ...token, Continuation: [{ ...element, ...part }] }),
+        startFrom: position.startFrom,
+      },
+    }));
+  });
+  return parts.length > 0 ? parts : [{ range, position }];
+}
+
+function parseComposite(continuation: string): CompositeContinuation | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(continuation);
+  } catch {
+    return undefined;
+  }
+  const token = parsed as Partial<CompositeContinuation> | null;
+  const valid =
+    typeof token?.rid === 'string' &&
+    Array.isArray(token.Continuation) &&
+    token.Continuation.every((e) => typeof e?.minInclusive === 'string' && typeof e.maxExclusive === 'string');
+  return valid ? (token as CompositeContinuation) : undefined;
+}
+
 /** What one look at a feed range from a position tells about what is left to read. */
 export interface FeedProbe {
   /** Nothing after the position. */

@@ -1,6 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import type { Container, FeedRange } from '@azure/cosmos';
-import { estimatePending, probe, type FeedPosition } from './change-feed-reader.js';
+import { estimatePending, positionParts, probe, type EpkBounds, type FeedPosition, type FeedProbe } from './change-feed-reader.js';
 import {
   holderKey,
   isHeldBy,
@@ -395,12 +395,14 @@ export class SubscriberGroup {
       })),
       ...(await this.missingRanges(leases)).map((range) => ({ range, position: { continuation: null, startFrom: start } })),
     ];
+    const partitions = await this.partitions();
     const ranges: RangeLag[] = await Promise.all(
       positions.map(async ({ range, owner, position }) => {
-        const result = await probe(this.events, await this.feedRangeOf(range), position);
-        const lag: RangeLag = { range: rangeKey(range), estimatedPending: estimatePending(result) };
+        const parts = await this.probeParts(range, position, partitions);
+        const lag: RangeLag = { range: rangeKey(range), estimatedPending: parts.reduce((sum, { probe }) => sum + estimatePending(probe), 0) };
         if (owner) lag.owner = owner;
-        if (result.oldestPendingAt) lag.oldestPendingAt = result.oldestPendingAt;
+        const oldest = Math.min(...parts.map(({ probe }) => probe.oldestPendingAt?.getTime() ?? Number.POSITIVE_INFINITY));
+        if (Number.isFinite(oldest)) lag.oldestPendingAt = new Date(oldest);
         return lag;
       }),
     );
@@ -419,18 +421,29 @@ export class SubscriberGroup {
   /** Resolves once every change committed before the call is checkpointed. */
   async waitForCatchUp(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    let targets: Map<string, number | undefined> | undefined;
+    // The latest LSN of each physical partition when the call began: LSNs are per partition, so a lease whose
+    // range split since its creation is looked at partition by partition.
+    let targets: Array<{ range: EpkBounds; lsn: number | undefined }> | undefined;
     for (;;) {
       const { leases } = await this.store.list();
       // A feed range without a lease is pending: nobody reads it until its lease exists.
       if (leases.length > 0 && (await this.missingRanges(leases)).length === 0) {
-        const probes = await Promise.all(
-          leases.map(async (l) => probe(this.events, await this.feedRangeOf(l.feedRange), { continuation: l.continuation, startFrom: l.startFrom })),
-        );
-        targets ??= new Map(leases.map((l, i) => [l.id, probes[i].latestLsn]));
-        const caughtUp = probes.every((p, i) => {
-          const target = targets?.get(leases[i].id);
-          return p.caughtUp || (target !== undefined && p.firstPendingLsn !== undefined && p.firstPendingLsn > target);
+        const partitions = await this.partitions();
+        const probes = (
+          await Promise.all(
+            leases.map((l) => this.probeParts(l.feedRange, { continuation: l.continuation, startFrom: l.startFrom }, partitions)),
+          )
+        ).flat();
+        const known = (targets ??= probes.map(({ part, probe }) => ({ range: part, lsn: probe.latestLsn })));
+        const caughtUp = probes.every(({ part, probe }) => {
+          if (probe.caughtUp) return true;
+          // A partition that split since the call has its parent's target: a child goes on with its parent's LSNs.
+          const target = known.find((t) => t.range.minInclusive <= part.minInclusive && part.maxExclusive <= t.range.maxExclusive);
+          if (!target) {
+            known.push({ range: part, lsn: probe.latestLsn });
+            return false;
+          }
+          return target.lsn !== undefined && probe.firstPendingLsn !== undefined && probe.firstPendingLsn > target.lsn;
         });
         if (caughtUp) return;
       }
@@ -451,6 +464,25 @@ export class SubscriberGroup {
     return ranges
       .filter((r) => !leases.some((l) => l.feedRange.minInclusive <= r.minInclusive && r.maxExclusive <= l.feedRange.maxExclusive))
       .map((r) => ({ minInclusive: r.minInclusive, maxExclusive: r.maxExclusive }));
+  }
+
+  /** The container's physical partitions now (feed ranges read afresh: they change when a partition splits). */
+  private async partitions(): Promise<EpkBounds[]> {
+    return (await this.events.getFeedRanges()) as unknown as EpkBounds[];
+  }
+
+  /** Looks at what follows `position` in each physical partition `range` spans (see `positionParts`). */
+  private async probeParts(
+    range: Range,
+    position: FeedPosition,
+    partitions: readonly EpkBounds[],
+  ): Promise<Array<{ part: EpkBounds; probe: FeedProbe }>> {
+    return Promise.all(
+      positionParts(range, position, partitions).map(async (part) => ({
+        part: part.range,
+        probe: await probe(this.events, await this.feedRangeOf(part.range), part.position),
+      })),
+    );
   }
 
   /** The container's feed ranges (read once). */
