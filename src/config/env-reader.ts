@@ -34,6 +34,9 @@ function quote(value: string): string {
   return JSON.stringify(value.replace(SECRET_LIKE, (run) => (looksSecret(run) ? '[not shown]' : run)));
 }
 
+/** The variables the service reads that hold secrets: their values are never logged nor quoted. */
+const SECRET_VARIABLES: readonly string[] = ['COSMOS_KEY', 'ADMIN_TOKEN'];
+
 interface IntegerRule {
   min: number;
   max: number;
@@ -52,10 +55,19 @@ interface IntegerRule {
  */
 export class EnvReader {
   private readonly found: EnvProblem[] = [];
-  // Secrets read so far, by value: an id holding one would be logged (ids are, at start-up).
+  // The secrets' values, whatever order the variables are read in: another variable holding one (or more) is
+  // refused, as its value may be logged (ids are, at start-up) or quoted in a problem.
   private readonly secrets = new Map<string, string>();
 
-  constructor(private readonly env: Env) {}
+  constructor(
+    private readonly env: Env,
+    secretVariables: readonly string[] = SECRET_VARIABLES,
+  ) {
+    for (const variable of secretVariables) {
+      const value = env[variable];
+      if (value !== undefined && value !== '' && !this.secrets.has(value)) this.secrets.set(value, variable);
+    }
+  }
 
   get problems(): readonly EnvProblem[] {
     return this.found;
@@ -78,6 +90,12 @@ export class EnvReader {
     if (value === '') {
       this.problem(variable, 'is set but empty: unset it to use the default, or give a value');
       return undefined;
+    }
+    for (const [secret, holder] of this.secrets) {
+      if (holder !== variable && value.includes(secret)) {
+        this.problem(variable, `holds the value of ${holder}: give that secret in ${holder} only`);
+        return undefined;
+      }
     }
     return value;
   }
@@ -128,11 +146,13 @@ export class EnvReader {
       this.problem(variable, 'must be the account key as the Azure portal shows it (standard base64, no spaces or line breaks); the value is not shown');
       return undefined;
     }
-    this.secrets.set(value, variable);
     return value;
   }
 
-  /** A shared secret such as a bearer token: printable ASCII without spaces, at least `minLength` long. Never quoted. */
+  /**
+   * A shared secret such as a bearer token: printable ASCII without spaces, at least `minLength` long, and
+   * not another secret's value. Never quoted.
+   */
   secret(variable: string, { minLength }: { minLength: number }): string | undefined {
     const value = this.raw(variable);
     if (value === undefined) return undefined;
@@ -140,28 +160,17 @@ export class EnvReader {
       this.problem(variable, `must be at least ${minLength} printable ASCII characters without spaces; the value is not shown`);
       return undefined;
     }
-    const other = this.secrets.get(value);
-    if (other !== undefined) {
-      this.problem(variable, `holds the value of ${other}: give each secret its own value`);
-      return undefined;
-    }
-    this.secrets.set(value, variable);
     return value;
   }
 
   /**
    * A Cosmos DB resource id: 1 to 255 characters, none of `/ \ ? #`, no trailing space, not only white space
    * (@azure/cosmos refuses those) and not `.` or `..` (the id is a URL path segment, which they would resolve),
-   * nor the value of a secret read before it (ids are logged).
+   * nor the value of a secret (ids are logged).
    */
   resourceId(variable: string): string | undefined {
     const value = this.raw(variable);
     if (value === undefined) return undefined;
-    const secret = this.secrets.get(value);
-    if (secret !== undefined) {
-      this.problem(variable, `holds the value of ${secret}: give the id here and the key in ${secret} only`);
-      return undefined;
-    }
     if (
       value.length > 255 ||
       /[/\\?#]/.test(value) ||

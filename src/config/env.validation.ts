@@ -17,16 +17,12 @@ export interface ServiceConfig {
  * naming each bad variable (and quoting no secret).
  */
 export function loadServiceConfig(env: Env): ServiceConfig {
-  return readEnv(env, (reader) => {
-    // The account key before ADMIN_TOKEN, which must not repeat it (it travels in HTTP headers).
-    const cosmos = readCosmosConfig(reader);
-    return {
-      app: readAppConfig(reader),
-      cosmos,
+  return readEnv(env, (reader) => ({
+    app: readAppConfig(reader),
+    cosmos: readCosmosConfig(reader),
     eventStore: readEventStoreConfig(reader),
-      subscriptions: readSubscriptionsConfig(reader),
-    };
-  });
+    subscriptions: readSubscriptionsConfig(reader),
+  }));
 }
 
 /**

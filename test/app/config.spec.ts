@@ -227,6 +227,22 @@ describe('secrets', () => {
     for (let i = 0; i + 8 <= value.length; i++) expect(err.message).not.toContain(value.slice(i, i + 8));
   });
 
+  it.each(['COSMOS_DATABASE', 'COSMOS_LEASES_CONTAINER', 'SUBSCRIPTIONS_INSTANCE_ID', 'PORT', 'EVENT_TTL_SECONDS', 'COSMOS_ENDPOINT'])(
+    'a secret pasted into %s is refused and never quoted, whichever is read first: a hex token as much as a key',
+    (variable) => {
+      const hexToken = 'c0ffee'.repeat(10) + '0123';
+      for (const secrets of [{ ADMIN_TOKEN: hexToken }, { COSMOS_KEY: KEY }]) {
+        const value = Object.values(secrets)[0];
+        for (const pasted of [value, `60 ${value}`]) {
+          const env: Env = { COSMOS_ENDPOINT: ENDPOINT, COSMOS_KEY: KEY, ...secrets, [variable]: pasted };
+          const err = errorFor(env);
+          expect(err.problems.map((p) => p.variable)).toEqual([variable]);
+          for (let i = 0; i + 12 <= value.length; i += 4) expect(err.message).not.toContain(value.slice(i, i + 12));
+        }
+      }
+    },
+  );
+
   it('an empty COSMOS_KEY is refused rather than silently switching to DefaultAzureCredential', () => {
     const err = errorFor({ COSMOS_ENDPOINT: ENDPOINT, COSMOS_KEY: '' });
     expect(err.problems.map((p) => p.variable)).toEqual(['COSMOS_KEY']);
