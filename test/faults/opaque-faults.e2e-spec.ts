@@ -43,8 +43,19 @@ const lostConnection: PluginConfig = {
   },
 };
 
+// Cosmos DB cuts a query's answer into pages of its own (past 4 MB or its time budget, say): set, this
+// many items per response page, whatever the store asked for.
+let servicePageSize: number | undefined;
+const smallPages: PluginConfig = {
+  on: 'request' as PluginConfig['on'],
+  plugin: (context, _diagnostics, next) => {
+    if (servicePageSize !== undefined && context.operationType === 'query' && context.headers) context.headers['x-ms-max-item-count'] = servicePageSize;
+    return next(context);
+  },
+};
+
 beforeAll(async () => {
-  env = await startFaultyCosmos({ plugins: [lostConnection] });
+  env = await startFaultyCosmos({ plugins: [lostConnection, smallPages] });
   aggregates = env.client.database(env.events.database.id).container('aggregates');
   direct = new CosmosOpaqueStore(env.directEvents.database.container('aggregates'));
   opaque = new CosmosOpaqueStore(aggregates, { retries });
@@ -61,6 +72,7 @@ beforeAll(async () => {
 });
 afterEach(() => {
   lostConnections = undefined;
+  servicePageSize = undefined;
   env.proxy.clearRules();
   env.proxy.clearRecords();
 });
@@ -148,6 +160,19 @@ describe('query under faults', () => {
     env.proxy.addRule({ kind: 'query', times: expected.length - 1, action });
     expect(bodies((await opaque.query({ index: 1, pk: `g-${pk}` })).items)).toEqual(sks);
     expect((await requests('query')).map(([, status]) => status)).toEqual(expected);
+  });
+
+  it('runs the query again from its first response page when a later one fails: nothing of the first is lost', async () => {
+    servicePageSize = 2;
+    const later = (r: { headers: Record<string, unknown> }) => r.headers['x-ms-continuation'] !== undefined;
+    for (const query of [{ pk }, { index: 1, pk: `g-${pk}` }]) {
+      env.proxy.clearRecords();
+      env.proxy.addRule({ kind: 'query', match: later, times: 1, action: status408 });
+      const page = await opaque.query(query);
+      expect(bodies(page.items)).toEqual(sks);
+      expect(page.continuationToken).toBeUndefined();
+      expect((await requests('query')).map(([, status]) => status)).toEqual([200, 408, 200, 200, 200]);
+    }
   });
 
   it('retries one page of a paged query, which then goes on from where it was: every item once', async () => {

@@ -189,11 +189,14 @@ export class CosmosOpaqueStore implements OpaqueStore {
     let more = false;
     // A read changes nothing: on a transient failure the query runs again from the start of this page.
     await this.call(`query index ${index} pk ${JSON.stringify(query.pk)}`, options, async () => {
+      // Fresh options: the SDK writes its page continuation into the options it is given, and a retry must
+      // start again from the first page, not from the one that failed.
       const iterator = this.aggregates.items.query<AggregateDocument>(
         { query: `SELECT * FROM c WHERE ${where} ORDER BY c.${fields.sk} ASC`, parameters },
-        feedOptions,
+        { ...feedOptions },
       );
       docs.length = 0;
+      more = false;
       let skip = after?.skip ?? 0;
       while (iterator.hasMoreResults()) {
         const page = await iterator.fetchNext();
