@@ -153,3 +153,23 @@ describe('SubscriberGroup: leases under this instance id', () => {
     expect(await takesOf({ ...reserved, requestedSession: 's1' })).toBe(1);
   });
 });
+
+describe('SubscriberGroup.lag', () => {
+  it('reuses a recent partition list rather than sending a listing per call (health checks and reads call it)', async () => {
+    const { group, store } = setUp();
+    let listings = 0;
+    const events = (group as unknown as { events: Record<string, unknown> }).events;
+    events.getFeedRanges = () => {
+      listings++;
+      return Promise.resolve([new FakeFeedRange(range.minInclusive, range.maxExclusive)]);
+    };
+    events.items = { getChangeFeedIterator: () => ({ readNext: () => Promise.resolve({ statusCode: 304, result: [] }) }) };
+    store.list = () => Promise.resolve({ group: groupDoc, leases: [leaseDoc] });
+    for (let i = 0; i < 5; i++) expect((await group.lag()).estimatedPending).toBe(0);
+    // One listing for the feed ranges the group reads (kept for its life), one for the partitions now.
+    expect(listings).toBe(2);
+    await group.waitForCatchUp(1_000);
+    // Waiting for catch-up must see a split that happened since: it lists the partitions afresh.
+    expect(listings).toBe(3);
+  });
+});

@@ -30,6 +30,9 @@ export interface GroupSettings {
   shutdownTimeoutMs: number;
 }
 
+/** How old a partition list `lag()` may use: a split shows in its estimates this much later at most. */
+const LAG_PARTITIONS_MAX_AGE_MS = 5_000;
+
 type Range = { minInclusive: string; maxExclusive: string };
 
 /**
@@ -53,6 +56,7 @@ export class SubscriberGroup {
   private session?: string;
   /** A start asked for while the loop of a timed-out stop was still finishing. */
   private restartWith?: string;
+  private partitionList?: { at: number; list: Promise<EpkBounds[]> };
 
   constructor(
     private readonly events: Container,
@@ -395,7 +399,7 @@ export class SubscriberGroup {
       })),
       ...(await this.missingRanges(leases)).map((range) => ({ range, position: { continuation: null, startFrom: start } })),
     ];
-    const partitions = await this.partitions();
+    const partitions = await this.partitions(LAG_PARTITIONS_MAX_AGE_MS);
     const ranges: RangeLag[] = await Promise.all(
       positions.map(async ({ range, owner, position }) => {
         const parts = await this.probeParts(range, position, partitions);
@@ -466,9 +470,22 @@ export class SubscriberGroup {
       .map((r) => ({ minInclusive: r.minInclusive, maxExclusive: r.maxExclusive }));
   }
 
-  /** The container's physical partitions now (feed ranges read afresh: they change when a partition splits). */
-  private async partitions(): Promise<EpkBounds[]> {
-    return (await this.events.getFeedRanges()) as unknown as EpkBounds[];
+  /**
+   * The container's physical partitions (they change when a partition splits), read afresh when the list
+   * at hand is older than `maxAgeMs`: `lag()` serves health checks and HTTP reads, which should not send a
+   * partition listing each, while `waitForCatchUp` must not miss a split that happened since.
+   */
+  private async partitions(maxAgeMs = 0): Promise<EpkBounds[]> {
+    const now = Date.now();
+    if (!this.partitionList || now - this.partitionList.at >= maxAgeMs) {
+      const list = this.events.getFeedRanges().then((ranges) => ranges as unknown as EpkBounds[]);
+      this.partitionList = { at: now, list };
+      // A failed listing is not kept: the next call asks again.
+      list.catch(() => {
+        if (this.partitionList?.list === list) this.partitionList = undefined;
+      });
+    }
+    return this.partitionList.list;
   }
 
   /** Looks at what follows `position` in each physical partition `range` spans (see `positionParts`). */
