@@ -14,6 +14,7 @@ import {
   type EventRecord,
   type FaultAction,
 } from '../../src/index.js';
+import type { PluginConfig } from '@azure/cosmos';
 import { bytes, gate, proxiedClient, startFaultyCosmos, until, type FaultyCosmos } from '../support/faults.js';
 
 let env: FaultyCosmos;
@@ -21,8 +22,28 @@ let store: CosmosEventStore;
 // Short waits between the store's own retries: the tests are about what is retried, not how long it waits.
 const retries = { initialDelayMs: 5, maxDelayMs: 20 };
 
+// Batch answers (or failures) the client has heard: a save aborted after one is waiting, no longer in flight.
+let batchesHeard = 0;
+const hearing: PluginConfig = {
+  on: 'request' as PluginConfig['on'],
+  plugin: async (context, _diagnostics, next) => {
+    try {
+      return await next(context);
+    } finally {
+      if (context.operationType === 'batch') batchesHeard++;
+    }
+  },
+};
+
+/** Resolves once the client has heard `n` batch answers in all and the store has gone on to wait. */
+async function heardBatches(n: number): Promise<void> {
+  await until(() => batchesHeard === n);
+  // The store's catch and the start of its wait run in the promise jobs after the answer: let them.
+  await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
 beforeAll(async () => {
-  env = await startFaultyCosmos();
+  env = await startFaultyCosmos({ plugins: [hearing] });
   store = new CosmosEventStore(env.events, { retries });
 });
 afterEach(() => {
@@ -233,11 +254,11 @@ describe('save under faults', () => {
     // 449: refused, surely not applied, so the abort is a plain one (after a 503, see the next test).
     env.proxy.addRule({ kind: 'batch', action: { type: 'status', status: 449 } });
     const controller = new AbortController();
+    const heard = batchesHeard;
     const saving = patient.save(id, records(1, 1), { abortSignal: controller.signal }).catch(fail);
-    await until(() => env.proxy.count({ kind: 'batch', status: 449 }) === 1);
-    // The proxy records the 449 as it sends it: give the client time to hear it and start its wait (an
-    // abort before that is one in flight, which is an unknown outcome).
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Only once the client has heard the 449: an abort before that is one in flight, an unknown outcome.
+    await heardBatches(heard + 1);
+    expect(env.proxy.count({ kind: 'batch', status: 449 })).toBe(1);
     controller.abort();
     expect(await saving).toMatchObject({ name: 'AbortError' });
     expect(await batches()).toHaveLength(1);
@@ -248,10 +269,11 @@ describe('save under faults', () => {
     const patient = new CosmosEventStore(env.events, { retries: { initialDelayMs: 20_000, maxDelayMs: 20_000 } });
     env.proxy.addRule({ kind: 'batch', times: 1, action: { type: 'reset', when: 'after' } });
     const controller = new AbortController();
+    const heard = batchesHeard;
     const saving = patient.save(id, records(1, 2), { abortSignal: controller.signal }).catch(fail);
-    await until(() => env.proxy.count({ kind: 'batch', status: 'reset' }) === 1);
-    // The proxy records the reset as it sends it: give the client time to hear it and start its 10-20 s wait.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Once the client has heard the reset and started its 10-20 s wait.
+    await heardBatches(heard + 1);
+    expect(env.proxy.count({ kind: 'batch', status: 'reset' })).toBe(1);
     controller.abort();
     const err = await saving;
     expect(err).toBeInstanceOf(WriteOutcomeUnknownError);

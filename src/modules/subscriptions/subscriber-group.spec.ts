@@ -100,10 +100,13 @@ describe('SubscriberGroup.stop', () => {
     const { group, store } = setUp();
     let takes = 0;
     let release!: () => void;
+    let current: Stored<LeaseDocument> = leaseDoc;
+    store.list = () => Promise.resolve({ group: groupDoc, leases: [current] });
     store.takeFenced = (g: Stored<GroupDocument>, lease: LeaseDocument) => {
       // The first take hangs past the shutdown timeout, then fails; later ones succeed.
       if (++takes === 1) return new Promise((resolve) => (release = () => resolve(undefined)));
-      return Promise.resolve({ group: g, lease: { ...lease, _etag: 'l2' } });
+      current = { ...lease, _etag: `l${takes}` };
+      return Promise.resolve({ group: g, lease: current });
     };
     group.start('s1');
     await until(() => takes === 1);
@@ -111,6 +114,9 @@ describe('SubscriberGroup.stop', () => {
     group.start('s2');
     release();
     await until(() => group.status().ownedRanges.length === 1);
+    // Held, not taken and dropped again: the lease stays this start's over several rounds.
+    await new Promise((resolve) => setTimeout(resolve, 4 * settings.renewIntervalMs));
+    expect(group.status().ownedRanges).toHaveLength(1);
     expect(takes).toBe(2);
     await group.stop();
   });
