@@ -52,7 +52,7 @@ export interface EmbeddedCosmos {
   /**
    * Splits a physical partition of a container now, as Cosmos DB does while a container grows: `rangeId` (by
    * default the range holding the most documents) leaves `GET .../pkranges`, two children with new ids and
-   * `parents: [rangeId]` take its two EPK halves, and requests still naming it are answered 410 Gone with
+   * `parents: [rangeId]` take its two EPK halves, and change feed requests still naming it are answered 410 Gone with
    * sub-status 1002, after which @azure/cosmos re-reads the ranges and goes on with the children. Each child
    * keeps the parent's change log of its half and its LSN sequence, so a continuation taken before the split
    * is valid on both. Throws for an unknown container or range.
@@ -96,7 +96,7 @@ export interface EmbeddedCosmosOptions {
  *   `partitionKeyRanges` physical partitions per container;
  * - an item `ttl` Cosmos DB would refuse (not -1 nor an integer from 1 to 2^31-1) is refused with 400;
  * - queries cost time linear in the documents scanned, not quadratic (see linear-queries.ts).
- * - partitions split on request (`splitPartition`), answering requests for the split range 410/1002.
+ * - partitions split on request (`splitPartition`), answering change feed requests for the split range 410/1002.
  * Still not enforced: expiry itself (the store filters expired items), stored procedures.
  *
  * @example

@@ -58,14 +58,16 @@ export interface CosmosOpaqueStoreOptions {
  * Faults: @azure/cosmos retries throttling (429) itself, a read after a lost connection (up to 10 times,
  * a second apart) and after a 503 once, a write after nothing else. The store retries what is left: 408,
  * 449, 503, timeouts and lost connections (`retries` option, as `CosmosEventStore`'s), each call as a
- * whole and always safely: `get` and `query` read again from the start (a `query` call, one page of
- * results, runs its query again); `put` sends the same upsert again; `delete` deletes again, a 404 then
- * being our own earlier delete; `putIfNewer` runs its read-then-write again, so after a write whose answer
- * was lost it re-reads, finds its own version (or a newer one) stored and stops: it never writes an older
- * version over a newer one, and resolves `true` when what is stored is exactly what it sent. Retries
+ * whole: `get` and `query` read again from the start (a `query` call, one page of results, runs its query
+ * again); `put` sends the same upsert again; `delete` deletes again, a 404 then counting as success. A
+ * repeated `put` or `delete` may land after another writer's call that overlapped ours, as if ours took
+ * effect at its end: last writer wins. `putIfNewer`, for documents with a `version`, runs its
+ * read-then-write again, so after a write whose answer was lost it re-reads, finds its own version (or a
+ * newer one) stored and stops: it never writes an older version over a newer one, and resolves `true` when
+ * what is stored is exactly what it sent. Retries
  * running out give an `EventStoreError` naming the call, the last failure as its `cause`; an abort
  * (`abortSignal`) during a request or a wait stays an `AbortError` (a write aborted in flight may still
- * land; repeating it is harmless).
+ * land).
  *
  * @example
  * const opaque = new CosmosOpaqueStore(aggregatesContainer, { retries: { maxAttempts: 3 } });
@@ -84,7 +86,7 @@ export class CosmosOpaqueStore implements OpaqueStore {
   async put(doc: OpaqueData, options?: OperationOptions): Promise<void> {
     checkSignal(options);
     validateOpaqueData(doc);
-    // One body for every attempt: an upsert of the same document is harmless to repeat.
+    // One body for every attempt: a repeat writes exactly what the call was asked to write.
     const body = toAggregateDocument(doc, nowSeconds());
     await this.call(`put ${key(doc.pk, doc.sk)}`, options, () =>
       this.aggregates.items.upsert(body, { abortSignal: options?.abortSignal }),

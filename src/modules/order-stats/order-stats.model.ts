@@ -54,7 +54,7 @@ export function nextOrderRow(row: OrderRow | undefined, event: OrderEventEnvelop
       const quantity = Number(payload.quantity);
       const unitPrice = Number(payload.unitPrice);
       // As the aggregate does: the same SKU again adds to its quantity at the newest price.
-      next.lines[sku] = { quantity: (row.lines[sku]?.quantity ?? 0) + quantity, unitPrice };
+      next.lines[sku] = { quantity: (next.lines[sku]?.quantity ?? 0) + quantity, unitPrice };
       break;
     }
     case types.lineRemoved:

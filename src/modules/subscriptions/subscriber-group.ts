@@ -264,7 +264,8 @@ export class SubscriberGroup {
   /** A lease's holder for log lines: its instance id, and its session when that id is ours. */
   private describeHolder(lease: LeaseDocument): string {
     if (lease.owner !== this.settings.instanceId) return String(lease.owner);
-    return `${lease.owner} (session ${lease.session ?? 'none'}: another process runs under this instance id)`;
+    if (!lease.session) return `${lease.owner} (a lease written by a version without sessions)`;
+    return `${lease.owner} (session ${lease.session}: another process runs under this instance id)`;
   }
 
   private async renew(worker: RangeWorker): Promise<void> {

@@ -95,7 +95,8 @@ export interface SubscriptionsModuleOptions {
    * random suffix. A label, not what ownership rests on: each start of the subscriptions also writes a random
    * session into the leases it takes, and a lease is this instance's only when both match. Two live processes
    * given the same id by mistake therefore still never read one range at once (they only look alike in logs);
-   * a unique id per process keeps them apart for people, it is not needed for safety.
+   * a unique id per process keeps them apart for people, it is not needed for safety. (Among processes of a
+   * version with sessions: an older one sharing the id takes any lease under it as its own.)
    */
   instanceId?: string;
   /**
