@@ -19,6 +19,7 @@ import {
   SNAPSHOT_TAIL_STORE,
   ValidationError,
   type EventEnvelope,
+  type Lifecycle,
   type SnapshotTailStore,
 } from '../../src/index.js';
 
@@ -42,8 +43,8 @@ class Plant extends AggregateRoot {
   }
 }
 
-class Rename extends Command<Pet> {
-  readonly lifecycle = 'mutate';
+class Name<A extends Pet | Plant> extends Command<A> {
+  readonly lifecycle: Lifecycle = 'create';
   constructor(
     readonly aggregateId: string,
     readonly name: string,
@@ -55,17 +56,8 @@ class Rename extends Command<Pet> {
   }
 }
 
-class Name<A extends Pet | Plant> extends Command<A> {
-  readonly lifecycle = 'create';
-  constructor(
-    readonly aggregateId: string,
-    readonly name: string,
-  ) {
-    super();
-  }
-  emit(): Named {
-    return new Named(this.name);
-  }
+class Rename extends Name<Pet> {
+  override readonly lifecycle: Lifecycle = 'mutate';
 }
 
 @Injectable()

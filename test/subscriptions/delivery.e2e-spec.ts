@@ -9,34 +9,20 @@ import {
   OnEvent,
   Subscriber,
   SubscriptionsHealthIndicator,
-  type EventRecord,
   type SubscribedEvent,
 } from '../../src/index.js';
 import { startCosmosFixture, type CosmosFixture } from '../support/cosmos.js';
 import {
   DELIVERY_LOG,
   DeliveryLog,
+  encode,
   eventually,
-  INSTANCE_NAME,
+  expectAtLeastOnceInOrder,
+  Recorder,
   startInstance,
-  type Delivery,
+  writeConcurrently,
   type Instance,
 } from '../support/subscriptions.js';
-
-@Subscriber({ name: 'recorder', maxItemCount: 10 })
-class Recorder {
-  constructor(
-    @Inject(DELIVERY_LOG) private readonly log: DeliveryLog,
-    @Inject(INSTANCE_NAME) private readonly instance: string,
-  ) {}
-
-  @OnEvent()
-  async record({ aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
-    this.log.record({ instance: this.instance, subscriber: 'recorder', aggregateId, version, attempt });
-    // Yield, as a handler that writes somewhere would: other ranges' readers interleave.
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
 
 interface OrderEvent {
   type: string;
@@ -62,7 +48,6 @@ class Router {
   }
 }
 
-const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 
 let fixture: CosmosFixture;
 let store: CosmosEventStore;
@@ -101,41 +86,12 @@ async function instance(name: string, subscribers: Array<new (...args: never[]) 
   return started;
 }
 
-/** Appends versions `from`..`to` to each aggregate in chunks of 1 to 4 (one transactional batch each), all writers at once. */
-async function writeConcurrently(aggregates: string[], from: number, to: number): Promise<void> {
-  await Promise.all(
-    aggregates.map(async (aggregateId, a) => {
-      for (let version = from; version <= to; ) {
-        const size = Math.min(to - version + 1, 1 + ((version + a) % 4));
-        const records: EventRecord[] = Array.from({ length: size }, (_, i) => ({ version: version + i, data: encode({ n: version + i }) }));
-        await store.save(aggregateId, records);
-        version += size;
-      }
-    }),
-  );
-}
-
-/** Every version 1..count of every aggregate delivered, each delivery of v after one of v-1. */
-function expectAtLeastOnceInOrder(deliveries: Delivery[], aggregates: string[], count: number): void {
-  for (const aggregateId of aggregates) {
-    const versions = deliveries.filter((d) => d.aggregateId === aggregateId).map((d) => d.version);
-    const seen = new Set<number>();
-    for (const version of versions) {
-      if (version > 1 && !seen.has(version - 1)) {
-        throw new Error(`${aggregateId}: version ${version} delivered before ${version - 1} (${versions.join(',')})`);
-      }
-      seen.add(version);
-    }
-    expect([...seen].sort((x, y) => x - y)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
-  }
-}
-
 describe('subscriptions: delivery', () => {
   it('delivers every event once, in version order per aggregate, while writers commit and a second instance joins', async () => {
     const log = new DeliveryLog();
     const aggregates = Array.from({ length: 16 }, (_, i) => `Order/${i}`);
     const a = await instance('A', [Recorder], log);
-    const firstHalf = writeConcurrently(aggregates, 1, 15);
+    const firstHalf = writeConcurrently(store, aggregates, 1, 15, { maxChunk: 4 });
     await eventually('A reads', () => log.deliveries.length > 20, 20_000);
     const b = await instance('B', [Recorder], log);
     await firstHalf;
@@ -145,7 +101,7 @@ describe('subscriptions: delivery', () => {
       () => a.subscriptions.status()[0].ownedRanges.length === 2 && b.subscriptions.status()[0].ownedRanges.length === 2,
       20_000,
     );
-    await writeConcurrently(aggregates, 16, 30);
+    await writeConcurrently(store, aggregates, 16, 30, { maxChunk: 4 });
     await a.subscriptions.waitForCatchUp('recorder', { timeoutMs: 30_000 });
 
     expectAtLeastOnceInOrder(log.deliveries, aggregates, 30);

@@ -20,10 +20,10 @@ import {
   DELIVERY_LOG,
   DeliveryLog,
   eventually,
+  expectAtLeastOnceInOrder,
   gate,
   INSTANCE_NAME,
   startInstance,
-  type Delivery,
   type Instance,
 } from '../support/subscriptions.js';
 import type { SubscriptionsModuleOptions } from '../../src/index.js';
@@ -163,18 +163,6 @@ async function leaseDocuments() {
   return resources;
 }
 
-function expectEveryVersionInOrder(deliveries: Delivery[], aggregates: string[], count: number): void {
-  for (const aggregateId of aggregates) {
-    const versions = deliveries.filter((d) => d.aggregateId === aggregateId).map((d) => d.version);
-    const seen = new Set<number>();
-    for (const version of versions) {
-      if (version > 1 && !seen.has(version - 1)) throw new Error(`${aggregateId}: ${version} before ${version - 1}: ${versions.join(',')}`);
-      seen.add(version);
-    }
-    expect(seen.size).toBe(count);
-  }
-}
-
 /** The feed range (`min-max`) of each aggregate, from the events container's change feed. */
 async function rangeOfAggregates(): Promise<Map<string, string>> {
   const events = fixture.client.database(databaseId).container('events');
@@ -255,7 +243,7 @@ describe('subscriptions: leases and checkpoints', () => {
     await writing;
     await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 30_000 });
 
-    expectEveryVersionInOrder(log.deliveries, aggregates, 15);
+    expectAtLeastOnceInOrder(log.deliveries, aggregates, 15);
     // No range is read by two instances at once. Each aggregate lives in one range, so its readers take
     // turns: at most a hand-over for balance and the takeover, and after the cut A's calls all come first.
     for (const aggregateId of aggregates) {
@@ -329,7 +317,7 @@ describe('subscriptions: leases and checkpoints', () => {
 
     const b = await instance('B', log);
     await b.subscriptions.waitForCatchUp('ledger', { timeoutMs: 30_000 });
-    expectEveryVersionInOrder(log.deliveries, aggregates, 3);
+    expectAtLeastOnceInOrder(log.deliveries, aggregates, 3);
     expect(await leaseDocuments()).toHaveLength(4);
   }, 60_000);
 });
@@ -363,7 +351,7 @@ describe('subscriptions: two live processes configured with the same instance id
     }
     expect(watch.clashes).toEqual([]);
     expect(overlapping(spans.spans, await rangeOfAggregates())).toEqual([]);
-    expectEveryVersionInOrder(log.deliveries, aggregates, 16);
+    expectAtLeastOnceInOrder(log.deliveries, aggregates, 16);
 
     // Each lease names the configured id, and is held by one of the two sessions: two each.
     const leases = await leaseDocuments();
@@ -408,7 +396,7 @@ describe('subscriptions: two live processes configured with the same instance id
     }
     expect(watch.clashes).toEqual([]);
     expect(overlapping(spans.spans, await rangeOfAggregates(), takenOver)).toEqual([]);
-    expectEveryVersionInOrder(log.deliveries, aggregates, 14);
+    expectAtLeastOnceInOrder(log.deliveries, aggregates, 14);
     // (Nest's Logger writes to the logger of the module created last, whichever instance logs.)
     const logs = a.logger.text + b.logger.text;
     expect(logs).toMatch(/took \S+ from twin \(another session, expired\)/);

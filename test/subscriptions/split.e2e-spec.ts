@@ -7,33 +7,21 @@
  */
 import { Inject } from '@nestjs/common';
 import { ChangeFeedStartFrom, type FeedRange } from '@azure/cosmos';
-import { CosmosEventStore, OnEvent, Subscriber, type EventRecord, type SubscribedEvent } from '../../src/index.js';
+import { CosmosEventStore, OnEvent, Subscriber, type SubscribedEvent } from '../../src/index.js';
 import { startCosmosFixture, type CosmosFixture } from '../support/cosmos.js';
 import { effectivePartitionKey, epkInRange } from '../../src/modules/embedded-cosmos/partition-key-ranges.js';
 import {
   DELIVERY_LOG,
   DeliveryLog,
+  encode,
   eventually,
+  expectAtLeastOnceInOrder,
   gate,
-  INSTANCE_NAME,
+  Recorder,
   startInstance,
-  type Delivery,
+  writeConcurrently,
   type Instance,
 } from '../support/subscriptions.js';
-
-@Subscriber({ name: 'recorder', maxItemCount: 10 })
-class Recorder {
-  constructor(
-    @Inject(DELIVERY_LOG) private readonly log: DeliveryLog,
-    @Inject(INSTANCE_NAME) private readonly instance: string,
-  ) {}
-
-  @OnEvent()
-  async record({ aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
-    this.log.record({ instance: this.instance, subscriber: 'recorder', aggregateId, version, attempt });
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
 
 /** Holds the handling of the aggregates it names until the test opens the gate. */
 const HELD = Symbol('HELD');
@@ -62,7 +50,6 @@ interface StoredLease {
   continuation: string | null;
 }
 
-const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 /** The highest version saved so far, per aggregate. */
 const saved = new Map<string, number>();
 
@@ -92,36 +79,6 @@ async function instance(name: string, log: DeliveryLog, subscribers: Array<new (
   });
   instances.push(started);
   return started;
-}
-
-/** Appends versions `from`..`to` to each aggregate in chunks of 1 to 3 (one transactional batch each), all writers at once. */
-async function writeConcurrently(aggregates: string[], from: number, to: number): Promise<void> {
-  await Promise.all(
-    aggregates.map(async (aggregateId, a) => {
-      for (let version = from; version <= to; ) {
-        const size = Math.min(to - version + 1, 1 + ((version + a) % 3));
-        const records: EventRecord[] = Array.from({ length: size }, (_, i) => ({ version: version + i, data: encode({ n: version + i }) }));
-        await store.save(aggregateId, records);
-        version += size;
-        saved.set(aggregateId, version - 1);
-      }
-    }),
-  );
-}
-
-/** Every version 1..count of every aggregate delivered, each delivery of v after one of v-1. */
-function expectAtLeastOnceInOrder(deliveries: Delivery[], aggregates: string[], count: number): void {
-  for (const aggregateId of aggregates) {
-    const versions = deliveries.filter((d) => d.aggregateId === aggregateId).map((d) => d.version);
-    const seen = new Set<number>();
-    for (const version of versions) {
-      if (version > 1 && !seen.has(version - 1)) {
-        throw new Error(`${aggregateId}: version ${version} delivered before ${version - 1} (${versions.join(',')})`);
-      }
-      seen.add(version);
-    }
-    expect([...seen].sort((x, y) => x - y)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
-  }
 }
 
 async function leases(): Promise<StoredLease[]> {
@@ -159,7 +116,7 @@ describe('subscriptions: partition split', () => {
     const aggregates = Array.from({ length: 24 }, (_, i) => `Order/${i}`);
     const a = await instance('A', log);
     const b = await instance('B', log);
-    await writeConcurrently(aggregates, 1, 10);
+    await writeConcurrently(store, aggregates, 1, 10, { maxChunk: 3, onSaved: (id, v) => saved.set(id, v) });
     await eventually(
       'the ranges are shared two and two',
       () => a.subscriptions.status()[0].ownedRanges.length === 2 && b.subscriptions.status()[0].ownedRanges.length === 2,
@@ -169,13 +126,13 @@ describe('subscriptions: partition split', () => {
     expect(before).toHaveLength(4);
 
     // The range splits while writers commit and both instances read.
-    const writing = writeConcurrently(aggregates, 11, 30);
+    const writing = writeConcurrently(store, aggregates, 11, 30, { maxChunk: 3, onSaved: (id, v) => saved.set(id, v) });
     await eventually('the readers are past the first writes', () => log.deliveries.length > 24 * 12, 20_000);
     const { parent, children } = fixture.cosmos.splitPartition(fixture.events.database.id, fixture.events.id, '1');
     const splitAt = log.deliveries.length;
     const savedAtSplit = new Map(saved);
     await writing;
-    await writeConcurrently(aggregates, 31, 40);
+    await writeConcurrently(store, aggregates, 31, 40, { maxChunk: 3, onSaved: (id, v) => saved.set(id, v) });
     await a.subscriptions.waitForCatchUp('recorder', { timeoutMs: 30_000 });
 
     expectAtLeastOnceInOrder(log.deliveries, aggregates, 40);
@@ -204,14 +161,14 @@ describe('subscriptions: partition split', () => {
     expect(lag.ranges).toHaveLength(4);
 
     // Later writes still reach the handlers through the children.
-    await writeConcurrently(aggregates, 41, 45);
+    await writeConcurrently(store, aggregates, 41, 45, { maxChunk: 3, onSaved: (id, v) => saved.set(id, v) });
     await b.subscriptions.waitForCatchUp('recorder', { timeoutMs: 30_000 });
     expectAtLeastOnceInOrder(log.deliveries, aggregates, 45);
     expect(log.deliveries).toHaveLength(24 * 45);
 
     // A checkpoint taken after the split resumes on another instance: A hands every lease over to B.
     await a.close();
-    await writeConcurrently(aggregates, 46, 50);
+    await writeConcurrently(store, aggregates, 46, 50, { maxChunk: 3, onSaved: (id, v) => saved.set(id, v) });
     await eventually('B reads every range', () => b.subscriptions.status()[0].ownedRanges.length === 4, 20_000);
     await b.subscriptions.waitForCatchUp('recorder', { timeoutMs: 30_000 });
     expectAtLeastOnceInOrder(log.deliveries, aggregates, 50);

@@ -1,11 +1,16 @@
 import type { CosmosClientOptions, PluginConfig } from '@azure/cosmos';
-import { Module, type DynamicModule, type LoggerService, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
+import { Inject, Module, type DynamicModule, type LoggerService, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import {
   CosmosModule,
   EventStoreModule,
+  OnEvent,
+  Subscriber,
   SUBSCRIPTIONS,
   SubscriptionsModule,
+  type EventRecord,
+  type Store,
+  type SubscribedEvent,
   type Subscriptions,
   type SubscriptionsModuleOptions,
 } from '../../src/index.js';
@@ -38,6 +43,63 @@ export class DeliveryLog {
 /** Token of the shared `DeliveryLog` and of the instance's name, for test subscribers to inject. */
 export const DELIVERY_LOG = Symbol('DELIVERY_LOG');
 export const INSTANCE_NAME = Symbol('INSTANCE_NAME');
+
+/** Records every event it is handed, as `recorder`, under its instance's name. */
+@Subscriber({ name: 'recorder', maxItemCount: 10 })
+export class Recorder {
+  constructor(
+    @Inject(DELIVERY_LOG) private readonly log: DeliveryLog,
+    @Inject(INSTANCE_NAME) private readonly instance: string,
+  ) {}
+
+  @OnEvent()
+  async record({ aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
+    this.log.record({ instance: this.instance, subscriber: 'recorder', aggregateId, version, attempt });
+    // Yield, as a handler that writes somewhere would: other ranges' readers interleave.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Every version 1..count of every aggregate delivered, each delivery of v after one of v-1. */
+export function expectAtLeastOnceInOrder(deliveries: Delivery[], aggregates: string[], count: number): void {
+  for (const aggregateId of aggregates) {
+    const versions = deliveries.filter((d) => d.aggregateId === aggregateId).map((d) => d.version);
+    const seen = new Set<number>();
+    for (const version of versions) {
+      if (version > 1 && !seen.has(version - 1)) {
+        throw new Error(`${aggregateId}: version ${version} delivered before ${version - 1} (${versions.join(',')})`);
+      }
+      seen.add(version);
+    }
+    expect([...seen].sort((x, y) => x - y)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+  }
+}
+
+export const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+
+/**
+ * Appends versions `from`..`to` to each aggregate in chunks of 1 to `maxChunk` (one transactional batch
+ * each), all writers at once; `onSaved` hears each aggregate's highest saved version as it grows.
+ */
+export async function writeConcurrently(
+  store: Store,
+  aggregates: string[],
+  from: number,
+  to: number,
+  { maxChunk, onSaved }: { maxChunk: number; onSaved?: (aggregateId: string, version: number) => void },
+): Promise<void> {
+  await Promise.all(
+    aggregates.map(async (aggregateId, a) => {
+      for (let version = from; version <= to; ) {
+        const size = Math.min(to - version + 1, 1 + ((version + a) % maxChunk));
+        const records: EventRecord[] = Array.from({ length: size }, (_, i) => ({ version: version + i, data: encode({ n: version + i }) }));
+        await store.save(aggregateId, records);
+        version += size;
+        onSaved?.(aggregateId, version - 1);
+      }
+    }),
+  );
+}
 
 /** A service instance under test: a Nest application context with the subscriptions running. */
 export interface Instance {

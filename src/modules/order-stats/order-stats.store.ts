@@ -3,6 +3,7 @@ import type { Container, OperationInput } from '@azure/cosmos';
 import { InjectAggregatesContainer } from '../cosmos/index.js';
 import { eventTypeOf } from '../event-sourcing/index.js';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted, type OrderStatus } from '../orders/index.js';
+import { sleep } from '../subscriptions/sleep.js';
 import {
   countersDelta,
   nextOrderRow,
@@ -105,7 +106,7 @@ export class OrderStatsStore {
       // Another reader changed one of the documents since they were read (412), or created it first (409):
       // read again after a short random pause, so readers contending for the same counters spread out.
       if (statuses.some((s) => s === 412 || s === 409)) {
-        await pause(Math.random() * Math.min(MAX_CONFLICT_DELAY_MS, 5 * 2 ** Math.min(attempt, 10)), signal);
+        await sleep(Math.random() * Math.min(MAX_CONFLICT_DELAY_MS, 5 * 2 ** Math.min(attempt, 10)), signal);
         continue;
       }
       throw new Error(`order-stats: applying ${event.type} of ${event.aggregateId}@${event.version} failed (${statuses.join(', ')})`);
@@ -161,20 +162,6 @@ export class OrderStatsStore {
       ? { operationType: 'Replace', id: resourceBody.id, resourceBody: { ...resourceBody }, ifMatch: current.etag }
       : { operationType: 'Create', resourceBody: { ...resourceBody } };
   }
-}
-
-/** Waits `ms`, or less when `signal` aborts. */
-function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 function zeroStatuses(): Record<OrderStatus, number> {
