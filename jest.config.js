@@ -1,10 +1,15 @@
 /** Jest in native ESM mode; TypeScript through SWC with legacy decorators and their metadata (NestJS DI). */
 export default {
   testEnvironment: 'node',
-  roots: ['<rootDir>/src', '<rootDir>/test'],
+  roots: ['<rootDir>/src', '<rootDir>/example', '<rootDir>/test'],
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
   extensionsToTreatAsEsm: ['.ts'],
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+    // The example service imports the library by its package name, as a consumer does.
+    '^nest-cosmos-eventstore$': '<rootDir>/src/index.ts',
+    '^nest-cosmos-eventstore/testing$': '<rootDir>/src/testing.ts',
+  },
   transform: {
     '^.+\\.ts$': [
       '@swc/jest',

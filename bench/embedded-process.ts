@@ -9,7 +9,8 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { CosmosClient, type Container } from '@azure/cosmos';
-import { ensureContainers, ensureDatabase, startEmbeddedCosmos } from '../src/index.js';
+import { ensureContainers, ensureDatabase } from '../src/index.js';
+import { startEmbeddedCosmos } from '../src/testing.js';
 
 export interface ServerProcess {
   endpoint: string;

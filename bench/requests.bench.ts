@@ -5,15 +5,8 @@
  */
 import { CosmosClient } from '@azure/cosmos';
 import { randomUUID } from 'node:crypto';
-import {
-  CosmosEventStore,
-  ensureContainers,
-  ensureDatabase,
-  startEmbeddedCosmos,
-  startFaultProxy,
-  type EventRecord,
-  type FaultProxy,
-} from '../src/index.js';
+import { CosmosEventStore, ensureContainers, ensureDatabase, type EventRecord } from '../src/index.js';
+import { startEmbeddedCosmos, startFaultProxy, type FaultProxy } from '../src/testing.js';
 import { printTable } from './support.js';
 
 const records = (from: number, count: number): EventRecord[] =>

@@ -13,10 +13,10 @@ import {
   ensureDatabase,
   On,
   Repository,
-  startEmbeddedCosmos,
   type AggregateClass,
   type SnapshotTailStore,
 } from '../src/index.js';
+import { startEmbeddedCosmos } from '../src/testing.js';
 import { medianMs, printTable, ratio } from './support.js';
 
 const EVENTS = 10_000;

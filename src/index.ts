@@ -1,35 +1,32 @@
 /**
  * nest-cosmos-eventstore: event-sourced aggregates on Azure Cosmos DB (NoSQL API) for NestJS, storing the
  * same documents as protosource's Cosmos DB store.
+ *
+ * Test helpers (the embedded Cosmos DB server, the fault proxy, the in-memory stores, `given`) live in
+ * `nest-cosmos-eventstore/testing`, so this entry never loads the embedded server's dependencies.
  */
 export {
   AGGREGATES_CONTAINER,
   COSMOS_CLIENT,
+  CosmosHealthIndicator,
   CosmosModule,
+  DEFAULT_AGGREGATES_CONTAINER,
   DEFAULT_COSMOS_RETRY_OPTIONS,
+  DEFAULT_EVENTS_CONTAINER,
+  DEFAULT_HEALTH_TIMEOUT_MS,
   ensureContainers,
   ensureDatabase,
   EVENTS_CONTAINER,
   InjectAggregatesContainer,
   InjectCosmosClient,
   InjectEventsContainer,
+  messageOf,
+  statusOf,
+  substatusOf,
   type CosmosModuleOptions,
   type CosmosOptionsFactory,
+  type HealthResult,
 } from './modules/cosmos/index.js';
 export * from './modules/event-store/index.js';
-export {
-  startEmbeddedCosmos,
-  startFaultProxy,
-  type CosmosRequestKind,
-  type EmbeddedCosmos,
-  type EmbeddedCosmosOptions,
-  type FaultAction,
-  type FaultProxy,
-  type FaultProxyOptions,
-  type FaultRule,
-  type PartitionKeyRange,
-  type PartitionSplit,
-  type ProxyRecord,
-} from './modules/embedded-cosmos/index.js';
 export * from './modules/event-sourcing/index.js';
 export * from './modules/subscriptions/index.js';

@@ -3,11 +3,11 @@
  * start-up error, and secrets never quoted in it.
  */
 import { ConfigModule } from '@nestjs/config';
-import { appConfig } from '../../src/config/app.config.js';
-import { cosmosConfig } from '../../src/config/cosmos.config.js';
-import { EnvValidationError, type Env } from '../../src/config/env-reader.js';
-import { configLoaders, loadServiceConfig, validateEnv } from '../../src/config/env.validation.js';
-import { eventStoreConfig } from '../../src/config/event-store.config.js';
+import { appConfig } from '../../example/src/config/app.config.js';
+import { cosmosConfig } from '../../example/src/config/cosmos.config.js';
+import { EnvValidationError, type Env } from '../../example/src/config/env-reader.js';
+import { configLoaders, loadServiceConfig, validateEnv } from '../../example/src/config/env.validation.js';
+import { eventStoreConfig } from '../../example/src/config/event-store.config.js';
 
 const ENDPOINT = 'https://my-account.documents.azure.com:443/';
 // Shaped like an account key (64 random bytes in base64), made up for this test.

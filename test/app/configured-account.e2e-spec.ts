@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { CosmosClient } from '@azure/cosmos';
 import request from 'supertest';
-import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/index.js';
+import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/testing.js';
 import { CapturingLogger, startService, type ServiceUnderTest } from '../support/app.js';
 
 const logger = new CapturingLogger();

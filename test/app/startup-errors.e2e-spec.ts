@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { describeStartupFailure } from '../../src/config/startup-failure.js';
+import { describeStartupFailure } from '../../example/src/config/startup-failure.js';
 import { CapturingLogger, startService } from '../support/app.js';
 
 // Shaped like an account key (64 bytes in base64), made up for this test.

@@ -1,4 +1,4 @@
-import { InMemoryEventStore, InMemoryOpaqueStore } from '../../src/index.js';
+import { InMemoryEventStore, InMemoryOpaqueStore } from '../../src/testing.js';
 import { describeStoreContract } from './store-contract.js';
 
 describeStoreContract('InMemoryEventStore + InMemoryOpaqueStore', ({ withOpaqueStore = true, ...options }) => {

@@ -18,14 +18,13 @@ import {
   InjectStore,
   OPAQUE_STORE,
   SNAPSHOT_TAIL_STORE,
-  startEmbeddedCosmos,
   STORE,
   ValidationError,
   type CosmosModuleOptions,
   type CosmosOptionsFactory,
-  type EmbeddedCosmos,
   type Store,
 } from '../../src/index.js';
+import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/testing.js';
 
 let cosmos: EmbeddedCosmos;
 let databaseSeq = 0;

@@ -18,7 +18,7 @@ import {
   type FeedRange,
   type OperationInput,
 } from '@azure/cosmos';
-import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/index.js';
+import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/testing.js';
 
 const require = createRequire(import.meta.url);
 const { createHttpServer } = require('@vercel/cosmosdb-server') as { createHttpServer: () => Server };

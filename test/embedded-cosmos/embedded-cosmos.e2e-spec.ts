@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CosmosClient, type Container, type CosmosClientOptions, type OperationInput, type PluginConfig } from '@azure/cosmos';
-import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/index.js';
+import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/testing.js';
 import { clientWithPlugins } from '../support/cosmos.js';
 
 const require = createRequire(import.meta.url);

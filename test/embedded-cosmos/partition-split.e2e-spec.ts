@@ -16,7 +16,7 @@ import {
   type OperationInput,
   type PluginConfig,
 } from '@azure/cosmos';
-import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/index.js';
+import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/testing.js';
 import { clientWithPlugins } from '../support/cosmos.js';
 
 interface Doc {

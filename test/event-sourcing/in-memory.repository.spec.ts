@@ -1,4 +1,4 @@
-import { InMemoryEventStore, InMemoryOpaqueStore } from '../../src/index.js';
+import { InMemoryEventStore, InMemoryOpaqueStore } from '../../src/testing.js';
 import { describeRepositoryContract } from './repository-contract.js';
 
 describeRepositoryContract('in-memory stores', async () => {

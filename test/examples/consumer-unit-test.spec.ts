@@ -8,13 +8,13 @@ import { jest } from '@jest/globals';
 import {
   ConcurrencyError,
   EventStoreModule,
-  InMemoryEventStore,
   InjectSnapshotTailStore,
   SNAPSHOT_TAIL_STORE,
   STORE,
   type SnapshotTailStore,
   type Store,
 } from '../../src/index.js';
+import { InMemoryEventStore } from '../../src/testing.js';
 
 // --- the consumer's code -------------------------------------------------------------------------
 @Injectable()

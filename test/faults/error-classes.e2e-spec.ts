@@ -4,7 +4,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { PluginOn, type PluginConfig } from '@azure/cosmos';
-import { CosmosEventStore, EventStoreError, isOutcomeUnknown, WriteOutcomeUnknownError } from '../../src/index.js';
+import {
+  CosmosEventStore,
+  EventStoreError,
+  isOutcomeUnknown,
+  WriteOutcomeUnknownError,
+} from '../../src/index.js';
 import { bytes, startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
 
 const retries = { initialDelayMs: 5, maxDelayMs: 20 };

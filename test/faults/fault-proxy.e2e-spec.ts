@@ -4,14 +4,8 @@
  */
 import { ChangeFeedStartFrom, type PluginConfig } from '@azure/cosmos';
 import { randomUUID } from 'node:crypto';
-import {
-  CosmosEventStore,
-  ensureContainers,
-  ensureDatabase,
-  startFaultProxy,
-  type CosmosRequestKind,
-  type FaultProxy,
-} from '../../src/index.js';
+import { CosmosEventStore, ensureContainers, ensureDatabase } from '../../src/index.js';
+import { startFaultProxy, type CosmosRequestKind, type FaultProxy } from '../../src/testing.js';
 import { bytes, gate, proxiedClient, startFaultyCosmos, until, type FaultyCosmos } from '../support/faults.js';
 
 let env: FaultyCosmos;

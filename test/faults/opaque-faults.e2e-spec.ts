@@ -14,11 +14,10 @@ import {
   EventStoreModule,
   NotFoundError,
   OPAQUE_STORE,
-  type CosmosRequestKind,
-  type FaultAction,
   type OpaqueData,
   type OpaqueStore,
 } from '../../src/index.js';
+import { type CosmosRequestKind, type FaultAction } from '../../src/testing.js';
 import { bytes, gate, startFaultyCosmos, until, type FaultyCosmos } from '../support/faults.js';
 
 let env: FaultyCosmos;

@@ -3,7 +3,8 @@
  * the query answers, and the records come back exactly as stored.
  */
 import { randomUUID } from 'node:crypto';
-import { CosmosEventStore, EventStoreError, isConflict, type EventRecord, type FaultAction } from '../../src/index.js';
+import { CosmosEventStore, EventStoreError, isConflict, type EventRecord } from '../../src/index.js';
+import { type FaultAction } from '../../src/testing.js';
 import { bytes, startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
 
 let env: FaultyCosmos;

@@ -9,12 +9,14 @@ import {
   CosmosModule,
   DEFAULT_COSMOS_RETRY_OPTIONS,
   EVENTS_CONTAINER,
+  type CosmosModuleOptions,
+} from '../../src/index.js';
+import {
   startEmbeddedCosmos,
   startFaultProxy,
-  type CosmosModuleOptions,
   type EmbeddedCosmos,
   type FaultProxy,
-} from '../../src/index.js';
+} from '../../src/testing.js';
 
 let cosmos: EmbeddedCosmos;
 let proxy: FaultProxy;

@@ -12,8 +12,8 @@ import {
   isOutcomeUnknown,
   WriteOutcomeUnknownError,
   type EventRecord,
-  type FaultAction,
 } from '../../src/index.js';
+import { type FaultAction } from '../../src/testing.js';
 import type { PluginConfig } from '@azure/cosmos';
 import { bytes, gate, proxiedClient, startFaultyCosmos, until, type FaultyCosmos } from '../support/faults.js';
 

@@ -17,13 +17,15 @@ import {
   ensureDatabase,
   isConflict,
   isOutcomeUnknown,
+  type EventRecord,
+} from '../../src/index.js';
+import {
   startEmbeddedCosmos,
   startFaultProxy,
   type EmbeddedCosmos,
-  type EventRecord,
   type FaultProxy,
   type FaultRule,
-} from '../../src/index.js';
+} from '../../src/testing.js';
 import { proxiedClient } from '../support/faults.js';
 
 const WRITERS = 5;

@@ -8,13 +8,11 @@ import {
   AggregateNotFoundError,
   CommandRejectedError,
   CommandValidationError,
-  InMemoryEventStore,
-  InMemoryOpaqueStore,
   InvalidStateError,
   Repository,
-  given,
   type Command,
 } from '../../src/index.js';
+import { InMemoryEventStore, InMemoryOpaqueStore, given } from '../../src/testing.js';
 import {
   AddLine,
   CancelOrder,
@@ -29,7 +27,7 @@ import {
   RemoveLine,
   ShipOrder,
   SubmitOrder,
-} from '../../src/modules/orders/index.js';
+} from '../../example/src/modules/orders/index.js';
 
 const ID = 'o-1';
 const placed = new OrderPlaced('c-1');

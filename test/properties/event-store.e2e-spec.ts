@@ -19,7 +19,8 @@ import {
   type Outcome,
   type Pair,
 } from './support.js';
-import { CosmosEventStore, InMemoryEventStore, ValidationError } from '../../src/index.js';
+import { CosmosEventStore, ValidationError } from '../../src/index.js';
+import { InMemoryEventStore } from '../../src/testing.js';
 
 type EventStore = InMemoryEventStore | CosmosEventStore;
 

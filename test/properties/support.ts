@@ -12,13 +12,12 @@ import {
   CosmosOpaqueStore,
   ensureContainers,
   ensureDatabase,
-  InMemoryEventStore,
-  InMemoryOpaqueStore,
   NotFoundError,
   ValidationError,
   type EventStoreOptions,
   type OpaqueStore,
 } from '../../src/index.js';
+import { InMemoryEventStore, InMemoryOpaqueStore } from '../../src/testing.js';
 import { clientWithPlugins, startCosmosFixture, type CosmosFixture } from '../support/cosmos.js';
 
 /** Both implementations, fed the same calls in the same order, so their states stay equal. */

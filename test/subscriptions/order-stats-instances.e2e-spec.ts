@@ -6,8 +6,8 @@
  * once, whoever delivered it and however often.
  */
 import { getRepositoryToken, type Command, type Repository } from '../../src/index.js';
-import { AddLine, CancelOrder, Order, OrdersModule, PlaceOrder, ShipOrder, SubmitOrder } from '../../src/modules/orders/index.js';
-import { OrderStatsModule, OrderStatsStore } from '../../src/modules/order-stats/index.js';
+import { AddLine, CancelOrder, Order, OrdersModule, PlaceOrder, ShipOrder, SubmitOrder } from '../../example/src/modules/orders/index.js';
+import { OrderStatsModule, OrderStatsStore } from '../../example/src/modules/order-stats/index.js';
 import { startCosmosFixture, type CosmosFixture } from '../support/cosmos.js';
 import { DeliveryLog, eventually, startInstance, type Instance } from '../support/subscriptions.js';
 

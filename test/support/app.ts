@@ -57,7 +57,7 @@ export async function startService(env: Record<string, string>, logger: LoggerSe
   Object.assign(process.env, env);
   try {
     // Imported only now: ConfigModule.forRoot() reads the environment when app.module is evaluated.
-    const { AppModule, configureApp } = await import('../../src/app.module.js');
+    const { AppModule, configureApp } = await import('../../example/src/app.module.js');
     const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).setLogger(logger).compile();
     const app = configureApp(moduleRef.createNestApplication<NestExpressApplication>());
     await app.init();

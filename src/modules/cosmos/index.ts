@@ -14,3 +14,4 @@ export {
   ensureDatabase,
 } from './cosmos-infrastructure.js';
 export { messageOf, statusOf, substatusOf } from './cosmos-errors.js';
+export { CosmosHealthIndicator, DEFAULT_HEALTH_TIMEOUT_MS, type HealthResult } from './cosmos.health.js';

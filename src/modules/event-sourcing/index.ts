@@ -38,4 +38,4 @@ export {
   type RepositoryOptions,
   type RepositoryStores,
 } from './repository.js';
-export { given, type Scenario, type ScenarioOutcome } from './testing.js';
+export { EventStoreExceptionFilter, type ErrorBody } from './event-store-exception.filter.js';

@@ -1,5 +1,6 @@
 import { AssertionError, deepStrictEqual } from 'node:assert';
-import { InMemoryEventStore, InMemoryOpaqueStore } from '../event-store/index.js';
+import { InMemoryEventStore } from '../event-store/in-memory-event-store.js';
+import { InMemoryOpaqueStore } from '../event-store/in-memory-opaque-store.js';
 import type { AggregateRoot } from './aggregate-root.js';
 import { eventTypeOf } from './aggregate-metadata.js';
 import type { Command } from './command.js';

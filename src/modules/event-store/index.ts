@@ -46,6 +46,4 @@ export { DEFAULT_STORE_RETRY_OPTIONS, type StoreRetryOptions } from './transient
 export { CosmosEventStore } from './cosmos-event-store.js';
 export { DEFAULT_COMPRESS_THRESHOLD, type EventStoreOptions } from './event-store-base.js';
 export { CosmosOpaqueStore, type CosmosOpaqueStoreOptions } from './cosmos-opaque-store.js';
-export { InMemoryEventStore } from './in-memory-event-store.js';
-export { InMemoryOpaqueStore } from './in-memory-opaque-store.js';
 export { compressAtOrAbove, decodeAggregateBody, decompressIfGzipped } from './aggregate-documents.js';

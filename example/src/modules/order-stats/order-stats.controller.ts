@@ -1,6 +1,6 @@
 import { Controller, Get, HttpCode, HttpStatus, NotFoundException, Param, Post } from '@nestjs/common';
 import { AdminEndpoint } from '../store-api/index.js';
-import { InjectSubscriptions, type Subscriptions } from '../subscriptions/index.js';
+import { InjectSubscriptions, type Subscriptions } from 'nest-cosmos-eventstore';
 import { ORDER_STATS_SUBSCRIBER } from './order-stats.projection.js';
 import { OrderStatsStore, type CustomerStatsView, type OrderStatsView } from './order-stats.store.js';
 

@@ -6,7 +6,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { CosmosClient, type Container } from '@azure/cosmos';
-import { ensureContainers, ensureDatabase } from '../cosmos/index.js';
+import { ensureContainers, ensureDatabase } from './cosmos-infrastructure.js';
 import { startEmbeddedCosmos, type EmbeddedCosmos } from '../embedded-cosmos/index.js';
 import { CosmosHealthIndicator } from './cosmos.health.js';
 

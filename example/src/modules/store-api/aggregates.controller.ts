@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, UseFilters } from '@nestjs/common';
-import { InjectSnapshotTailStore, type SnapshotTailStore } from '../event-store/index.js';
-import { EventStoreExceptionFilter } from './event-store-exception.filter.js';
+import { InjectSnapshotTailStore, type SnapshotTailStore } from 'nest-cosmos-eventstore';
+import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
 import { parseAppendRequest, parseTail, toRecordDto, type QueryParams, type RecordsDto } from './store-api.dto.js';
 
 /** The answer of a successful append. */

@@ -1,5 +1,5 @@
-import { JsonEventSerializer, type EventEnvelope } from '../event-sourcing/index.js';
-import { OnEvent, Subscriber, type OnSubscriberRebuild, type StartFrom, type SubscribedEvent } from '../subscriptions/index.js';
+import { JsonEventSerializer, type EventEnvelope } from 'nest-cosmos-eventstore';
+import { OnEvent, Subscriber, type OnSubscriberRebuild, type StartFrom, type SubscribedEvent } from 'nest-cosmos-eventstore';
 import { ORDER_EVENT_TYPES, OrderStatsStore } from './order-stats.store.js';
 
 /** The consumer group of the order statistics. */

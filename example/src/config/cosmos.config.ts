@@ -1,5 +1,5 @@
 import { registerAs } from '@nestjs/config';
-import { DEFAULT_AGGREGATES_CONTAINER, DEFAULT_EVENTS_CONTAINER } from '../modules/cosmos/index.js';
+import { DEFAULT_AGGREGATES_CONTAINER, DEFAULT_EVENTS_CONTAINER } from 'nest-cosmos-eventstore';
 import { readEnv, type EnvReader } from './env-reader.js';
 
 /** Database id used when `COSMOS_DATABASE` is not set. */

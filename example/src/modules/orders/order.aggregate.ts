@@ -1,4 +1,4 @@
-import { Aggregate, AggregateRoot, Gsi, On, type EventContext } from '../event-sourcing/index.js';
+import { Aggregate, AggregateRoot, Gsi, On, type EventContext } from 'nest-cosmos-eventstore';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from './order.events.js';
 
 export type OrderStatus = 'open' | 'submitted' | 'shipped' | 'cancelled';

@@ -14,7 +14,7 @@ import {
   CommandRejectedError,
   CommandValidationError,
   InvalidStateError,
-} from '../event-sourcing/index.js';
+} from './event-sourcing.errors.js';
 
 /** The JSON error body, shaped like Nest's own (`statusCode`, `error`, `message`) plus what the client needs. */
 export interface ErrorBody {

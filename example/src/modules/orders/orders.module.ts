@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { EventSourcingModule } from '../event-sourcing/index.js';
+import { EventSourcingModule } from 'nest-cosmos-eventstore';
 import { Order } from './order.aggregate.js';
 import { OrdersController } from './orders.controller.js';
 

@@ -1,4 +1,4 @@
-import { messageOf, statusOf } from '../modules/cosmos/index.js';
+import { messageOf, statusOf } from 'nest-cosmos-eventstore';
 import { EnvValidationError, type Env } from './env-reader.js';
 
 // Errors of the connection itself (DNS, TCP, TLS): the endpoint is wrong or unreachable from here.

@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Container, OperationInput } from '@azure/cosmos';
-import { InjectAggregatesContainer } from '../cosmos/index.js';
-import { eventTypeOf } from '../event-sourcing/index.js';
+import { InjectAggregatesContainer } from 'nest-cosmos-eventstore';
+import { eventTypeOf } from 'nest-cosmos-eventstore';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted, type OrderStatus } from '../orders/index.js';
-import { sleep } from '../subscriptions/sleep.js';
 import {
   countersDelta,
   nextOrderRow,
@@ -106,7 +106,7 @@ export class OrderStatsStore {
       // Another reader changed one of the documents since they were read (412), or created it first (409):
       // read again after a short random pause, so readers contending for the same counters spread out.
       if (statuses.some((s) => s === 412 || s === 409)) {
-        await sleep(Math.random() * Math.min(MAX_CONFLICT_DELAY_MS, 5 * 2 ** Math.min(attempt, 10)), signal);
+        await delay(Math.random() * Math.min(MAX_CONFLICT_DELAY_MS, 5 * 2 ** Math.min(attempt, 10)), undefined, { signal }).catch(() => undefined);
         continue;
       }
       throw new Error(`order-stats: applying ${event.type} of ${event.aggregateId}@${event.version} failed (${statuses.join(', ')})`);

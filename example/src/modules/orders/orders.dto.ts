@@ -1,5 +1,5 @@
-import { ValidationError } from '../event-store/index.js';
-import type { AggregatePage, HistoryEvent } from '../event-sourcing/index.js';
+import { ValidationError } from 'nest-cosmos-eventstore';
+import type { AggregatePage, HistoryEvent } from 'nest-cosmos-eventstore';
 import type { Order, OrderLine, OrderStatus } from './order.aggregate.js';
 
 export const ORDER_STATUSES: readonly OrderStatus[] = ['open', 'submitted', 'shipped', 'cancelled'];

@@ -1,6 +1,6 @@
 import { Controller, Get, Optional, ServiceUnavailableException } from '@nestjs/common';
-import { SubscriptionsHealthIndicator, type SubscriptionsHealth } from '../subscriptions/index.js';
-import { CosmosHealthIndicator, type HealthResult } from './cosmos.health.js';
+import { SubscriptionsHealthIndicator, type SubscriptionsHealth } from 'nest-cosmos-eventstore';
+import { CosmosHealthIndicator, type HealthResult } from 'nest-cosmos-eventstore';
 
 type CosmosHealth = { status: 'up' } | { status: 'down'; message: string };
 

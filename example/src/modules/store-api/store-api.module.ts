@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AggregatesController } from './aggregates.controller.js';
-import { CosmosHealthIndicator } from './cosmos.health.js';
+import { CosmosHealthIndicator } from 'nest-cosmos-eventstore';
 import { HealthController } from './health.controller.js';
 import { MaterializedController } from './materialized.controller.js';
 

@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { SubscriptionsModule } from '../subscriptions/index.js';
+import { SubscriptionsModule } from 'nest-cosmos-eventstore';
 import { OrderStatsController } from './order-stats.controller.js';
 import { OrderStatsProjection } from './order-stats.projection.js';
 import { OrderStatsStore } from './order-stats.store.js';

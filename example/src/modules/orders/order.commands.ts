@@ -1,4 +1,4 @@
-import { Command, type Evaluation } from '../event-sourcing/index.js';
+import { Command, type Evaluation } from 'nest-cosmos-eventstore';
 import { Order } from './order.aggregate.js';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from './order.events.js';
 

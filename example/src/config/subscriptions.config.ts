@@ -1,5 +1,5 @@
 import { registerAs } from '@nestjs/config';
-import { DEFAULT_LEASES_CONTAINER } from '../modules/subscriptions/index.js';
+import { DEFAULT_LEASES_CONTAINER } from 'nest-cosmos-eventstore';
 import { readEnv, type EnvReader } from './env-reader.js';
 
 /** Settings of the change feed subscriptions. */

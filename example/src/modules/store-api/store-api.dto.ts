@@ -7,7 +7,7 @@ import {
   type OpaqueData,
   type OpaqueQuery,
   type SortOperator,
-} from '../event-store/index.js';
+} from 'nest-cosmos-eventstore';
 
 /** An event record on the wire: `data` is standard base64 with padding, `ttl` an absolute expiry (epoch seconds). */
 export interface RecordDto {

@@ -5,12 +5,12 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { cosmosConfig } from './config/cosmos.config.js';
 import { eventStoreConfig } from './config/event-store.config.js';
 import { configLoaders, validateEnv } from './config/env.validation.js';
-import { CosmosModule, type CosmosModuleOptions } from './modules/cosmos/index.js';
-import { EventStoreModule } from './modules/event-store/index.js';
-import { startEmbeddedCosmos, type EmbeddedCosmos } from './modules/embedded-cosmos/index.js';
+import { CosmosModule, type CosmosModuleOptions } from 'nest-cosmos-eventstore';
+import { EventStoreModule } from 'nest-cosmos-eventstore';
+import { startEmbeddedCosmos, type EmbeddedCosmos } from 'nest-cosmos-eventstore/testing';
 import { AdminTokenGuard, StoreApiModule } from './modules/store-api/index.js';
 import { OrdersModule } from './modules/orders/index.js';
-import { SubscriptionsModule } from './modules/subscriptions/index.js';
+import { SubscriptionsModule } from 'nest-cosmos-eventstore';
 import { OrderStatsModule } from './modules/order-stats/index.js';
 import { subscriptionsConfig } from './config/subscriptions.config.js';
 

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Container } from '@azure/cosmos';
-import { InjectAggregatesContainer, InjectEventsContainer, messageOf, statusOf } from '../cosmos/index.js';
+import { InjectAggregatesContainer, InjectEventsContainer } from './cosmos.decorators.js';
+import { messageOf, statusOf } from './cosmos-errors.js';
 
 /** How long a health check waits for Cosmos DB by default. */
 export const DEFAULT_HEALTH_TIMEOUT_MS = 3_000;

@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, HttpStatus, Param, Post, Query, UseFilters } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { AggregateNotFoundError, InjectRepository, Repository, type Command } from '../event-sourcing/index.js';
-import { EventStoreExceptionFilter } from '../store-api/index.js';
+import { AggregateNotFoundError, InjectRepository, Repository, type Command } from 'nest-cosmos-eventstore';
+import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
 import { Order } from './order.aggregate.js';
 import { AddLine, CancelOrder, PlaceOrder, RemoveLine, ShipOrder, SubmitOrder } from './order.commands.js';
 import {

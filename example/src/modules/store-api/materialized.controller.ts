@@ -1,6 +1,6 @@
 import { Controller, Get, Param, Query, UseFilters } from '@nestjs/common';
-import { InjectOpaqueStore, type OpaqueStore } from '../event-store/index.js';
-import { EventStoreExceptionFilter } from './event-store-exception.filter.js';
+import { InjectOpaqueStore, type OpaqueStore } from 'nest-cosmos-eventstore';
+import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
 import {
   parseMaterializedQuery,
   toMaterializedDto,
