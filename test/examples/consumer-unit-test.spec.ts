@@ -6,9 +6,16 @@ import { Injectable, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { jest } from '@jest/globals';
 import {
+  Aggregate,
+  AggregateRoot,
+  Command,
   ConcurrencyError,
+  EventSourcingModule,
   EventStoreModule,
+  InjectRepository,
   InjectSnapshotTailStore,
+  On,
+  Repository,
   SNAPSHOT_TAIL_STORE,
   STORE,
   type SnapshotTailStore,
@@ -109,5 +116,62 @@ describe('a consumer module tested with a jest mock', () => {
       .compile();
     await expect(moduleRef.get(Ledger).deposit('acc-4', 1)).rejects.toBeInstanceOf(ConcurrencyError);
     expect(mock.save).toHaveBeenCalledTimes(1);
+  });
+});
+
+// --- the consumer's code, with the recommended global setup ---------------------------------------
+class Deposited {
+  constructor(readonly amount: number) {}
+}
+
+@Aggregate({ type: 'Wallet' })
+class Wallet extends AggregateRoot {
+  balance = 0;
+
+  @On(Deposited)
+  onDeposited(event: Deposited): void {
+    this.balance += event.amount;
+  }
+}
+
+class Deposit extends Command<Wallet> {
+  readonly lifecycle = 'upsert';
+
+  constructor(
+    readonly aggregateId: string,
+    readonly amount: number,
+  ) {
+    super();
+  }
+
+  emit(): Deposited {
+    return new Deposited(this.amount);
+  }
+}
+
+@Injectable()
+class Wallets {
+  constructor(@InjectRepository(Wallet) private readonly wallets: Repository<Wallet>) {}
+
+  async deposit(id: string, amount: number): Promise<number> {
+    await this.wallets.apply(new Deposit(id, amount));
+    return (await this.wallets.load(id)).balance;
+  }
+}
+
+// The feature module imports no store: the app's root module has `CosmosModule.forRoot(...)` and the global
+// `EventStoreModule.forRoot()`.
+@Module({ imports: [EventSourcingModule.forFeature([Wallet])], providers: [Wallets] })
+class WalletsModule {}
+// -------------------------------------------------------------------------------------------------
+
+describe('a feature module of an app with the global EventStoreModule.forRoot()', () => {
+  it('is tested beside EventStoreModule.inMemory() in place of the root module', async () => {
+    // overrideModule(EventStoreModule) cannot reach the root's EventStoreModule.forRoot(): Nest matches a
+    // dynamic module by the object forRoot returned. So the test composes its own root instead.
+    const moduleRef = await Test.createTestingModule({ imports: [EventStoreModule.inMemory(), WalletsModule] }).compile();
+    const wallets = moduleRef.get(Wallets);
+    expect(await wallets.deposit('w-1', 5)).toBe(5);
+    expect(await wallets.deposit('w-1', 7)).toBe(12);
   });
 });
