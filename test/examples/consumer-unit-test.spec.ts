@@ -15,6 +15,7 @@ import {
   InjectRepository,
   InjectSnapshotTailStore,
   On,
+  type Lifecycle,
   Repository,
   SNAPSHOT_TAIL_STORE,
   STORE,
@@ -135,9 +136,8 @@ class Wallet extends AggregateRoot {
 }
 
 class Deposit extends Command<Wallet> {
-  readonly lifecycle = 'upsert';
-
   constructor(
+    readonly lifecycle: Lifecycle,
     readonly aggregateId: string,
     readonly amount: number,
   ) {
@@ -153,8 +153,12 @@ class Deposit extends Command<Wallet> {
 class Wallets {
   constructor(@InjectRepository(Wallet) private readonly wallets: Repository<Wallet>) {}
 
+  async open(id: string, amount: number): Promise<void> {
+    await this.wallets.apply(new Deposit('create', id, amount));
+  }
+
   async deposit(id: string, amount: number): Promise<number> {
-    await this.wallets.apply(new Deposit(id, amount));
+    await this.wallets.apply(new Deposit('mutate', id, amount));
     return (await this.wallets.load(id)).balance;
   }
 }
@@ -171,7 +175,7 @@ describe('a feature module of an app with the global EventStoreModule.forRoot()'
     // dynamic module by the object forRoot returned. So the test composes its own root instead.
     const moduleRef = await Test.createTestingModule({ imports: [EventStoreModule.inMemory(), WalletsModule] }).compile();
     const wallets = moduleRef.get(Wallets);
-    expect(await wallets.deposit('w-1', 5)).toBe(5);
+    await wallets.open('w-1', 5);
     expect(await wallets.deposit('w-1', 7)).toBe(12);
   });
 });

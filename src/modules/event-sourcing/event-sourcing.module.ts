@@ -67,9 +67,27 @@ export class EventSourcingModule {
   static forFeature(aggregateClasses: ReadonlyArray<AggregateClass<AggregateRoot>>): DynamicModule {
     const providers: Provider[] = aggregateClasses.map((aggregateClass) => ({
       provide: getRepositoryToken(aggregateClass),
-      useFactory: (events: SnapshotTailStore, aggregates: AggregateStore, opaque: OpaqueStore, options?: EventSourcingModuleOptions) =>
-        new Repository(aggregateClass, { events, aggregates, opaque }, options ?? {}),
-      inject: [SNAPSHOT_TAIL_STORE, AGGREGATE_STORE, OPAQUE_STORE, { token: EVENT_SOURCING_OPTIONS, optional: true }],
+      useFactory: (
+        events: SnapshotTailStore | undefined,
+        aggregates: AggregateStore | undefined,
+        opaque: OpaqueStore | undefined,
+        options?: EventSourcingModuleOptions,
+      ) => {
+        // Optional so that a missing store gets an error naming the import, not Nest's generic one.
+        if (!events || !aggregates || !opaque) {
+          throw new Error(
+            `EventSourcingModule.forFeature([${aggregateClass.name}]) needs the event store: import EventStoreModule.forRoot() ` +
+              "(or forRootAsync()) with CosmosModule in the application's root module, or EventStoreModule.inMemory() in tests",
+          );
+        }
+        return new Repository(aggregateClass, { events, aggregates, opaque }, options ?? {});
+      },
+      inject: [
+        { token: SNAPSHOT_TAIL_STORE, optional: true },
+        { token: AGGREGATE_STORE, optional: true },
+        { token: OPAQUE_STORE, optional: true },
+        { token: EVENT_SOURCING_OPTIONS, optional: true },
+      ],
     }));
     return { module: EventSourcingModule, providers, exports: providers };
   }

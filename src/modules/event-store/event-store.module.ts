@@ -49,6 +49,16 @@ const aliases: Provider[] = [STORE, SNAPSHOT_TAIL_STORE, AGGREGATE_STORE].map((t
   useExisting: EVENT_STORE,
 }));
 
+// Injected as optional so that a missing CosmosModule gets an error naming it, rather than Nest's generic
+// one, which points into this module and suggests editing it.
+function required(container: Container | undefined, which: 'events' | 'aggregates'): Container {
+  if (container) return container;
+  throw new Error(
+    `EventStoreModule needs the Cosmos DB ${which} container: import CosmosModule.forRoot() or CosmosModule.forRootAsync() ` +
+      "in the application's root module (it is global by default), or use EventStoreModule.inMemory() in tests",
+  );
+}
+
 function optionsProvider(options: EventStoreModuleOptions): Provider {
   resolveStoreOptions(options); // fail at import time, naming the option
   return { provide: EVENT_STORE_OPTIONS, useValue: options };
@@ -86,14 +96,15 @@ function rootModule(rootOptions: Provider, isGlobal: boolean, imports: ModuleMet
     },
     {
       provide: OPAQUE_STORE,
-      useFactory: (aggregates: Container, options: EventStoreModuleOptions) => new CosmosOpaqueStore(aggregates, { retries: options.retries }),
-      inject: [AGGREGATES_CONTAINER, EVENT_STORE_OPTIONS],
+      useFactory: (aggregates: Container | undefined, options: EventStoreModuleOptions) =>
+        new CosmosOpaqueStore(required(aggregates, 'aggregates'), { retries: options.retries }),
+      inject: [{ token: AGGREGATES_CONTAINER, optional: true }, EVENT_STORE_OPTIONS],
     },
     {
       provide: EVENT_STORE,
-      useFactory: (events: Container, opaqueStore: OpaqueStore, options: EventStoreModuleOptions) =>
-        new CosmosEventStore(events, { ...options, opaqueStore }),
-      inject: [EVENTS_CONTAINER, OPAQUE_STORE, EVENT_STORE_OPTIONS],
+      useFactory: (events: Container | undefined, opaqueStore: OpaqueStore, options: EventStoreModuleOptions) =>
+        new CosmosEventStore(required(events, 'events'), { ...options, opaqueStore }),
+      inject: [{ token: EVENTS_CONTAINER, optional: true }, OPAQUE_STORE, EVENT_STORE_OPTIONS],
     },
     ...aliases,
   ],
