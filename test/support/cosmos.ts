@@ -12,8 +12,30 @@ export interface CosmosFixture {
   close(): Promise<void>;
 }
 
+/**
+ * A real account for the suites that take a fixture, when `COSMOS_TEST_ENDPOINT` (and `COSMOS_TEST_KEY`) are
+ * set: each fixture gets a database of its own, deleted on close. Tests that need the embedded server's own
+ * powers (splits, the fault proxy over plain HTTP) are not meant for it: `npm run test:account` runs the rest.
+ */
+export function testAccount(): { endpoint: string; key: string } | undefined {
+  const endpoint = process.env.COSMOS_TEST_ENDPOINT;
+  const key = process.env.COSMOS_TEST_KEY;
+  if (!endpoint) return undefined;
+  if (!key) throw new Error('COSMOS_TEST_ENDPOINT is set without COSMOS_TEST_KEY');
+  return { endpoint, key };
+}
+
 export async function startCosmosFixture(options: EmbeddedCosmosOptions = {}): Promise<CosmosFixture> {
-  const cosmos = await startEmbeddedCosmos(options);
+  const account = testAccount();
+  const cosmos: EmbeddedCosmos = account
+    ? {
+        ...account,
+        splitPartition() {
+          throw new Error('splitPartition needs the embedded server, not COSMOS_TEST_ENDPOINT');
+        },
+        close: async () => undefined,
+      }
+    : await startEmbeddedCosmos(options);
   const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
   const database = await ensureDatabase(client, `db-${randomUUID()}`);
   await ensureContainers(database, 'events', 'aggregates');
@@ -23,6 +45,7 @@ export async function startCosmosFixture(options: EmbeddedCosmosOptions = {}): P
     events: database.container('events'),
     aggregates: database.container('aggregates'),
     async close() {
+      if (account) await database.delete().catch(() => undefined);
       client.dispose();
       await cosmos.close();
     },
