@@ -153,7 +153,7 @@ describe('CosmosModule.forRoot', () => {
     @Module({ imports: [EventStoreModule] })
     class FeatureModule {}
     await expect(boot([CosmosModule.forRoot({ ...options(), isGlobal: false }), FeatureModule])).rejects.toThrow(
-      /EVENTS_CONTAINER|AGGREGATES_CONTAINER/,
+      /EventStoreModule needs the Cosmos DB (events|aggregates) container: import CosmosModule/,
     );
   });
 });
