@@ -90,8 +90,8 @@ describe('registration', () => {
     );
     expect(subscriptions.names().sort()).toEqual(['plain', 'typed']);
     expect(subscriptions.status()).toEqual([
-      { name: 'plain', ownedRanges: [], handled: 0, deadLettered: 0 },
-      { name: 'typed', ownedRanges: [], handled: 0, deadLettered: 0 },
+      { name: 'plain', ownedRanges: [], handled: 0, passedOver: 0, deadLettered: 0 },
+      { name: 'typed', ownedRanges: [], handled: 0, passedOver: 0, deadLettered: 0 },
     ]);
     await expect(subscriptions.lag('nope')).rejects.toThrow(UnknownSubscriberError);
   });
@@ -111,7 +111,7 @@ describe('registration', () => {
       @OnEvent('Placed')
       placed(): void {}
     }
-    await expect(boot(SubscriptionsModule.forFeature([Blind]))).rejects.toThrow(/has no serializer to read the type/);
+    await expect(boot(SubscriptionsModule.forFeature([Blind]))).rejects.toThrow(/has no serializer to decode them/);
   });
 });
 

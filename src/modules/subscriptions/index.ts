@@ -11,6 +11,8 @@ export {
   OnEvent,
   Subscriber,
   type EventHandlerMethod,
+  type HandlerDecorator,
+  type TypedEventHandlerMethod,
 } from './subscriptions.decorators.js';
 export type {
   DeadLetter,
@@ -29,13 +31,16 @@ export type {
   SubscriberStatus,
   Subscriptions,
   SubscriptionsModuleOptions,
+  TypedEventFilter,
 } from './subscriptions.interfaces.js';
 export {
+  DeadLetterReplayError,
   isLeaseLost,
   LeaseLostError,
   SubscriberDefinitionError,
   SubscriptionError,
   SubscriptionTimeoutError,
+  UnknownDeadLetterError,
   UnknownSubscriberError,
 } from './subscriptions.errors.js';
 export {

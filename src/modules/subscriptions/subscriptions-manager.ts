@@ -66,9 +66,10 @@ export class SubscriptionsManager implements Subscriptions, OnApplicationBootstr
     if (serializer !== undefined && typeof serializer?.deserialize !== 'function') {
       throw new SubscriberDefinitionError(`the serializer of ${type.name} has no deserialize(bytes) method`);
     }
-    if (!serializer && handlers.some((h) => h.filter.types)) {
+    if (!serializer && handlers.some((h) => h.filter.types || h.filter.snapshots)) {
       throw new SubscriberDefinitionError(
-        `${type.name} selects events by type in @OnEvent() but has no serializer to read the type: give @Subscriber({ serializer })`,
+        `${type.name} selects events by class, type or as snapshots in @OnEvent() but has no serializer to decode them: ` +
+          'give @Subscriber({ serializer }), e.g. new JsonEventSerializer()',
       );
     }
     const runtime = new SubscriberRuntime(
@@ -133,7 +134,8 @@ export class SubscriptionsManager implements Subscriptions, OnApplicationBootstr
     return Promise.all(groups.map((g) => g.lag()));
   }
 
-  waitForCatchUp(name: string, options: { timeoutMs?: number } = {}): Promise<void> {
+  // Async, as every call of the interface: an unknown name rejects rather than throws.
+  async waitForCatchUp(name: string, options: { timeoutMs?: number } = {}): Promise<void> {
     return this.group(name).waitForCatchUp(options.timeoutMs ?? DEFAULT_CATCH_UP_TIMEOUT_MS);
   }
 
@@ -144,12 +146,20 @@ export class SubscriptionsManager implements Subscriptions, OnApplicationBootstr
     this.logger.log(`${name}: reset; reading again`);
   }
 
-  resume(name: string): Promise<void> {
+  async resume(name: string): Promise<void> {
     return this.group(name).resume();
   }
 
-  deadLetters(name: string): Promise<DeadLetter[]> {
+  async deadLetters(name: string): Promise<DeadLetter[]> {
     return this.group(name).store.deadLetters();
+  }
+
+  async replayDeadLetter(name: string, id: string): Promise<void> {
+    return this.group(name).replayDeadLetter(id);
+  }
+
+  async discardDeadLetter(name: string, id: string): Promise<void> {
+    return this.group(name).discardDeadLetter(id);
   }
 
   private group(name: string): SubscriberGroup {
