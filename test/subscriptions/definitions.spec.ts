@@ -6,6 +6,8 @@ import { Injectable, Module, type DynamicModule } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
   EVENTS_CONTAINER,
+  JsonEventSerializer,
+  type EventEnvelope,
   OnEvent,
   Subscriber,
   SubscriberDefinitionError,
@@ -71,6 +73,41 @@ describe('@Subscriber and @OnEvent', () => {
   it('refuses an empty event type and a filter mixed with names', () => {
     expect(() => OnEvent('')).toThrow(SubscriberDefinitionError);
     expect(() => OnEvent('A', { types: ['B'] } as never)).toThrow(/one filter object/);
+  });
+
+  it('takes event classes, and checks at compile time that the handler takes those events', () => {
+    class Placed {
+      constructor(readonly customerId: string) {}
+    }
+    class Shipped {
+      static readonly type = 'OrderShipped';
+      constructor(readonly carrier: string) {}
+    }
+    @Subscriber({ name: 'classes', serializer: new JsonEventSerializer() })
+    class Classes {
+      @OnEvent(Placed)
+      placed(event: Placed, context: SubscribedEvent<EventEnvelope>): string {
+        return `${event.customerId}@${context.version}`;
+      }
+
+      @OnEvent({ events: [Placed, Shipped], aggregateIdPrefix: 'Order/' })
+      either(_event: Placed | Shipped): void {}
+
+      // @ts-expect-error: the handler takes a Shipped, the decorator selects Placed
+      @OnEvent(Placed)
+      wrong(_event: Shipped): void {}
+
+      // @ts-expect-error: two classes select a union, not one of them
+      @OnEvent(Placed, Shipped)
+      narrow(_event: Placed): void {}
+    }
+    expect(SubscriptionsModule.forFeature([Classes]).providers).toHaveLength(2);
+    expect(() => OnEvent({ events: [Placed], types: ['Placed'] } as never)).toThrow(/events \(classes\) or types \(names\), not both/);
+    expect(() => OnEvent({ events: [] } as never)).toThrow(/non-empty array of event classes/);
+    class Placed2 {
+      static readonly type = 'Placed';
+    }
+    expect(() => OnEvent(Placed, Placed2)).toThrow(/Placed and Placed2 are both stored as event type "Placed"/);
   });
 
   it('refuses to register a class without @Subscriber or without handlers', () => {
