@@ -1,4 +1,5 @@
 export { SubscriptionsModule, type SubscriberDependencies } from './subscriptions.module.js';
+export type { InMemorySubscriptionsOptions } from './in-memory-subscriptions.js';
 export {
   DEFAULT_LEASES_CONTAINER,
   LEASES_CONTAINER,
