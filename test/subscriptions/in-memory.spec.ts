@@ -109,6 +109,10 @@ describe('SubscriptionsModule.inMemory()', () => {
     // The page is read again from its checkpoint: 1 again, 2 passed over (discarded), then 3.
     expect(strict).toEqual([1, 2, 2, 1, 3]);
     expect(log.of('strict').some((d) => d.aggregateId === 'b')).toBe(true);
+    // A rebuild passes the discarded event over again: the handler still fails on it.
+    await subscriptions.rebuild('strict');
+    await subscriptions.waitForCatchUp('strict', { timeoutMs: 5_000 });
+    expect(log.of('strict').filter((d) => d.aggregateId === 'a').map((d) => d.version)).toEqual([1, 2, 2, 1, 3, 1, 3]);
 
     poison.clear();
     await subscriptions.replayDeadLetter('all', letter.id);

@@ -201,7 +201,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
     await this.settle([group]);
     group.interrupt = new AbortController();
     await group.runtime.rebuildHook?.(from);
-    group.settled = [];
+    group.settled = group.settled.filter((s) => s.discarded); // as on Cosmos DB: replayed ones are handled again
     group.startFrom = from;
     this.place(group);
     group.state = 'running';
@@ -225,14 +225,14 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
     const group = this.group(name);
     const letter = this.deadLetter(name, group, id);
     await group.runtime.replay(letter);
-    this.settleLetter(group, letter);
+    this.settleLetter(group, letter, false);
     group.deadLetters.delete(id);
   }
 
   async discardDeadLetter(name: string, id: string): Promise<void> {
     const group = this.group(name);
     const letter = this.deadLetter(name, group, id);
-    this.settleLetter(group, letter);
+    this.settleLetter(group, letter, true);
     group.deadLetters.delete(id);
   }
 
@@ -243,8 +243,8 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
   }
 
   /** As on Cosmos DB: a letter that stopped the group is passed over by its handler once resumed. */
-  private settleLetter(group: MemoryGroup, letter: DeadLetter): void {
-    if (letter.policy === 'stop') group.settled.push({ aggregateId: letter.aggregateId, version: letter.version, handler: letter.handler });
+  private settleLetter(group: MemoryGroup, letter: DeadLetter, discarded: boolean): void {
+    if (letter.policy === 'stop') group.settled.push({ aggregateId: letter.aggregateId, version: letter.version, handler: letter.handler, discarded });
   }
 
   private group(name: string): MemoryGroup {

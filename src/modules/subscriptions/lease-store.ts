@@ -30,7 +30,7 @@ export interface GroupDocument extends ItemDefinition {
   type: 'group';
   state: GroupState;
   reason?: string;
-  /** Events (with the handler that failed) an admin settled: replayed or discarded. Kept until a rebuild. */
+  /** Events (with the handler that failed) an admin settled: replayed (until a rebuild) or discarded. */
   settled?: SettledEvent[];
   updatedAt: number;
 }
@@ -41,6 +41,11 @@ export interface SettledEvent {
   version: number;
   /** `Class.method`, or `(deserialize)`: the whole event. */
   handler: string;
+  /**
+   * Discarded rather than replayed: a rebuild passes it over too (the read model never had it), while a
+   * replayed event is handled again by a rebuild, which starts from an empty read model.
+   */
+  discarded?: boolean;
 }
 
 export interface LeaseDocument extends ItemDefinition {
@@ -240,8 +245,9 @@ export class LeaseStore {
       const current = await this.read<GroupDocument>('group');
       const next: GroupDocument = { id: 'group', group: this.group, type: 'group', state, updatedAt: Date.now() };
       if (reason !== undefined) next.reason = reason;
-      // A rebuild reads every event again for a read model started afresh: nothing is settled for it.
-      if (current?.settled && state !== 'rebuilding') next.settled = current.settled;
+      // A rebuild reads every event again for a read model started afresh: only what was discarded stays settled.
+      const settled = state === 'rebuilding' ? current?.settled?.filter((s) => s.discarded) : current?.settled;
+      if (settled && settled.length > 0) next.settled = settled;
       if (!current) {
         try {
           const { resource } = await this.container.items.create(next);
@@ -262,7 +268,9 @@ export class LeaseStore {
       if (attempt > 0) await sleep(Math.random() * Math.min(MAX_STATE_RETRY_DELAY_MS, 5 * 2 ** attempt));
       const current = await this.read<GroupDocument>('group');
       if (!current) return; // no group yet: nothing to pass over
-      const settled = [...(current.settled ?? []), { aggregateId: event.aggregateId, version: event.version, handler: event.handler }];
+      const entry: SettledEvent = { aggregateId: event.aggregateId, version: event.version, handler: event.handler };
+      if (event.discarded) entry.discarded = true;
+      const settled = [...(current.settled ?? []), entry];
       if (await this.replace({ ...current, settled: settled.slice(-MAX_SETTLED) }, current._etag)) return;
     }
   }

@@ -355,14 +355,14 @@ export class SubscriberGroup {
   async replayDeadLetter(id: string): Promise<void> {
     const letter = await this.deadLetter(id);
     await this.runtime.replay(letter);
-    await this.settle(letter);
+    await this.settle(letter, false);
     await this.store.deleteDeadLetter(id);
   }
 
   /** Discards a dead letter; a letter that stopped the group is settled first, so a resume passes the event over. */
   async discardDeadLetter(id: string): Promise<void> {
     const letter = await this.deadLetter(id);
-    await this.settle(letter);
+    await this.settle(letter, true);
     await this.store.deleteDeadLetter(id);
     this.logger.warn(`${this.label}: dead letter ${id} (${letter.handler} on ${letter.aggregateId}@${letter.version}) discarded`);
   }
@@ -378,9 +378,9 @@ export class SubscriberGroup {
    * for it instead of failing on it again (or, after a replay, calling it twice). A `dead-letter` letter's
    * event is behind the checkpoint already.
    */
-  private async settle(letter: DeadLetter): Promise<void> {
+  private async settle(letter: DeadLetter, discarded: boolean): Promise<void> {
     if (letter.policy !== 'stop') return;
-    await this.store.settle({ aggregateId: letter.aggregateId, version: letter.version, handler: letter.handler });
+    await this.store.settle({ aggregateId: letter.aggregateId, version: letter.version, handler: letter.handler, discarded });
   }
 
   /**

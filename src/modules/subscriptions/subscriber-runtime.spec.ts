@@ -179,6 +179,8 @@ describe('SubscriberRuntime: what the stored document decides comes before decod
     const poison = { aggregateId: 'Order/2', version: 1, data: json({ placed: true }), committedAt: new Date(0) };
     await expect(runtime.deliverPage([poison], control)).resolves.toBe('stopped');
     expect(letters.map((l) => [l.aggregateId, l.handler, l.policy])).toEqual([['Order/2', '(deserialize)', 'stop']]);
+    // What a stopped group gives as its reason.
+    expect(runtime.stats.lastError).toMatch(/^\(deserialize\) on Order\/2@1: a stored event is not an envelope/);
   });
 
   it('an event whose failure was settled by hand is passed over, for its handler only', async () => {

@@ -244,6 +244,8 @@ export class SubscriberRuntime {
     control: DeliveryControl,
   ): Promise<PageOutcome> {
     const policy = this.subscriber.onFailure;
+    // Also for the serializer's failures: a stopped group shows this as its reason.
+    this.stats.lastError = `${handler} on ${event.aggregateId}@${event.version}: ${describe(err)}`;
     this.logger.error(
       `${this.subscriber.name}: ${handler} failed on ${event.aggregateId}@${event.version} after ${attempts} attempt(s): ` +
         `${describe(err)}; ${policy === 'stop' ? 'stopping the subscriber' : 'recorded as a dead letter, moving on'}`,

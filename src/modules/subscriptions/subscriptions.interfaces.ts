@@ -264,7 +264,11 @@ export interface Subscriptions {
    * and rejects with `DeadLetterReplayError`; `UnknownDeadLetterError` when there is no such record.
    */
   replayDeadLetter(name: string, id: string): Promise<void>;
-  /** Removes a dead letter without handling its event; `UnknownDeadLetterError` when there is no such record. */
+  /**
+   * Removes a dead letter without handling its event; `UnknownDeadLetterError` when there is no such record.
+   * The event a group stopped at, once discarded, is passed over by its handler on resume and by rebuilds;
+   * once replayed, only until the next rebuild (which starts the read model afresh).
+   */
   discardDeadLetter(name: string, id: string): Promise<void>;
   /** Starts reading (only needed with `autoStart: false`). */
   start(): Promise<void>;
