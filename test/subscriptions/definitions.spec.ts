@@ -142,6 +142,15 @@ describe('registration', () => {
     await expect(boot(SubscriptionsModule.forFeature([Plain, Twin]))).rejects.toThrow(/two subscribers are named "plain"/);
   });
 
+  it('refuses a serializer whose optional hooks are not methods', async () => {
+    @Subscriber({ name: 'hooked', serializer: { deserialize: () => ({}), typeOf: 'type' } as never })
+    class Hooked {
+      @OnEvent()
+      handle(): void {}
+    }
+    await expect(boot(SubscriptionsModule.forFeature([Hooked]))).rejects.toThrow(/the serializer of Hooked has a typeOf that is not a method/);
+  });
+
   it('refuses type filters without a serializer to read the type', async () => {
     @Subscriber({ name: 'blind' })
     class Blind {

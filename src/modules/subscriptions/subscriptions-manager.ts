@@ -46,6 +46,11 @@ export function resolveSubscriber(
   if (serializer !== undefined && typeof serializer?.deserialize !== 'function') {
     throw new SubscriberDefinitionError(`the serializer of ${type.name} has no deserialize(bytes) method`);
   }
+  for (const hook of ['typeOf', 'payloadOf', 'isSnapshot'] as const) {
+    if (serializer?.[hook] !== undefined && typeof serializer[hook] !== 'function') {
+      throw new SubscriberDefinitionError(`the serializer of ${type.name} has a ${hook} that is not a method`);
+    }
+  }
   if (!serializer && handlers.some((h) => h.filter.types || h.filter.snapshots)) {
     throw new SubscriberDefinitionError(
       `${type.name} selects events by class, type or as snapshots in @OnEvent() but has no serializer to decode them: ` +
