@@ -21,6 +21,6 @@ export {
   type PartitionSplit,
   type ProxyRecord,
 } from './modules/embedded-cosmos/index.js';
-export { InMemoryEventStore } from './modules/event-store/in-memory-event-store.js';
+export { InMemoryEventStore, type CommittedEvent } from './modules/event-store/in-memory-event-store.js';
 export { InMemoryOpaqueStore } from './modules/event-store/in-memory-opaque-store.js';
 export { given, type Scenario, type ScenarioOutcome } from './modules/event-sourcing/testing.js';

@@ -12,6 +12,7 @@ import { AdminTokenGuard, StoreApiModule } from './modules/store-api/index.js';
 import { OrdersModule } from './modules/orders/index.js';
 import { SubscriptionsModule } from 'nest-cosmos-eventstore';
 import { OrderStatsModule } from './modules/order-stats/index.js';
+import { SubscriptionsAdminModule } from './modules/subscriptions-admin/index.js';
 import { subscriptionsConfig } from './config/subscriptions.config.js';
 
 /** Largest JSON request body: a few events near Cosmos DB's 2 MB item limit (express's default is 100 kB). */
@@ -98,6 +99,7 @@ export class CosmosAccountModule {}
     StoreApiModule,
     OrdersModule,
     OrderStatsModule,
+    SubscriptionsAdminModule,
   ],
   // ADMIN_TOKEN over every @AdminEndpoint() route of the service.
   providers: [{ provide: APP_GUARD, useClass: AdminTokenGuard }],

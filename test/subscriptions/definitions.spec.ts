@@ -6,6 +6,8 @@ import { Injectable, Module, type DynamicModule } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
   EVENTS_CONTAINER,
+  JsonEventSerializer,
+  type EventEnvelope,
   OnEvent,
   Subscriber,
   SubscriberDefinitionError,
@@ -73,6 +75,41 @@ describe('@Subscriber and @OnEvent', () => {
     expect(() => OnEvent('A', { types: ['B'] } as never)).toThrow(/one filter object/);
   });
 
+  it('takes event classes, and checks at compile time that the handler takes those events', () => {
+    class Placed {
+      constructor(readonly customerId: string) {}
+    }
+    class Shipped {
+      static readonly type = 'OrderShipped';
+      constructor(readonly carrier: string) {}
+    }
+    @Subscriber({ name: 'classes', serializer: new JsonEventSerializer() })
+    class Classes {
+      @OnEvent(Placed)
+      placed(event: Placed, context: SubscribedEvent<EventEnvelope>): string {
+        return `${event.customerId}@${context.version}`;
+      }
+
+      @OnEvent({ events: [Placed, Shipped], aggregateIdPrefix: 'Order/' })
+      either(_event: Placed | Shipped): void {}
+
+      // @ts-expect-error: the handler takes a Shipped, the decorator selects Placed
+      @OnEvent(Placed)
+      wrong(_event: Shipped): void {}
+
+      // @ts-expect-error: two classes select a union, not one of them
+      @OnEvent(Placed, Shipped)
+      narrow(_event: Placed): void {}
+    }
+    expect(SubscriptionsModule.forFeature([Classes]).providers).toHaveLength(2);
+    expect(() => OnEvent({ events: [Placed], types: ['Placed'] } as never)).toThrow(/events \(classes\) or types \(names\), not both/);
+    expect(() => OnEvent({ events: [] } as never)).toThrow(/non-empty array of event classes/);
+    class Placed2 {
+      static readonly type = 'Placed';
+    }
+    expect(() => OnEvent(Placed, Placed2)).toThrow(/Placed and Placed2 are both stored as event type "Placed"/);
+  });
+
   it('refuses to register a class without @Subscriber or without handlers', () => {
     class NotASubscriber {}
     expect(() => SubscriptionsModule.forFeature([NotASubscriber])).toThrow(/decorate it with @Subscriber/);
@@ -90,8 +127,8 @@ describe('registration', () => {
     );
     expect(subscriptions.names().sort()).toEqual(['plain', 'typed']);
     expect(subscriptions.status()).toEqual([
-      { name: 'plain', ownedRanges: [], handled: 0, deadLettered: 0 },
-      { name: 'typed', ownedRanges: [], handled: 0, deadLettered: 0 },
+      { name: 'plain', ownedRanges: [], handled: 0, passedOver: 0, deadLettered: 0 },
+      { name: 'typed', ownedRanges: [], handled: 0, passedOver: 0, deadLettered: 0 },
     ]);
     await expect(subscriptions.lag('nope')).rejects.toThrow(UnknownSubscriberError);
   });
@@ -105,13 +142,22 @@ describe('registration', () => {
     await expect(boot(SubscriptionsModule.forFeature([Plain, Twin]))).rejects.toThrow(/two subscribers are named "plain"/);
   });
 
+  it('refuses a serializer whose optional hooks are not methods', async () => {
+    @Subscriber({ name: 'hooked', serializer: { deserialize: () => ({}), typeOf: 'type' } as never })
+    class Hooked {
+      @OnEvent()
+      handle(): void {}
+    }
+    await expect(boot(SubscriptionsModule.forFeature([Hooked]))).rejects.toThrow(/the serializer of Hooked has a typeOf that is not a method/);
+  });
+
   it('refuses type filters without a serializer to read the type', async () => {
     @Subscriber({ name: 'blind' })
     class Blind {
       @OnEvent('Placed')
       placed(): void {}
     }
-    await expect(boot(SubscriptionsModule.forFeature([Blind]))).rejects.toThrow(/has no serializer to read the type/);
+    await expect(boot(SubscriptionsModule.forFeature([Blind]))).rejects.toThrow(/has no serializer to decode them/);
   });
 });
 

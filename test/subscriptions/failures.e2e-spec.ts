@@ -9,6 +9,8 @@ import {
   OnEvent,
   Subscriber,
   SubscriptionsHealthIndicator,
+  UnknownDeadLetterError,
+  UnknownSubscriberError,
   type SubscribedEvent,
 } from '../../src/index.js';
 import { startCosmosFixture, type CosmosFixture } from '../support/cosmos.js';
@@ -184,5 +186,62 @@ describe('subscriptions: failing handlers', () => {
     expect(versionsOf(log, 'strict', 's-1')).toEqual([1, 2, 2, 1, 2, 3]);
     expect(log.of('strict').filter((d) => d.aggregateId.startsWith('s-other'))).toHaveLength(6);
     expect((await a.module.get(SubscriptionsHealthIndicator).check()).status).toBe('up');
+  });
+
+  it('a stopped group: its dead letter discarded, a resume passes that event over and the group reads on', async () => {
+    const log = new DeliveryLog();
+    const poison: Poison = new Set(['p-1@2']);
+    const a = await instance('A', [Strict], log, poison);
+    await store.save('p-1', [1, 2, 3].map((version) => ({ version, data: encode({ version }) })));
+    await eventually('the group is stopped', async () => (await a.subscriptions.lag('strict'))[0].state === 'stopped');
+    const [letter] = await a.subscriptions.deadLetters('strict');
+    expect(letter).toMatchObject({ aggregateId: 'p-1', version: 2, policy: 'stop', id: expect.stringMatching(/^[0-9a-f]{40}$/) });
+
+    // The handler still fails on it: discarding is the way past it.
+    await a.subscriptions.discardDeadLetter('strict', letter.id);
+    expect(await a.subscriptions.deadLetters('strict')).toEqual([]);
+    await expect(a.subscriptions.discardDeadLetter('strict', letter.id)).rejects.toBeInstanceOf(UnknownDeadLetterError);
+    await a.subscriptions.resume('strict');
+    await a.subscriptions.waitForCatchUp('strict', { timeoutMs: 10_000 });
+    // Read again from the checkpoint before the page: 1 and 3 again, 2 no more.
+    expect(versionsOf(log, 'strict', 'p-1')).toEqual([1, 2, 2, 1, 3]);
+    expect((await a.subscriptions.lag('strict'))[0].state).toBe('running');
+    expect(await a.subscriptions.deadLetters('strict')).toEqual([]);
+
+    // A rebuild reads everything again and passes the discarded event over too (the handler still fails on it).
+    await a.subscriptions.rebuild('strict');
+    await a.subscriptions.waitForCatchUp('strict', { timeoutMs: 10_000 });
+    expect(versionsOf(log, 'strict', 'p-1')).toEqual([1, 2, 2, 1, 3, 1, 3]);
+    expect((await a.subscriptions.lag('strict'))[0].state).toBe('running');
+  });
+
+  it('a replayed dead letter is handed to its handler once more and removed; a replay that fails again keeps it', async () => {
+    const log = new DeliveryLog();
+    const poison: Poison = new Set(['r-1@2']);
+    const a = await instance('A', [Strict], log, poison);
+    await store.save('r-1', [1, 2, 3].map((version) => ({ version, data: encode({ version }) })));
+    await eventually('the group is stopped', async () => (await a.subscriptions.lag('strict'))[0].state === 'stopped');
+    const [letter] = await a.subscriptions.deadLetters('strict');
+
+    await expect(a.subscriptions.replayDeadLetter('strict', letter.id)).rejects.toThrow(
+      expect.objectContaining({ name: 'DeadLetterReplayError', message: expect.stringContaining('cannot handle r-1@2') }) as Error,
+    );
+    expect((await a.subscriptions.deadLetters('strict')).map((l) => l.id)).toEqual([letter.id]);
+
+    poison.clear(); // the handler is fixed
+    await a.subscriptions.replayDeadLetter('strict', letter.id);
+    expect(await a.subscriptions.deadLetters('strict')).toEqual([]);
+    const replays = log.of('strict').filter((d) => d.aggregateId === 'r-1' && d.version === 2);
+    expect(replays.map((d) => d.attempt)).toEqual([1, 2, 3, 3]);
+
+    // Resumed, the group does not hand the replayed event to the handler a fourth time.
+    await a.subscriptions.resume('strict');
+    await a.subscriptions.waitForCatchUp('strict', { timeoutMs: 10_000 });
+    expect(versionsOf(log, 'strict', 'r-1')).toEqual([1, 2, 2, 2, 2, 1, 3]);
+    // A rebuild starts the read model afresh: the replayed event is handled again.
+    await a.subscriptions.rebuild('strict');
+    await a.subscriptions.waitForCatchUp('strict', { timeoutMs: 10_000 });
+    expect(versionsOf(log, 'strict', 'r-1')).toEqual([1, 2, 2, 2, 2, 1, 3, 1, 2, 3]);
+    await expect(a.subscriptions.replayDeadLetter('nobody', letter.id)).rejects.toBeInstanceOf(UnknownSubscriberError);
   });
 });

@@ -1,9 +1,17 @@
 import type { OperationOptions } from './event-store.interfaces.js';
 import { ConcurrencyError } from './event-store.errors.js';
-import { nowSeconds, toEventDocument, type EventDocument, type PreparedEvent } from './event-documents.js';
+import { fromEventDocument, nowSeconds, toEventDocument, type EventDocument, type PreparedEvent } from './event-documents.js';
 import { isExpired } from './aggregate-documents.js';
 import { checkSignal } from './validation.js';
 import { ChunkedEventStore, type EventStoreOptions } from './event-store-base.js';
+
+/** One event as `InMemoryEventStore` committed it: what a change feed would hand out. */
+export interface CommittedEvent {
+  aggregateId: string;
+  version: number;
+  data: Uint8Array;
+  committedAt: Date;
+}
 
 /**
  * The event store's contract in memory: same validation, same chunking into all-or-nothing batches of
@@ -17,6 +25,10 @@ import { ChunkedEventStore, type EventStoreOptions } from './event-store-base.js
  */
 export class InMemoryEventStore extends ChunkedEventStore {
   private readonly streams = new Map<string, Map<number, EventDocument>>();
+  // Every committed event in commit order, as the latest-version change feed keeps them (for
+  // `SubscriptionsModule.inMemory()`): an event stays here after it expires, until the store is dropped.
+  private readonly committed: CommittedEvent[] = [];
+  private readonly commitListeners = new Set<() => void>();
 
   constructor(options: EventStoreOptions = {}) {
     super(options);
@@ -30,8 +42,28 @@ export class InMemoryEventStore extends ChunkedEventStore {
     const conflict = chunk.find(({ record }) => stream.has(record.version));
     if (conflict) throw new ConcurrencyError(aggregateId, [conflict.record.version]);
     const now = nowSeconds();
-    for (const { record } of chunk) stream.set(record.version, toEventDocument(aggregateId, record, now, this.eventTtlSeconds));
+    const committedAt = new Date(now * 1000);
+    for (const { record } of chunk) {
+      const doc = toEventDocument(aggregateId, record, now, this.eventTtlSeconds);
+      stream.set(record.version, doc);
+      this.committed.push({ aggregateId, version: doc.v, data: fromEventDocument(doc).data, committedAt });
+    }
     this.streams.set(aggregateId, stream);
+    for (const listener of this.commitListeners) listener();
+  }
+
+  /**
+   * The events committed after the first `position` ones, in commit order (each chunk's events by version),
+   * and the position after them: an in-memory change feed. `position` 0 reads from the first commit.
+   */
+  changesSince(position: number): { events: readonly CommittedEvent[]; position: number } {
+    return { events: this.committed.slice(position), position: this.committed.length };
+  }
+
+  /** Calls `listener` after every committed chunk; returns what removes it. */
+  onCommit(listener: () => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
   }
 
   protected async *readPages(aggregateId: string, pageSize: number, options?: OperationOptions): AsyncGenerator<EventDocument[]> {

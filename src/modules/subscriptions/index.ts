@@ -1,4 +1,5 @@
 export { SubscriptionsModule, type SubscriberDependencies } from './subscriptions.module.js';
+export type { InMemorySubscriptionsOptions } from './in-memory-subscriptions.js';
 export {
   DEFAULT_LEASES_CONTAINER,
   LEASES_CONTAINER,
@@ -11,6 +12,8 @@ export {
   OnEvent,
   Subscriber,
   type EventHandlerMethod,
+  type HandlerDecorator,
+  type TypedEventHandlerMethod,
 } from './subscriptions.decorators.js';
 export type {
   DeadLetter,
@@ -29,13 +32,16 @@ export type {
   SubscriberStatus,
   Subscriptions,
   SubscriptionsModuleOptions,
+  TypedEventFilter,
 } from './subscriptions.interfaces.js';
 export {
+  DeadLetterReplayError,
   isLeaseLost,
   LeaseLostError,
   SubscriberDefinitionError,
   SubscriptionError,
   SubscriptionTimeoutError,
+  UnknownDeadLetterError,
   UnknownSubscriberError,
 } from './subscriptions.errors.js';
 export {

@@ -6,11 +6,14 @@ import { sleep } from './sleep.js';
 
 /** Longest pause between two attempts at the group document's state. */
 const MAX_STATE_RETRY_DELAY_MS = 200;
+/** Most settled events a group document keeps (the oldest go first). */
+const MAX_SETTLED = 100;
 
 /*
  * Documents of the leases container, all of one consumer group in one logical partition (`group`), so a
  * group is listed with one single-partition query:
- * - `group`: the group's shared state (running, rebuilding, stopped on a failure);
+ * - `group`: the group's shared state (running, rebuilding, stopped on a failure), and the events whose
+ *   dead letter of policy `stop` was replayed or discarded (`settled`), which a resumed group passes over;
  * - `lease:<min>-<max>`: one per feed range: holder (owner and session), expiry, checkpoint (the change feed
  *   continuation);
  * - `dead:<hash>`: one per event a handler gave up on.
@@ -27,7 +30,22 @@ export interface GroupDocument extends ItemDefinition {
   type: 'group';
   state: GroupState;
   reason?: string;
+  /** Events (with the handler that failed) an admin settled: replayed (until a rebuild) or discarded. */
+  settled?: SettledEvent[];
   updatedAt: number;
+}
+
+/** A handler's failure on one event that was settled by hand: the handler is not called for it again. */
+export interface SettledEvent {
+  aggregateId: string;
+  version: number;
+  /** `Class.method`, or `(deserialize)`: the whole event. */
+  handler: string;
+  /**
+   * Discarded rather than replayed: a rebuild passes it over too (the read model never had it), while a
+   * replayed event is handled again by a rebuild, which starts from an empty read model.
+   */
+  discarded?: boolean;
 }
 
 export interface LeaseDocument extends ItemDefinition {
@@ -67,7 +85,10 @@ interface DeadLetterDocument extends ItemDefinition {
   failedAt: number;
   instanceId: string;
   policy: FailurePolicy;
+  committedAt?: number;
 }
+
+const DEAD_LETTER_PREFIX = 'dead:';
 
 export type Stored<T> = T & { _etag: string };
 
@@ -224,6 +245,9 @@ export class LeaseStore {
       const current = await this.read<GroupDocument>('group');
       const next: GroupDocument = { id: 'group', group: this.group, type: 'group', state, updatedAt: Date.now() };
       if (reason !== undefined) next.reason = reason;
+      // A rebuild reads every event again for a read model started afresh: only what was discarded stays settled.
+      const settled = state === 'rebuilding' ? current?.settled?.filter((s) => s.discarded) : current?.settled;
+      if (settled && settled.length > 0) next.settled = settled;
       if (!current) {
         try {
           const { resource } = await this.container.items.create(next);
@@ -238,7 +262,20 @@ export class LeaseStore {
     }
   }
 
-  async writeDeadLetter(letter: Omit<DeadLetter, 'subscriber'>): Promise<void> {
+  /** Records that `event` is settled for its handler, keeping the group's state (see `GroupDocument.settled`). */
+  async settle(event: SettledEvent): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) await sleep(Math.random() * Math.min(MAX_STATE_RETRY_DELAY_MS, 5 * 2 ** attempt));
+      const current = await this.read<GroupDocument>('group');
+      if (!current) return; // no group yet: nothing to pass over
+      const entry: SettledEvent = { aggregateId: event.aggregateId, version: event.version, handler: event.handler };
+      if (event.discarded) entry.discarded = true;
+      const settled = [...(current.settled ?? []), entry];
+      if (await this.replace({ ...current, settled: settled.slice(-MAX_SETTLED) }, current._etag)) return;
+    }
+  }
+
+  async writeDeadLetter(letter: Omit<DeadLetter, 'subscriber' | 'id'>): Promise<void> {
     const bytes = Buffer.from(letter.data.buffer, letter.data.byteOffset, letter.data.byteLength);
     // Aggregate ids may hold characters Cosmos DB forbids in ids and be 2 KB long: the id is a digest.
     const digest = createHash('sha256')
@@ -246,7 +283,7 @@ export class LeaseStore {
       .digest('hex')
       .slice(0, 40);
     const doc: DeadLetterDocument = {
-      id: `dead:${digest}`,
+      id: `${DEAD_LETTER_PREFIX}${digest}`,
       group: this.group,
       type: 'dead-letter',
       handler: letter.handler,
@@ -259,6 +296,7 @@ export class LeaseStore {
       instanceId: letter.instanceId,
       policy: letter.policy,
     };
+    if (letter.committedAt) doc.committedAt = letter.committedAt.getTime();
     // An upsert: a retried write after a lost answer must not fail on its own first attempt.
     await this.container.items.upsert(doc);
   }
@@ -270,21 +308,45 @@ export class LeaseStore {
         { partitionKey: this.group },
       )
       .fetchAll();
-    return resources.map((doc) => {
-      const bytes = Buffer.from(doc.d, 'base64');
-      return {
-        subscriber: this.group,
-        handler: doc.handler,
-        aggregateId: doc.aggregateId,
-        version: doc.version,
-        data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-        error: doc.error,
-        attempts: doc.attempts,
-        failedAt: new Date(doc.failedAt),
-        instanceId: doc.instanceId,
-        policy: doc.policy,
-      };
-    });
+    return resources.map((doc) => this.toDeadLetter(doc));
+  }
+
+  /** One dead letter by its id (as `deadLetters()` gives it), or undefined. */
+  async deadLetter(id: string): Promise<DeadLetter | undefined> {
+    if (!DEAD_LETTER_ID.test(id)) return undefined;
+    const { resource } = await this.container.item(`${DEAD_LETTER_PREFIX}${id}`, this.group).read<DeadLetterDocument>();
+    return resource?.type === 'dead-letter' ? this.toDeadLetter(resource) : undefined;
+  }
+
+  /** Deletes a dead letter; false when it was not there. */
+  async deleteDeadLetter(id: string): Promise<boolean> {
+    if (!DEAD_LETTER_ID.test(id)) return false;
+    try {
+      await this.container.item(`${DEAD_LETTER_PREFIX}${id}`, this.group).delete();
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw err;
+    }
+  }
+
+  private toDeadLetter(doc: DeadLetterDocument): DeadLetter {
+    const bytes = Buffer.from(doc.d, 'base64');
+    const letter: DeadLetter = {
+      id: doc.id.slice(DEAD_LETTER_PREFIX.length),
+      subscriber: this.group,
+      handler: doc.handler,
+      aggregateId: doc.aggregateId,
+      version: doc.version,
+      data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      error: doc.error,
+      attempts: doc.attempts,
+      failedAt: new Date(doc.failedAt),
+      instanceId: doc.instanceId,
+      policy: doc.policy,
+    };
+    if (typeof doc.committedAt === 'number') letter.committedAt = new Date(doc.committedAt);
+    return letter;
   }
 
   private async createIfMissing(doc: GroupDocument | LeaseDocument): Promise<void> {
@@ -295,6 +357,9 @@ export class LeaseStore {
     }
   }
 }
+
+/** What a dead letter's id looks like: the hex digest its document id carries. */
+const DEAD_LETTER_ID = /^[0-9a-f]{40}$/;
 
 function withoutSystemFields<T extends object>(doc: T): T & ItemDefinition {
   const copy = { ...doc } as Record<string, unknown>;

@@ -2,7 +2,7 @@ import type { Logger } from '@nestjs/common';
 import type { ChangeFeedPullModelIterator, Container, FeedRange } from '@azure/cosmos';
 import { changeFeedIterator, eventsOfPage } from './change-feed-reader.js';
 import type { OwnedLease } from './owned-lease.js';
-import type { LeaseStore } from './lease-store.js';
+import type { LeaseStore, SettledEvent } from './lease-store.js';
 import { describe, type SubscriberRuntime } from './subscriber-runtime.js';
 import { isLeaseLost } from './subscriptions.errors.js';
 import { sleep } from './sleep.js';
@@ -22,6 +22,8 @@ export interface RangeWorkerOptions {
   logger: Logger;
   /** Called when a handler failed for good under policy `stop`: halts the group everywhere. */
   onStopped(reason: string): Promise<void>;
+  /** True when a handler's failure on an event was settled by hand: the handler passes it over. */
+  isSettled(event: SettledEvent): boolean;
 }
 
 /**
@@ -108,6 +110,7 @@ export class RangeWorker {
               mayContinue: () => !this.abandoned && lease.isValid(),
               signal,
               deadLetter: (letter) => this.options.store.writeDeadLetter({ ...letter, instanceId: this.options.instanceId }),
+              isSettled: this.options.isSettled,
             });
           } catch (err) {
             await failed('recording a dead letter failed', err);

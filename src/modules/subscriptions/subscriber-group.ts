@@ -12,13 +12,14 @@ import {
   type GroupDocument,
   type Holder,
   type LeaseDocument,
+  type SettledEvent,
   type Stored,
 } from './lease-store.js';
 import { OwnedLease } from './owned-lease.js';
 import { RangeWorker } from './range-worker.js';
 import { describe, type SubscriberRuntime } from './subscriber-runtime.js';
-import { SubscriptionTimeoutError } from './subscriptions.errors.js';
-import type { GroupState, RangeLag, StartFrom, SubscriberLag, SubscriberStatus } from './subscriptions.interfaces.js';
+import { SubscriptionTimeoutError, UnknownDeadLetterError } from './subscriptions.errors.js';
+import type { DeadLetter, GroupState, RangeLag, StartFrom, SubscriberLag, SubscriberStatus } from './subscriptions.interfaces.js';
 import { sleep } from './sleep.js';
 
 /** The module settings a group works with. */
@@ -57,6 +58,8 @@ export class SubscriberGroup {
   /** A start asked for while the loop of a timed-out stop was still finishing. */
   private restartWith?: string;
   private partitionList?: { at: number; list: Promise<EpkBounds[]> };
+  /** The group document's settled events, as of the last look at it. */
+  private settled: readonly SettledEvent[] = [];
 
   constructor(
     private readonly events: Container,
@@ -79,11 +82,12 @@ export class SubscriberGroup {
   }
 
   status(): SubscriberStatus {
-    const { handled, deadLettered, lastError } = this.runtime.stats;
+    const { handled, passedOver, deadLettered, lastError } = this.runtime.stats;
     return {
       name: this.name,
       ownedRanges: [...this.workers.values()].filter((w) => !w.stopping).map((w) => rangeKey(w.lease.document.feedRange)),
       handled,
+      passedOver,
       deadLettered,
       ...(lastError === undefined ? {} : { lastError }),
     };
@@ -194,6 +198,7 @@ export class SubscriberGroup {
       }
     }
     if (!group) return;
+    this.settled = group.settled ?? [];
     if (group.state !== this.state) {
       if (this.state !== undefined || group.state !== 'running') {
         this.logger.log(`${this.label}: group is ${group.state}${group.reason ? ` (${group.reason})` : ''}`);
@@ -317,6 +322,7 @@ export class SubscriberGroup {
       pollIntervalMs: this.settings.pollIntervalMs,
       logger: this.logger,
       onStopped: (reason) => this.halt(reason),
+      isSettled: (event) => this.settled.some((s) => s.aggregateId === event.aggregateId && s.version === event.version && s.handler === event.handler),
     });
     this.workers.set(doc.id, worker);
     worker.start();
@@ -343,6 +349,38 @@ export class SubscriberGroup {
     const { group } = await this.store.list();
     if (group?.state === 'stopped') await this.store.setState('running');
     this.poke();
+  }
+
+  /** Replays a dead letter (see `Subscriptions.replayDeadLetter`); a letter that stopped the group is settled first. */
+  async replayDeadLetter(id: string): Promise<void> {
+    const letter = await this.deadLetter(id);
+    await this.runtime.replay(letter);
+    await this.settle(letter, false);
+    await this.store.deleteDeadLetter(id);
+  }
+
+  /** Discards a dead letter; a letter that stopped the group is settled first, so a resume passes the event over. */
+  async discardDeadLetter(id: string): Promise<void> {
+    const letter = await this.deadLetter(id);
+    await this.settle(letter, true);
+    await this.store.deleteDeadLetter(id);
+    this.logger.warn(`${this.label}: dead letter ${id} (${letter.handler} on ${letter.aggregateId}@${letter.version}) discarded`);
+  }
+
+  private async deadLetter(id: string): Promise<DeadLetter> {
+    const letter = await this.store.deadLetter(id);
+    if (!letter) throw new UnknownDeadLetterError(this.name, id);
+    return letter;
+  }
+
+  /**
+   * A `stop` letter's event is where the group's checkpoint waits: settled, a resume passes that handler over
+   * for it instead of failing on it again (or, after a replay, calling it twice). A `dead-letter` letter's
+   * event is behind the checkpoint already.
+   */
+  private async settle(letter: DeadLetter, discarded: boolean): Promise<void> {
+    if (letter.policy !== 'stop') return;
+    await this.store.settle({ aggregateId: letter.aggregateId, version: letter.version, handler: letter.handler, discarded });
   }
 
   /**

@@ -1,6 +1,9 @@
 import type { Logger } from '@nestjs/common';
+import { SNAPSHOT_EVENT_TYPE, type EventClass } from '../event-sourcing/index.js';
 import type { FeedEvent } from './change-feed-reader.js';
+import type { SettledEvent } from './lease-store.js';
 import type { HandlerDefinition } from './subscriptions.decorators.js';
+import { DeadLetterReplayError } from './subscriptions.errors.js';
 import type {
   DeadLetter,
   EventDeserializer,
@@ -35,12 +38,19 @@ export interface DeliveryControl {
   /** Aborted when the reader is asked to stop: retry waits end early and the page is left unfinished. */
   signal: AbortSignal;
   /** Records a dead letter durably; rejects when it could not (the page then stays unfinished). */
-  deadLetter(letter: Omit<DeadLetter, 'subscriber' | 'instanceId'>): Promise<void>;
+  deadLetter(letter: Omit<DeadLetter, 'id' | 'subscriber' | 'instanceId'>): Promise<void>;
+  /** True when `handler`'s failure on the event was settled by hand (replayed or discarded): pass it over. */
+  isSettled?(event: SettledEvent): boolean;
 }
+
+/** Handler name of the failures of the serializer, in dead letters. */
+export const DESERIALIZE_HANDLER = '(deserialize)';
 
 /** Counters of one subscriber on this instance. */
 export interface SubscriberStats {
   handled: number;
+  /** Events no handler's stream filter admits (or only snapshots), passed over undecoded or unhandled. */
+  passedOver: number;
   deadLettered: number;
   lastError?: string;
 }
@@ -51,7 +61,7 @@ export interface SubscriberStats {
  * policy). Shared by the readers of every feed range this instance holds for the subscriber.
  */
 export class SubscriberRuntime {
-  readonly stats: SubscriberStats = { handled: 0, deadLettered: 0 };
+  readonly stats: SubscriberStats = { handled: 0, passedOver: 0, deadLettered: 0 };
 
   constructor(
     readonly subscriber: ResolvedSubscriber,
@@ -104,26 +114,30 @@ export class SubscriberRuntime {
 
   private async deliver(feedEvent: FeedEvent, control: DeliveryControl): Promise<PageOutcome> {
     if (!control.mayContinue()) return 'interrupted';
-    const { serializer } = this.subscriber;
-    let decoded: unknown;
-    if (serializer) {
-      try {
-        decoded = serializer.deserialize(feedEvent.data);
-      } catch (err) {
-        // Decoding is deterministic: retrying it cannot help.
-        return this.giveUp(feedEvent, '(deserialize)', err, 1, control);
-      }
+    // What the stored document decides comes first: an event no handler's stream takes is never decoded, so a
+    // record of another writer (raw bytes, protobuf) cannot fail, stop or be dead-lettered by this subscriber.
+    const candidates = this.subscriber.handlers.filter((h) => admitsStream(h.filter, feedEvent));
+    if (candidates.length === 0 || this.isSettled(control, feedEvent, DESERIALIZE_HANDLER)) {
+      this.stats.passedOver++;
+      return 'handled';
     }
-    for (const handler of this.subscriber.handlers) {
-      if (!matches(handler.filter, feedEvent, decoded)) continue;
-      const name = `${this.subscriber.className}.${String(handler.method)}`;
-      const method = (this.subscriber.instance as Record<string | symbol, (e: SubscribedEvent) => unknown>)[handler.method];
+    let decoded: Decoded | undefined;
+    try {
+      decoded = this.decode(feedEvent);
+    } catch (err) {
+      // Decoding is deterministic: retrying it cannot help.
+      return this.giveUp(feedEvent, DESERIALIZE_HANDLER, err, 1, control);
+    }
+    let delivered = false;
+    for (const handler of candidates) {
+      if (!admitsDecoded(handler.filter, decoded)) continue;
+      const name = this.handlerName(handler);
+      if (this.isSettled(control, feedEvent, name)) continue;
+      delivered = true;
       const { attempts, initialDelayMs, maxDelayMs } = this.subscriber.retry;
       for (let attempt = 1; ; attempt++) {
         try {
-          const event: SubscribedEvent = { ...feedEvent, attempt, signal: control.signal };
-          if (serializer) event.event = decoded;
-          await method.call(this.subscriber.instance, event);
+          await this.call(handler, feedEvent, decoded, attempt, control.signal);
           break;
         } catch (err) {
           this.stats.lastError = `${name} on ${feedEvent.aggregateId}@${feedEvent.version}: ${describe(err)}`;
@@ -141,8 +155,84 @@ export class SubscriberRuntime {
         }
       }
     }
-    this.stats.handled++;
+    if (delivered) this.stats.handled++;
+    else this.stats.passedOver++;
     return 'handled';
+  }
+
+  /**
+   * Hands a dead letter's event once more to the handler that failed on it (every handler that takes it, for
+   * a failure of the serializer); rejects with `DeadLetterReplayError` when it fails again.
+   */
+  async replay(letter: DeadLetter, signal?: AbortSignal): Promise<void> {
+    const feedEvent: FeedEvent = {
+      aggregateId: letter.aggregateId,
+      version: letter.version,
+      data: letter.data,
+      committedAt: letter.committedAt ?? letter.failedAt,
+    };
+    const fail = (handler: string, err: unknown) => new DeadLetterReplayError(this.subscriber.name, letter.id, handler, err);
+    let decoded: Decoded | undefined;
+    try {
+      decoded = this.decode(feedEvent);
+    } catch (err) {
+      throw fail(DESERIALIZE_HANDLER, err);
+    }
+    const handlers = this.subscriber.handlers.filter(
+      (h) =>
+        admitsStream(h.filter, feedEvent) &&
+        admitsDecoded(h.filter, decoded) &&
+        (letter.handler === DESERIALIZE_HANDLER || this.handlerName(h) === letter.handler),
+    );
+    if (letter.handler !== DESERIALIZE_HANDLER && handlers.length === 0) {
+      throw fail(letter.handler, new Error(`${this.subscriber.className} has no handler ${letter.handler} that takes this event (renamed or its filter changed?)`));
+    }
+    for (const handler of handlers) {
+      try {
+        await this.call(handler, feedEvent, decoded, letter.attempts + 1, signal);
+      } catch (err) {
+        throw fail(this.handlerName(handler), err);
+      }
+    }
+  }
+
+  private handlerName(handler: HandlerDefinition): string {
+    return `${this.subscriber.className}.${String(handler.method)}`;
+  }
+
+  private isSettled(control: DeliveryControl, event: FeedEvent, handler: string): boolean {
+    return control.isSettled?.({ aggregateId: event.aggregateId, version: event.version, handler }) ?? false;
+  }
+
+  /** The event decoded by the subscriber's serializer, with its type and whether it is a snapshot; undefined without one. */
+  private decode(event: FeedEvent): Decoded | undefined {
+    const { serializer } = this.subscriber;
+    if (!serializer) return undefined;
+    const value = serializer.deserialize(event.data);
+    const type = serializer.typeOf ? serializer.typeOf(value) : envelopeField(value, 'type');
+    return {
+      value,
+      type: typeof type === 'string' ? type : undefined,
+      snapshot: serializer.isSnapshot ? serializer.isSnapshot(value) === true : type === SNAPSHOT_EVENT_TYPE,
+      payload: () => (serializer.payloadOf ? serializer.payloadOf(value) : envelopeField(value, 'payload')),
+    };
+  }
+
+  private async call(handler: HandlerDefinition, feedEvent: FeedEvent, decoded: Decoded | undefined, attempt: number, signal?: AbortSignal): Promise<void> {
+    const method = (this.subscriber.instance as Record<string | symbol, (...args: unknown[]) => unknown>)[handler.method];
+    const event: SubscribedEvent = { ...feedEvent, attempt };
+    if (signal) event.signal = signal;
+    if (decoded) {
+      event.event = decoded.value;
+      if (decoded.type !== undefined) event.type = decoded.type;
+    }
+    if (handler.eventClasses) {
+      // `admitsDecoded` made sure the type is one of the handler's classes.
+      const eventClass = handler.eventClasses.get(decoded!.type!)!;
+      await method.call(this.subscriber.instance, typedEvent(eventClass, decoded!.payload()), event);
+    } else {
+      await method.call(this.subscriber.instance, event);
+    }
   }
 
   /** The last attempt failed: record it, then move on or stop, per policy. */
@@ -154,6 +244,8 @@ export class SubscriberRuntime {
     control: DeliveryControl,
   ): Promise<PageOutcome> {
     const policy = this.subscriber.onFailure;
+    // Also for the serializer's failures: a stopped group shows this as its reason.
+    this.stats.lastError = `${handler} on ${event.aggregateId}@${event.version}: ${describe(err)}`;
     this.logger.error(
       `${this.subscriber.name}: ${handler} failed on ${event.aggregateId}@${event.version} after ${attempts} attempt(s): ` +
         `${describe(err)}; ${policy === 'stop' ? 'stopping the subscriber' : 'recorded as a dead letter, moving on'}`,
@@ -167,19 +259,42 @@ export class SubscriberRuntime {
       attempts,
       failedAt: new Date(),
       policy,
+      committedAt: event.committedAt,
     });
     this.stats.deadLettered++;
     return policy === 'stop' ? 'stopped' : 'handled';
   }
 }
 
-function matches(filter: EventFilter, event: FeedEvent, decoded: unknown): boolean {
-  if (filter.aggregateIdPrefix !== undefined && !event.aggregateId.startsWith(filter.aggregateIdPrefix)) return false;
-  if (filter.types) {
-    const type = decoded !== null && typeof decoded === 'object' ? (decoded as { type?: unknown }).type : undefined;
-    if (typeof type !== 'string' || !filter.types.includes(type)) return false;
-  }
+/** A decoded event, as the filters and handlers need it. */
+interface Decoded {
+  value: unknown;
+  type?: string;
+  snapshot: boolean;
+  payload(): unknown;
+}
+
+/** What the stored document decides: the stream. */
+function admitsStream(filter: EventFilter, event: FeedEvent): boolean {
+  return filter.aggregateIdPrefix === undefined || event.aggregateId.startsWith(filter.aggregateIdPrefix);
+}
+
+/** What needs the decoded event: its type, and whether it is a snapshot (without a serializer, neither is known). */
+function admitsDecoded(filter: EventFilter, decoded: Decoded | undefined): boolean {
+  if (decoded?.snapshot && !filter.snapshots) return false;
+  if (filter.types) return decoded?.type !== undefined && filter.types.includes(decoded.type);
   return true;
+}
+
+function envelopeField(value: unknown, field: 'type' | 'payload'): unknown {
+  return value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[field] : undefined;
+}
+
+/** The event as its class's instance: already one, or its stored fields on the class's prototype (as `@On` gets it). */
+function typedEvent(eventClass: EventClass, payload: unknown): object {
+  if (payload instanceof eventClass) return payload;
+  const event: object = Object.create(eventClass.prototype as object) as object;
+  return payload !== null && typeof payload === 'object' ? Object.assign(event, payload) : event;
 }
 
 /** Each aggregate's events, in order; aggregates in order of first appearance. */

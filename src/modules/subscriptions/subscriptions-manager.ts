@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { Container } from '@azure/cosmos';
 import { EVENTS_CONTAINER } from '../cosmos/index.js';
 import { SubscriberGroup } from './subscriber-group.js';
-import { describe, SubscriberRuntime } from './subscriber-runtime.js';
+import { describe, SubscriberRuntime, type ResolvedSubscriber } from './subscriber-runtime.js';
 import { LEASES_CONTAINER } from './subscriptions.constants.js';
 import { subscriberDefinitionOf } from './subscriptions.decorators.js';
 import { SubscriberDefinitionError, UnknownSubscriberError } from './subscriptions.errors.js';
@@ -18,6 +18,7 @@ import type {
   DeadLetter,
   EventDeserializer,
   RebuildOptions,
+  StartFrom,
   SubscriberLag,
   SubscriberStatus,
   Subscriptions,
@@ -27,14 +28,61 @@ import { SUBSCRIPTIONS_MODULE_OPTIONS } from './subscriptions.module-definition.
 import { resolveRetry, resolveSubscriptionsOptions, type ResolvedSubscriptionsOptions } from './subscriptions-options.js';
 
 /** Default wait of `waitForCatchUp`. */
-const DEFAULT_CATCH_UP_TIMEOUT_MS = 30_000;
+export const DEFAULT_CATCH_UP_TIMEOUT_MS = 30_000;
+
+/** Where `SubscriptionsModule.forFeature` registers its subscribers: the Cosmos DB or the in-memory subscriptions. */
+export interface SubscriberRegistry {
+  register(instance: object, serializer?: EventDeserializer): void;
+}
+
+/** A subscriber instance's settings, its class's decorators read and checked, the module defaults applied. */
+export function resolveSubscriber(
+  instance: object,
+  serializer: EventDeserializer | undefined,
+  settings: Pick<ResolvedSubscriptionsOptions, 'retry' | 'onFailure' | 'maxItemCount'>,
+): { subscriber: ResolvedSubscriber; startFrom: StartFrom } {
+  const type = instance.constructor as Type<unknown>;
+  const { options, handlers } = subscriberDefinitionOf(type);
+  if (serializer !== undefined && typeof serializer?.deserialize !== 'function') {
+    throw new SubscriberDefinitionError(`the serializer of ${type.name} has no deserialize(bytes) method`);
+  }
+  for (const hook of ['typeOf', 'payloadOf', 'isSnapshot'] as const) {
+    if (serializer?.[hook] !== undefined && typeof serializer[hook] !== 'function') {
+      throw new SubscriberDefinitionError(`the serializer of ${type.name} has a ${hook} that is not a method`);
+    }
+  }
+  if (!serializer && handlers.some((h) => h.filter.types || h.filter.snapshots)) {
+    throw new SubscriberDefinitionError(
+      `${type.name} selects events by class, type or as snapshots in @OnEvent() but has no serializer to decode them: ` +
+        'give @Subscriber({ serializer }), e.g. new JsonEventSerializer()',
+    );
+  }
+  return {
+    subscriber: {
+      name: options.name,
+      className: type.name,
+      instance,
+      handlers,
+      serializer,
+      retry: resolveRetry(options.retry, settings.retry, `@Subscriber(${options.name}).retry`),
+      onFailure: options.onFailure ?? settings.onFailure,
+      maxItemCount: options.maxItemCount ?? settings.maxItemCount,
+      concurrency: options.concurrency ?? 1,
+    },
+    startFrom: options.startFrom ?? 'beginning',
+  };
+}
+
+export function duplicateName(name: string): SubscriberDefinitionError {
+  return new SubscriberDefinitionError(`two subscribers are named ${JSON.stringify(name)}: a name is a consumer group and must be unique`);
+}
 
 /**
  * The subscriptions of this application instance: registered subscribers, started with the application,
  * stopped gracefully before it shuts down (in `onModuleDestroy`, while the Cosmos client is still open).
  */
 @Injectable()
-export class SubscriptionsManager implements Subscriptions, OnApplicationBootstrap, OnModuleDestroy {
+export class SubscriptionsManager implements Subscriptions, SubscriberRegistry, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('Subscriptions');
   private readonly groups = new Map<string, SubscriberGroup>();
   private readonly settings: ResolvedSubscriptionsOptions;
@@ -56,37 +104,11 @@ export class SubscriptionsManager implements Subscriptions, OnApplicationBootstr
 
   /** Adds a subscriber instance (what `SubscriptionsModule.forFeature` does for each class it lists). */
   register(instance: object, serializer?: EventDeserializer): void {
-    const type = instance.constructor as Type<unknown>;
-    const { options, handlers } = subscriberDefinitionOf(type);
-    if (this.groups.has(options.name)) {
-      throw new SubscriberDefinitionError(
-        `two subscribers are named ${JSON.stringify(options.name)}: a name is a consumer group and must be unique`,
-      );
-    }
-    if (serializer !== undefined && typeof serializer?.deserialize !== 'function') {
-      throw new SubscriberDefinitionError(`the serializer of ${type.name} has no deserialize(bytes) method`);
-    }
-    if (!serializer && handlers.some((h) => h.filter.types)) {
-      throw new SubscriberDefinitionError(
-        `${type.name} selects events by type in @OnEvent() but has no serializer to read the type: give @Subscriber({ serializer })`,
-      );
-    }
-    const runtime = new SubscriberRuntime(
-      {
-        name: options.name,
-        className: type.name,
-        instance,
-        handlers,
-        serializer,
-        retry: resolveRetry(options.retry, this.settings.retry, `@Subscriber(${options.name}).retry`),
-        onFailure: options.onFailure ?? this.settings.onFailure,
-        maxItemCount: options.maxItemCount ?? this.settings.maxItemCount,
-        concurrency: options.concurrency ?? 1,
-      },
-      this.logger,
-    );
-    const group = new SubscriberGroup(this.events, this.leases, runtime, options.startFrom ?? 'beginning', this.settings, this.logger);
-    this.groups.set(options.name, group);
+    const { subscriber, startFrom } = resolveSubscriber(instance, serializer, this.settings);
+    if (this.groups.has(subscriber.name)) throw duplicateName(subscriber.name);
+    const runtime = new SubscriberRuntime(subscriber, this.logger);
+    const group = new SubscriberGroup(this.events, this.leases, runtime, startFrom, this.settings, this.logger);
+    this.groups.set(subscriber.name, group);
     if (this.started && this.currentSession !== undefined) group.start(this.currentSession);
   }
 
@@ -133,7 +155,8 @@ export class SubscriptionsManager implements Subscriptions, OnApplicationBootstr
     return Promise.all(groups.map((g) => g.lag()));
   }
 
-  waitForCatchUp(name: string, options: { timeoutMs?: number } = {}): Promise<void> {
+  // Async, as every call of the interface: an unknown name rejects rather than throws.
+  async waitForCatchUp(name: string, options: { timeoutMs?: number } = {}): Promise<void> {
     return this.group(name).waitForCatchUp(options.timeoutMs ?? DEFAULT_CATCH_UP_TIMEOUT_MS);
   }
 
@@ -144,12 +167,20 @@ export class SubscriptionsManager implements Subscriptions, OnApplicationBootstr
     this.logger.log(`${name}: reset; reading again`);
   }
 
-  resume(name: string): Promise<void> {
+  async resume(name: string): Promise<void> {
     return this.group(name).resume();
   }
 
-  deadLetters(name: string): Promise<DeadLetter[]> {
+  async deadLetters(name: string): Promise<DeadLetter[]> {
     return this.group(name).store.deadLetters();
+  }
+
+  async replayDeadLetter(name: string, id: string): Promise<void> {
+    return this.group(name).replayDeadLetter(id);
+  }
+
+  async discardDeadLetter(name: string, id: string): Promise<void> {
+    return this.group(name).discardDeadLetter(id);
   }
 
   private group(name: string): SubscriberGroup {

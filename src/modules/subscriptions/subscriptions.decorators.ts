@@ -1,15 +1,27 @@
 import { Inject, Injectable, type Type } from '@nestjs/common';
+import { eventTypeOf, type EventClass } from '../event-sourcing/index.js';
 import { LEASES_CONTAINER, SUBSCRIPTIONS } from './subscriptions.constants.js';
 import { SubscriberDefinitionError } from './subscriptions.errors.js';
-import type { EventFilter, SubscribedEvent, SubscriberOptions } from './subscriptions.interfaces.js';
+import type { EventFilter, SubscribedEvent, SubscriberOptions, TypedEventFilter } from './subscriptions.interfaces.js';
 
 /** A handler method as `@OnEvent` accepts it: takes a `SubscribedEvent` (of any event type), may be async. */
 export type EventHandlerMethod = (event: SubscribedEvent<never>) => unknown;
+
+/**
+ * A handler of event classes (`@OnEvent(OrderPlaced, ...)`): the typed event (an instance of its class, its
+ * stored fields copied in, as `@On` handlers of aggregates get it), then the `SubscribedEvent` it came in.
+ */
+export type TypedEventHandlerMethod<E> = (event: E, context: SubscribedEvent<never>) => unknown;
+
+/** What `@OnEvent` returns: a method decorator that only takes a handler of the fitting shape. */
+export type HandlerDecorator<H> = <T extends H>(target: object, method: string | symbol, descriptor: TypedPropertyDescriptor<T>) => void;
 
 /** One `@OnEvent` method of a subscriber class. */
 export interface HandlerDefinition {
   method: string | symbol;
   filter: EventFilter;
+  /** For a handler of event classes: its classes by stored type name (`filter.types` lists the same names). */
+  eventClasses?: ReadonlyMap<string, EventClass>;
 }
 
 /** What `@Subscriber` and `@OnEvent` recorded on a class. */
@@ -27,10 +39,12 @@ const handlerDefinitions = new WeakMap<object, HandlerDefinition[]>();
  * change feed, as the consumer group `name`. Register it with `SubscriptionsModule.forFeature([...])`.
  *
  * @example
- * @Subscriber({ name: 'order-stats', startFrom: 'beginning', serializer: new JsonSerializer() })
+ * @Subscriber({ name: 'order-stats', startFrom: 'beginning', serializer: new JsonEventSerializer() })
  * export class OrderStats {
- *   @OnEvent('OrderPlaced')
- *   async placed({ aggregateId, version, event }: SubscribedEvent<OrderPlaced>) { ... }
+ *   @OnEvent({ events: [OrderPlaced], aggregateIdPrefix: 'Order/' })
+ *   async placed(event: OrderPlaced, { aggregateId, version }: SubscribedEvent) {
+ *     console.log(aggregateId, version, event.customerId);
+ *   }
  * }
  */
 export function Subscriber(options: SubscriberOptions): ClassDecorator {
@@ -42,25 +56,37 @@ export function Subscriber(options: SubscriberOptions): ClassDecorator {
 }
 
 /**
- * Marks a method of a `@Subscriber` class as a handler. No argument: every event. Type names: events whose
- * decoded `type` is one of them (needs a serializer). A filter: by types and/or aggregate id prefix. Several
- * handlers may take the same event; they run one after the other, in declaration order.
+ * Marks a method of a `@Subscriber` class as a handler. Several handlers may take the same event; they run
+ * one after the other, in declaration order. Snapshot records reach none of them unless its filter says
+ * `snapshots: true`.
+ * - Event classes (`@OnEvent(OrderPlaced, OrderShipped)`, or `{ events: [...] }` in a filter): events of
+ *   those types; the handler receives the typed event first, the `SubscribedEvent` second (needs a serializer).
+ * - No argument: every event. Type names: events whose decoded type is one of them (needs a serializer).
+ * - A filter: by types and/or aggregate id prefix (decided before decoding: see `EventFilter`).
  *
  * @example
+ * @OnEvent(OrderPlaced) placed(event: OrderPlaced, context: SubscribedEvent) {}
+ * @OnEvent(OrderPlaced, OrderShipped) either(event: OrderPlaced | OrderShipped) {}
+ * @OnEvent({ events: [OrderPlaced], aggregateIdPrefix: 'Order/' }) orderPlaced(event: OrderPlaced) {}
  * @OnEvent() all(e: SubscribedEvent) {}
- * @OnEvent('OrderPlaced', 'OrderPaid') money(e: SubscribedEvent<OrderEvent>) {}
+ * @OnEvent('OrderPlaced', 'OrderPaid') money(e: SubscribedEvent<EventEnvelope>) {}
  * @OnEvent({ aggregateIdPrefix: 'Order/' }) orders(e: SubscribedEvent) {}
  */
-export function OnEvent(
-  ...selection: string[] | [EventFilter]
-): <T extends EventHandlerMethod>(target: object, method: string | symbol, descriptor: TypedPropertyDescriptor<T>) => void {
-  const filter = toFilter(selection);
+export function OnEvent<const C extends readonly [EventClass, ...EventClass[]]>(
+  ...events: C
+): HandlerDecorator<TypedEventHandlerMethod<InstanceType<C[number]>>>;
+export function OnEvent<const C extends readonly EventClass[]>(
+  filter: TypedEventFilter<C[number]> & { events: C },
+): HandlerDecorator<TypedEventHandlerMethod<InstanceType<C[number]>>>;
+export function OnEvent(...selection: string[] | [EventFilter]): HandlerDecorator<EventHandlerMethod>;
+export function OnEvent(...selection: unknown[]): HandlerDecorator<never> {
+  const definition = toDefinition(selection);
   return (target, method, descriptor) => {
     if (typeof descriptor.value !== 'function') {
       throw new SubscriberDefinitionError(`@OnEvent() goes on a method, not on ${String(method)}`);
     }
     const owner = target.constructor;
-    handlerDefinitions.set(owner, [...(handlerDefinitions.get(owner) ?? []), { method, filter }]);
+    handlerDefinitions.set(owner, [...(handlerDefinitions.get(owner) ?? []), { method, ...definition }]);
   };
 }
 
@@ -85,17 +111,53 @@ export const InjectSubscriptions = (): ParameterDecorator & PropertyDecorator =>
 /** Injects the leases `Container`. */
 export const InjectLeasesContainer = (): ParameterDecorator & PropertyDecorator => Inject(LEASES_CONTAINER);
 
-function toFilter(selection: string[] | [EventFilter]): EventFilter {
-  if (selection.length === 0) return {};
+function toDefinition(selection: readonly unknown[]): Omit<HandlerDefinition, 'method'> {
+  const usage = '@OnEvent() takes event classes, event type names, or one filter object { events?, types?, aggregateIdPrefix?, snapshots? }';
+  if (selection.length === 0) return { filter: {} };
+  if (selection.every((s) => typeof s === 'function')) return typed(selection as EventClass[], {});
   if (selection.every((s) => typeof s === 'string')) {
     if (selection.some((s) => s === '')) throw new SubscriberDefinitionError('@OnEvent(): an event type name is empty');
-    return { types: [...selection] };
+    return { filter: { types: [...(selection as string[])] } };
   }
-  const [filter] = selection;
-  if (selection.length !== 1 || filter === null || typeof filter !== 'object') {
-    throw new SubscriberDefinitionError('@OnEvent() takes event type names, or one filter object { types?, aggregateIdPrefix? }');
+  const [filter] = selection as [Partial<TypedEventFilter> & EventFilter];
+  if (selection.length !== 1 || filter === null || typeof filter !== 'object' || Array.isArray(filter)) {
+    throw new SubscriberDefinitionError(`${usage}, not a mix`);
   }
-  return { ...filter, types: filter.types ? [...filter.types] : undefined };
+  const { events, types, aggregateIdPrefix, snapshots } = filter;
+  if (aggregateIdPrefix !== undefined && typeof aggregateIdPrefix !== 'string') {
+    throw new SubscriberDefinitionError('@OnEvent(): aggregateIdPrefix must be a string');
+  }
+  if (snapshots !== undefined && typeof snapshots !== 'boolean') throw new SubscriberDefinitionError('@OnEvent(): snapshots must be a boolean');
+  const rest: EventFilter = {};
+  if (aggregateIdPrefix !== undefined) rest.aggregateIdPrefix = aggregateIdPrefix;
+  if (snapshots !== undefined) rest.snapshots = snapshots;
+  if (events !== undefined) {
+    if (types !== undefined) throw new SubscriberDefinitionError('@OnEvent(): give events (classes) or types (names), not both');
+    if (!Array.isArray(events) || events.length === 0 || !events.every((e) => typeof e === 'function')) {
+      throw new SubscriberDefinitionError('@OnEvent(): events must be a non-empty array of event classes');
+    }
+    return typed(events, rest);
+  }
+  if (types !== undefined) {
+    if (!Array.isArray(types) || !types.every((t) => typeof t === 'string' && t !== '')) {
+      throw new SubscriberDefinitionError('@OnEvent(): types must be an array of non-empty event type names');
+    }
+    rest.types = [...types];
+  }
+  return { filter: rest };
+}
+
+function typed(classes: readonly EventClass[], rest: EventFilter): Omit<HandlerDefinition, 'method'> {
+  const eventClasses = new Map<string, EventClass>();
+  for (const eventClass of classes) {
+    const type = eventTypeOf(eventClass);
+    const known = eventClasses.get(type);
+    if (known && known !== eventClass) {
+      throw new SubscriberDefinitionError(`@OnEvent(): ${known.name} and ${eventClass.name} are both stored as event type ${JSON.stringify(type)}`);
+    }
+    eventClasses.set(type, eventClass);
+  }
+  return { filter: { ...rest, types: [...eventClasses.keys()] }, eventClasses };
 }
 
 function checkSubscriberOptions(options: SubscriberOptions): void {

@@ -16,6 +16,28 @@ export class UnknownSubscriberError extends SubscriptionError {
   }
 }
 
+/** The subscriber has no dead letter of that id (never recorded, or already replayed or discarded). */
+export class UnknownDeadLetterError extends SubscriptionError {
+  constructor(
+    readonly subscriber: string,
+    readonly id: string,
+  ) {
+    super(`subscriber ${JSON.stringify(subscriber)} has no dead letter ${JSON.stringify(id)}: list them with deadLetters()`);
+  }
+}
+
+/** Replaying a dead letter failed again: the record is kept, `cause` is the handler's (or serializer's) error. */
+export class DeadLetterReplayError extends SubscriptionError {
+  constructor(
+    readonly subscriber: string,
+    readonly id: string,
+    readonly handler: string,
+    cause: unknown,
+  ) {
+    super(`replaying dead letter ${id} of ${subscriber}: ${handler} failed again: ${messageOf(cause)}; the dead letter is kept`, { cause });
+  }
+}
+
 /** Another instance took the lease (or it was reset): this instance must stop reading that feed range. */
 export class LeaseLostError extends SubscriptionError {
   constructor(readonly leaseId: string) {
@@ -29,4 +51,8 @@ export class SubscriptionTimeoutError extends SubscriptionError {}
 /** True when `err` says a lease was lost. */
 export function isLeaseLost(err: unknown): err is LeaseLostError {
   return err instanceof LeaseLostError;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message || err.name : String(err);
 }

@@ -1,17 +1,31 @@
 import type { InjectionToken } from '@nestjs/common';
+import type { EventClass } from '../event-sourcing/index.js';
 
 /**
  * Turns an event's stored bytes into the event object handlers receive as `event`. Structural: any object
- * with this method fits, e.g. the event-sourcing module's serializer.
+ * with `deserialize` fits, e.g. the event-sourcing module's `JsonEventSerializer`. The optional methods tell
+ * the subscriptions what they need of a decoded event; without them it is read as an `EventEnvelope`
+ * (`type`, `payload`, snapshots of type `$snapshot`), so a serializer of another format (protobuf, say)
+ * gives them.
  */
 export interface EventDeserializer {
   deserialize(bytes: Uint8Array): unknown;
+  /** The event's type name, what `@OnEvent` selects by. Default: the decoded object's `type` string. */
+  typeOf?(event: unknown): string | undefined;
+  /** The event's own fields, what a handler of an event class receives. Default: the decoded object's `payload`. */
+  payloadOf?(event: unknown): unknown;
+  /** True when the record is a snapshot of an aggregate rather than an event. Default: type `$snapshot`. */
+  isSnapshot?(event: unknown): boolean;
 }
 
 /** Where a consumer group starts reading when it has no checkpoint yet (or after a rebuild). */
 export type StartFrom = 'beginning' | 'now' | Date;
 
-/** What a handler receives: one event of the events container. */
+/**
+ * What a handler receives: one event of the events container. `E` is what the subscriber's serializer
+ * decodes, e.g. `SubscribedEvent<EventEnvelope>` with `JsonEventSerializer`; a handler of event classes
+ * (`@OnEvent(OrderPlaced)`) gets the typed event as its first argument and this as its second.
+ */
 export interface SubscribedEvent<E = unknown> {
   /** The stream (the events container's partition key, e.g. `Order/42`); opaque to the subscription. */
   aggregateId: string;
@@ -20,6 +34,8 @@ export interface SubscribedEvent<E = unknown> {
   data: Uint8Array;
   /** `data` decoded by the subscriber's serializer; absent without one. */
   event?: E;
+  /** The decoded event's type name (see `EventDeserializer.typeOf`); absent without a serializer. */
+  type?: string;
   /** When Cosmos DB committed the event (second precision). */
   committedAt: Date;
   /** 1 on the first delivery attempt in this process, more on retries after a failure. */
@@ -67,12 +83,27 @@ export interface SubscriberOptions {
   concurrency?: number;
 }
 
-/** Which events a handler takes; absent: all. */
+/**
+ * Which events a handler takes; absent: all events (snapshots excepted). `aggregateIdPrefix` is decided from
+ * the stored document, before anything is decoded: an event no handler's prefix admits is passed over, never
+ * decoded, retried or dead-lettered (a raw record, or another writer's stream in a shared container).
+ */
 export interface EventFilter {
-  /** Decoded event types (the `type` field of `event`; needs a serializer). */
+  /** Decoded event types (see `EventDeserializer.typeOf`; needs a serializer). */
   types?: readonly string[];
   /** Aggregate ids starting with this, e.g. `Order/`. */
   aggregateIdPrefix?: string;
+  /**
+   * Snapshot records (see `EventDeserializer.isSnapshot`) reach this handler too. Default `false`: a
+   * snapshot is a copy of an aggregate's state, not an event. Telling them apart needs a serializer.
+   */
+  snapshots?: boolean;
+}
+
+/** An `EventFilter` whose types are event classes: its handler receives the typed event. */
+export interface TypedEventFilter<C extends EventClass = EventClass> extends Omit<EventFilter, 'types'> {
+  /** Event classes, by their stored type name (`static type`, else the class name, as `@On` reads it). */
+  events: readonly C[];
 }
 
 /**
@@ -161,6 +192,8 @@ export interface SubscriberStatus {
   ownedRanges: string[];
   /** Events handled by this instance since it started. */
   handled: number;
+  /** Events no handler takes (by stream, type or as snapshots), passed over by this instance since it started. */
+  passedOver: number;
   /** Events that went to a dead-letter record on this instance since it started. */
   deadLettered: number;
   /** The last error seen (reading, checkpointing or handling), if any. */
@@ -169,6 +202,8 @@ export interface SubscriberStatus {
 
 /** An event a handler could not handle, recorded in the leases container. */
 export interface DeadLetter {
+  /** The record's id within its subscriber: what `replayDeadLetter` and `discardDeadLetter` take. */
+  id: string;
   subscriber: string;
   /** `Class.method` of the failing handler, or `(deserialize)` when the serializer failed. */
   handler: string;
@@ -181,6 +216,8 @@ export interface DeadLetter {
   instanceId: string;
   /** What the group did next: moved on, or stopped. */
   policy: FailurePolicy;
+  /** When Cosmos DB committed the event; absent in records written before it was kept. */
+  committedAt?: Date;
 }
 
 /** Options of `rebuild()`. */
@@ -213,10 +250,26 @@ export interface Subscriptions {
    * checkpoint and lets the group run again.
    */
   rebuild(name: string, options?: RebuildOptions): Promise<void>;
-  /** Lets a group that stopped on a failure (policy `stop`) run again, retrying the event it stopped at. */
+  /**
+   * Lets a group that stopped on a failure (policy `stop`) run again from its checkpoint: the event it
+   * stopped at is delivered again, unless its dead letter was replayed or discarded since (then the handler
+   * that failed is passed over for that event). Nothing happens to a group that is not stopped.
+   */
   resume(name: string): Promise<void>;
   /** The dead-letter records of a subscriber, oldest first. */
   deadLetters(name: string): Promise<DeadLetter[]>;
+  /**
+   * Hands a dead letter's event to the handler that failed on it once more (to every handler that takes it,
+   * for a letter of the serializer), then removes the record. A handler that fails again keeps the record
+   * and rejects with `DeadLetterReplayError`; `UnknownDeadLetterError` when there is no such record.
+   */
+  replayDeadLetter(name: string, id: string): Promise<void>;
+  /**
+   * Removes a dead letter without handling its event; `UnknownDeadLetterError` when there is no such record.
+   * The event a group stopped at, once discarded, is passed over by its handler on resume and by rebuilds;
+   * once replayed, only until the next rebuild (which starts the read model afresh).
+   */
+  discardDeadLetter(name: string, id: string): Promise<void>;
   /** Starts reading (only needed with `autoStart: false`). */
   start(): Promise<void>;
   /** Stops reading: finishes in-flight handlers, checkpoints and releases the leases. */

@@ -1,9 +1,11 @@
 import { Module, type DynamicModule, type InjectionToken, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
 import type { Container } from '@azure/cosmos';
 import { ensureContainer, EVENTS_CONTAINER } from '../cosmos/index.js';
-import { SubscriptionsManager } from './subscriptions-manager.js';
+import { STORE } from '../event-store/index.js';
+import { InMemorySubscriptions, isCommitFeed, type InMemorySubscriptionsOptions } from './in-memory-subscriptions.js';
+import { SubscriptionsManager, type SubscriberRegistry } from './subscriptions-manager.js';
 import { SubscriptionsHealthIndicator } from './subscriptions.health.js';
-import { LEASES_CONTAINER, LEASES_PARTITION_KEY_PATH, SUBSCRIPTIONS } from './subscriptions.constants.js';
+import { LEASES_CONTAINER, LEASES_PARTITION_KEY_PATH, SUBSCRIBER_REGISTRY, SUBSCRIPTIONS } from './subscriptions.constants.js';
 import { subscriberDefinitionOf } from './subscriptions.decorators.js';
 import type { EventDeserializer, SubscriptionsModuleOptions } from './subscriptions.interfaces.js';
 import {
@@ -42,9 +44,10 @@ async function openLeases(events: Container, options: SubscriptionsModuleOptions
     { provide: LEASES_CONTAINER, useFactory: openLeases, inject: [EVENTS_CONTAINER, SUBSCRIPTIONS_MODULE_OPTIONS] },
     SubscriptionsManager,
     { provide: SUBSCRIPTIONS, useExisting: SubscriptionsManager },
+    { provide: SUBSCRIBER_REGISTRY, useExisting: SubscriptionsManager },
     SubscriptionsHealthIndicator,
   ],
-  exports: [SUBSCRIPTIONS, LEASES_CONTAINER, SubscriptionsManager, SubscriptionsHealthIndicator],
+  exports: [SUBSCRIPTIONS, SUBSCRIBER_REGISTRY, LEASES_CONTAINER, SubscriptionsManager, SubscriptionsHealthIndicator],
 })
 export class SubscriptionsModule extends ConfigurableModuleClass {
   static override forRoot(options: typeof OPTIONS_TYPE = {}): DynamicModule {
@@ -60,6 +63,54 @@ export class SubscriptionsModule extends ConfigurableModuleClass {
       );
     }
     return super.forRootAsync(options);
+  }
+
+  /**
+   * The subscriptions over the commits of `EventStoreModule.inMemory()`'s store, without Cosmos DB: for unit
+   * tests of subscribers. The same `@Subscriber` classes (registered with `forFeature`, as in the app), the
+   * same delivery (at least once, each aggregate's events in order, retries, dead letters, `stop`), the same
+   * `Subscriptions` API (`waitForCatchUp`, `lag`, `rebuild`, dead letters), all in memory: one reader per
+   * subscriber, reading every commit of the store in commit order. Subscribers start with the application
+   * (`init()`), unless `autoStart: false`. Global unless `isGlobal: false`.
+   *
+   * @example
+   * const moduleRef = await Test.createTestingModule({
+   *   imports: [
+   *     EventStoreModule.inMemory(),
+   *     SubscriptionsModule.inMemory({ retry: { attempts: 1 } }),
+   *     SubscriptionsModule.forFeature([OrderStatsProjection], { providers: [OrderStatsStore] }),
+   *   ],
+   * }).compile();
+   * await moduleRef.init();
+   * // ...commit events (a repository, or the STORE), then:
+   * await moduleRef.get<Subscriptions>(SUBSCRIPTIONS).waitForCatchUp('order-stats');
+   */
+  static inMemory(options: InMemorySubscriptionsOptions & { isGlobal?: boolean } = {}): DynamicModule {
+    const { isGlobal = true, ...subscriptionOptions } = options;
+    const settings = resolveSubscriptionsOptions(subscriptionOptions); // fail at import time, naming the option
+    return {
+      module: InMemorySubscriptionsModule,
+      global: isGlobal,
+      providers: [
+        {
+          provide: InMemorySubscriptions,
+          useFactory: (store: unknown) => {
+            if (!isCommitFeed(store)) {
+              throw new Error(
+                'SubscriptionsModule.inMemory() delivers the events of the in-memory event store: import EventStoreModule.inMemory() ' +
+                  `(STORE is ${store === undefined ? 'not provided' : `a ${(store as object).constructor?.name ?? typeof store}`})`,
+              );
+            }
+            return new InMemorySubscriptions(store, settings);
+          },
+          inject: [{ token: STORE, optional: true }],
+        },
+        { provide: SUBSCRIPTIONS, useExisting: InMemorySubscriptions },
+        { provide: SUBSCRIBER_REGISTRY, useExisting: InMemorySubscriptions },
+        SubscriptionsHealthIndicator,
+      ],
+      exports: [SUBSCRIPTIONS, SUBSCRIBER_REGISTRY, InMemorySubscriptions, SubscriptionsHealthIndicator],
+    };
   }
 
   /**
@@ -81,9 +132,19 @@ export class SubscriptionsModule extends ConfigurableModuleClass {
       const serializerToken = serializer !== undefined && !isDeserializer(serializer) ? (serializer as InjectionToken) : undefined;
       return {
         provide: Symbol(`SUBSCRIBER_REGISTRATION_${i}_${type.name}`),
-        useFactory: (manager: SubscriptionsManager, instance: object, resolved?: EventDeserializer) =>
-          manager.register(instance, serializerToken === undefined ? (serializer as EventDeserializer | undefined) : resolved),
-        inject: serializerToken === undefined ? [SubscriptionsManager, type] : [SubscriptionsManager, type, serializerToken],
+        useFactory: (registry: SubscriberRegistry | undefined, instance: object, resolved?: EventDeserializer) => {
+          if (!registry) {
+            throw new Error(
+              `SubscriptionsModule.forFeature([${type.name}]) needs the subscriptions: import SubscriptionsModule.forRoot() ` +
+                '(or SubscriptionsModule.inMemory() in a unit test) in the application module',
+            );
+          }
+          registry.register(instance, serializerToken === undefined ? (serializer as EventDeserializer | undefined) : resolved);
+        },
+        inject:
+          serializerToken === undefined
+            ? [{ token: SUBSCRIBER_REGISTRY, optional: true }, type]
+            : [{ token: SUBSCRIBER_REGISTRY, optional: true }, type, serializerToken],
       };
     });
     const providers = dependencies.providers ?? [];
@@ -101,6 +162,10 @@ export interface SubscriberDependencies {
   imports?: ModuleMetadata['imports'];
   providers?: Provider[];
 }
+
+/** The module `SubscriptionsModule.inMemory` returns: no Cosmos DB dependency. */
+@Module({})
+export class InMemorySubscriptionsModule {}
 
 /** The module `SubscriptionsModule.forFeature` returns. */
 @Module({})

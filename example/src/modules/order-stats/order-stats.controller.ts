@@ -1,4 +1,4 @@
-import { Controller, Get, HttpCode, HttpStatus, NotFoundException, Param, Post } from '@nestjs/common';
+import { Controller, Get, HttpCode, HttpStatus, NotFoundException, Param, Post, ServiceUnavailableException } from '@nestjs/common';
 import { AdminEndpoint } from '../store-api/index.js';
 import { InjectSubscriptions, type Subscriptions } from 'nest-cosmos-eventstore';
 import { ORDER_STATS_SUBSCRIBER } from './order-stats.projection.js';
@@ -9,11 +9,18 @@ interface Freshness {
   state: string;
   estimatedPending: number;
   behindMs: number;
+  /** Why the subscriber stopped, when it did. */
+  reason?: string;
 }
+
+/** `stale`: events are known not to be counted yet (some pending, or a rebuild refilling the counters). */
+type Served<T> = T & { stale: boolean; lag: Freshness };
 
 /**
  * The order statistics read model: counts and totals per status, orders and revenue per customer (revenue:
- * totals of submitted and shipped orders). Eventually consistent: `lag` says how far behind it is.
+ * totals of submitted and shipped orders). Eventually consistent: `lag` says how far behind it is, `stale`
+ * whether some events are not counted yet. When the subscriber has stopped on a failure the numbers will not
+ * catch up by themselves: every read answers 503 (with the lag and the reason) until an admin resumes it.
  */
 @Controller()
 export class OrderStatsController {
@@ -24,18 +31,18 @@ export class OrderStatsController {
 
   /** `GET /order-stats`: per status `{ orders, total }`, per customer `{ orders, byStatus, revenue }`. */
   @Get('order-stats')
-  async all(): Promise<OrderStatsView & { lag: Freshness }> {
-    const [view, lag] = await Promise.all([this.stats.view(), this.lag()]);
-    return { ...view, lag };
+  async all(): Promise<Served<OrderStatsView>> {
+    const [view, lag] = await Promise.all([this.stats.view(), this.fresh()]);
+    return { ...view, stale: isStale(lag), lag };
   }
 
   /** `GET /order-stats/customers/:id`: one customer; 404 when the read model has no order of theirs. */
   @Get('order-stats/customers/:id')
-  async customer(@Param('id') customerId: string): Promise<CustomerStatsView & { lag: Freshness }> {
-    const [view, lag] = await Promise.all([this.stats.view(), this.lag()]);
+  async customer(@Param('id') customerId: string): Promise<Served<CustomerStatsView>> {
+    const [view, lag] = await Promise.all([this.stats.view(), this.fresh()]);
     const customer = view.customers.find((c) => c.customerId === customerId);
     if (!customer) throw new NotFoundException(`no orders of customer ${JSON.stringify(customerId)} in the statistics (yet)`);
-    return { ...customer, lag };
+    return { ...customer, stale: isStale(lag), lag };
   }
 
   /**
@@ -51,8 +58,30 @@ export class OrderStatsController {
     return { rebuilding: ORDER_STATS_SUBSCRIBER, lag: await this.lag() };
   }
 
+  /** The lag, or a 503 when the subscriber has stopped: its numbers are stale until someone acts. */
+  private async fresh(): Promise<Freshness> {
+    const lag = await this.lag();
+    if (lag.state === 'stopped') {
+      throw new ServiceUnavailableException({
+        statusCode: HttpStatus.SERVICE_UNAVAILABLE,
+        error: 'Service Unavailable',
+        message:
+          `the order statistics are stale: subscriber ${ORDER_STATS_SUBSCRIBER} stopped on a failure; ` +
+          `see GET /admin/subscriptions/${ORDER_STATS_SUBSCRIBER}/dead-letters, then resume it`,
+        lag,
+      });
+    }
+    return lag;
+  }
+
   private async lag(): Promise<Freshness> {
     const [lag] = await this.subscriptions.lag(ORDER_STATS_SUBSCRIBER);
-    return { state: lag.state, estimatedPending: lag.estimatedPending, behindMs: lag.behindMs };
+    const freshness: Freshness = { state: lag.state, estimatedPending: lag.estimatedPending, behindMs: lag.behindMs };
+    if (lag.reason !== undefined) freshness.reason = lag.reason;
+    return freshness;
   }
+}
+
+function isStale(lag: Freshness): boolean {
+  return lag.state !== 'running' || lag.estimatedPending > 0;
 }

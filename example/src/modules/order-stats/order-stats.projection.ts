@@ -1,19 +1,23 @@
-import { JsonEventSerializer, type EventEnvelope } from 'nest-cosmos-eventstore';
+import { eventTypeOf, JsonEventSerializer } from 'nest-cosmos-eventstore';
 import { OnEvent, Subscriber, type OnSubscriberRebuild, type StartFrom, type SubscribedEvent } from 'nest-cosmos-eventstore';
-import { ORDER_EVENT_TYPES, OrderStatsStore } from './order-stats.store.js';
+import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from '../orders/index.js';
+import { OrderStatsStore } from './order-stats.store.js';
 
 /** The consumer group of the order statistics. */
 export const ORDER_STATS_SUBSCRIBER = 'order-stats';
 /** Orders' streams in the events container: `@Aggregate({ type: 'Order' })` namespaces them `Order/<id>`. */
 const ORDER_STREAMS = 'Order/';
 
+type OrderEvent = OrderPlaced | LineAdded | LineRemoved | OrderSubmitted | OrderShipped | OrderCancelled;
+
 /**
  * Maintains the order statistics from the events container's change feed: every order event, whichever
  * instance reads its feed range, updates the counters once (redeliveries are recognised by version).
- * Snapshot records in the streams are not events and are filtered out by type.
+ * Only `Order/` streams are looked at, before anything is decoded: a record of another stream (a raw write,
+ * another service's events in a shared container) cannot stop it. Snapshot records never reach it.
  */
 // onFailure 'stop': a skipped event would leave the counters wrong for good; stopping the group keeps it
-// visible (health, lag) and a resume() delivers the event again from the last checkpoint.
+// visible (health, lag, a 503 from /order-stats) until an admin resumes it, replays or discards the event.
 @Subscriber({
   name: ORDER_STATS_SUBSCRIBER,
   startFrom: 'beginning',
@@ -24,9 +28,14 @@ const ORDER_STREAMS = 'Order/';
 export class OrderStatsProjection implements OnSubscriberRebuild {
   constructor(private readonly stats: OrderStatsStore) {}
 
-  @OnEvent({ aggregateIdPrefix: ORDER_STREAMS, types: Object.values(ORDER_EVENT_TYPES) })
-  async apply({ event, signal }: SubscribedEvent<EventEnvelope>): Promise<void> {
-    await this.stats.apply(event!, signal);
+  @OnEvent({
+    events: [OrderPlaced, LineAdded, LineRemoved, OrderSubmitted, OrderShipped, OrderCancelled],
+    aggregateIdPrefix: ORDER_STREAMS,
+  })
+  async apply(event: OrderEvent, { aggregateId, version, signal }: SubscribedEvent): Promise<void> {
+    // The read model keys orders by their id as the application knows it, without the stream namespace.
+    const orderId = aggregateId.slice(ORDER_STREAMS.length);
+    await this.stats.apply({ type: eventTypeOf(event), aggregateId: orderId, version, payload: event }, signal);
   }
 
   /** A rebuild starts from an empty read model; only a full replay can refill it. */

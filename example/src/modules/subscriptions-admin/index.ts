@@ -1,0 +1,2 @@
+export { SubscriptionsAdminModule } from './subscriptions-admin.module.js';
+export { SubscriptionsAdminController, type DeadLetterDto } from './subscriptions-admin.controller.js';

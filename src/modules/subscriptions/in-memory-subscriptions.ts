@@ -1,0 +1,338 @@
+import { Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import type { FeedEvent } from './change-feed-reader.js';
+import type { SettledEvent } from './lease-store.js';
+import { describe, SubscriberRuntime, type DeliveryControl } from './subscriber-runtime.js';
+import {
+  DEFAULT_CATCH_UP_TIMEOUT_MS,
+  duplicateName,
+  resolveSubscriber,
+  type SubscriberRegistry,
+} from './subscriptions-manager.js';
+import { SubscriptionTimeoutError, UnknownDeadLetterError, UnknownSubscriberError } from './subscriptions.errors.js';
+import type {
+  DeadLetter,
+  EventDeserializer,
+  GroupState,
+  RebuildOptions,
+  StartFrom,
+  SubscriberLag,
+  SubscriberStatus,
+  Subscriptions,
+  SubscriptionsModuleOptions,
+} from './subscriptions.interfaces.js';
+import type { ResolvedSubscriptionsOptions } from './subscriptions-options.js';
+import { sleep } from './sleep.js';
+
+/**
+ * What the in-memory subscriptions read: a store that keeps its commits in order and says when it commits,
+ * as `InMemoryEventStore` (bound by `EventStoreModule.inMemory()`) does.
+ */
+export interface CommitFeed {
+  changesSince(position: number): { events: readonly FeedEvent[]; position: number };
+  onCommit(listener: () => void): () => void;
+}
+
+/** True when `store` can feed the in-memory subscriptions. */
+export function isCommitFeed(store: unknown): store is CommitFeed {
+  const feed = store as Partial<CommitFeed> | null;
+  return typeof feed?.changesSince === 'function' && typeof feed.onCommit === 'function';
+}
+
+/** Options of `SubscriptionsModule.inMemory`: those of `forRoot` that mean something without leases. */
+export type InMemorySubscriptionsOptions = Pick<
+  SubscriptionsModuleOptions,
+  'instanceId' | 'maxItemCount' | 'retry' | 'onFailure' | 'autoStart' | 'shutdownTimeoutMs'
+>;
+
+/** The one "feed range" of the in-memory change feed, as `lag()` names it. */
+const IN_MEMORY_RANGE = 'in-memory';
+
+interface MemoryGroup {
+  runtime: SubscriberRuntime;
+  startFrom: StartFrom;
+  /** Commits handled (the checkpoint); undefined until the group first starts. */
+  position?: number;
+  /** For a start at a time (epoch ms): events committed before it are passed over. */
+  startAt?: number;
+  state: GroupState;
+  reason?: string;
+  deadLetters: Map<string, DeadLetter>;
+  settled: SettledEvent[];
+  /** The delivery loop while it runs; `again` asks it for one more round. */
+  pump?: Promise<void>;
+  again: boolean;
+  /** Aborted by a rebuild: the page in hand is left unfinished, retry waits end. */
+  interrupt: AbortController;
+}
+
+/**
+ * The subscriptions over `InMemoryEventStore`'s commits, for unit tests: the same `@Subscriber` classes,
+ * handlers, filters, retries, dead letters and policies as on Cosmos DB, in one process. One reader per
+ * subscriber reads the commits in order, a page (`maxItemCount`) at a time, checkpointing after each page;
+ * a page left unfinished (stop, rebuild) is read again, so delivery is at least once, each aggregate's
+ * events in version order. Nothing is kept when the store goes.
+ */
+export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry, OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('Subscriptions');
+  private readonly groups = new Map<string, MemoryGroup>();
+  private started = false;
+  private stopRequest = new AbortController();
+  private unsubscribe?: () => void;
+
+  constructor(
+    private readonly feed: CommitFeed,
+    private readonly settings: ResolvedSubscriptionsOptions,
+  ) {}
+
+  register(instance: object, serializer?: EventDeserializer): void {
+    const { subscriber, startFrom } = resolveSubscriber(instance, serializer, this.settings);
+    if (this.groups.has(subscriber.name)) throw duplicateName(subscriber.name);
+    const group: MemoryGroup = {
+      runtime: new SubscriberRuntime(subscriber, this.logger),
+      startFrom,
+      state: 'running',
+      deadLetters: new Map(),
+      settled: [],
+      again: false,
+      interrupt: new AbortController(),
+    };
+    this.groups.set(subscriber.name, group);
+    if (this.started) this.begin(group);
+  }
+
+  onApplicationBootstrap(): void {
+    if (this.settings.autoStart) void this.start();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.stop();
+  }
+
+  names(): string[] {
+    return [...this.groups.keys()];
+  }
+
+  status(): SubscriberStatus[] {
+    return [...this.groups.entries()].map(([name, { runtime }]) => {
+      const { handled, passedOver, deadLettered, lastError } = runtime.stats;
+      return {
+        name,
+        ownedRanges: this.started ? [IN_MEMORY_RANGE] : [],
+        handled,
+        passedOver,
+        deadLettered,
+        ...(lastError === undefined ? {} : { lastError }),
+      };
+    });
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.stopRequest = new AbortController();
+    this.unsubscribe = this.feed.onCommit(() => {
+      for (const group of this.groups.values()) this.poke(group);
+    });
+    for (const group of this.groups.values()) this.begin(group);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    this.stopRequest.abort();
+    await this.settle([...this.groups.values()]);
+  }
+
+  async lag(name?: string): Promise<SubscriberLag[]> {
+    const groups = name === undefined ? [...this.groups.entries()] : [[name, this.group(name)] as const];
+    const { events, position: end } = this.feed.changesSince(0);
+    const now = Date.now();
+    return groups.map(([groupName, group]) => {
+      const from = group.position ?? 0;
+      const pending = events.slice(from).filter((e) => group.startAt === undefined || e.committedAt.getTime() >= group.startAt);
+      const oldest = pending[0]?.committedAt;
+      const lag: SubscriberLag = {
+        name: groupName,
+        state: group.position === undefined ? 'not-started' : group.state,
+        estimatedPending: group.position === undefined ? end : pending.length,
+        behindMs: oldest ? Math.max(0, now - oldest.getTime()) : 0,
+        ranges: [
+          {
+            range: IN_MEMORY_RANGE,
+            ...(this.started ? { owner: this.settings.instanceId } : {}),
+            estimatedPending: pending.length,
+            ...(oldest ? { oldestPendingAt: oldest } : {}),
+          },
+        ],
+      };
+      if (group.state === 'stopped' && group.reason) lag.reason = group.reason;
+      return lag;
+    });
+  }
+
+  async waitForCatchUp(name: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    const group = this.group(name);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CATCH_UP_TIMEOUT_MS;
+    const target = this.feed.changesSince(0).position;
+    const deadline = Date.now() + timeoutMs;
+    while (group.position === undefined || group.position < target) {
+      if (Date.now() > deadline) {
+        const why = !this.started
+          ? 'the subscriptions are not started (init() the application, or call start())'
+          : `state ${group.state}${group.reason ? `: ${group.reason}` : ''}`;
+        throw new SubscriptionTimeoutError(
+          `${name} did not catch up within ${timeoutMs} ms (${why}, ${target - (group.position ?? 0)} commit(s) pending)`,
+        );
+      }
+      // The reader handles what is committed in the same turns of the event loop as the caller: a short
+      // pause is enough, and keeps a test that waits quick.
+      await sleep(1);
+    }
+  }
+
+  async rebuild(name: string, options: RebuildOptions = {}): Promise<void> {
+    const group = this.group(name);
+    const from = options.from ?? 'beginning';
+    group.state = 'rebuilding';
+    group.interrupt.abort();
+    await this.settle([group]);
+    group.interrupt = new AbortController();
+    await group.runtime.rebuildHook?.(from);
+    group.settled = group.settled.filter((s) => s.discarded); // as on Cosmos DB: replayed ones are handled again
+    group.startFrom = from;
+    this.place(group);
+    group.state = 'running';
+    group.reason = undefined;
+    this.poke(group);
+  }
+
+  async resume(name: string): Promise<void> {
+    const group = this.group(name);
+    if (group.state !== 'stopped') return;
+    group.state = 'running';
+    group.reason = undefined;
+    this.poke(group);
+  }
+
+  async deadLetters(name: string): Promise<DeadLetter[]> {
+    return [...this.group(name).deadLetters.values()].sort((x, y) => x.failedAt.getTime() - y.failedAt.getTime());
+  }
+
+  async replayDeadLetter(name: string, id: string): Promise<void> {
+    const group = this.group(name);
+    const letter = this.deadLetter(name, group, id);
+    await group.runtime.replay(letter);
+    this.settleLetter(group, letter, false);
+    group.deadLetters.delete(id);
+  }
+
+  async discardDeadLetter(name: string, id: string): Promise<void> {
+    const group = this.group(name);
+    const letter = this.deadLetter(name, group, id);
+    this.settleLetter(group, letter, true);
+    group.deadLetters.delete(id);
+  }
+
+  private deadLetter(name: string, group: MemoryGroup, id: string): DeadLetter {
+    const letter = group.deadLetters.get(id);
+    if (!letter) throw new UnknownDeadLetterError(name, id);
+    return letter;
+  }
+
+  /** As on Cosmos DB: a letter that stopped the group is passed over by its handler once resumed. */
+  private settleLetter(group: MemoryGroup, letter: DeadLetter, discarded: boolean): void {
+    if (letter.policy === 'stop') group.settled.push({ aggregateId: letter.aggregateId, version: letter.version, handler: letter.handler, discarded });
+  }
+
+  private group(name: string): MemoryGroup {
+    const group = this.groups.get(name);
+    if (!group) throw new UnknownSubscriberError(name);
+    return group;
+  }
+
+  /** First start of a group: its checkpoint from `startFrom`; then it reads. */
+  private begin(group: MemoryGroup): void {
+    if (group.position === undefined) this.place(group);
+    this.poke(group);
+  }
+
+  /** Puts the checkpoint where `startFrom` says: the first commit, or the first one at or after a time. */
+  private place(group: MemoryGroup): void {
+    const { startFrom } = group;
+    group.position = startFrom === 'now' ? this.feed.changesSince(0).position : 0;
+    // Commit times have second precision (as Cosmos DB's `_ts`): a start within a second takes that second.
+    group.startAt = startFrom instanceof Date ? Math.floor(startFrom.getTime() / 1000) * 1000 : undefined;
+  }
+
+  /** Makes the group's reader run (again, if it is running). */
+  private poke(group: MemoryGroup): void {
+    group.again = true;
+    if (group.pump || !this.started) return;
+    const pump = this.read(group).finally(() => {
+      if (group.pump === pump) group.pump = undefined;
+      if (group.again && this.started && group.state === 'running') this.poke(group);
+    });
+    group.pump = pump;
+  }
+
+  private async read(group: MemoryGroup): Promise<void> {
+    // Off the committing caller's stack: a save returns before its events are handled, as on Cosmos DB.
+    await new Promise((resolve) => setImmediate(resolve));
+    const { runtime } = group;
+    const name = runtime.subscriber.name;
+    const signal = AbortSignal.any([this.stopRequest.signal, group.interrupt.signal]);
+    while (this.started && group.state === 'running' && !signal.aborted) {
+      group.again = false;
+      const from = group.position ?? 0;
+      const { events } = this.feed.changesSince(from);
+      const page = events.slice(0, runtime.subscriber.maxItemCount);
+      if (page.length === 0) return;
+      const due = group.startAt === undefined ? page : page.filter((e) => e.committedAt.getTime() >= group.startAt!);
+      const control: DeliveryControl = {
+        mayContinue: () => this.started && group.state === 'running',
+        signal,
+        deadLetter: async (letter) => {
+          const failedAt = letter.failedAt;
+          const id = createHash('sha256')
+            .update(JSON.stringify([letter.aggregateId, letter.version, letter.handler, failedAt.getTime(), group.deadLetters.size]))
+            .digest('hex')
+            .slice(0, 40);
+          group.deadLetters.set(id, { ...letter, id, subscriber: name, instanceId: this.settings.instanceId });
+        },
+        isSettled: (e) => group.settled.some((s) => s.aggregateId === e.aggregateId && s.version === e.version && s.handler === e.handler),
+      };
+      let outcome;
+      try {
+        outcome = due.length === 0 ? 'handled' : await runtime.deliverPage(due, control);
+      } catch (err) {
+        runtime.stats.lastError = `delivering failed: ${describe(err)}`;
+        this.logger.warn(`${name}: ${runtime.stats.lastError}`);
+        return;
+      }
+      if (outcome === 'stopped') {
+        group.state = 'stopped';
+        group.reason = runtime.stats.lastError ?? 'a handler failed';
+        this.logger.log(`${name}: group is stopped (${group.reason})`);
+        return;
+      }
+      if (outcome === 'interrupted') return;
+      group.position = from + page.length;
+    }
+  }
+
+  /** Waits until the groups' readers have finished the page in hand (or the shutdown timeout passed). */
+  private async settle(groups: MemoryGroup[]): Promise<void> {
+    const pumps = groups.map((g) => g.pump).filter((p): p is Promise<void> => p !== undefined);
+    if (pumps.length === 0) return;
+    const timeout = new AbortController();
+    const finished = await Promise.race([
+      Promise.all(pumps).then(() => true),
+      sleep(this.settings.shutdownTimeoutMs, timeout.signal).then(() => false),
+    ]);
+    timeout.abort();
+    if (!finished) this.logger.warn(`handlers still running after ${this.settings.shutdownTimeoutMs} ms; not waiting for them`);
+  }
+}

@@ -1,0 +1,160 @@
+/*
+ * SubscriptionsModule.inMemory(): the same @Subscriber classes over InMemoryEventStore's commits, with the
+ * delivery guarantees of the Cosmos DB subscriptions (at least once, each aggregate in order), retries, dead
+ * letters and policies, waitForCatchUp, lag, rebuild and the admin actions. No server.
+ */
+import { Inject, Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { Test, type TestingModule } from '@nestjs/testing';
+import {
+  EventStoreModule,
+  OnEvent,
+  STORE,
+  Subscriber,
+  SUBSCRIPTIONS,
+  SubscriptionsHealthIndicator,
+  SubscriptionsModule,
+  SubscriptionTimeoutError,
+  type Store,
+  type SubscribedEvent,
+  type Subscriptions,
+} from '../../src/index.js';
+import { DELIVERY_LOG, DeliveryLog, encode, expectAtLeastOnceInOrder, writeConcurrently } from '../support/subscriptions.js';
+
+const POISON = Symbol('POISON');
+
+@Subscriber({ name: 'all', concurrency: 4, maxItemCount: 7 })
+class All {
+  constructor(
+    @Inject(DELIVERY_LOG) private readonly log: DeliveryLog,
+    @Inject(POISON) private readonly poison: Set<string>,
+  ) {}
+
+  @OnEvent()
+  async handle({ aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
+    // Each subclass is a subscriber of its own, named as its class.
+    this.log.record({ instance: 'memory', subscriber: this.constructor.name.toLowerCase(), aggregateId, version, attempt });
+    await new Promise((resolve) => setImmediate(resolve));
+    if (this.poison.has(`${aggregateId}@${version}`)) throw new Error(`cannot handle ${aggregateId}@${version}`);
+  }
+}
+
+@Subscriber({ name: 'strict', onFailure: 'stop' })
+class Strict extends All {}
+
+@Subscriber({ name: 'bare' })
+class Bare {
+  @OnEvent()
+  handle(): void {}
+}
+
+@Module({})
+class Context {}
+function context(providers: Provider[]): DynamicModule {
+  return { module: Context, global: true, providers, exports: providers.map((p) => (p as { provide: symbol }).provide) };
+}
+
+let moduleRef: TestingModule | undefined;
+afterEach(async () => {
+  await moduleRef?.close();
+  moduleRef = undefined;
+});
+
+async function boot(subscribers: Array<new (...args: never[]) => unknown>, poison = new Set<string>(), autoStart = true) {
+  const log = new DeliveryLog();
+  moduleRef = await Test.createTestingModule({
+    imports: [
+      EventStoreModule.inMemory(),
+      SubscriptionsModule.inMemory({ retry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 }, autoStart }),
+      SubscriptionsModule.forFeature(subscribers),
+      context([
+        { provide: DELIVERY_LOG, useValue: log },
+        { provide: POISON, useValue: poison },
+      ]),
+    ],
+  }).compile();
+  await moduleRef.init();
+  return { log, store: moduleRef.get<Store>(STORE), subscriptions: moduleRef.get<Subscriptions>(SUBSCRIPTIONS) };
+}
+
+describe('SubscriptionsModule.inMemory()', () => {
+  it('delivers every commit at least once, each aggregate in version order, and waitForCatchUp waits for them', async () => {
+    const { log, store, subscriptions } = await boot([All]);
+    const aggregates = Array.from({ length: 8 }, (_, i) => `agg-${i}`);
+    await writeConcurrently(store, aggregates, 1, 30, { maxChunk: 5 });
+    await subscriptions.waitForCatchUp('all', { timeoutMs: 5_000 });
+    expectAtLeastOnceInOrder(log.of('all'), aggregates, 30);
+    expect(log.of('all')).toHaveLength(8 * 30);
+    expect((await subscriptions.lag('all'))[0]).toMatchObject({ name: 'all', state: 'running', estimatedPending: 0, behindMs: 0 });
+    expect(subscriptions.status()[0]).toMatchObject({ name: 'all', handled: 240, deadLettered: 0 });
+  });
+
+  it('retries, dead-letters and moves on; under stop halts until the letter is replayed or discarded and resumed', async () => {
+    const poison = new Set(['a@2', 'b@2']);
+    const { log, store, subscriptions } = await boot([All, Strict], poison);
+    await store.save('a', [1, 2, 3].map((version) => ({ version, data: encode({ version }) })));
+    await subscriptions.waitForCatchUp('all', { timeoutMs: 5_000 });
+    const [letter] = await subscriptions.deadLetters('all');
+    expect(letter).toMatchObject({ subscriber: 'all', handler: 'All.handle', aggregateId: 'a', version: 2, attempts: 2, policy: 'dead-letter' });
+
+    await expect(subscriptions.waitForCatchUp('strict', { timeoutMs: 200 })).rejects.toThrow(/state stopped: Strict.handle on a@2/);
+    const health = await moduleRef!.get(SubscriptionsHealthIndicator).check();
+    expect(health).toMatchObject({ status: 'down', message: 'stopped on a failure: strict' });
+    await store.save('b', [{ version: 1, data: encode({}) }]);
+
+    const [stop] = await subscriptions.deadLetters('strict');
+    await subscriptions.discardDeadLetter('strict', stop.id);
+    await subscriptions.resume('strict');
+    await subscriptions.waitForCatchUp('strict', { timeoutMs: 5_000 });
+    const strict = log.of('strict').filter((d) => d.aggregateId === 'a').map((d) => d.version);
+    // The page is read again from its checkpoint: 1 again, 2 passed over (discarded), then 3.
+    expect(strict).toEqual([1, 2, 2, 1, 3]);
+    expect(log.of('strict').some((d) => d.aggregateId === 'b')).toBe(true);
+    // A rebuild passes the discarded event over again: the handler still fails on it.
+    await subscriptions.rebuild('strict');
+    await subscriptions.waitForCatchUp('strict', { timeoutMs: 5_000 });
+    expect(log.of('strict').filter((d) => d.aggregateId === 'a').map((d) => d.version)).toEqual([1, 2, 2, 1, 3, 1, 3]);
+
+    poison.clear();
+    await subscriptions.replayDeadLetter('all', letter.id);
+    expect(await subscriptions.deadLetters('all')).toEqual([]);
+    expect((await moduleRef!.get(SubscriptionsHealthIndicator).check()).status).toBe('up');
+  });
+
+  it('says why it does not catch up when the subscriptions were not started', async () => {
+    const { store, subscriptions } = await boot([All], new Set(), false);
+    await store.save('x', [{ version: 1, data: encode({}) }]);
+    const waiting = subscriptions.waitForCatchUp('all', { timeoutMs: 50 });
+    await expect(waiting).rejects.toBeInstanceOf(SubscriptionTimeoutError);
+    await expect(subscriptions.waitForCatchUp('all', { timeoutMs: 50 })).rejects.toThrow(/not started/);
+    await subscriptions.start();
+    await subscriptions.waitForCatchUp('all', { timeoutMs: 1_000 });
+  });
+
+  it('starts a group at "now": what was committed before its first start is not delivered', async () => {
+    @Subscriber({ name: 'late', startFrom: 'now' })
+    class Late extends All {}
+    const { log, store, subscriptions } = await boot([Late], new Set(), false);
+    await store.save('early', [{ version: 1, data: encode({}) }]);
+    await subscriptions.start();
+    await store.save('later', [{ version: 1, data: encode({}) }]);
+    await subscriptions.waitForCatchUp('late', { timeoutMs: 1_000 });
+    expect(log.deliveries.map((d) => d.aggregateId)).toEqual(['later']);
+  });
+
+  it('needs the in-memory store, and says so', async () => {
+    const compiling = Test.createTestingModule({
+      imports: [
+        context([{ provide: STORE, useValue: { save: async () => undefined } }]),
+        SubscriptionsModule.inMemory(),
+        SubscriptionsModule.forFeature([Bare]),
+      ],
+    }).compile();
+    await expect(compiling).rejects.toThrow(/SubscriptionsModule.inMemory\(\) delivers the events of the in-memory event store: import EventStoreModule.inMemory\(\)/);
+  });
+
+  it('a feature module without any subscriptions module names the missing import', async () => {
+    await expect(Test.createTestingModule({ imports: [EventStoreModule.inMemory(), SubscriptionsModule.forFeature([Bare])] }).compile()).rejects.toThrow(
+      /needs the subscriptions: import SubscriptionsModule.forRoot\(\)/,
+    );
+  });
+});
