@@ -4,7 +4,7 @@
  */
 import { Module, type DynamicModule } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { Aggregate, AggregateRoot, EventSourcingModule, EventStoreModule } from '../../src/index.js';
+import { Aggregate, AggregateRoot, EventSourcingModule, EventStoreModule, SubscriptionsModule } from '../../src/index.js';
 
 @Aggregate({ type: 'Thing' })
 class Thing extends AggregateRoot {}
@@ -30,6 +30,11 @@ describe('wiring mistakes', () => {
   it('EventSourcingModule.forFeature without the event store names EventStoreModule', async () => {
     const message = await startupError([EventSourcingModule.forFeature([Thing])]);
     expect(message).toMatch(/^EventSourcingModule.forFeature\(\[Thing\]\) needs the event store: import EventStoreModule.forRoot\(\)/);
+  });
+
+  it('SubscriptionsModule.forRoot() without CosmosModule names CosmosModule', async () => {
+    const message = await startupError([SubscriptionsModule.forRoot()]);
+    expect(message).toMatch(/^SubscriptionsModule.forRoot\(\) reads the events container: import CosmosModule.forRoot\(\)/);
   });
 
   it('EventSourcingModule.forFeature beside EventStoreModule.inMemory() needs nothing else', async () => {

@@ -2,6 +2,7 @@ import {
   Inject,
   Injectable,
   Logger,
+  Optional,
   type OnApplicationBootstrap,
   type OnModuleDestroy,
   type Type,
@@ -89,11 +90,15 @@ export class SubscriptionsManager implements Subscriptions, SubscriberRegistry, 
   private started = false;
   private currentSession?: string;
 
+  private readonly events: Container;
+
   constructor(
-    @Inject(EVENTS_CONTAINER) private readonly events: Container,
+    // Optional so that a missing CosmosModule gets an error naming it, not Nest's generic one.
+    @Optional() @Inject(EVENTS_CONTAINER) events: Container | undefined,
     @Inject(LEASES_CONTAINER) private readonly leases: Container,
     @Inject(SUBSCRIPTIONS_MODULE_OPTIONS) options: SubscriptionsModuleOptions,
   ) {
+    this.events = requireEventsContainer(events);
     this.settings = resolveSubscriptionsOptions(options);
   }
 
@@ -188,4 +193,13 @@ export class SubscriptionsManager implements Subscriptions, SubscriberRegistry, 
     if (!group) throw new UnknownSubscriberError(name);
     return group;
   }
+}
+
+/** The events container `SubscriptionsModule.forRoot()` reads, or an error naming the import it needs. */
+export function requireEventsContainer(events: Container | undefined): Container {
+  if (events) return events;
+  throw new Error(
+    "SubscriptionsModule.forRoot() reads the events container: import CosmosModule.forRoot() or CosmosModule.forRootAsync() in the application's root module, " +
+      'or use SubscriptionsModule.inMemory() with EventStoreModule.inMemory() in tests',
+  );
 }

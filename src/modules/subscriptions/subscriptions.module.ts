@@ -3,7 +3,7 @@ import type { Container } from '@azure/cosmos';
 import { ensureContainer, EVENTS_CONTAINER } from '../cosmos/index.js';
 import { STORE } from '../event-store/index.js';
 import { InMemorySubscriptions, isCommitFeed, type InMemorySubscriptionsOptions } from './in-memory-subscriptions.js';
-import { SubscriptionsManager, type SubscriberRegistry } from './subscriptions-manager.js';
+import { requireEventsContainer, SubscriptionsManager, type SubscriberRegistry } from './subscriptions-manager.js';
 import { SubscriptionsHealthIndicator } from './subscriptions.health.js';
 import { LEASES_CONTAINER, LEASES_PARTITION_KEY_PATH, SUBSCRIBER_REGISTRY, SUBSCRIPTIONS } from './subscriptions.constants.js';
 import { subscriberDefinitionOf } from './subscriptions.decorators.js';
@@ -16,7 +16,8 @@ import {
 } from './subscriptions.module-definition.js';
 import { resolveSubscriptionsOptions } from './subscriptions-options.js';
 
-async function openLeases(events: Container, options: SubscriptionsModuleOptions): Promise<Container> {
+async function openLeases(container: Container | undefined, options: SubscriptionsModuleOptions): Promise<Container> {
+  const events = requireEventsContainer(container);
   const { leasesContainerId, ensure } = resolveSubscriptionsOptions(options);
   // Next to the events container, in the same database.
   const database = events.database;
@@ -41,7 +42,11 @@ async function openLeases(events: Container, options: SubscriptionsModuleOptions
  */
 @Module({
   providers: [
-    { provide: LEASES_CONTAINER, useFactory: openLeases, inject: [EVENTS_CONTAINER, SUBSCRIPTIONS_MODULE_OPTIONS] },
+    {
+      provide: LEASES_CONTAINER,
+      useFactory: openLeases,
+      inject: [{ token: EVENTS_CONTAINER, optional: true }, SUBSCRIPTIONS_MODULE_OPTIONS],
+    },
     SubscriptionsManager,
     { provide: SUBSCRIPTIONS, useExisting: SubscriptionsManager },
     { provide: SUBSCRIBER_REGISTRY, useExisting: SubscriptionsManager },
