@@ -47,3 +47,37 @@ export function eventHead(id: string, version: number, at: bigint, actor: string
     [4, actor],
   ];
 }
+
+/** Reads a message's fields by number, as a Go reader's proto.Unmarshal sees them: varints as bigint, length-delimited as bytes. */
+export function parse(bytes: Uint8Array): Map<number, Array<bigint | Uint8Array>> {
+  const out = new Map<number, Array<bigint | Uint8Array>>();
+  let i = 0;
+  const readVarint = (): bigint => {
+    let shift = 0n;
+    let value = 0n;
+    for (;;) {
+      const byte = bytes[i++];
+      if (byte === undefined) throw new Error('truncated varint');
+      value |= BigInt(byte & 0x7f) << shift;
+      if ((byte & 0x80) === 0) return value;
+      shift += 7n;
+    }
+  };
+  while (i < bytes.length) {
+    const tag = Number(readVarint());
+    const field = tag >> 3;
+    const wireType = tag & 7;
+    let value: bigint | Uint8Array;
+    if (wireType === 0) value = readVarint();
+    else if (wireType === 2) {
+      const length = Number(readVarint());
+      value = bytes.subarray(i, i + length);
+      i += length;
+    } else throw new Error(`wire type ${wireType} not expected here`);
+    out.set(field, [...(out.get(field) ?? []), value]);
+  }
+  return out;
+}
+
+export const str = (v: bigint | Uint8Array | undefined): string => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : '');
+export const num = (v: bigint | Uint8Array | undefined): bigint => (typeof v === 'bigint' ? v : 0n);

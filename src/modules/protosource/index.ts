@@ -1,9 +1,35 @@
+export { ProtosourceModule } from './protosource.module.js';
+export { getProtosourceRepositoryToken } from './protosource.constants.js';
+export { InjectProtosourceRepository } from './protosource.decorators.js';
 export {
   ProtosourceEventCodec,
   PROTOSOURCE_COMPRESS_THRESHOLD,
   type ProtosourceEncoding,
   type ProtosourceEventCodecOptions,
 } from './protosource-codec.js';
+export {
+  AGGREGATE_SORT_KEY,
+  protosourceIndexSlots,
+  protosourceIndexValue,
+  protosourceNamespace,
+  protosourcePartitionKey,
+  protosourceProjectionSortKey,
+  protosourceStreamId,
+  UNMAPPED,
+  type ProtosourceIndex,
+  type ProtosourceIndexes,
+} from './protosource-keys.js';
+export {
+  ProtosourceRepository,
+  SKIP,
+  SNAPSHOT_ACTOR,
+  type LoadedAggregate,
+  type ProtosourceAggregateDefinition,
+  type ProtosourceCommand,
+  type ProtosourceEmitted,
+  type ProtosourceEventFields,
+  type ProtosourceProjection,
+} from './protosource-repository.js';
 export {
   isProtosourceCommandError,
   ProtosourceCommandError,
