@@ -10,6 +10,7 @@ import { EventStoreModule } from 'nest-cosmos-eventstore';
 import { startEmbeddedCosmos, type EmbeddedCosmos } from 'nest-cosmos-eventstore/testing';
 import { AdminTokenGuard, StoreApiModule } from './modules/store-api/index.js';
 import { OrdersModule } from './modules/orders/index.js';
+import { ProtosourceOrdersModule } from './modules/protosource-orders/index.js';
 import { SubscriptionsModule } from 'nest-cosmos-eventstore';
 import { OrderStatsModule } from './modules/order-stats/index.js';
 import { subscriptionsConfig } from './config/subscriptions.config.js';
@@ -97,6 +98,7 @@ export class CosmosAccountModule {}
     }),
     StoreApiModule,
     OrdersModule,
+    ProtosourceOrdersModule,
     OrderStatsModule,
   ],
   // ADMIN_TOKEN over every @AdminEndpoint() route of the service.

@@ -168,11 +168,13 @@ export class ProtosourceRepository<A extends Message> {
     return { aggregate, version: history.records[history.records.length - 1].version };
   }
 
-  /** The whole stream as protosource's `History` gives it: each record's version, decompressed data and ttl. */
+  /**
+   * The whole stream as protosource's `History` gives it: each record's version, decompressed data and ttl;
+   * empty for an unknown aggregate, as Go's.
+   */
   async history(id: string, options?: OperationOptions): Promise<EventRecord[]> {
     checkId(id);
     const { records } = await this.stores.events.load(this.streamId(id), options);
-    if (records.length === 0) throw new NotFoundError(`no ${this.definition.schema.name} ${JSON.stringify(id)}`);
     return records.map((r) => ({ version: r.version, data: new Uint8Array(decompressIfGzipped(r.data)), ...(r.ttl ? { ttl: r.ttl } : {}) }));
   }
 
@@ -385,7 +387,7 @@ function checkId(id: string): void {
   if (typeof id !== 'string' || id === '') throw new ValidationError('id', 'must be a non-empty string');
 }
 
-/** Unix microseconds, protosource's `NowMicros`. */
+/** Unix microseconds, protosource's `NowMicros` (at microsecond resolution, so index sort keys rarely tie). */
 function nowMicros(): bigint {
-  return BigInt(Date.now()) * 1000n;
+  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000));
 }
