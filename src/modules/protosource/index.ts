@@ -3,7 +3,9 @@ export { getProtosourceRepositoryToken } from './protosource.constants.js';
 export { InjectProtosourceRepository } from './protosource.decorators.js';
 export {
   ProtosourceEventCodec,
+  ProtosourceEventDeserializer,
   PROTOSOURCE_COMPRESS_THRESHOLD,
+  type ProtosourceSubscribedMessage,
   type ProtosourceEncoding,
   type ProtosourceEventCodecOptions,
 } from './protosource-codec.js';

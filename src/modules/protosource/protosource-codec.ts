@@ -86,3 +86,36 @@ export class ProtosourceEventCodec {
     return message;
   }
 }
+
+/**
+ * What a protobuf subscriber's handlers get as `event`: the event's full message name as `type` (so
+ * `@OnEvent({ types: ['example.app.order.v1.Created'] })` selects by it) and the decoded message.
+ */
+export interface ProtosourceSubscribedMessage<M extends Message = Message> {
+  type: string;
+  message: M;
+}
+
+/**
+ * The subscriptions' `serializer` for streams written in protosource mode (ours or Go's): decodes each
+ * event's `Any` into its generated message type.
+ *
+ * @example
+ * @Subscriber({ name: 'order-mail', serializer: new ProtosourceEventDeserializer({ registry }) })
+ * class OrderMail {
+ *   @OnEvent({ aggregateIdPrefix: 'example_app_order_v1#', types: [CreatedSchema.typeName] })
+ *   async created({ event }: SubscribedEvent<ProtosourceSubscribedMessage<Created>>) { … event!.message.customerId … }
+ * }
+ */
+export class ProtosourceEventDeserializer {
+  readonly codec: ProtosourceEventCodec;
+
+  constructor(codec: ProtosourceEventCodec | ProtosourceEventCodecOptions) {
+    this.codec = codec instanceof ProtosourceEventCodec ? codec : new ProtosourceEventCodec(codec);
+  }
+
+  deserialize(data: Uint8Array): ProtosourceSubscribedMessage {
+    const message = this.codec.decode(data);
+    return { type: message.$typeName, message };
+  }
+}
