@@ -11,6 +11,7 @@ import {
   type AggregateDocument,
 } from './aggregate-documents.js';
 import { nowSeconds } from './event-documents.js';
+import { classifyBatchFailure } from './transient-faults.js';
 
 type Stored = AggregateDocument & { _etag: string };
 
@@ -60,13 +61,17 @@ export class BodyAddressedDocuments {
     }
   }
 
-  /** As `OpaqueStore.putIfNewer`: writes only over a lower (or absent) live version. */
-  async putIfNewer(doc: OpaqueData, abortSignal?: AbortSignal): Promise<boolean> {
+  /**
+   * As `OpaqueStore.putIfNewer`: writes only over a lower (or absent) live version. `failedWrites` outlives
+   * one call, across the caller's retries: a batch whose answer was lost may have landed, and finding
+   * exactly one of those stored counts as our write.
+   */
+  async putIfNewer(doc: OpaqueData, abortSignal?: AbortSignal, failedWrites: AggregateDocument[] = []): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
       const now = nowSeconds();
       const found = await this.find(doc.pk, doc.sk, abortSignal);
       const live = pickLive(found, doc.sk, now);
-      if (live && (live.version ?? 0) >= (doc.version ?? 0)) return false;
+      if (live && (live.version ?? 0) >= (doc.version ?? 0)) return failedWrites.some((sent) => sameFields(live, sent));
       const body = toAggregateDocument(doc, now);
       const mine = found.find((d) => d.id === body.id);
       const operations: OperationInput[] = [
@@ -75,7 +80,14 @@ export class BodyAddressedDocuments {
           : { operationType: 'Create', resourceBody: json(body) },
         ...found.filter((d) => d !== mine).map(deleteIfUnchanged),
       ];
-      if (await this.commit(operations, doc.pk, attempt, abortSignal)) return true;
+      let committed: boolean;
+      try {
+        committed = await this.commit(operations, doc.pk, attempt, abortSignal);
+      } catch (err) {
+        failedWrites.push(body);
+        throw err;
+      }
+      if (committed) return true;
     }
   }
 
@@ -95,7 +107,19 @@ export class BodyAddressedDocuments {
    * 412) and should be planned again from a fresh read.
    */
   private async commit(operations: OperationInput[], pk: string, attempt: number, abortSignal?: AbortSignal): Promise<boolean> {
-    const response = await this.container.items.batch(operations, pk, { abortSignal });
+    let response;
+    try {
+      response = await this.container.items.batch(operations, pk, { abortSignal });
+    } catch (err) {
+      // The SDK's batch error keeps only a message; give the caller's retry the status (or a network code)
+      // it classifies by. Repeating is safe: every attempt plans again from a fresh read.
+      const failure = classifyBatchFailure(err);
+      if (!failure.transient || abortSignal?.aborted) throw err;
+      throw Object.assign(new Error(`batch on partition ${JSON.stringify(pk)} failed: ${(err as Error).message}`), {
+        code: failure.status ?? 'ECONNRESET',
+        cause: err,
+      });
+    }
     // Cosmos DB answers a failed batch with 207 and per-operation statuses; the SDK resolves all the same.
     const failed = (response.result ?? []).find((r) => r.statusCode >= 400 && r.statusCode !== 424);
     if (!failed) return true;
@@ -121,4 +145,11 @@ function deleteIfUnchanged(doc: Stored): OperationInput {
 
 function json(doc: AggregateDocument): JSONObject {
   return { ...doc } as unknown as JSONObject;
+}
+
+/** Whether a stored document holds exactly the fields of one we sent (the service adds only `_` fields). */
+function sameFields(stored: AggregateDocument, sent: AggregateDocument): boolean {
+  const fields = (doc: AggregateDocument) =>
+    JSON.stringify(Object.entries(doc).filter(([name]) => !name.startsWith('_')).sort(([a], [b]) => (a < b ? -1 : 1)));
+  return fields(stored) === fields(sent);
 }

@@ -104,7 +104,10 @@ export class CosmosOpaqueStore implements OpaqueStore {
     checkSignal(options);
     validateOpaqueData(doc);
     const what = `put ${key(doc.pk, doc.sk)}`;
-    if (BodyAddressedDocuments.handles(doc.sk)) return this.call(what, options, () => this.byBody.putIfNewer(doc, options?.abortSignal));
+    if (BodyAddressedDocuments.handles(doc.sk)) {
+      const sent: AggregateDocument[] = [];
+      return this.call(what, options, () => this.byBody.putIfNewer(doc, options?.abortSignal, sent));
+    }
     const item = this.aggregates.item(documentIdForSortKey(doc.sk), doc.pk);
     const abortSignal = options?.abortSignal;
     // Writes that failed: the service may have applied them all the same (a lost answer, or a write the SDK
