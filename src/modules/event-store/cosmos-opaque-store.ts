@@ -70,6 +70,10 @@ export interface CosmosOpaqueStoreOptions {
  * (`abortSignal`) during a request or a wait stays an `AbortError` (a write aborted in flight may still
  * land).
  *
+ * Ids: see `documentIdForSortKey`. A sort key whose id holds `#` or `?` (protosource's `PROJ#<Name>`), or
+ * whose document may sit under another id, is read with a single-partition query and written and deleted
+ * with transactional batches, which also remove its document under any other id: never two per (pk, sk).
+ *
  * @example
  * const opaque = new CosmosOpaqueStore(aggregatesContainer, { retries: { maxAttempts: 3 } });
  * await opaque.putIfNewer({ pk: 'customer-42', sk: 'order-1', version: 7, body });
