@@ -113,6 +113,14 @@ describe('reading what Go wrote', () => {
     expect(order).toMatchObject({ id, version: 52n, customerId: 'c-7', customerName: 'Zed', shippingAddress: '1 Main St', createBy: 'alice' });
   });
 
+  it('reads the whole stream when the last 50 events hold no snapshot (written without one), not just the tail', async () => {
+    const id = `o-${randomUUID()}`;
+    await goEvent(id, 1, anyOf(`${T}.Created`, message(...eventHead(id, 1, AT, 'alice'), [5, 'c-1'], [6, 'Ann'])));
+    for (let v = 2; v <= 55; v++) await goEvent(id, v, anyOf(`${T}.TagAdded`, message(...eventHead(id, v, AT + BigInt(v), 'bob'), [5, message([1, `k${v}`], [2, 'v'])])));
+    const { aggregate: order, version } = await orders.load(id);
+    expect([version, order.customerId, order.createBy, Object.keys(order.tags).length]).toEqual([55, 'c-1', 'alice', 54]);
+  });
+
   it("serves Go's AGG document and finds it by the customer index", async () => {
     const id = `o-${randomUUID()}`;
     const customer = `c-${randomUUID()}`;

@@ -149,11 +149,17 @@ export class ProtosourceRepository<A extends Message> {
   async load(id: string, options?: OperationOptions): Promise<LoadedAggregate<A>> {
     checkId(id);
     const { snapshot } = this.definition;
-    const history = snapshot
+    let history = snapshot
       ? await this.stores.events.loadTail(this.streamId(id), snapshot.every, options)
       : await this.stores.events.load(this.streamId(id), options);
     if (history.records.length === 0) throw new NotFoundError(`no ${this.definition.schema.name} ${JSON.stringify(id)}`);
-    const events = history.records.map((record) => this.decodeRecord(record));
+    let events = history.records.map((record) => this.decodeRecord(record));
+    if (snapshot && history.records[0].version > 1 && !events.some((e) => e.$typeName === snapshot.schema.typeName)) {
+      // A tail without a snapshot that does not start the stream (written without snapshots, or with another
+      // interval): protosource would fold it onto an empty aggregate; the whole stream gives the true state.
+      history = await this.stores.events.load(this.streamId(id), options);
+      events = history.records.map((record) => this.decodeRecord(record));
+    }
     // protosource replays the whole tail; a snapshot restores every field, so starting at the newest is the same.
     let start = 0;
     for (let i = events.length - 1; i >= 0; i--) {
