@@ -111,7 +111,7 @@ export interface LoadedAggregate<A> {
  *   a version already taken fails with `ConcurrencyError`, as Go's create does;
  * - snapshots: after an event whose version is a multiple of `every`, a `<package>.Snapshot` event (actor
  *   `snapshot@system`, the aggregate in field 5) at the next version; loading reads the last `every` events
- *   and starts from the newest snapshot among them;
+ *   and starts from the newest snapshot among them (reading the whole stream when they hold none);
  * - materialized views: after each command, best-effort (a failure is logged, the command still succeeds),
  *   the aggregate's protobuf under pk `<package with _>#<name lower case>#id#<id>`, sk `AGG`, and each
  *   projection under `PROJ#<Name>`, with protosource's index values (`NA` for unmapped slots), no `version`
