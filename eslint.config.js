@@ -3,7 +3,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist-bench/', 'example/dist/', 'coverage/', 'node_modules/'] },
+  { ignores: ['dist/', 'dist-bench/', 'example/dist/', 'coverage/', 'node_modules/', '**/gen/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

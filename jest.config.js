@@ -9,6 +9,7 @@ export default {
     // The example service imports the library by its package name, as a consumer does.
     '^nest-cosmos-eventstore$': '<rootDir>/src/index.ts',
     '^nest-cosmos-eventstore/testing$': '<rootDir>/src/testing.ts',
+    '^nest-cosmos-eventstore/protosource$': '<rootDir>/src/protosource.ts',
   },
   transform: {
     '^.+\\.ts$': [

@@ -10,6 +10,7 @@ import { EventStoreModule } from 'nest-cosmos-eventstore';
 import { startEmbeddedCosmos, type EmbeddedCosmos } from 'nest-cosmos-eventstore/testing';
 import { AdminTokenGuard, StoreApiModule } from './modules/store-api/index.js';
 import { OrdersModule } from './modules/orders/index.js';
+import { ProtosourceOrdersModule } from './modules/protosource-orders/index.js';
 import { SubscriptionsModule } from 'nest-cosmos-eventstore';
 import { OrderStatsModule } from './modules/order-stats/index.js';
 import { SubscriptionsAdminModule } from './modules/subscriptions-admin/index.js';
@@ -98,6 +99,7 @@ export class CosmosAccountModule {}
     }),
     StoreApiModule,
     OrdersModule,
+    ProtosourceOrdersModule,
     OrderStatsModule,
     SubscriptionsAdminModule,
   ],

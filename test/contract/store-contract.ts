@@ -761,7 +761,7 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
     });
 
     describe('opaque store: secondary-index slots', () => {
-      it('applies the NA rule: pk with empty sk stores sk "NA"; sk alone is kept; pk "NA" stores nothing', async () => {
+      it('applies the NA rule: pk with empty sk stores sk "NA"; sk alone is kept, also beside pk "NA"', async () => {
         const { opaque } = await open();
         const pk = unique('pk');
         await opaque.put(
@@ -783,6 +783,7 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(gsi).toEqual({
           1: { pk: 'P1', sk: 'NA' },
           2: { sk: 'S2' },
+          3: { sk: 'S3' },
           4: { pk: 'P4', sk: 'S4' },
           7: { pk: 'P7', sk: 'NA' },
           8: { sk: 'S8' },

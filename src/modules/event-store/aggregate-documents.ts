@@ -16,7 +16,8 @@ export interface AggregateDocument {
   id: string;
   pk: string;
   sk: string;
-  body: string;
+  /** Omitted when the body is empty, as Go omits it. */
+  body?: string;
   t?: number;
   ttl?: number;
   version?: number;
@@ -31,13 +32,36 @@ export const GSI_FIELDS: ReadonlyArray<{ pk: `gsi${number}pk`; sk: `gsi${number}
 
 const NA = 'NA';
 const ID_ESCAPES: Record<string, string> = { '/': '%2F', '\\': '%5C', '?': '%3F', '#': '%23', '%': '%25' };
+// A `%` followed by one of the codes above: a sort key holding such a sequence is encoded, so no raw id ever
+// reads as an encoded one.
+const ESCAPE_LIKE = /%(?:2F|5C|3F|23|25)/i;
 
 /**
- * The document id for a sort key: the sort key itself, except that `/ \ ? # %` are percent-encoded when
- * present, since Cosmos DB refuses the first four in ids (and encoding `%` keeps the mapping one-to-one).
+ * The document id for a sort key. It is the sort key itself, as protosource's Go store writes it (`AGG`,
+ * `PROJ#OrderSummary`), except when the sort key holds `/` or `\` or a `%` that reads as an escape: then
+ * `/ \ %` are percent-encoded (`%2F %5C %25`) and `? #` stay as they are. Cosmos DB cannot address an item
+ * whose id holds `/` or `\` by its URL (not even Go can read one back), so those are encoded, and encoding the
+ * escape-like `%` keeps the mapping one-to-one. Ids holding `#` or `?` are stored raw and reached through
+ * transactional batches and queries, which carry the id in the request body, never in a URL (the SDK
+ * refuses them in item URLs).
  */
 export function documentIdForSortKey(sk: string): string {
-  return /[/\\?#%]/.test(sk) ? sk.replace(/[/\\?#%]/g, (c) => ID_ESCAPES[c]) : sk;
+  return /[/\\]/.test(sk) || ESCAPE_LIKE.test(sk) ? sk.replace(/[/\\%]/g, (c) => ID_ESCAPES[c]) : sk;
+}
+
+/**
+ * The ids a document for this sort key may have been stored under: ours, the one earlier versions of this
+ * package wrote (all of `/ \ ? # %` percent-encoded whenever one was present) and the raw sort key a Go
+ * writer uses. One id when they agree, as they do for every sort key without `/ \ ? # %`.
+ */
+export function candidateDocumentIds(sk: string): string[] {
+  const earlier = /[/\\?#%]/.test(sk) ? sk.replace(/[/\\?#%]/g, (c) => ID_ESCAPES[c]) : sk;
+  return [...new Set([documentIdForSortKey(sk), earlier, sk])];
+}
+
+/** True when an id cannot travel in an item URL (the SDK refuses `#` there, and `?` would start a query string). */
+export function idNeedsBody(id: string): boolean {
+  return /[?#]/.test(id);
 }
 
 function checkSlotNumber(field: string, slot: number): void {
@@ -103,8 +127,8 @@ export function toAggregateDocument(doc: OpaqueData, now: number): AggregateDocu
     id: documentIdForSortKey(doc.sk),
     pk: doc.pk,
     sk: doc.sk,
-    body: Buffer.from(doc.body.buffer, doc.body.byteOffset, doc.body.byteLength).toString('base64'),
   };
+  if (doc.body.byteLength > 0) out.body = Buffer.from(doc.body.buffer, doc.body.byteOffset, doc.body.byteLength).toString('base64');
   if (doc.t && doc.t > 0) {
     out.t = doc.t;
     out.ttl = ttlUntil('t', doc.t, now);
@@ -117,7 +141,8 @@ export function toAggregateDocument(doc: OpaqueData, now: number): AggregateDocu
     if (pk !== '' && pk !== NA) {
       out[GSI_FIELDS[n].pk] = pk;
       out[GSI_FIELDS[n].sk] = sk === '' ? NA : sk;
-    } else if (pk === '' && sk !== '' && sk !== NA) {
+    } else if (sk !== '' && sk !== NA) {
+      // A slot whose pk is empty or NA keeps its sk alone, as Go writes it.
       out[GSI_FIELDS[n].sk] = sk;
     }
   }
@@ -203,9 +228,9 @@ export function matchesSortCondition(value: string | undefined, cond: SortCondit
 const GZIP_MAGIC_0 = 0x1f;
 const GZIP_MAGIC_1 = 0x8b;
 
-/** The bytes gzip-compressed when there are at least `threshold` of them, else as they are. */
+/** The bytes gzip-compressed when there are at least `threshold` of them, else as they are; a threshold of 0 (or less) means never, as in protosource. */
 export function compressAtOrAbove(bytes: Uint8Array, threshold: number): Uint8Array {
-  return bytes.length >= threshold ? gzipSync(bytes) : bytes;
+  return threshold > 0 && bytes.length >= threshold ? gzipSync(bytes) : bytes;
 }
 
 /** Reverses `compressAtOrAbove`: gunzips when the bytes start with the gzip magic bytes, whatever the threshold was. */

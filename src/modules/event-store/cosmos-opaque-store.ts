@@ -20,6 +20,7 @@ import {
   type AggregateDocument,
 } from './aggregate-documents.js';
 import { nowSeconds } from './event-documents.js';
+import { BodyAddressedDocuments } from './body-addressed-documents.js';
 import { checkSignal } from './validation.js';
 import { statusOf, substatusOf } from '../cosmos/index.js';
 import { resolveRetryOptions, retryTransient, type StoreRetryOptions } from './transient-faults.js';
@@ -69,18 +70,25 @@ export interface CosmosOpaqueStoreOptions {
  * (`abortSignal`) during a request or a wait stays an `AbortError` (a write aborted in flight may still
  * land).
  *
+ * Ids: see `documentIdForSortKey`. A sort key whose id holds `#` or `?` (protosource's `PROJ#<Name>`), or
+ * whose document may sit under another id, is read with a single-partition query and written and deleted
+ * with transactional batches, which also remove its document under any other id: never two per (pk, sk).
+ *
  * @example
  * const opaque = new CosmosOpaqueStore(aggregatesContainer, { retries: { maxAttempts: 3 } });
  * await opaque.putIfNewer({ pk: 'customer-42', sk: 'order-1', version: 7, body });
  */
 export class CosmosOpaqueStore implements OpaqueStore {
   private readonly retries: Required<StoreRetryOptions>;
+  // Sort keys whose id holds `#` or `?`, or whose document may sit under another id (see documentIdForSortKey).
+  private readonly byBody: BodyAddressedDocuments;
 
   constructor(
     private readonly aggregates: Container,
     options: CosmosOpaqueStoreOptions = {},
   ) {
     this.retries = resolveRetryOptions(options.retries);
+    this.byBody = new BodyAddressedDocuments(aggregates);
   }
 
   async put(doc: OpaqueData, options?: OperationOptions): Promise<void> {
@@ -88,6 +96,9 @@ export class CosmosOpaqueStore implements OpaqueStore {
     validateOpaqueData(doc);
     // One body for every attempt: a repeat writes exactly what the call was asked to write.
     const body = toAggregateDocument(doc, nowSeconds());
+    if (BodyAddressedDocuments.handles(doc.sk)) {
+      return this.call(`put ${key(doc.pk, doc.sk)}`, options, () => this.byBody.put(doc, body, options?.abortSignal));
+    }
     await this.call(`put ${key(doc.pk, doc.sk)}`, options, () =>
       this.aggregates.items.upsert(body, { abortSignal: options?.abortSignal }),
     );
@@ -97,6 +108,10 @@ export class CosmosOpaqueStore implements OpaqueStore {
     checkSignal(options);
     validateOpaqueData(doc);
     const what = `put ${key(doc.pk, doc.sk)}`;
+    if (BodyAddressedDocuments.handles(doc.sk)) {
+      const sent: AggregateDocument[] = [];
+      return this.call(what, options, () => this.byBody.putIfNewer(doc, options?.abortSignal, sent));
+    }
     const item = this.aggregates.item(documentIdForSortKey(doc.sk), doc.pk);
     const abortSignal = options?.abortSignal;
     // Writes that failed: the service may have applied them all the same (a lost answer, or a write the SDK
@@ -131,6 +146,7 @@ export class CosmosOpaqueStore implements OpaqueStore {
   async get(pk: string, sk: string, options?: OperationOptions): Promise<OpaqueData> {
     checkSignal(options);
     checkKeys(pk, sk);
+    if (BodyAddressedDocuments.handles(sk)) return this.call(`get ${key(pk, sk)}`, options, () => this.byBody.get(pk, sk, options?.abortSignal));
     // A missing item resolves with status 404 and no resource rather than throwing; so does a missing container.
     const { resource, statusCode, substatus } = await this.call(`get ${key(pk, sk)}`, options, () =>
       this.aggregates.item(documentIdForSortKey(sk), pk).read<AggregateDocument>({ abortSignal: options?.abortSignal }),
@@ -144,6 +160,7 @@ export class CosmosOpaqueStore implements OpaqueStore {
     checkSignal(options);
     checkKeys(pk, sk);
     const what = `delete ${key(pk, sk)}`;
+    if (BodyAddressedDocuments.handles(sk)) return this.call(what, options, () => this.byBody.delete(pk, sk, options?.abortSignal));
     await this.call(what, options, async () => {
       try {
         await this.aggregates.item(documentIdForSortKey(sk), pk).delete({ abortSignal: options?.abortSignal });

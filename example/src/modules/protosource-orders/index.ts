@@ -1,0 +1,2 @@
+export { ProtosourceOrdersModule } from './protosource-orders.module.js';
+export { orderDefinition, orderCommands, ORDER_SNAPSHOT_EVERY } from './order.domain.js';

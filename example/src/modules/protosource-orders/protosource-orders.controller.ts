@@ -1,0 +1,247 @@
+import { All, Controller, Get, Logger, Post, Req, Res } from '@nestjs/common';
+import { create, fromBinary, fromJson, toBinary, toJsonString, type DescMessage, type JsonValue, type Message } from '@bufbuild/protobuf';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ConcurrencyError, NotFoundError, type SortOperator } from 'nest-cosmos-eventstore';
+import {
+  ApiErrorSchema,
+  CommandResponseSchema,
+  HistorySchema,
+  InjectProtosourceRepository,
+  isProtosourceCommandError,
+  ProtosourceRepository,
+  type ProtosourceCommand,
+} from 'nest-cosmos-eventstore/protosource';
+import {
+  AddItemSchema,
+  AddTagSchema,
+  CancelSchema,
+  ClearBillingSchema,
+  CreateSchema,
+  OrderListSchema,
+  OrderSchema,
+  PlaceSchema,
+  RemoveItemSchema,
+  RemoveTagSchema,
+  SetBillingSchema,
+  SetShippingSchema,
+  type Order,
+} from './gen/example-order/order_pb.js';
+import { orderCommands } from './order.domain.js';
+
+/** The route prefix protosource generates for the package `example.app.order.v1`. */
+export const PREFIX = 'example/app/order/v1';
+
+/** The largest command body read (the JSON parser's limit of the service). */
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+type HttpRequest = IncomingMessage & { body?: unknown; query: Record<string, unknown>; params: Record<string, string> };
+
+/** What protosource's allowall authorizer puts in when nobody is named. */
+const UNKNOWN_ACTOR = 'Unknown';
+
+// Command routes as protosource generates them: POST <prefix>/<command name, lower case>.
+const COMMANDS: Record<string, { schema: DescMessage; build(body: never, actor: string): ProtosourceCommand<Order> }> = {
+  create: { schema: CreateSchema, build: orderCommands.create },
+  additem: { schema: AddItemSchema, build: orderCommands.addItem },
+  removeitem: { schema: RemoveItemSchema, build: orderCommands.removeItem },
+  addtag: { schema: AddTagSchema, build: orderCommands.addTag },
+  removetag: { schema: RemoveTagSchema, build: orderCommands.removeTag },
+  setshipping: { schema: SetShippingSchema, build: orderCommands.setShipping },
+  setbilling: { schema: SetBillingSchema, build: orderCommands.setBilling },
+  clearbilling: { schema: ClearBillingSchema, build: orderCommands.clearBilling },
+  place: { schema: PlaceSchema, build: orderCommands.place },
+  cancel: { schema: CancelSchema, build: orderCommands.cancel },
+};
+
+const SORT_OPERATORS: Record<string, SortOperator> = { eq: '=', lt: '<', le: '<=', gt: '>', ge: '>=', begins_with: 'begins_with', between: 'between' };
+
+// The fixed messages protosource's handlers give each command refusal.
+const COMMAND_MESSAGES: Record<string, string | undefined> = {
+  CMD_EMPTY_ID: 'aggregate id is required',
+  CMD_ALREADY_CREATED: 'aggregate already exists',
+  CMD_NOT_CREATED: 'aggregate not found',
+  CMD_STATE_VIOLATION: 'command not allowed in current aggregate state',
+};
+
+/**
+ * protosource's generated HTTP handler for the example order, on the same routes and with the same bodies,
+ * so protosource's Go and TypeScript clients talk to this service unchanged: commands
+ * `POST example/app/order/v1/{create|additem|…|cancel}` answer `CommandResponse { id, version }`;
+ * `GET …/{id}` the materialized order, `GET …/load/{id}` the order replayed from its events,
+ * `GET …/{id}/history` its `History`, `GET …/query/by-customer-id?customer_id=…[&sk_op=…&create_at=…]` an
+ * `OrderList`. Bodies are binary protobuf unless the request's `Content-Type` (for what it sends) or
+ * `Accept` (for what it gets) says `application/json`, protosource's default; errors are
+ * `funinthecloud.protosource.apierror.v1.Error { code, message, detail }`. Like protosource's `allowall`
+ * authorizer this example authenticates nobody: the actor is the `x-actor` header, else `Unknown`, and
+ * never a field of the body.
+ */
+@Controller()
+export class ProtosourceOrdersController {
+  private readonly logger = new Logger('ProtosourceOrders');
+
+  constructor(@InjectProtosourceRepository(OrderSchema) private readonly orders: ProtosourceRepository<Order>) {}
+
+  @Post(`${PREFIX}/:command`)
+  async command(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
+    const route = COMMANDS[req.params.command];
+    if (!route) return this.notRouted(req, res);
+    const actor = header(req, 'x-actor') || UNKNOWN_ACTOR;
+    let body: Message & { id: string };
+    try {
+      body = (await readMessage(req, route.schema)) as Message & { id: string };
+    } catch (err) {
+      return reply(req, res, 400, ...apiError('CMD_UNMARSHAL', 'invalid request body', err));
+    }
+    try {
+      const version = await this.orders.apply(route.build(body as never, actor));
+      return reply(req, res, 200, CommandResponseSchema, create(CommandResponseSchema, { id: body.id, version: BigInt(version) }));
+    } catch (err) {
+      if (isProtosourceCommandError(err)) {
+        return reply(req, res, err.status, ...apiError(err.code, COMMAND_MESSAGES[err.code] ?? err.message));
+      }
+      // Deliberately not Go's 500: a lost race for the version is the caller's to retry.
+      if (err instanceof ConcurrencyError) {
+        return reply(req, res, 409, ...apiError('CMD_CONFLICT', 'another command changed the aggregate first; retry', err));
+      }
+      this.logger.error(`command ${req.params.command} failed: ${(err as Error).message}`);
+      return reply(req, res, 500, ...apiError('CMD_INTERNAL', `internal error: ${(err as Error).message}`));
+    }
+  }
+
+  @Get(`${PREFIX}/query/by-customer-id`)
+  async byCustomer(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
+    const customerId = queryParam(req, 'customer_id');
+    if (!customerId) return reply(req, res, 400, ...apiError('QUERY_MISSING_PK', 'missing required parameter: customer_id'));
+    const skOp = queryParam(req, 'sk_op');
+    let sort: Parameters<ProtosourceRepository<Order>['query']>[2];
+    if (skOp) {
+      const op = SORT_OPERATORS[skOp.toLowerCase()];
+      if (!op) return reply(req, res, 400, ...apiError('QUERY_BAD_OP', `invalid sort operator: ${skOp}`));
+      const value = int64Param(req, 'create_at');
+      if (typeof value === 'string') return reply(req, res, 400, ...apiError(value === 'missing' ? 'QUERY_MISSING_SK' : 'QUERY_BAD_PARAM', describe(value, 'create_at')));
+      sort = { op, value: { create_at: value } };
+      if (op === 'between') {
+        const upper = int64Param(req, 'create_at2');
+        if (typeof upper === 'string') {
+          const message = upper === 'missing' ? 'missing required parameter: create_at2 (required for between)' : describe(upper, 'create_at2');
+          return reply(req, res, 400, ...apiError(upper === 'missing' ? 'QUERY_MISSING_SK' : 'QUERY_BAD_PARAM', message));
+        }
+        sort.value2 = { create_at: upper };
+      }
+    }
+    try {
+      const items = await this.orders.query(1, { customer_id: customerId }, sort);
+      return reply(req, res, 200, OrderListSchema, create(OrderListSchema, { items }));
+    } catch (err) {
+      return reply(req, res, 500, ...apiError('QUERY_EXEC', 'query failed', err));
+    }
+  }
+
+  @Get(`${PREFIX}/load/:id`)
+  async load(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
+    try {
+      const { aggregate } = await this.orders.load(req.params.id);
+      return reply(req, res, 200, OrderSchema, aggregate);
+    } catch (err) {
+      if (err instanceof NotFoundError) return reply(req, res, 404, ...apiError('LOAD_NOT_FOUND', 'aggregate not found'));
+      return reply(req, res, 500, ...apiError('LOAD_FAILED', 'failed to load aggregate', err));
+    }
+  }
+
+  @Get(`${PREFIX}/:id/history`)
+  async history(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
+    try {
+      const records = await this.orders.history(req.params.id);
+      const history = create(HistorySchema, {
+        records: records.map((r) => ({ version: BigInt(r.version), data: r.data, ttl: BigInt(r.ttl ?? 0) })),
+      });
+      return reply(req, res, 200, HistorySchema, history);
+    } catch (err) {
+      return reply(req, res, 500, ...apiError('HIST_LOAD', 'failed to load history', err));
+    }
+  }
+
+  @Get(`${PREFIX}/:id`)
+  async get(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
+    try {
+      return reply(req, res, 200, OrderSchema, await this.orders.get(req.params.id));
+    } catch (err) {
+      if (err instanceof NotFoundError) return reply(req, res, 404, ...apiError('GET_NOT_FOUND', 'aggregate not found'));
+      return reply(req, res, 500, ...apiError('GET_FAILED', 'failed to load aggregate', err));
+    }
+  }
+
+  /** Any other method or path under the prefix: 405 where another method has the path, else 404, as protosource's router. */
+  @All([PREFIX, `${PREFIX}/*rest`])
+  notRouted(@Req() req: HttpRequest, @Res() res: ServerResponse): void {
+    const segments = (req.url ?? '').split('?')[0].split('/').filter(Boolean).slice(4);
+    // One segment is GET {id} (or a command); two are load/{id}, {id}/history and query/by-customer-id.
+    const known =
+      segments.length === 1 ||
+      (segments.length === 2 && (segments[0] === 'load' || segments[1] === 'history')) ||
+      (segments.length === 2 && segments[0] === 'query' && segments[1] === 'by-customer-id');
+    res.statusCode = known ? 405 : 404;
+    res.setHeader('Content-Type', 'application/json');
+    res.end(JSON.stringify({ error: known ? 'method not allowed' : 'not found' }));
+  }
+}
+
+function header(req: IncomingMessage, name: string): string {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(',') : (value ?? '');
+}
+
+function queryParam(req: HttpRequest, name: string): string {
+  const value = req.query[name];
+  return typeof value === 'string' ? value : Array.isArray(value) && typeof value[0] === 'string' ? value[0] : '';
+}
+
+/** A query parameter as Go's strconv.ParseInt(s, 10, 64) reads it. */
+function int64Param(req: HttpRequest, name: string): bigint | 'missing' | 'invalid' {
+  const raw = queryParam(req, name);
+  if (raw === '') return 'missing';
+  if (!/^[+-]?\d+$/.test(raw)) return 'invalid';
+  const value = BigInt(raw);
+  return value >= -(2n ** 63n) && value < 2n ** 63n ? value : 'invalid';
+}
+
+function describe(problem: 'missing' | 'invalid', name: string): string {
+  return problem === 'missing' ? `missing required parameter: ${name}` : `invalid value for ${name}: invalid int64`;
+}
+
+/** protosource's content rule: protobuf when the header names it, JSON when it names JSON, protobuf otherwise. */
+function wantsProtobuf(value: string): boolean {
+  if (value.includes('application/protobuf')) return true;
+  return !value.includes('application/json');
+}
+
+async function readMessage(req: HttpRequest, schema: DescMessage): Promise<Message> {
+  if (!wantsProtobuf(header(req, 'content-type'))) {
+    // The service's JSON parser has read the body already.
+    return fromJson(schema, (req.body ?? {}) as JsonValue);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new Error(`request body over ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  return fromBinary(schema, Buffer.concat(chunks));
+}
+
+function apiError(code: string, message: string, cause?: unknown): [DescMessage, Message] {
+  const detail = cause === undefined ? '' : cause instanceof Error ? cause.message : String(cause);
+  return [ApiErrorSchema, create(ApiErrorSchema, { code, message, detail })];
+}
+
+function reply(req: HttpRequest, res: ServerResponse, status: number, schema: DescMessage, message: Message): void {
+  res.statusCode = status;
+  if (wantsProtobuf(header(req, 'accept'))) {
+    res.setHeader('Content-Type', 'application/protobuf');
+    res.end(Buffer.from(toBinary(schema, message)));
+  } else {
+    res.setHeader('Content-Type', 'application/json');
+    res.end(toJsonString(schema, message));
+  }
+}
