@@ -510,6 +510,36 @@ export function describeRepositoryContract(name: string, open: () => Promise<Rep
         expect(second.continuationToken).toBeUndefined();
       });
 
+      it('query and get return only their own type, though another type shares the slot and the keys', async () => {
+        // Card uses slot 4 as Account does, and both keep their documents under (id, its type): a Card must
+        // never come back as an Account, whatever the page size.
+        @Aggregate({ type: 'Card' })
+        class Card extends Account {}
+        const accounts = repository(Account);
+        const cards = repository(Card);
+        const owner = unique('owner');
+        const [cardA, account, cardB] = [unique('a'), unique('b'), unique('c')];
+        await cards.apply(new Open(cardA, owner) as unknown as Command<Card>);
+        await accounts.apply(new Open(account, owner));
+        await cards.apply(new Open(cardB, owner) as unknown as Command<Card>);
+        expect((await accounts.query({ index: 4, pk: owner })).items.map((a) => a.id)).toEqual([account]);
+        expect((await cards.query({ index: 4, pk: owner })).items.map((c) => [c.id, c instanceof Card])).toEqual([
+          [cardA, true],
+          [cardB, true],
+        ]);
+        const ids: string[] = [];
+        let token: string | undefined;
+        do {
+          const page = await accounts.query({ index: 4, pk: owner, limit: 1, continuationToken: token });
+          ids.push(...page.items.map((a) => a.id));
+          token = page.continuationToken;
+        } while (token);
+        expect(ids).toEqual([account]);
+        // A Card whose document sits where an Account of that id would be is not that Account.
+        await stores.opaque.put({ ...(await stores.opaque.get(cardA, 'Card')), pk: account + '-x', sk: 'Account' });
+        expect(await rejectionOf(accounts.get(account + '-x'))).toBeInstanceOf(AggregateNotFoundError);
+      });
+
       it('keeps a projection without a version up to date (upserted, not ordered)', async () => {
         class Unversioned extends Account {
           override projections(): Materializable[] {

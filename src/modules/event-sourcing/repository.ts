@@ -7,6 +7,7 @@ import {
   ValidationError,
   type AggregateStore,
   type EventRecord,
+  type Materializable,
   type OpaqueQuery,
   type OpaqueStore,
   type OperationOptions,
@@ -85,6 +86,9 @@ export interface AggregatePage<A> {
 }
 
 export const DEFAULT_MAX_ATTEMPTS = 3;
+
+/** The field of a materialized body that names the aggregate type (the rest is the aggregate's JSON). */
+export const MATERIALIZED_TYPE_FIELD = '$type';
 const RETRY_JITTER_MS = 10;
 
 /**
@@ -185,7 +189,9 @@ export class Repository<A extends AggregateRoot> {
       );
     }
     try {
-      return this.fromBody((await this.stores.opaque.get(pk, sk, options)).body);
+      const aggregate = this.fromBody((await this.stores.opaque.get(pk, sk, options)).body);
+      if (aggregate) return aggregate;
+      throw new AggregateNotFoundError(this.type, id);
     } catch (err) {
       if (err instanceof NotFoundError) throw new AggregateNotFoundError(this.type, id);
       throw err;
@@ -195,7 +201,13 @@ export class Repository<A extends AggregateRoot> {
   /** Materialized aggregates by the main key (index 0) or a secondary-index slot, ascending by its sort key. */
   async query(query: OpaqueQuery, options?: OperationOptions): Promise<AggregatePage<A>> {
     const page = await this.stores.opaque.query(query, options);
-    return { items: page.items.map((doc) => this.fromBody(doc.body)), continuationToken: page.continuationToken };
+    // Slots are shared by every type in the container: another type's documents are left out, never decoded
+    // as this one (so a page can hold fewer than `limit` items; follow its continuationToken).
+    const items = page.items.flatMap((doc) => {
+      const aggregate = this.fromBody(doc.body);
+      return aggregate ? [aggregate] : [];
+    });
+    return { items, continuationToken: page.continuationToken };
   }
 
   private async applyOnce(command: Command<A>, options?: OperationOptions): Promise<number> {
@@ -246,7 +258,7 @@ export class Repository<A extends AggregateRoot> {
 
   /** Best effort, as in protosource: the events are stored, so a failure here is logged, not thrown. */
   private async materialize(aggregate: A, options?: OperationOptions): Promise<void> {
-    for (const view of [aggregate, ...aggregate.projections()]) {
+    for (const view of [this.materialized(aggregate), ...aggregate.projections()]) {
       try {
         // A view without a version cannot be ordered: it is upserted, as protosource does.
         await this.stores.aggregates.saveAggregate(view, { ...options, onlyIfNewer: Boolean(view.version) });
@@ -315,10 +327,25 @@ export class Repository<A extends AggregateRoot> {
     return Object.assign(event, envelope.payload);
   }
 
-  private fromBody(body: Uint8Array): A {
+  /** The aggregate a materialized body holds, or `undefined` when it is another type's. */
+  private fromBody(body: Uint8Array): A | undefined {
+    const { [MATERIALIZED_TYPE_FIELD]: type, ...state } = decodeAggregateBody(body) as Record<string, unknown>;
+    // A body without the field was written before it existed: nothing tells its type.
+    if (type !== undefined && type !== this.type) return undefined;
     const aggregate = new this.aggregateClass();
-    aggregate.restoreSnapshot(decodeAggregateBody(body) as Record<string, unknown>);
+    aggregate.restoreSnapshot(state);
     return aggregate;
+  }
+
+  /** The aggregate as materialized: its JSON with its type, so shared slots never mix types up. */
+  private materialized(aggregate: A): Materializable & { toJSON(): object } {
+    const type = this.type;
+    return {
+      keys: () => aggregate.keys(),
+      version: aggregate.version,
+      ttlSeconds: aggregate.ttlSeconds,
+      toJSON: () => ({ ...(toPayload(aggregate) as object), [MATERIALIZED_TYPE_FIELD]: type }),
+    };
   }
 }
 
