@@ -152,6 +152,23 @@ describe('POST /aggregates/:id/events', () => {
     expect((await request(http).get(`/aggregates/${id}/events`).expect(200)).body).toEqual({ records: [] });
   });
 
+  it.each([
+    ['4 MB', 4_000_000],
+    ['6 MB', 6_000_000],
+    ['9 MB', 9_000_000],
+  ])('answers 400 (not 500) naming the field for %s of data, over the item limit, and logs no stack', async (_what, size) => {
+    const id = uniqueId('huge');
+    const data = Buffer.alloc(size, 7).toString('base64');
+    const res = await append(id, { records: [{ version: 1, data }] }).expect(400);
+    expect(res.body).toMatchObject({ statusCode: 400, error: 'Bad Request', field: 'records[0].data' });
+    expect(logger.text).not.toMatch(/RangeError|Maximum call stack/);
+  });
+
+  it('answers 400 for padding in the middle of the data', async () => {
+    const res = await append(uniqueId('pad'), { records: [{ version: 1, data: 'YQ==YQ==' }] }).expect(400);
+    expect(res.body).toMatchObject({ field: 'records[0].data' });
+  });
+
   it('answers 400 for an aggregate id longer than a partition key may be', async () => {
     const res = await append('x'.repeat(2049), { records: [{ version: 1, data: '' }] }).expect(400);
     expect(res.body).toMatchObject({ statusCode: 400, field: 'aggregateId' });
