@@ -138,6 +138,8 @@ describe('POST /aggregates/:id/events', () => {
     ['duplicate versions', { records: [{ version: 1, data: '' }, { version: 1, data: '' }] }, 'records[1].version'],
     ['a negative ttl', { records: [{ version: 1, data: '', ttl: -1 }] }, 'records[0].ttl'],
     ['a ttl that is a string', { records: [{ version: 1, data: '', ttl: '10' }] }, 'records[0].ttl'],
+    ['a ttl already past', { records: [{ version: 1, data: '', ttl: now() - 60 }] }, 'records[0].ttl'],
+    ['a ttl meant as seconds from now', { records: [{ version: 1, data: '', ttl: 3600 }] }, 'records[0].ttl'],
     ['an unknown record field', { records: [{ version: 1, data: '', tll: 10 }] }, 'records[0].tll'],
     ['records that are not an array', { records: { version: 1 } }, 'records'],
     ['no records field', { events: [] }, 'events'],

@@ -9,7 +9,10 @@ import {
   type SortOperator,
 } from 'nest-cosmos-eventstore';
 
-/** An event record on the wire: `data` is standard base64 with padding, `ttl` an absolute expiry (epoch seconds). */
+/**
+ * An event record on the wire: `data` is standard base64 with padding, `ttl` an absolute expiry (epoch
+ * seconds, in the future: the store refuses one already reached).
+ */
 export interface RecordDto {
   version: number;
   data: string;
