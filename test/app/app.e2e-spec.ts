@@ -193,6 +193,26 @@ describe('POST /aggregates/:id/events', () => {
     expect(text.body).toMatchObject({ statusCode: 400, field: 'body' });
   });
 
+  it.each([
+    ['an order’s stream', 'Order/o-raw'],
+    ['an order’s stream with an empty id', 'Order/'],
+    ['a nested id in an order’s stream', 'Order/a/b'],
+  ])('answers 403 naming the id for %s (a repository’s namespace), and stores nothing', async (_what, id) => {
+    const res = await append(id, { records: [{ version: 1, data: b64('{"placed":true}') }] }).expect(403);
+    expect(res.body).toMatchObject({ statusCode: 403, error: 'Forbidden', field: 'id' });
+    expect(res.body.message).toMatch(/belong to the Order aggregate/);
+    expect((await request(http).get(`/aggregates/${encodeURIComponent(id)}/events`).expect(200)).body).toEqual({ records: [] });
+  });
+
+  it('refuses an order’s stream even for a body that is not valid (403 before 400)', async () => {
+    await append('Order/o-raw', { nonsense: true }).expect(403);
+  });
+
+  it.each(['Orders/x', 'order/x', 'Order', 'demo/Order/x'])('still takes a stream outside the namespaces: %s', async (prefix) => {
+    const id = `${prefix}-${randomUUID()}`;
+    await append(id, { records: [{ version: 1, data: '' }] }).expect(201);
+  });
+
   it('answers 201 for zero records and stores nothing', async () => {
     const id = uniqueId('none');
     expect((await append(id, { records: [] }).expect(201)).body).toEqual({ saved: 0 });
