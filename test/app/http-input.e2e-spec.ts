@@ -243,6 +243,12 @@ describe('query parameters: one rule on every route', () => {
     expectError(await request(http).get(url), 400, field);
   });
 
+  it('a raw append with a query parameter is 400, storing nothing', async () => {
+    const id = uniqueId('raw');
+    expectError(await request(http).post(`/aggregates/${id}/events?atomic=true`).send({ records: [{ version: 1, data: '' }] }), 400, 'atomic');
+    expect((await request(http).get(`/aggregates/${id}/events`).expect(200)).body).toEqual({ records: [] });
+  });
+
   it('a command with a query parameter is 400', async () => {
     const id = await placeOrder();
     expectError(await request(http).post(`/orders/${id}/lines?sku=a`).send({ sku: 'a', quantity: 1, unitPrice: 1 }), 400, 'sku');

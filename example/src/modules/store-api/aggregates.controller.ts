@@ -1,6 +1,7 @@
 import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, UseFilters } from '@nestjs/common';
 import { InjectSnapshotTailStore, type SnapshotTailStore } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
+import { queryParams } from '../../http/request-input.js';
 import { AdminEndpoint } from './admin-token.guard.js';
 import { OwnedStreams } from './owned-streams.js';
 import { parseAppendRequest, parseTail, toRecordDto, type QueryParams, type RecordsDto } from './store-api.dto.js';
@@ -28,8 +29,9 @@ export class AggregatesController {
   @Post(':id/events')
   @AdminEndpoint()
   @HttpCode(HttpStatus.CREATED)
-  async append(@Param('id') id: string, @Body() body: unknown): Promise<AppendResultDto> {
+  async append(@Param('id') id: string, @Body() body: unknown, @Query() params: QueryParams): Promise<AppendResultDto> {
     this.owned.refuseOwned('id', id);
+    queryParams(params, []);
     const records = parseAppendRequest(body);
     await this.store.save(id, records);
     return { saved: records.length };
