@@ -176,7 +176,7 @@ describe('POST /aggregates/:id/events', () => {
     expect(res.body).toMatchObject({ statusCode: 400, field: 'aggregateId' });
   });
 
-  it('answers 400 with a JSON error for malformed JSON and for a body that is not JSON', async () => {
+  it('answers 400 with a JSON error for malformed JSON, and 415 for a body that is not JSON', async () => {
     const malformed = await request(http)
       .post('/aggregates/a/events')
       .set('content-type', 'application/json')
@@ -188,9 +188,9 @@ describe('POST /aggregates/:id/events', () => {
       .post('/aggregates/a/events')
       .set('content-type', 'text/plain')
       .send('records')
-      .expect(400)
+      .expect(415)
       .expect('content-type', /json/);
-    expect(text.body).toMatchObject({ statusCode: 400, field: 'body' });
+    expect(text.body).toMatchObject({ statusCode: 415, error: 'Unsupported Media Type' });
   });
 
   it.each([

@@ -143,11 +143,21 @@ describe('POST /orders', () => {
     ['a JSON array', (r: request.Test) => r.send([{ customerId: 'c-1' }])],
     ['a JSON string', (r: request.Test) => r.set('content-type', 'application/json').send('"c-1"')],
     ['malformed JSON', (r: request.Test) => r.set('content-type', 'application/json').send('{"customerId":')],
-    ['a text body', (r: request.Test) => r.set('content-type', 'text/plain').send('customerId=c-1')],
     ['no body', (r: request.Test) => r],
   ])('answers 400 with a JSON error for %s', async (_what, send) => {
     const res = await send(request(http).post('/orders')).expect(400);
     expectErrorBody(res, 400);
+  });
+
+  it.each([
+    ['a text body', (r: request.Test) => r.set('content-type', 'text/plain').send('customerId=c-1')],
+    // What an HTML form on any web site can make a browser post here, without a CORS preflight.
+    ['a form body', (r: request.Test) => r.type('form').send({ customerId: 'c-1', orderId: 'from-a-form' })],
+    ['a JSON body under another media type', (r: request.Test) => r.set('content-type', 'application/vnd.api+json').send('{"customerId":"c-1"}')],
+  ])('answers 415 with a JSON error for %s, and places nothing', async (_what, send) => {
+    const res = await send(request(http).post('/orders')).expect(415);
+    expectErrorBody(res, 415);
+    await request(http).get('/orders/from-a-form').expect(404);
   });
 });
 
@@ -213,10 +223,10 @@ describe('POST /orders/:id/lines and DELETE /orders/:id/lines/:sku', () => {
     expect(await getOrder(id)).toMatchObject({ version: 1, lines: [] });
   });
 
-  it('answers 400 with a JSON error for a body that is not an object', async () => {
+  it('answers 400 with a JSON error for a body that is not an object, 415 for one that is not JSON', async () => {
     const id = await newOrder();
     expectErrorBody(await request(http).post(path(id, '/lines')).send([{ sku: 'a', quantity: 1, unitPrice: 1 }]).expect(400), 400);
-    expectErrorBody(await request(http).post(path(id, '/lines')).set('content-type', 'text/plain').send('a').expect(400), 400);
+    expectErrorBody(await request(http).post(path(id, '/lines')).set('content-type', 'text/plain').send('a').expect(415), 415);
   });
 });
 
