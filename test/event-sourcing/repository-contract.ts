@@ -474,6 +474,13 @@ export function describeRepositoryContract(name: string, open: () => Promise<Rep
         expect(stored.slice(1).map((e) => (e.payload as Deposited).reference).sort()).toEqual([...refs].sort());
       });
 
+      it('takes the default for a retry option given as undefined (a burst still all applied)', async () => {
+        const { accounts, id } = await opened(Account, { retry: { maxElapsedMs: undefined, initialDelayMs: undefined, maxDelayMs: undefined } });
+        const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => accounts.apply(new Deposit(id, 1, `u${i}`))));
+        expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+        expect((await accounts.load(id)).balance).toBe(8);
+      });
+
       it('gives up with CommandContentionError once the time budget is spent, naming the aggregate, not its stream', async () => {
         const { accounts, id } = await opened(Account, { retry: { maxElapsedMs: 0 } });
         const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => accounts.apply(new Deposit(id, 1, `t${i}`))));

@@ -170,10 +170,13 @@ export class Repository<A extends AggregateRoot> {
     this.eventClasses = meta.handlers;
     checkRepositoryOptions(options);
     this.serializer = options.serializer ?? new JsonEventSerializer();
+    // Field by field: an option given as undefined takes the default rather than erasing it.
+    const retry = options.retry ?? {};
     this.retry = {
-      ...DEFAULT_COMMAND_RETRY,
-      ...options.retry,
-      maxAttempts: options.retry?.maxAttempts ?? options.maxAttempts ?? Number.POSITIVE_INFINITY,
+      maxElapsedMs: retry.maxElapsedMs ?? DEFAULT_COMMAND_RETRY.maxElapsedMs,
+      initialDelayMs: retry.initialDelayMs ?? DEFAULT_COMMAND_RETRY.initialDelayMs,
+      maxDelayMs: retry.maxDelayMs ?? DEFAULT_COMMAND_RETRY.maxDelayMs,
+      maxAttempts: retry.maxAttempts ?? options.maxAttempts ?? Number.POSITIVE_INFINITY,
     };
     this.logger = options.logger ?? new Logger(`Repository<${this.type}>`);
   }

@@ -28,10 +28,11 @@ export function checkExpiry(field: string, value: unknown): void {
 export function checkRecordExpiry(field: string, value: unknown, now: number): void {
   checkExpiry(field, value);
   if (typeof value !== 'number' || value === 0 || value > now) return;
+  // Before 2001 in epoch seconds: almost certainly a duration given where an expiry time was meant.
+  const hint = value < 1_000_000_000 ? ` (for ${value} seconds from now give ${now + value})` : '';
   throw new ValidationError(
     field,
-    `is ${value}, not in the future (now is ${now}): ttl is an absolute expiry in epoch seconds ` +
-      `(for ${value} seconds from now give ${now + value}), or 0 for none`,
+    `is ${value}, not in the future (now is ${now}): ttl is an absolute expiry in epoch seconds${hint}, or 0 for none`,
   );
 }
 
