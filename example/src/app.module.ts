@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { ConfigModule, type ConfigType } from '@nestjs/config';
-import { APP_GUARD } from '@nestjs/core';
+import { APP_GUARD, HttpAdapterHost } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { cosmosConfig } from './config/cosmos.config.js';
 import { eventStoreConfig } from './config/event-store.config.js';
@@ -15,6 +15,10 @@ import { SubscriptionsModule } from 'nest-cosmos-eventstore';
 import { OrderStatsModule } from './modules/order-stats/index.js';
 import { SubscriptionsAdminModule } from './modules/subscriptions-admin/index.js';
 import { subscriptionsConfig } from './config/subscriptions.config.js';
+import { answerClientErrors } from './http/client-errors.js';
+import { HttpExceptionFilter } from './http/http-exception.filter.js';
+import { jsonBodiesOnly } from './http/json-bodies-only.js';
+import { methodNotAllowed, type RouteLayer } from './http/method-not-allowed.js';
 
 /** Largest JSON request body: a few events near Cosmos DB's 2 MB item limit (express's default is 100 kB). */
 export const MAX_REQUEST_BODY = '16mb';
@@ -109,9 +113,21 @@ export class CosmosAccountModule {}
 export class AppModule {}
 
 /**
- * What every entry point (`main.ts`, the e2e tests) sets up before `init()`: a JSON body limit large enough
- * for events near the Cosmos DB item limit.
+ * What every entry point (`main.ts`, the e2e tests) sets up before `init()`, so every request is parsed and
+ * answered alike: no `x-powered-by` banner; 405 with `Allow` for a known path asked with another method;
+ * JSON bodies only (415 otherwise), up to a limit large enough for events near the Cosmos DB item limit; the JSON error shape
+ * `{ statusCode, error, message }` for every error, Nest's and express's own included, and for the
+ * requests Node's parser refuses (431 headers too large).
  */
 export function configureApp(app: NestExpressApplication): NestExpressApplication {
-  return app.useBodyParser('json', { limit: MAX_REQUEST_BODY });
+  app.disable('x-powered-by');
+  // express 5's own router (`app.router`), whose route layers Nest fills on init().
+  const express = app.getHttpAdapter().getInstance() as { router: { stack: RouteLayer[] } };
+  app.use(methodNotAllowed(() => express.router.stack));
+  // Before every parser, Nest's default urlencoded one included: a form post never becomes a body.
+  app.use(jsonBodiesOnly());
+  app.useBodyParser('json', { limit: MAX_REQUEST_BODY });
+  app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
+  answerClientErrors(app.getHttpServer());
+  return app;
 }

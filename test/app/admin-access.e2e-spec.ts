@@ -36,7 +36,24 @@ it('runs the action for the token', async () => {
   expect(logger.text).toMatch(/order-stats: rebuilding from beginning/);
 });
 
-it('guards only /admin: the rest of the service needs no token', async () => {
+it('guards the raw event API’s writes as /admin: 401 without the token, 201 with it; reads stay open', async () => {
+  const id = `raw-${randomUUID()}`;
+  const body = { records: [{ version: 1, data: '' }] };
+  await request(service.http).post(`/aggregates/${id}/events`).send(body).expect(401).expect('www-authenticate', 'Bearer');
+  expect((await request(service.http).get(`/aggregates/${id}/events`).expect(200)).body).toEqual({ records: [] });
+  await request(service.http).post(`/aggregates/${id}/events`).set('authorization', `Bearer ${TOKEN}`).send(body).expect(201);
+});
+
+it('refuses an order’s stream (403) to the raw API even with the token', async () => {
+  const res = await request(service.http)
+    .post(`/aggregates/${encodeURIComponent(`Order/${randomUUID()}`)}/events`)
+    .set('authorization', `Bearer ${TOKEN}`)
+    .send({ records: [{ version: 1, data: '' }] })
+    .expect(403);
+  expect(res.body).toMatchObject({ field: 'id' });
+});
+
+it('guards only the admin actions: the rest of the service needs no token', async () => {
   await request(service.http).get('/order-stats').expect(200);
   await request(service.http).post('/orders').send({ customerId: 'c-1' }).expect(201);
 });

@@ -138,6 +138,8 @@ describe('POST /aggregates/:id/events', () => {
     ['duplicate versions', { records: [{ version: 1, data: '' }, { version: 1, data: '' }] }, 'records[1].version'],
     ['a negative ttl', { records: [{ version: 1, data: '', ttl: -1 }] }, 'records[0].ttl'],
     ['a ttl that is a string', { records: [{ version: 1, data: '', ttl: '10' }] }, 'records[0].ttl'],
+    ['a ttl already past', { records: [{ version: 1, data: '', ttl: now() - 60 }] }, 'records[0].ttl'],
+    ['a ttl meant as seconds from now', { records: [{ version: 1, data: '', ttl: 3600 }] }, 'records[0].ttl'],
     ['an unknown record field', { records: [{ version: 1, data: '', tll: 10 }] }, 'records[0].tll'],
     ['records that are not an array', { records: { version: 1 } }, 'records'],
     ['no records field', { events: [] }, 'events'],
@@ -152,12 +154,29 @@ describe('POST /aggregates/:id/events', () => {
     expect((await request(http).get(`/aggregates/${id}/events`).expect(200)).body).toEqual({ records: [] });
   });
 
+  it.each([
+    ['4 MB', 4_000_000],
+    ['6 MB', 6_000_000],
+    ['9 MB', 9_000_000],
+  ])('answers 400 (not 500) naming the field for %s of data, over the item limit, and logs no stack', async (_what, size) => {
+    const id = uniqueId('huge');
+    const data = Buffer.alloc(size, 7).toString('base64');
+    const res = await append(id, { records: [{ version: 1, data }] }).expect(400);
+    expect(res.body).toMatchObject({ statusCode: 400, error: 'Bad Request', field: 'records[0].data' });
+    expect(logger.text).not.toMatch(/RangeError|Maximum call stack/);
+  });
+
+  it('answers 400 for padding in the middle of the data', async () => {
+    const res = await append(uniqueId('pad'), { records: [{ version: 1, data: 'YQ==YQ==' }] }).expect(400);
+    expect(res.body).toMatchObject({ field: 'records[0].data' });
+  });
+
   it('answers 400 for an aggregate id longer than a partition key may be', async () => {
     const res = await append('x'.repeat(2049), { records: [{ version: 1, data: '' }] }).expect(400);
     expect(res.body).toMatchObject({ statusCode: 400, field: 'aggregateId' });
   });
 
-  it('answers 400 with a JSON error for malformed JSON and for a body that is not JSON', async () => {
+  it('answers 400 with a JSON error for malformed JSON, and 415 for a body that is not JSON', async () => {
     const malformed = await request(http)
       .post('/aggregates/a/events')
       .set('content-type', 'application/json')
@@ -169,9 +188,29 @@ describe('POST /aggregates/:id/events', () => {
       .post('/aggregates/a/events')
       .set('content-type', 'text/plain')
       .send('records')
-      .expect(400)
+      .expect(415)
       .expect('content-type', /json/);
-    expect(text.body).toMatchObject({ statusCode: 400, field: 'body' });
+    expect(text.body).toMatchObject({ statusCode: 415, error: 'Unsupported Media Type' });
+  });
+
+  it.each([
+    ['an order’s stream', 'Order/o-raw'],
+    ['an order’s stream with an empty id', 'Order/'],
+    ['a nested id in an order’s stream', 'Order/a/b'],
+  ])('answers 403 naming the id for %s (a repository’s namespace), and stores nothing', async (_what, id) => {
+    const res = await append(id, { records: [{ version: 1, data: b64('{"placed":true}') }] }).expect(403);
+    expect(res.body).toMatchObject({ statusCode: 403, error: 'Forbidden', field: 'id' });
+    expect(res.body.message).toMatch(/belong to the Order aggregate/);
+    expect((await request(http).get(`/aggregates/${encodeURIComponent(id)}/events`).expect(200)).body).toEqual({ records: [] });
+  });
+
+  it('refuses an order’s stream even for a body that is not valid (403 before 400)', async () => {
+    await append('Order/o-raw', { nonsense: true }).expect(403);
+  });
+
+  it.each(['Orders/x', 'order/x', 'Order', 'demo/Order/x'])('still takes a stream outside the namespaces: %s', async (prefix) => {
+    const id = `${prefix}-${randomUUID()}`;
+    await append(id, { records: [{ version: 1, data: '' }] }).expect(201);
   });
 
   it('answers 201 for zero records and stores nothing', async () => {

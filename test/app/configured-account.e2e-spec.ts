@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { CosmosClient } from '@azure/cosmos';
 import request from 'supertest';
+import { SNAPSHOT_TAIL_STORE, type SnapshotTailStore } from '../../src/index.js';
 import { startEmbeddedCosmos, type EmbeddedCosmos } from '../../src/testing.js';
 import { CapturingLogger, startService, type ServiceUnderTest } from '../support/app.js';
 
@@ -37,11 +38,18 @@ afterAll(async () => {
   if (cosmosOpen) await cosmos?.close();
 });
 
+it('refuses the raw event API’s writes (403) on a configured account without ADMIN_TOKEN, and writes nothing', async () => {
+  const res = await request(http)
+    .post('/aggregates/acct-raw/events')
+    .send({ records: [{ version: 1, data: '' }] })
+    .expect(403);
+  expect(res.body).toMatchObject({ statusCode: 403, error: 'Forbidden', message: expect.stringMatching(/set ADMIN_TOKEN/) });
+  expect((await request(http).get('/aggregates/acct-raw/events').expect(200)).body).toEqual({ records: [] });
+});
+
 it('uses the configured account, database and containers, and logs neither key nor "in memory"', async () => {
-  await request(http)
-    .post('/aggregates/acct-1/events')
-    .send({ records: [{ version: 1, data: Buffer.from('hello').toString('base64') }] })
-    .expect(201);
+  // Through the store itself: the raw API's writes need ADMIN_TOKEN here.
+  await service.app.get<SnapshotTailStore>(SNAPSHOT_TAIL_STORE).save('acct-1', [{ version: 1, data: Buffer.from('hello') }]);
 
   const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
   try {

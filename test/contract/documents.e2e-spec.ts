@@ -143,13 +143,19 @@ describe('events container documents', () => {
     expect(doc.t).toBeLessThanOrEqual(after + 90);
   });
 
-  it('writes ttl of at least 1 for an expiry already past', async () => {
+  it('writes the seconds left as ttl (at least 1), and writes no document for an expiry already past', async () => {
     const id = `agg-${randomUUID()}`;
-    const t = nowSeconds() - 100;
+    const t = nowSeconds() + 2;
     await store.save(id, [{ version: 1, data: new Uint8Array(0), ttl: t }]);
     const doc = await readRaw(events, '1', id);
     expect(doc.t).toBe(t);
-    expect(doc.ttl).toBe(1);
+    expect(doc.ttl).toBeGreaterThanOrEqual(1);
+    expect(doc.ttl).toBeLessThanOrEqual(2);
+    // Refused before any request: such a record would take its version while no read returns it.
+    await expect(store.save(id, [{ version: 2, data: new Uint8Array(0), ttl: nowSeconds() - 100 }])).rejects.toMatchObject({
+      field: 'records[0].ttl',
+    });
+    expect((await queryRaw(events, 'a', id)).map((d) => d.id)).toEqual(['1']);
   });
 
   it('omits t and ttl when no ttl applies', async () => {

@@ -28,6 +28,7 @@ import {
   type SortCondition,
   type StreamingStore,
 } from '../../src/index.js';
+import { jest } from '@jest/globals';
 import { rejectionOf } from '../support/rejection.js';
 
 /** What the contract exercises: an event store that can materialize into `opaque`. */
@@ -57,6 +58,21 @@ const MiB = 1024 * 1024;
 const unique = (label: string) => `${label}-${randomUUID()}`;
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const text = (s: string) => encoder.encode(s);
+
+/**
+ * Runs `fn` with the clock a minute ahead: records saved with an expiry 30 s away have expired for the
+ * store, which filters by its own clock whether or not the server purged them yet. (A store refuses an
+ * expiry already past, so expired records can only be made by waiting.)
+ */
+async function aMinuteLater<T>(fn: () => Promise<T>): Promise<T> {
+  const realNow = Date.now.bind(Date);
+  const clock = jest.spyOn(Date, 'now').mockImplementation(() => realNow() + 60_000);
+  try {
+    return await fn();
+  } finally {
+    clock.mockRestore();
+  }
+}
 
 function record(version: number, data = `event ${version}`, ttl?: number): EventRecord {
   return ttl === undefined ? { version, data: text(data) } : { version, data: text(data), ttl };
@@ -474,9 +490,10 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       it('never yields expired records', async () => {
         const { store } = await open();
         const id = unique('stream-ttl');
-        const past = nowSeconds() - 60;
-        await store.save(id, range(1, 9).map((v) => record(v, `event ${v}`, v % 3 === 0 ? past : undefined)));
-        expect(versionsOf(await drain(store.readStream(id, { pageSize: 2 })))).toEqual([1, 2, 4, 5, 7, 8]);
+        const soon = nowSeconds() + 30;
+        await store.save(id, range(1, 9).map((v) => record(v, `event ${v}`, v % 3 === 0 ? soon : undefined)));
+        const streamed = await aMinuteLater(() => drain(store.readStream(id, { pageSize: 2 })));
+        expect(versionsOf(streamed)).toEqual([1, 2, 4, 5, 7, 8]);
       });
 
       it('refuses a bad aggregate id or page size on the first iteration', async () => {
@@ -558,13 +575,35 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       it('never returns expired records from load or loadTail', async () => {
         const { store } = await open();
         const id = unique('ttl-past');
-        const past = nowSeconds() - 60;
-        await store.save(id, [record(1), record(2, 'gone', past), record(3), record(4, 'gone', past)]);
-        expect(versionsOf(await store.load(id))).toEqual([1, 3]);
-        // The newest record is expired: the tail still holds n live records.
-        expect(versionsOf(await store.loadTail(id, 1))).toEqual([3]);
-        expect(versionsOf(await store.loadTail(id, 2))).toEqual([1, 3]);
-        expect(versionsOf(await store.loadTail(id, 10))).toEqual([1, 3]);
+        const soon = nowSeconds() + 30;
+        await store.save(id, [record(1), record(2, 'gone', soon), record(3), record(4, 'gone', soon)]);
+        await aMinuteLater(async () => {
+          expect(versionsOf(await store.load(id))).toEqual([1, 3]);
+          // The newest record is expired: the tail still holds n live records.
+          expect(versionsOf(await store.loadTail(id, 1))).toEqual([3]);
+          expect(versionsOf(await store.loadTail(id, 2))).toEqual([1, 3]);
+          expect(versionsOf(await store.loadTail(id, 10))).toEqual([1, 3]);
+        });
+      });
+
+      it('refuses a record ttl that is not in the future, and writes nothing of the call', async () => {
+        const { store } = await open();
+        const id = unique('ttl-not-future');
+        const now = nowSeconds();
+        // An expiry already reached, "now" itself, and seconds-from-now mistaken for an epoch time.
+        for (const ttl of [now - 60, now, 3600, 1]) {
+          const err = await rejectionOf(store.save(id, [record(1), record(2, 'x', ttl)]));
+          expect(err).toBeInstanceOf(ValidationError);
+          expect((err as ValidationError).field).toBe('records[1].ttl');
+          expect((err as ValidationError).message).toMatch(/not in the future.*epoch seconds/);
+          // A small number reads as seconds from now: the message says what to give instead.
+          if (ttl < 1_000_000) expect((err as ValidationError).message).toMatch(new RegExp(`for ${ttl} seconds from now give \\d+`));
+          else expect((err as ValidationError).message).not.toContain('seconds from now');
+        }
+        expect((await store.load(id)).records).toEqual([]);
+        // The versions stay free: the same records with a future expiry (or none) are stored.
+        await store.save(id, [record(1), record(2, 'x', now + 600)]);
+        expect(versionsOf(await store.load(id))).toEqual([1, 2]);
       });
     });
 

@@ -10,6 +10,7 @@ import {
   AggregateNotFoundError,
   AggregateRoot,
   Command,
+  CommandContentionError,
   CommandRejectedError,
   CommandValidationError,
   ConcurrencyError,
@@ -19,6 +20,7 @@ import {
   On,
   Repository,
   SNAPSHOT_EVENT_TYPE,
+  UnreadableStreamError,
   ValidationError,
   type AggregateClass,
   type AggregateStore,
@@ -401,12 +403,33 @@ export function describeRepositoryContract(name: string, open: () => Promise<Rep
         });
         await stores.events.save(`Account/${id}`, [event(2), event(3)]);
         expect(await rejectionOf(accounts.load(id))).toMatchObject({ message: expect.stringMatching(/starts at version 2/) });
+        expect(await rejectionOf(accounts.load(id))).toBeInstanceOf(UnreadableStreamError);
         const gappy = unique('acc');
         await stores.events.save(`Account/${gappy}`, [
           { version: 1, data: serializer.serialize({ type: 'AccountOpened', aggregateId: gappy, version: 1, at: 0, actor: 'a', payload: new AccountOpened('x') }) },
           { ...event(3), data: serializer.serialize({ type: 'Deposited', aggregateId: gappy, version: 3, at: 0, actor: 'a', payload: new Deposited(1, 'r') }) },
         ]);
-        expect(await rejectionOf(accounts.load(gappy))).toMatchObject({ message: expect.stringMatching(/version 2 is missing/) });
+        expect(await rejectionOf(accounts.load(gappy))).toMatchObject({
+          constructor: UnreadableStreamError,
+          streamId: `Account/${gappy}`,
+          version: 2,
+          message: expect.stringMatching(/version 2 is missing/),
+        });
+      });
+
+      it.each([
+        ['bytes that are not an event envelope', () => new TextEncoder().encode('{"placed":true}')],
+        ['an event type without an @On handler', () => serializer.serialize({ type: 'Forged', aggregateId: 'x', version: 2, at: 0, actor: 'mallory', payload: {} })],
+        ['an envelope of another version', () => serializer.serialize({ type: 'Deposited', aggregateId: 'x', version: 7, at: 0, actor: 'a', payload: new Deposited(1, 'r') })],
+      ])('fails load, history and commands with UnreadableStreamError naming stream and version for %s', async (_, data) => {
+        const { accounts, id } = await opened(Account);
+        await stores.events.save(`Account/${id}`, [{ version: 2, data: data() }]);
+        for (const call of [() => accounts.load(id), () => accounts.history(id), () => accounts.apply(new Deposit(id, 1))]) {
+          const err = await rejectionOf(call());
+          expect(err).toBeInstanceOf(UnreadableStreamError);
+          expect(err).toMatchObject({ aggregateType: 'Account', aggregateId: id, streamId: `Account/${id}`, version: 2 });
+          expect((err as Error).message).toContain(`"Account/${id}"`);
+        }
       });
 
       it('restores a snapshot whose JSON carries a getter (derived state) without failing', async () => {
@@ -439,6 +462,64 @@ export function describeRepositoryContract(name: string, open: () => Promise<Rep
         expect(stored.map((e) => e.version)).toEqual([1, 2, 3, 4, 5, 6, 7]);
         expect(stored.slice(1).map((e) => (e.payload as Deposited).reference).sort()).toEqual(refs);
         expect((await accounts.load(id)).balance).toBe(60);
+      });
+
+      it('absorbs a burst of 20 concurrent commands on one aggregate with the default budget, each stored once', async () => {
+        const { accounts, id } = await opened(Account);
+        const refs = Array.from({ length: 20 }, (_, i) => `burst-${i}`);
+        const results = await Promise.allSettled(refs.map((ref) => accounts.apply(new Deposit(id, 1, ref))));
+        expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+        const stored = await envelopes('Account', id);
+        expect(stored.map((e) => e.version)).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
+        expect(stored.slice(1).map((e) => (e.payload as Deposited).reference).sort()).toEqual([...refs].sort());
+      });
+
+      it('takes the default for a retry option given as undefined, and still gives up in time', async () => {
+        const { id } = await opened(Account);
+        // Every save loses, as if other commands always got there first.
+        const losing = Object.create(stores.events) as SnapshotTailStore;
+        losing.save = (streamId, records) => Promise.reject(new ConcurrencyError(streamId, [records[0].version]));
+        const accounts = repository(Account, { retry: { maxElapsedMs: 50, initialDelayMs: undefined, maxDelayMs: undefined } }, losing);
+        const err = await rejectionOf(accounts.apply(new Deposit(id, 1)));
+        expect(err).toBeInstanceOf(CommandContentionError);
+        expect((err as CommandContentionError).attempts).toBeGreaterThan(1);
+        // The 50 ms budget, not the default 5 s (timers may fire a little late on a loaded machine).
+        expect((err as CommandContentionError).elapsedMs).toBeLessThan(1000);
+      });
+
+      it('gives up with CommandContentionError once the time budget is spent, naming the aggregate, not its stream', async () => {
+        const { accounts, id } = await opened(Account, { retry: { maxElapsedMs: 0 } });
+        const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => accounts.apply(new Deposit(id, 1, `t${i}`))));
+        const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+        expect(failed.length).toBeGreaterThan(0);
+        for (const err of failed) {
+          expect(err).toBeInstanceOf(CommandContentionError);
+          expect(err).toBeInstanceOf(ConcurrencyError); // isConflict(err) callers keep working
+          expect(err).toMatchObject({ aggregateType: 'Account', id, aggregateId: `Account/${id}`, attempts: 1 });
+          expect((err as Error).message).not.toContain(`Account/${id}`);
+          expect((err as Error).message).toMatch(/run it again/);
+        }
+        const accepted = results.flatMap((r, i) => (r.status === 'fulfilled' ? [`t${i}`] : []));
+        const stored = (await envelopes('Account', id)).slice(1).map((e) => (e.payload as Deposited).reference);
+        expect(stored.sort()).toEqual(accepted.sort());
+      });
+
+      it.each([
+        [{ retry: null }, 'retry'],
+        [{ retry: { maxElapsedMs: -1 } }, 'retry.maxElapsedMs'],
+        [{ retry: { initialDelayMs: Number.NaN } }, 'retry.initialDelayMs'],
+        [{ retry: { maxDelayMs: '10' } }, 'retry.maxDelayMs'],
+        [{ retry: { maxAttempts: 0 } }, 'retry.maxAttempts'],
+        [{ retry: { initialDelayMs: 50, maxDelayMs: 10 } }, 'retry.initialDelayMs'],
+      ])('refuses the retry option %j naming %s', (options, field) => {
+        let err: unknown;
+        try {
+          repository(Account, options as unknown as RepositoryOptions);
+        } catch (caught) {
+          err = caught;
+        }
+        expect(err).toBeInstanceOf(ValidationError);
+        expect((err as ValidationError).field).toBe(field);
       });
 
       it('surfaces ConcurrencyError after maxAttempts, and then nothing of that command is stored', async () => {

@@ -1,4 +1,4 @@
-import { EventStoreError, NotFoundError } from '../event-store/index.js';
+import { ConcurrencyError, EventStoreError, NotFoundError } from '../event-store/index.js';
 
 /** Base class of the errors a repository raises when it refuses a command. */
 export class CommandError extends EventStoreError {}
@@ -51,5 +51,47 @@ export class CommandRejectedError extends CommandError {
     readonly reason: string,
   ) {
     super(`${command} was rejected: ${reason}`);
+  }
+}
+
+/**
+ * `apply` lost the concurrency race on every run within its retry budget (`RepositoryOptions.retry`):
+ * other commands kept changing the aggregate first. Nothing of this command was stored, so running it again
+ * is safe. A `ConcurrencyError` (so `isConflict(err)` holds): as on every one, `aggregateId` is the store's
+ * stream id (`<type>/<id>`) and `versions` those of the last lost race; `aggregateType` and `id` name the
+ * aggregate as the application knows it, and so does the message. HTTP: 409, may be retried.
+ */
+export class CommandContentionError extends ConcurrencyError {
+  constructor(
+    readonly aggregateType: string,
+    readonly id: string,
+    streamId: string,
+    versions: readonly number[],
+    readonly attempts: number,
+    readonly elapsedMs: number,
+  ) {
+    super(streamId, versions);
+    this.message =
+      `${aggregateType} ${JSON.stringify(id)} was changed by concurrent commands on each of ${attempts} ` +
+      `run(s) in ${Math.round(elapsedMs)} ms; nothing of this command was stored: run it again`;
+  }
+}
+
+/**
+ * A record in an aggregate's stream that the repository cannot replay: not a decodable event envelope, an
+ * event type without an `@On` handler, a version that does not match its record, or a stream that no
+ * longer starts at version 1 or a snapshot. The aggregate cannot be loaded until the record is dealt with;
+ * retrying does not help. HTTP: 500, the detail (stream, version, cause) in the log only.
+ */
+export class UnreadableStreamError extends EventStoreError {
+  constructor(
+    readonly aggregateType: string,
+    readonly aggregateId: string,
+    readonly streamId: string,
+    readonly version: number,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`stream ${JSON.stringify(streamId)} cannot be replayed at version ${version}: ${reason}`, options);
   }
 }

@@ -11,7 +11,7 @@ import type { AggregateRoot } from './aggregate-root.js';
 import { EVENT_SOURCING_OPTIONS, getRepositoryToken } from './event-sourcing.constants.js';
 import { checkRepositoryOptions, Repository, type AggregateClass, type RepositoryOptions } from './repository.js';
 
-/** Options every repository takes: the event serializer and the attempts of a command under contention. */
+/** Options every repository takes: the event serializer and the retry budget of a command under contention. */
 export type EventSourcingModuleOptions = Omit<RepositoryOptions, 'logger'>;
 
 /** Options of `EventSourcingModule.forRootAsync`: the options come from a factory, e.g. over `ConfigService`. */
@@ -43,7 +43,7 @@ export class EventSourcingModule {
    * @example
    * EventSourcingModule.forRootAsync({
    *   inject: [ConfigService],
-   *   useFactory: (config: ConfigService) => ({ maxAttempts: config.get<number>('COMMAND_MAX_ATTEMPTS') }),
+   *   useFactory: (config: ConfigService) => ({ retry: { maxElapsedMs: config.get<number>('COMMAND_RETRY_MS') } }),
    * })
    */
   static forRootAsync(options: EventSourcingModuleAsyncOptions): DynamicModule {

@@ -10,10 +10,12 @@ import {
 } from '../event-store/index.js';
 import {
   AggregateAlreadyExistsError,
+  CommandContentionError,
   CommandError,
   CommandRejectedError,
   CommandValidationError,
   InvalidStateError,
+  UnreadableStreamError,
 } from './event-sourcing.errors.js';
 
 /** The JSON error body, shaped like Nest's own (`statusCode`, `error`, `message`) plus what the client needs. */
@@ -27,13 +29,17 @@ export interface ErrorBody {
   versions?: readonly number[];
   /** What is wrong with a command's input (`CommandValidationError`). */
   problems?: readonly string[];
+  /** true: nothing was changed and the same request may simply be sent again (`CommandContentionError`). */
+  retryable?: boolean;
 }
 
 /**
- * Answers the event store's errors as JSON: `ValidationError` → 400; `ConcurrencyError`,
- * `AggregateAlreadyExistsError` and `InvalidStateError` → 409; `NotFoundError` (so `AggregateNotFoundError`)
+ * Answers the event store's errors as JSON: `ValidationError` → 400; `CommandContentionError` → 409 with
+ * `retryable: true` (a command that kept losing the race to concurrent ones; nothing stored, send it again);
+ * `ConcurrencyError`, `AggregateAlreadyExistsError` and `InvalidStateError` → 409; `NotFoundError` (so `AggregateNotFoundError`)
  * → 404; `CommandValidationError` and `CommandRejectedError` → 422; `WriteOutcomeUnknownError` → 503 telling
- * the client to reload first; any other `EventStoreError` (Cosmos DB failed) → 503 when Cosmos DB was
+ * the client to reload first; `UnreadableStreamError` → 500 naming the aggregate (the stream and the
+ * cause go to the log, one line, no stack); any other `EventStoreError` (Cosmos DB failed) → 503 when Cosmos DB was
  * unreachable, throttled or timed out (worth retrying), else 500; the detail is logged, not sent.
  */
 @Catch(EventStoreError)
@@ -51,6 +57,9 @@ export class EventStoreExceptionFilter implements ExceptionFilter<EventStoreErro
     if (err instanceof ValidationError) {
       return { statusCode: HttpStatus.BAD_REQUEST, error: 'Bad Request', message: err.message, field: err.field };
     }
+    if (err instanceof CommandContentionError) {
+      return { statusCode: HttpStatus.CONFLICT, error: 'Conflict', message: err.message, retryable: true };
+    }
     if (err instanceof ConcurrencyError) {
       return { statusCode: HttpStatus.CONFLICT, error: 'Conflict', message: err.message, versions: err.versions };
     }
@@ -65,6 +74,17 @@ export class EventStoreExceptionFilter implements ExceptionFilter<EventStoreErro
     }
     if (err instanceof NotFoundError) {
       return { statusCode: HttpStatus.NOT_FOUND, error: 'Not Found', message: err.message };
+    }
+    if (err instanceof UnreadableStreamError) {
+      // Stored data, not a bug of this request: the stack says nothing, the stream and version say it all.
+      this.logger.error(err.message);
+      return {
+        statusCode: HttpStatus.INTERNAL_SERVER_ERROR,
+        error: 'Internal Server Error',
+        message:
+          `${err.aggregateType} ${JSON.stringify(err.aggregateId)} cannot be read: its stored event at version ${err.version} ` +
+          'is not one this service can replay; the service log has the detail',
+      };
     }
     this.logger.error(err.message, err.stack);
     if (err instanceof WriteOutcomeUnknownError) {

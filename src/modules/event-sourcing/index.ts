@@ -19,20 +19,24 @@ export {
 export {
   AggregateAlreadyExistsError,
   AggregateNotFoundError,
+  CommandContentionError,
   CommandError,
   CommandRejectedError,
   CommandValidationError,
   InvalidStateError,
+  UnreadableStreamError,
 } from './event-sourcing.errors.js';
 export { getRepositoryToken } from './event-sourcing.constants.js';
 export { InjectRepository } from './event-sourcing.decorators.js';
 export { EventSourcingModule, type EventSourcingModuleAsyncOptions, type EventSourcingModuleOptions } from './event-sourcing.module.js';
 export {
+  DEFAULT_COMMAND_RETRY,
   DEFAULT_MAX_ATTEMPTS,
   Repository,
   SNAPSHOT_EVENT_TYPE,
   type AggregateClass,
   type AggregatePage,
+  type CommandRetryOptions,
   type EventContext,
   type HistoryEvent,
   type RepositoryOptions,

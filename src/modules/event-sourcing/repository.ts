@@ -1,5 +1,7 @@
 import { Logger } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
 import {
+  ConcurrencyError,
   decodeAggregateBody,
   EventStoreError,
   isConflict,
@@ -21,9 +23,11 @@ import { JsonEventSerializer, nowMicros, type EventEnvelope, type EventSerialize
 import {
   AggregateAlreadyExistsError,
   AggregateNotFoundError,
+  CommandContentionError,
   CommandRejectedError,
   CommandValidationError,
   InvalidStateError,
+  UnreadableStreamError,
 } from './event-sourcing.errors.js';
 
 /** An aggregate class a repository can build: `AggregateRoot` with a constructor taking no arguments. */
@@ -32,11 +36,40 @@ export type AggregateClass<A extends AggregateRoot> = new () => A;
 /** The stored type name of snapshot records; their payload is the aggregate's JSON. */
 export const SNAPSHOT_EVENT_TYPE = '$snapshot';
 
+/**
+ * How `apply` re-runs a command that lost a concurrency race (another command saved the next version
+ * first): on fresh state, after a random wait between 0 and a ceiling that starts at `initialDelayMs` and
+ * doubles per lost race up to `maxDelayMs` ("full jitter", so racing writers spread out rather than
+ * collide again), until `maxElapsedMs` have passed since the first run. Then `CommandContentionError`.
+ */
+export interface CommandRetryOptions {
+  /** No new run starts once this long has passed since the first (nor a wait that would end later). Default 5000. */
+  maxElapsedMs?: number;
+  /** The first wait's ceiling, in milliseconds. Default 2. */
+  initialDelayMs?: number;
+  /** The largest wait ceiling, in milliseconds. Default 100. */
+  maxDelayMs?: number;
+  /** Runs in all, whatever time is left; default: no limit but the time. 1 turns retries off. */
+  maxAttempts?: number;
+}
+
+/** The retry budget of `apply` when none is given: enough for a burst of 20 concurrent commands on one aggregate. */
+export const DEFAULT_COMMAND_RETRY: Readonly<Required<Omit<CommandRetryOptions, 'maxAttempts'>>> = Object.freeze({
+  maxElapsedMs: 5000,
+  initialDelayMs: 2,
+  maxDelayMs: 100,
+});
+
 /** How a repository runs. */
 export interface RepositoryOptions {
   /** Default: `JsonEventSerializer` (JSON, gzip from 1 KiB). */
   serializer?: EventSerializer;
-  /** Runs of a command that loses a concurrency race, in all. Default 3. */
+  /** How a command that loses a concurrency race is re-run. Default `DEFAULT_COMMAND_RETRY`. */
+  retry?: CommandRetryOptions;
+  /**
+   * @deprecated Use `retry: { maxAttempts }`. Still honoured (when `retry.maxAttempts` is not given) as a
+   * cap on runs within the time budget; it is no longer a default of 3.
+   */
   maxAttempts?: number;
   /** Where materialization failures are reported. Default: a Nest `Logger` named after the repository. */
   logger?: Pick<Logger, 'warn'>;
@@ -45,9 +78,25 @@ export interface RepositoryOptions {
 /** Throws a `ValidationError` naming the first option that is not usable. */
 export function checkRepositoryOptions(options: RepositoryOptions): void {
   if (options === null || typeof options !== 'object') throw new ValidationError('options', 'must be an object');
-  const { serializer, maxAttempts } = options;
+  const { serializer, maxAttempts, retry } = options;
   if (maxAttempts !== undefined && (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1)) {
     throw new ValidationError('maxAttempts', 'must be a positive integer');
+  }
+  if (retry !== undefined) {
+    if (retry === null || typeof retry !== 'object') throw new ValidationError('retry', 'must be an object { maxElapsedMs?, initialDelayMs?, maxDelayMs?, maxAttempts? }');
+    for (const name of ['maxElapsedMs', 'initialDelayMs', 'maxDelayMs'] as const) {
+      const value = retry[name];
+      if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value < 0)) {
+        throw new ValidationError(`retry.${name}`, 'must be a non-negative finite number of milliseconds');
+      }
+    }
+    if (retry.maxAttempts !== undefined && (!Number.isSafeInteger(retry.maxAttempts) || retry.maxAttempts < 1)) {
+      throw new ValidationError('retry.maxAttempts', 'must be a positive integer');
+    }
+    const { initialDelayMs = DEFAULT_COMMAND_RETRY.initialDelayMs, maxDelayMs = DEFAULT_COMMAND_RETRY.maxDelayMs } = retry;
+    if (initialDelayMs > maxDelayMs) {
+      throw new ValidationError('retry.initialDelayMs', `must be at most retry.maxDelayMs (${maxDelayMs})`);
+    }
   }
   if (serializer !== undefined && (typeof serializer?.serialize !== 'function' || typeof serializer.deserialize !== 'function')) {
     throw new ValidationError('serializer', 'must have serialize(envelope) and deserialize(data) methods');
@@ -85,11 +134,14 @@ export interface AggregatePage<A> {
   continuationToken?: string;
 }
 
+/**
+ * @deprecated Not the default any more: `apply` retries within a time budget (`DEFAULT_COMMAND_RETRY`).
+ * The old fixed budget, for `retry: { maxAttempts: DEFAULT_MAX_ATTEMPTS }`.
+ */
 export const DEFAULT_MAX_ATTEMPTS = 3;
 
 /** The field of a materialized body that names the aggregate type (the rest is the aggregate's JSON). */
 export const MATERIALIZED_TYPE_FIELD = '$type';
-const RETRY_JITTER_MS = 10;
 
 /**
  * Commands, loads and queries for one aggregate type (protosource's `Repository`): events go to the event
@@ -105,7 +157,7 @@ export class Repository<A extends AggregateRoot> {
   private readonly options: Readonly<AggregateOptions>;
   private readonly eventClasses: Map<string, { eventClass: EventClass; method: string | symbol }>;
   private readonly serializer: EventSerializer;
-  private readonly maxAttempts: number;
+  private readonly retry: Required<CommandRetryOptions>;
   private readonly logger: Pick<Logger, 'warn'>;
 
   constructor(
@@ -122,7 +174,14 @@ export class Repository<A extends AggregateRoot> {
     this.eventClasses = meta.handlers;
     checkRepositoryOptions(options);
     this.serializer = options.serializer ?? new JsonEventSerializer();
-    this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    // Field by field: an option given as undefined takes the default rather than erasing it.
+    const retry = options.retry ?? {};
+    this.retry = {
+      maxElapsedMs: retry.maxElapsedMs ?? DEFAULT_COMMAND_RETRY.maxElapsedMs,
+      initialDelayMs: retry.initialDelayMs ?? DEFAULT_COMMAND_RETRY.initialDelayMs,
+      maxDelayMs: retry.maxDelayMs ?? DEFAULT_COMMAND_RETRY.maxDelayMs,
+      maxAttempts: retry.maxAttempts ?? options.maxAttempts ?? Number.POSITIVE_INFINITY,
+    };
     this.logger = options.logger ?? new Logger(`Repository<${this.type}>`);
   }
 
@@ -134,41 +193,64 @@ export class Repository<A extends AggregateRoot> {
 
   /**
    * Runs a command: lifecycle check, validation, state guard, evaluation, emit, persist, then materialize.
-   * Returns the aggregate's version afterwards. A lost concurrency race re-runs the command on fresh state.
+   * Returns the aggregate's version afterwards. A lost concurrency race re-runs the command on fresh state
+   * within the retry budget (`RepositoryOptions.retry`); when it runs out, `CommandContentionError`.
    */
   async apply(command: Command<A>, options?: OperationOptions): Promise<number> {
+    const { maxElapsedMs, initialDelayMs, maxDelayMs, maxAttempts } = this.retry;
+    const started = performance.now();
+    let ceiling = initialDelayMs;
     for (let attempt = 1; ; attempt++) {
+      let conflict: ConcurrencyError;
       try {
         return await this.applyOnce(command, options);
       } catch (err) {
-        if (!isConflict(err) || attempt >= this.maxAttempts) throw err;
+        if (!isConflict(err)) throw err;
+        conflict = err;
       }
-      // Racing writers that all retry at once would collide again: spread them out a little.
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * RETRY_JITTER_MS * attempt));
+      // Full jitter: each loser waits a random time under a growing ceiling, so racing writers spread out.
+      const delay = Math.random() * ceiling;
+      ceiling = Math.min(maxDelayMs, ceiling * 2);
+      const elapsed = performance.now() - started;
+      if (attempt >= maxAttempts || elapsed + delay >= maxElapsedMs) {
+        throw new CommandContentionError(this.type, command.aggregateId, conflict.aggregateId, conflict.versions, attempt, elapsed);
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
       options?.abortSignal?.throwIfAborted();
     }
   }
 
-  /** The aggregate's current state from its events (newest snapshot first when snapshots are on). */
+  /**
+   * The aggregate's current state from its events (newest snapshot first when snapshots are on);
+   * `UnreadableStreamError` naming the stream and version for a record it cannot replay.
+   */
   async load(id: string, options?: OperationOptions): Promise<A> {
     const streamId = this.streamId(id);
     const every = this.options.snapshotEvery;
     if (every) {
-      const tail = (await this.stores.events.loadTail(streamId, every, options)).records.map((r) => this.decode(r));
+      const tail = (await this.stores.events.loadTail(streamId, every, options)).records.map((r) => this.decode(id, r));
       // A tail without a snapshot in a longer stream (snapshots turned on later, or expired) is not enough.
       if (tail.length === 0 || tail[0].version === 1 || tail.some((e) => e.type === SNAPSHOT_EVENT_TYPE)) {
         return this.replay(id, tail);
       }
     }
-    return this.replay(id, (await this.stores.events.load(streamId, options)).records.map((r) => this.decode(r)));
+    return this.replay(id, (await this.stores.events.load(streamId, options)).records.map((r) => this.decode(id, r)));
   }
 
-  /** Every stored event of the aggregate, oldest first (snapshot records left out). */
+  /**
+   * Every stored event of the aggregate, oldest first (snapshot records left out); `UnreadableStreamError`
+   * for a record that is not an event of this aggregate type, as `load` does.
+   */
   async history(id: string, options?: OperationOptions): Promise<HistoryEvent[]> {
     const { records } = await this.stores.events.load(this.streamId(id), options);
     return records
-      .map((record) => this.decode(record))
+      .map((record) => this.decode(id, record))
       .filter((envelope) => envelope.type !== SNAPSHOT_EVENT_TYPE)
+      .map((envelope) => {
+        // An event the aggregate has no handler for is not its history: load refuses it, and so does this.
+        if (!this.eventClasses.has(envelope.type)) throw this.unknownType(id, envelope);
+        return envelope;
+      })
       .map((envelope) => ({
         type: envelope.type,
         version: envelope.version,
@@ -282,13 +364,18 @@ export class Repository<A extends AggregateRoot> {
     const start = this.options.snapshotEvery ? Math.max(0, envelopes.findLastIndex((e) => e.type === SNAPSHOT_EVENT_TYPE)) : 0;
     const run = envelopes.slice(start);
     if (run.length > 0 && run[0].version !== 1 && run[0].type !== SNAPSHOT_EVENT_TYPE) {
-      throw new EventStoreError(`${this.type} ${JSON.stringify(id)}: the stream starts at version ${run[0].version} without a snapshot; its first events are gone (expired?)`);
+      throw this.unreadable(
+        id,
+        run[0].version,
+        `the stream starts at version ${run[0].version} without a snapshot; its first events are gone (expired?)`,
+      );
     }
     for (const envelope of run) {
       if (envelope.version !== aggregate.version + 1 && aggregate.version > 0) {
-        throw new EventStoreError(`${this.type} ${JSON.stringify(id)}: version ${aggregate.version + 1} is missing from the stream`);
+        throw this.unreadable(id, aggregate.version + 1, `version ${aggregate.version + 1} is missing from the stream`);
       }
       if (envelope.type !== SNAPSHOT_EVENT_TYPE) {
+        if (!this.eventClasses.has(envelope.type)) throw this.unknownType(id, envelope);
         this.applyEnvelope(aggregate, envelope);
       } else if (this.options.snapshotEvery) {
         aggregate.restoreSnapshot(envelope.payload as Record<string, unknown>);
@@ -312,12 +399,26 @@ export class Repository<A extends AggregateRoot> {
     aggregate.version = envelope.version;
   }
 
-  private decode(record: EventRecord): EventEnvelope {
-    const envelope = this.serializer.deserialize(record.data);
+  /** A stored record's envelope; `UnreadableStreamError` naming the stream and version when it is none. */
+  private decode(id: string, record: EventRecord): EventEnvelope {
+    let envelope: EventEnvelope;
+    try {
+      envelope = this.serializer.deserialize(record.data);
+    } catch (err) {
+      throw this.unreadable(id, record.version, `the record is not an event this repository can decode (${messageOf(err)})`, err);
+    }
     if (envelope.version !== record.version) {
-      throw new EventStoreError(`${this.type} record ${record.version} holds an event of version ${envelope.version}`);
+      throw this.unreadable(id, record.version, `the record holds an event of version ${String(envelope.version)}`);
     }
     return envelope;
+  }
+
+  private unknownType(id: string, envelope: EventEnvelope): UnreadableStreamError {
+    return this.unreadable(id, envelope.version, `${this.type} has no @On handler for event type ${JSON.stringify(envelope.type)}`);
+  }
+
+  private unreadable(id: string, version: number, reason: string, cause?: unknown): UnreadableStreamError {
+    return new UnreadableStreamError(this.type, id, this.streamId(id), version, reason, cause === undefined ? undefined : { cause });
   }
 
   private toEvent(envelope: EventEnvelope): object {

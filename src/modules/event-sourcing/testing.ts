@@ -70,7 +70,7 @@ async function run<A extends AggregateRoot>(
   const repository = new Repository(
     aggregateClass,
     { events, aggregates: events, opaque: new InMemoryOpaqueStore() },
-    { serializer, maxAttempts: 1, logger: { warn: () => undefined } },
+    { serializer, retry: { maxAttempts: 1 }, logger: { warn: () => undefined } },
   );
   const id = command.aggregateId;
   const at = nowMicros();

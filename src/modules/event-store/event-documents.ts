@@ -1,7 +1,7 @@
 import type { EventRecord } from './event-store.interfaces.js';
 import { ValidationError } from './event-store.errors.js';
 import { MAX_BATCH_OPERATIONS, MAX_DOCUMENT_BYTES, MAX_REQUEST_BYTES } from './cosmos-limits.js';
-import { checkExpiry, checkPartitionKey, ttlUntil } from './validation.js';
+import { checkPartitionKey, checkRecordExpiry, ttlUntil } from './validation.js';
 
 /** An event as stored in the events container (SPEC §3), field for field what protosource writes. */
 // A type alias rather than an interface, so it fits @azure/cosmos's JSONObject.
@@ -28,8 +28,11 @@ export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-/** Rejects what Cosmos DB would refuse or store differently, before any request (SPEC §3). */
-export function validateRecords(aggregateId: string, records: readonly EventRecord[]): void {
+/**
+ * Rejects what Cosmos DB would refuse or store differently, before any request (SPEC §3), and a record
+ * `ttl` not ahead of `now` (see `checkRecordExpiry`).
+ */
+export function validateRecords(aggregateId: string, records: readonly EventRecord[], now = nowSeconds()): void {
   checkPartitionKey('aggregateId', aggregateId);
   if (!Array.isArray(records)) throw new ValidationError('records', 'must be an array of EventRecord');
   const seen = new Set<number>();
@@ -45,7 +48,7 @@ export function validateRecords(aggregateId: string, records: readonly EventReco
     if (seen.has(version)) throw new ValidationError(`${field}.version`, `duplicates version ${version} in the same call`);
     seen.add(version);
     if (!(data instanceof Uint8Array)) throw new ValidationError(`${field}.data`, 'must be a Uint8Array');
-    checkExpiry(`${field}.ttl`, ttl);
+    checkRecordExpiry(`${field}.ttl`, ttl, now);
   }
 }
 

@@ -4,7 +4,10 @@ export interface EventRecord {
   version: number;
   /** The event's bytes, stored as standard base64. */
   data: Uint8Array;
-  /** Absolute expiry in Unix epoch seconds; 0 or absent: never expires. */
+  /**
+   * Absolute expiry in Unix epoch seconds, which `save` refuses unless it is in the future (not seconds
+   * from now); 0 or absent: never expires (or the store's `eventTtlSeconds`).
+   */
   ttl?: number;
 }
 

@@ -19,6 +19,23 @@ export function checkExpiry(field: string, value: unknown): void {
   checkWholeSeconds(field, value, 'epoch seconds; 0 means no expiry');
 }
 
+/**
+ * A record's `ttl`: absent or 0 (no expiry of its own), else an absolute expiry in epoch seconds that is
+ * still ahead of `now`. An expiry already reached would be stored only to be hidden from every read, and its
+ * version would still be taken: a writer would get a conflict on a version no reader can see. A small
+ * number is most likely seconds from now, given where an epoch time was meant, so the message says so.
+ */
+export function checkRecordExpiry(field: string, value: unknown, now: number): void {
+  checkExpiry(field, value);
+  if (typeof value !== 'number' || value === 0 || value > now) return;
+  // Before 2001 in epoch seconds: almost certainly a duration given where an expiry time was meant.
+  const hint = value < 1_000_000_000 ? ` (for ${value} seconds from now give ${now + value})` : '';
+  throw new ValidationError(
+    field,
+    `is ${value}, not in the future (now is ${now}): ttl is an absolute expiry in epoch seconds${hint}, or 0 for none`,
+  );
+}
+
 /** A duration in seconds that becomes an item `ttl`: absent, 0 (none) or a positive integer Cosmos DB accepts. */
 export function checkSeconds(field: string, value: unknown): void {
   checkWholeSeconds(field, value, 'seconds; 0 means none');

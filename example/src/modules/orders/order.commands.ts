@@ -1,4 +1,5 @@
 import { Command, type Evaluation } from 'nest-cosmos-eventstore';
+import { hasControlCharacter } from '../../http/request-input.js';
 import { Order } from './order.aggregate.js';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from './order.events.js';
 
@@ -7,9 +8,17 @@ const MAX_TEXT = 200;
 const MAX_QUANTITY = 1_000_000;
 const MAX_UNIT_PRICE = 1_000_000_000;
 
+
+/**
+ * A name-like text field: a non-empty string of at most 200 characters, well-formed Unicode (a lone
+ * surrogate has no UTF-8 form: Cosmos DB keys refuse it, so the order could not be materialized and its
+ * statistics could not count it) and without control characters (`hasControlCharacter`).
+ */
 function checkText(field: string, value: unknown): string[] {
   if (typeof value !== 'string' || value.trim() === '') return [`${field} must be a non-empty string`];
   if (value.length > MAX_TEXT) return [`${field} must be at most ${MAX_TEXT} characters`];
+  if (!value.isWellFormed()) return [`${field} must be well-formed Unicode (no lone surrogates)`];
+  if (hasControlCharacter(value)) return [`${field} must not contain control characters`];
   return [];
 }
 

@@ -1,11 +1,12 @@
-import { Body, Controller, Delete, Get, Headers, HttpCode, HttpStatus, Param, Post, Query, UseFilters } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Query, Req, UseFilters } from '@nestjs/common';
+import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { AggregateNotFoundError, InjectRepository, Repository, type Command } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
+import { actorOf, bodyFields, pathId, queryParams, type QueryParams } from '../../http/request-input.js';
 import { Order } from './order.aggregate.js';
 import { AddLine, CancelOrder, PlaceOrder, RemoveLine, ShipOrder, SubmitOrder } from './order.commands.js';
 import {
-  bodyObject,
   pageParams,
   statusParam,
   toHistoryEventDto,
@@ -26,8 +27,10 @@ interface VersionDto {
 
 /**
  * The orders API. Commands answer the order's new version; unknown order → 404, a command the order's state
- * does not allow → 409, invalid input → 400 (malformed) or 422 (refused by the command). The `x-actor`
- * header names who acts (default `anonymous`); it is stored with each event.
+ * does not allow → 409, a command that kept losing the race to concurrent ones → 409 `retryable`, invalid
+ * input → 400 (malformed: unknown fields or query parameters, a repeated or empty parameter, a bad
+ * `x-actor`) or 422 (refused by the command). The `x-actor` header names who acts (default `anonymous`,
+ * UTF-8, at most 200 characters); it is stored with each event.
  */
 @Controller()
 @UseFilters(EventStoreExceptionFilter)
@@ -37,47 +40,59 @@ export class OrdersController {
   /** `POST /orders` `{ customerId, orderId? }` → 201 `{ id, version }`; an `orderId` that exists → 409. */
   @Post('orders')
   @HttpCode(HttpStatus.CREATED)
-  async place(@Body() body: unknown, @Headers('x-actor') actor?: string): Promise<{ id: string; version: number }> {
-    const { customerId, orderId = randomUUID() } = bodyObject(body);
+  async place(@Body() body: unknown, @Query() query: QueryParams, @Req() req: IncomingMessage): Promise<{ id: string; version: number }> {
+    queryParams(query, []);
+    const { customerId, orderId = randomUUID() } = bodyFields(body, ['customerId', 'orderId']);
     const command = new PlaceOrder(orderId as string, customerId as string);
-    return { id: command.aggregateId, version: await this.run(command, actor) };
+    return { id: command.aggregateId, version: await this.run(command, req) };
   }
 
   /** `POST /orders/:id/lines` `{ sku, quantity, unitPrice }`. */
   @Post('orders/:id/lines')
   @HttpCode(HttpStatus.OK)
-  async addLine(@Param('id') id: string, @Body() body: unknown, @Headers('x-actor') actor?: string): Promise<VersionDto> {
-    const { sku, quantity, unitPrice } = bodyObject(body);
-    return { version: await this.run(new AddLine(id, sku as string, quantity as number, unitPrice as number), actor) };
+  async addLine(@Param('id') id: string, @Body() body: unknown, @Query() query: QueryParams, @Req() req: IncomingMessage): Promise<VersionDto> {
+    queryParams(query, []);
+    const { sku, quantity, unitPrice } = bodyFields(body, ['sku', 'quantity', 'unitPrice']);
+    return { version: await this.run(new AddLine(pathId('id', id), sku as string, quantity as number, unitPrice as number), req) };
   }
 
   /** `DELETE /orders/:id/lines/:sku`; removing a line that is not there succeeds without a new version. */
   @Delete('orders/:id/lines/:sku')
-  async removeLine(@Param('id') id: string, @Param('sku') sku: string, @Headers('x-actor') actor?: string): Promise<VersionDto> {
-    return { version: await this.run(new RemoveLine(id, sku), actor) };
+  async removeLine(
+    @Param('id') id: string,
+    @Param('sku') sku: string,
+    @Body() body: unknown,
+    @Query() query: QueryParams,
+    @Req() req: IncomingMessage,
+  ): Promise<VersionDto> {
+    queryParams(query, []);
+    bodyFields(body, [], { required: false });
+    return { version: await this.run(new RemoveLine(pathId('id', id), pathId('sku', sku)), req) };
   }
 
   @Post('orders/:id/submit')
   @HttpCode(HttpStatus.OK)
-  async submit(@Param('id') id: string, @Headers('x-actor') actor?: string): Promise<VersionDto> {
-    return { version: await this.run(new SubmitOrder(id), actor) };
+  async submit(@Param('id') id: string, @Body() body: unknown, @Query() query: QueryParams, @Req() req: IncomingMessage): Promise<VersionDto> {
+    return { version: await this.run(new SubmitOrder(pathId('id', id)), req, body, query) };
   }
 
   @Post('orders/:id/ship')
   @HttpCode(HttpStatus.OK)
-  async ship(@Param('id') id: string, @Headers('x-actor') actor?: string): Promise<VersionDto> {
-    return { version: await this.run(new ShipOrder(id), actor) };
+  async ship(@Param('id') id: string, @Body() body: unknown, @Query() query: QueryParams, @Req() req: IncomingMessage): Promise<VersionDto> {
+    return { version: await this.run(new ShipOrder(pathId('id', id)), req, body, query) };
   }
 
   @Post('orders/:id/cancel')
   @HttpCode(HttpStatus.OK)
-  async cancel(@Param('id') id: string, @Headers('x-actor') actor?: string): Promise<VersionDto> {
-    return { version: await this.run(new CancelOrder(id), actor) };
+  async cancel(@Param('id') id: string, @Body() body: unknown, @Query() query: QueryParams, @Req() req: IncomingMessage): Promise<VersionDto> {
+    return { version: await this.run(new CancelOrder(pathId('id', id)), req, body, query) };
   }
 
   /** The materialized order; rebuilt from its events when materializing it failed (best effort). */
   @Get('orders/:id')
-  async get(@Param('id') id: string): Promise<OrderDto> {
+  async get(@Param('id') id: string, @Query() query: QueryParams): Promise<OrderDto> {
+    queryParams(query, []);
+    pathId('id', id);
     try {
       return toOrderDto(await this.orders.get(id));
     } catch (err) {
@@ -90,26 +105,36 @@ export class OrdersController {
 
   /** Every event of the order, oldest first. */
   @Get('orders/:id/history')
-  async history(@Param('id') id: string): Promise<{ events: HistoryEventDto[] }> {
-    const events = await this.orders.history(id);
+  async history(@Param('id') id: string, @Query() query: QueryParams): Promise<{ events: HistoryEventDto[] }> {
+    queryParams(query, []);
+    const events = await this.orders.history(pathId('id', id));
     if (events.length === 0) throw new AggregateNotFoundError(this.orders.type, id);
     return { events: events.map(toHistoryEventDto) };
   }
 
   /** A customer's orders, oldest first: `?limit=&continuationToken=`. */
   @Get('customers/:id/orders')
-  async byCustomer(@Param('id') customerId: string, @Query() params: Record<string, unknown>): Promise<OrderPageDto> {
-    return toOrderPageDto(await this.orders.query({ index: BY_CUSTOMER, pk: customerId, ...pageParams(params) }));
+  async byCustomer(@Param('id') customerId: string, @Query() query: QueryParams): Promise<OrderPageDto> {
+    const params = queryParams(query, ['limit', 'continuationToken']);
+    pathId('id', customerId);
+    const scope = ['customer-orders', customerId];
+    return toOrderPageDto(await this.orders.query({ index: BY_CUSTOMER, pk: customerId, ...pageParams(scope, params) }), scope);
   }
 
   /** Orders in one status, least recently changed first: `?status=open&limit=&continuationToken=`. */
   @Get('orders')
-  async byStatus(@Query() params: Record<string, unknown>): Promise<OrderPageDto> {
-    return toOrderPageDto(await this.orders.query({ index: BY_STATUS, pk: statusParam(params.status), ...pageParams(params) }));
+  async byStatus(@Query() query: QueryParams): Promise<OrderPageDto> {
+    const params = queryParams(query, ['status', 'limit', 'continuationToken']);
+    const status = statusParam(params.status);
+    const scope = ['orders-by-status', status];
+    return toOrderPageDto(await this.orders.query({ index: BY_STATUS, pk: status, ...pageParams(scope, params) }), scope);
   }
 
-  private run(command: Command<Order>, actor: string | undefined): Promise<number> {
-    command.actor = actor?.trim() || 'anonymous';
+  /** Runs a command for the request's actor; a command with no input takes no query and at most `{}`. */
+  private run(command: Command<Order>, req: IncomingMessage, body?: unknown, query?: QueryParams): Promise<number> {
+    if (query !== undefined) queryParams(query, []);
+    if (body !== undefined) bodyFields(body, [], { required: false });
+    command.actor = actorOf(req);
     return this.orders.apply(command);
   }
 }

@@ -1,10 +1,9 @@
 import { ValidationError } from 'nest-cosmos-eventstore';
 import type { AggregatePage, HistoryEvent } from 'nest-cosmos-eventstore';
+import { acceptToken, issueToken, pageLimit } from '../../http/request-input.js';
 import type { Order, OrderLine, OrderStatus } from './order.aggregate.js';
 
 export const ORDER_STATUSES: readonly OrderStatus[] = ['open', 'submitted', 'shipped', 'cancelled'];
-const DEFAULT_PAGE_SIZE = 50;
-const MAX_PAGE_SIZE = 1000;
 
 /** `GET /orders/:id`. */
 export interface OrderDto {
@@ -32,9 +31,11 @@ export function toOrderDto(order: Order): OrderDto {
   return { id, customerId, status, lines, total, version, createdAt, updatedAt };
 }
 
-export function toOrderPageDto(page: AggregatePage<Order>): OrderPageDto {
+/** A page of orders; its continuation token is bound to `scope`, the query that answered it. */
+export function toOrderPageDto(page: AggregatePage<Order>, scope: readonly unknown[]): OrderPageDto {
   const dto: OrderPageDto = { items: page.items.map(toOrderDto) };
-  if (page.continuationToken) dto.continuationToken = page.continuationToken;
+  const token = issueToken(scope, page.continuationToken);
+  if (token !== undefined) dto.continuationToken = token;
   return dto;
 }
 
@@ -42,29 +43,17 @@ export function toHistoryEventDto({ type, version, at, actor, event }: HistoryEv
   return { ...event, type, version, at: new Date(Math.floor(at / 1000)).toISOString(), actor };
 }
 
-/** A JSON object body; its fields are checked by the command they become. */
-export function bodyObject(body: unknown): Record<string, unknown> {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new ValidationError('body', 'must be a JSON object');
-  }
-  return body as Record<string, unknown>;
-}
-
-/** `?limit=&continuationToken=` of the list endpoints. */
-export function pageParams(params: Record<string, unknown>): { limit: number; continuationToken?: string } {
-  const { limit, continuationToken } = params;
-  let size = DEFAULT_PAGE_SIZE;
-  if (limit !== undefined) {
-    size = typeof limit === 'string' && /^\d+$/.test(limit) ? Number(limit) : NaN;
-    if (!(size >= 1 && size <= MAX_PAGE_SIZE)) throw new ValidationError('limit', `must be an integer from 1 to ${MAX_PAGE_SIZE}`);
-  }
-  if (continuationToken !== undefined && typeof continuationToken !== 'string') {
-    throw new ValidationError('continuationToken', 'must be given once');
-  }
-  return continuationToken ? { limit: size, continuationToken } : { limit: size };
+/** `limit` and `continuationToken` of a list route (checked by `queryParams`), for the query `scope`. */
+export function pageParams(
+  scope: readonly unknown[],
+  { limit, continuationToken }: { limit?: string; continuationToken?: string },
+): { limit: number; continuationToken?: string } {
+  const token = acceptToken(scope, continuationToken);
+  return token === undefined ? { limit: pageLimit(limit) } : { limit: pageLimit(limit), continuationToken: token };
 }
 
 export function statusParam(value: unknown): OrderStatus {
+  if (value === undefined) throw new ValidationError('status', `is required: one of ${ORDER_STATUSES.join(', ')}`);
   if (!ORDER_STATUSES.includes(value as OrderStatus)) {
     throw new ValidationError('status', `must be one of ${ORDER_STATUSES.join(', ')}`);
   }

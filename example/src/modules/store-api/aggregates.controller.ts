@@ -1,6 +1,9 @@
 import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, UseFilters } from '@nestjs/common';
 import { InjectSnapshotTailStore, type SnapshotTailStore } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
+import { queryParams } from '../../http/request-input.js';
+import { AdminEndpoint } from './admin-token.guard.js';
+import { OwnedStreams } from './owned-streams.js';
 import { parseAppendRequest, parseTail, toRecordDto, type QueryParams, type RecordsDto } from './store-api.dto.js';
 
 /** The answer of a successful append. */
@@ -9,16 +12,26 @@ export interface AppendResultDto {
   saved: number;
 }
 
-/** An aggregate's event stream over HTTP: append (201, 409 on an existing version) and read (all or the tail). */
+/**
+ * An aggregate's event stream over HTTP: append (201, 409 on an existing version) and read (all or the
+ * tail). Appending is an admin action (`ADMIN_TOKEN` on a configured account, as `/admin`) and refused (403)
+ * in the streams a repository owns (`Order/…`): only its commands write there.
+ */
 @Controller('aggregates')
 @UseFilters(EventStoreExceptionFilter)
 export class AggregatesController {
-  constructor(@InjectSnapshotTailStore() private readonly store: SnapshotTailStore) {}
+  constructor(
+    @InjectSnapshotTailStore() private readonly store: SnapshotTailStore,
+    private readonly owned: OwnedStreams,
+  ) {}
 
   /** `POST /aggregates/:id/events` `{ records: [{ version, data, ttl? }] }`. */
   @Post(':id/events')
+  @AdminEndpoint()
   @HttpCode(HttpStatus.CREATED)
-  async append(@Param('id') id: string, @Body() body: unknown): Promise<AppendResultDto> {
+  async append(@Param('id') id: string, @Body() body: unknown, @Query() params: QueryParams): Promise<AppendResultDto> {
+    this.owned.refuseOwned('id', id);
+    queryParams(params, []);
     const records = parseAppendRequest(body);
     await this.store.save(id, records);
     return { saved: records.length };

@@ -1,6 +1,7 @@
 import { Controller, Get, Param, Query, UseFilters } from '@nestjs/common';
 import { InjectOpaqueStore, type OpaqueStore } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
+import { issueToken, queryParams } from '../../http/request-input.js';
 import {
   parseMaterializedQuery,
   toMaterializedDto,
@@ -18,15 +19,18 @@ export class MaterializedController {
   /** `GET /materialized?index=&pk=&op=&value=&value2=&limit=&continuationToken=`. */
   @Get()
   async query(@Query() params: QueryParams): Promise<MaterializedPageDto> {
-    const { items, continuationToken } = await this.store.query(parseMaterializedQuery(params));
+    const { query, scope } = parseMaterializedQuery(params);
+    const { items, continuationToken } = await this.store.query(query);
     const page: MaterializedPageDto = { items: items.map(toMaterializedDto) };
-    if (continuationToken !== undefined) page.continuationToken = continuationToken;
+    const token = issueToken(scope, continuationToken);
+    if (token !== undefined) page.continuationToken = token;
     return page;
   }
 
   /** `GET /materialized/:pk/:sk`; 404 when no live document is there. */
   @Get(':pk/:sk')
-  async get(@Param('pk') pk: string, @Param('sk') sk: string): Promise<MaterializedDto> {
+  async get(@Param('pk') pk: string, @Param('sk') sk: string, @Query() params: QueryParams): Promise<MaterializedDto> {
+    queryParams(params, []);
     return toMaterializedDto(await this.store.get(pk, sk));
   }
 }

@@ -1,3 +1,4 @@
+import { acceptToken, integerParam, pageLimit, queryParams, type QueryParams } from '../../http/request-input.js';
 import {
   decodeAggregateBody,
   SORT_OPERATORS,
@@ -9,7 +10,10 @@ import {
   type SortOperator,
 } from 'nest-cosmos-eventstore';
 
-/** An event record on the wire: `data` is standard base64 with padding, `ttl` an absolute expiry (epoch seconds). */
+/**
+ * An event record on the wire: `data` is standard base64 with padding, `ttl` an absolute expiry (epoch
+ * seconds, in the future: the store refuses one already reached).
+ */
 export interface RecordDto {
   version: number;
   data: string;
@@ -41,10 +45,12 @@ export interface MaterializedPageDto {
   continuationToken?: string;
 }
 
-/** Query parameters as express 5 parses them: a repeated parameter comes as an array. */
-export type QueryParams = Record<string, string | string[] | undefined>;
+export type { QueryParams } from '../../http/request-input.js';
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// One flat character class, no nested group: a repeated group (`(?:[...]{4})*`) makes V8's regexp engine
+// recurse per repetition and overflow its stack on input of about 5 MB. The length and the round trip below
+// refuse what this lets through (misplaced padding, a length that is not a multiple of 4).
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const RECORD_FIELDS = new Set(['version', 'data', 'ttl']);
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -57,7 +63,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  */
 export function decodeBase64(field: string, value: unknown): Uint8Array {
   if (typeof value !== 'string') throw new ValidationError(field, 'must be a base64 string');
-  const bytes = BASE64.test(value) ? Buffer.from(value, 'base64') : undefined;
+  const bytes = value.length % 4 === 0 && BASE64.test(value) ? Buffer.from(value, 'base64') : undefined;
   // The round trip refuses non-zero padding bits, the last ambiguity the pattern lets through.
   if (!bytes || bytes.toString('base64') !== value) {
     throw new ValidationError(field, 'must be standard base64 with padding (A-Z a-z 0-9 + /, then = or ==)');
@@ -90,51 +96,41 @@ export function parseAppendRequest(body: unknown): EventRecord[] {
   });
 }
 
-function single(params: QueryParams, name: string): string | undefined {
-  const value = params[name];
-  if (Array.isArray(value)) throw new ValidationError(name, 'must be given once');
-  return value;
-}
-
-function rejectUnknown(params: QueryParams, allowed: readonly string[]): void {
-  const unknown = Object.keys(params).find((k) => !allowed.includes(k));
-  if (unknown !== undefined) {
-    throw new ValidationError(unknown, `is not a query parameter here; use ${allowed.join(', ')}`);
-  }
-}
-
-function integerParam(name: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new ValidationError(name, `must be an integer of at least ${min}`);
-  return n;
-}
-
 /** `?tail=N` of `GET /aggregates/:id/events`: `undefined` for the whole stream. */
 export function parseTail(params: QueryParams): number | undefined {
-  rejectUnknown(params, ['tail']);
-  return integerParam('tail', single(params, 'tail'), 0);
+  return integerParam('tail', queryParams(params, ['tail']).tail, 0);
 }
 
-/** `GET /materialized?index=&pk=&op=&value=&value2=&limit=&continuationToken=` as an `OpaqueQuery`. */
-export function parseMaterializedQuery(params: QueryParams): OpaqueQuery {
-  rejectUnknown(params, ['index', 'pk', 'op', 'value', 'value2', 'limit', 'continuationToken']);
-  const pk = single(params, 'pk');
-  if (pk === undefined) throw new ValidationError('pk', 'is required: the partition key (index 0) or slot key to query');
-  const query: OpaqueQuery = { pk };
-  const index = integerParam('index', single(params, 'index'), 0);
-  if (index !== undefined) query.index = index;
-  const limit = integerParam('limit', single(params, 'limit'), 1);
-  if (limit !== undefined) query.limit = limit;
-  const continuationToken = single(params, 'continuationToken');
-  if (continuationToken !== undefined) query.continuationToken = continuationToken;
+/** A parsed `GET /materialized` query, with the scope its continuation tokens are bound to. */
+export interface MaterializedQuery {
+  query: OpaqueQuery;
+  /** What the query asks, limit aside: `issueToken`/`acceptToken` bind tokens to it. */
+  scope: readonly unknown[];
+}
 
-  const op = single(params, 'op');
-  const value = single(params, 'value');
-  const value2 = single(params, 'value2');
+/**
+ * `GET /materialized?index=&pk=&op=&value=&value2=&limit=&continuationToken=` as an `OpaqueQuery`: `limit`
+ * 1 to 1000 (default 50), a `continuationToken` only from a page of the same query.
+ */
+export function parseMaterializedQuery(params: QueryParams): MaterializedQuery {
+  const { pk, index: indexText, limit, continuationToken, op, value, value2 } = queryParams(params, [
+    'index',
+    'pk',
+    'op',
+    'value',
+    'value2',
+    'limit',
+    'continuationToken',
+  ]);
+  if (pk === undefined) throw new ValidationError('pk', 'is required: the partition key (index 0) or slot key to query');
+  const index = integerParam('index', indexText, 0) ?? 0;
+  const scope = ['materialized', index, pk, op ?? null, value ?? null, value2 ?? null];
+  const query: OpaqueQuery = { pk, index, limit: pageLimit(limit) };
+  const storeToken = acceptToken(scope, continuationToken);
+  if (storeToken !== undefined) query.continuationToken = storeToken;
   if (op === undefined) {
     if (value !== undefined || value2 !== undefined) throw new ValidationError('op', `is required with value; one of ${SORT_OPERATORS.join(' ')}`);
-    return query;
+    return { query, scope };
   }
   if (!(SORT_OPERATORS as readonly string[]).includes(op)) {
     throw new ValidationError('op', `must be one of ${SORT_OPERATORS.join(' ')}`);
@@ -147,7 +143,7 @@ export function parseMaterializedQuery(params: QueryParams): OpaqueQuery {
     if (value2 !== undefined) throw new ValidationError('value2', 'is only used with op between');
     query.sk = { op: op as SortOperator, value };
   }
-  return query;
+  return { query, scope };
 }
 
 /** A stored record as the API answers it. */

@@ -1,16 +1,20 @@
 import { Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { AggregatesController } from './aggregates.controller.js';
 import { CosmosHealthIndicator } from 'nest-cosmos-eventstore';
 import { HealthController } from './health.controller.js';
 import { MaterializedController } from './materialized.controller.js';
+import { OwnedStreams } from './owned-streams.js';
 
 /**
- * The store's HTTP API: `/aggregates/:id/events`, `/materialized` and `/health`. Needs the store tokens and
+ * The store's HTTP API: `/aggregates/:id/events` (writes outside the repositories' streams only, an admin
+ * endpoint), `/materialized` and `/health`. Needs the store tokens and
  * the Cosmos containers from global modules: `EventStoreModule.forRootAsync({ isGlobal: true, ... })` and
  * `CosmosModule` (global by default).
  */
 @Module({
+  imports: [DiscoveryModule],
   controllers: [AggregatesController, MaterializedController, HealthController],
-  providers: [CosmosHealthIndicator],
+  providers: [CosmosHealthIndicator, OwnedStreams],
 })
 export class StoreApiModule {}

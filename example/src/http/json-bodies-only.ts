@@ -1,0 +1,25 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** `application/json`, with or without parameters (`; charset=utf-8`), in any letter case. */
+const JSON_TYPE = /^application\/json\s*(;|$)/i;
+
+/**
+ * Express middleware refusing a request body that is not JSON with 415 and the JSON error body, before any
+ * parser reads it. Every route of the service takes JSON only; without this, Nest's default urlencoded
+ * parser would turn an HTML form's post into a body (`customerId=c-1` placed an order), which any web page
+ * can make a browser send cross-site without a CORS preflight.
+ */
+export function jsonBodiesOnly() {
+  return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    const type = req.headers['content-type'];
+    if (!hasBody || (type !== undefined && JSON_TYPE.test(type))) return next();
+    const body = JSON.stringify({
+      statusCode: 415,
+      error: 'Unsupported Media Type',
+      message: `the body must be JSON sent with content-type application/json${type === undefined ? '' : `, not ${JSON.stringify(type.slice(0, 100))}`}`,
+    });
+    // The body is not read: the connection cannot be reused for a next request.
+    res.writeHead(415, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' }).end(body);
+  };
+}
