@@ -1,5 +1,8 @@
 import type { CosmosClient, Database, PartitionKeyDefinition } from '@azure/cosmos';
+import { Logger } from '@nestjs/common';
 import { statusOf } from './cosmos-errors.js';
+
+const logger = new Logger('CosmosModule');
 
 export const DEFAULT_EVENTS_CONTAINER = 'events';
 export const DEFAULT_AGGREGATES_CONTAINER = 'aggregates';
@@ -20,7 +23,8 @@ export async function ensureDatabase(client: CosmosClient, databaseId: string): 
 /**
  * Creates the events (`/a`) and aggregates (`/pk`) containers when missing, with partition-key definition
  * version 2 (partition key values up to 2 KB) and `defaultTtl -1` (items expire only by their own `ttl`).
- * An existing container with another partition key is an error, not a silent misconfiguration.
+ * An existing container with another partition key path is an error, not a silent misconfiguration; one of
+ * another partition-key definition version (as protosource's Go `EnsureContainers` creates) is accepted.
  */
 export async function ensureContainers(
   database: Database,
@@ -35,7 +39,12 @@ export async function ensureContainers(
 
 /**
  * Creates one container when missing (partition key `path`, definition version 2, `defaultTtl -1`), race-safe,
- * and fails with a message naming `usedBy` when it exists with another partition key.
+ * and fails with a message naming `usedBy` when it exists with another partition key path.
+ *
+ * An existing container is accepted whatever its partition-key definition version: protosource's
+ * `EnsureContainers` (Go) sends none, so the service default applies, and refusing those containers would
+ * keep a service sharing the account with a Go one from starting. A version 1 container caps partition key
+ * values at 101 bytes (longer aggregate ids are refused by Cosmos DB on write): that is logged as a warning.
  */
 export async function ensureContainer(database: Database, id: string, path: string, usedBy = 'the event store'): Promise<void> {
   const partitionKey: PartitionKeyDefinition = { paths: [path], version: 2 };
@@ -47,13 +56,18 @@ export async function ensureContainer(database: Database, id: string, path: stri
   // createIfNotExists returns an existing container's definition without comparing it: compare here.
   const { resource } = await database.container(id).read();
   const paths = resource?.partitionKey?.paths ?? [];
-  // Version 1 (the default of old containers) caps partition key values at 101 bytes instead of 2 KB.
-  const version = resource?.partitionKey?.version ?? 1;
-  if (paths.length !== 1 || paths[0] !== path || version !== 2) {
+  if (paths.length !== 1 || paths[0] !== path) {
     throw new Error(
-      `container ${JSON.stringify(id)} exists with partition key ${JSON.stringify(paths)} (definition version ` +
-        `${version}); ${usedBy} needs ${JSON.stringify([path])} with version 2: point it at another container or ` +
-        'recreate this one',
+      `container ${JSON.stringify(id)} exists with partition key ${JSON.stringify(paths)}; ${usedBy} needs ` +
+        `${JSON.stringify([path])}: point it at another container or recreate this one`,
+    );
+  }
+  // No version in the definition: the container was created with version 1, the service's old default.
+  const version = resource?.partitionKey?.version ?? 1;
+  if (version !== 2) {
+    logger.warn(
+      `container ${JSON.stringify(id)} has partition-key definition version ${version}: partition key values ` +
+        'are limited to 101 bytes there (2 KB with version 2), so longer aggregate ids will be refused',
     );
   }
 }
