@@ -25,6 +25,12 @@ export interface CosmosModuleOptions {
   /** Create the database and containers at start-up when missing. Default `true`. */
   ensure?: boolean;
   /**
+   * How long the start-up checks of `ensure` may take, transient faults (408/449/503, timeouts, lost, cut
+   * or refused connections, unresolved hosts) retried with backoff meanwhile; then start-up fails with a
+   * `CosmosStartupTimeoutError` whose `cause` is the last fault. Default `DEFAULT_STARTUP_TIMEOUT_MS` (15 s).
+   */
+  startupTimeoutMs?: number;
+  /**
    * Retries of throttled requests (HTTP 429) by @azure/cosmos, set as `connectionPolicy.retryOptions`:
    * field by field over `clientOptions.connectionPolicy.retryOptions`, over `DEFAULT_COSMOS_RETRY_OPTIONS`
    * (9 retries within 30 s, each after the wait the service asks for). The SDK retries nothing else for a

@@ -1,5 +1,5 @@
 import { Inject, Logger, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
-import { CosmosClient, type Container, type CosmosClientOptions } from '@azure/cosmos';
+import { CosmosClient, type Container, type CosmosClientOptions, type PluginConfig } from '@azure/cosmos';
 import { AGGREGATES_CONTAINER, COSMOS_CLIENT, EVENTS_CONTAINER } from './cosmos.constants.js';
 import { DEFAULT_COSMOS_RETRY_OPTIONS, type CosmosModuleOptions } from './cosmos-options.interface.js';
 import {
@@ -9,8 +9,10 @@ import {
   OPTIONS_TYPE,
 } from './cosmos.module-definition.js';
 import {
+  CosmosStartupTimeoutError,
   DEFAULT_AGGREGATES_CONTAINER,
   DEFAULT_EVENTS_CONTAINER,
+  DEFAULT_STARTUP_TIMEOUT_MS,
   ensureContainers,
   ensureDatabase,
 } from './cosmos-infrastructure.js';
@@ -38,6 +40,12 @@ function checkOptions(options: CosmosModuleOptions): void {
       throw problem(field, 'must be a non-empty string');
     }
   }
+  if (
+    options.startupTimeoutMs !== undefined &&
+    (!Number.isSafeInteger(options.startupTimeoutMs) || options.startupTimeoutMs < 1)
+  ) {
+    throw problem('startupTimeoutMs', 'must be a positive integer of milliseconds');
+  }
   if (options.retryOptions !== undefined) {
     if (options.retryOptions === null || typeof options.retryOptions !== 'object') throw problem('retryOptions', 'must be an object');
     for (const [field, value] of Object.entries(options.retryOptions)) {
@@ -64,9 +72,32 @@ export function cosmosClientOptions(options: CosmosModuleOptions): CosmosClientO
   };
 }
 
+// The last failed request of each client the module created. @azure/cosmos retries some faults itself
+// for minutes (a host that does not resolve: 120 times, a second apart) without surfacing them; a start-up
+// that runs out of time names the last one it saw here.
+const lastFaults = new WeakMap<CosmosClient, { fault?: unknown }>();
+
+function faultRecorder(record: { fault?: unknown }): PluginConfig {
+  return {
+    on: 'request',
+    plugin: async (context, diagnosticNode, next) => {
+      try {
+        return await next(context);
+      } catch (err) {
+        record.fault = err;
+        throw err;
+      }
+    },
+  };
+}
+
 async function createClient(options: CosmosModuleOptions): Promise<CosmosClient> {
   checkOptions(options);
   const clientOptions = cosmosClientOptions(options);
+  const record: { fault?: unknown } = {};
+  // `plugins` is an option @azure/cosmos reads but leaves out of its typings.
+  const withPlugins = clientOptions as CosmosClientOptions & { plugins?: PluginConfig[] };
+  withPlugins.plugins = [...(withPlugins.plugins ?? []), faultRecorder(record)];
   if (options.key) {
     clientOptions.key = options.key;
   } else {
@@ -74,20 +105,32 @@ async function createClient(options: CosmosModuleOptions): Promise<CosmosClient>
     const { DefaultAzureCredential } = await import('@azure/identity');
     clientOptions.aadCredentials = new DefaultAzureCredential();
   }
-  return new CosmosClient(clientOptions);
+  const client = new CosmosClient(clientOptions);
+  lastFaults.set(client, record);
+  return client;
 }
 
 async function openContainers(client: CosmosClient, options: CosmosModuleOptions): Promise<Containers> {
   const eventsId = options.eventsContainerId ?? DEFAULT_EVENTS_CONTAINER;
   const aggregatesId = options.aggregatesContainerId ?? DEFAULT_AGGREGATES_CONTAINER;
   try {
-    const database =
-      options.ensure === false ? client.database(options.databaseId) : await ensureDatabase(client, options.databaseId);
-    if (options.ensure !== false) await ensureContainers(database, eventsId, aggregatesId);
+    if (options.ensure === false) {
+      const database = client.database(options.databaseId);
+      return { events: database.container(eventsId), aggregates: database.container(aggregatesId) };
+    }
+    // One budget for the database and both containers.
+    const deadline = Date.now() + (options.startupTimeoutMs ?? DEFAULT_STARTUP_TIMEOUT_MS);
+    const remaining = () => ({ timeoutMs: Math.max(1, deadline - Date.now()) });
+    const database = await ensureDatabase(client, options.databaseId, remaining());
+    await ensureContainers(database, eventsId, aggregatesId, remaining());
     return { events: database.container(eventsId), aggregates: database.container(aggregatesId) };
   } catch (err) {
     // A failed start-up runs no shutdown hook: release the client's timers here.
     client.dispose();
+    const seen = lastFaults.get(client)?.fault;
+    if (err instanceof CosmosStartupTimeoutError && err.cause === undefined && seen !== undefined) {
+      throw new CosmosStartupTimeoutError(err.operation, err.timeoutMs, seen);
+    }
     throw err;
   }
 }
