@@ -27,6 +27,7 @@ export {
   substatusOf,
   type CosmosModuleOptions,
   type CosmosOptionsFactory,
+  type CosmosTokenCredential,
   type EnsureOptions,
   type HealthResult,
 } from './modules/cosmos/index.js';

@@ -1,4 +1,5 @@
 import type { CosmosClientOptions, RetryOptions } from '@azure/cosmos';
+import type { CosmosTokenCredential } from './cosmos-credential.js';
 
 /**
  * How @azure/cosmos retries throttled requests (HTTP 429) unless told otherwise: up to 9 retries within
@@ -15,8 +16,18 @@ export const DEFAULT_COSMOS_RETRY_OPTIONS: Readonly<Required<RetryOptions>> = Ob
 export interface CosmosModuleOptions {
   /** Account endpoint, e.g. `https://my-account.documents.azure.com:443/`. */
   endpoint: string;
-  /** Account key. Without one, `DefaultAzureCredential` (Microsoft Entra ID) from @azure/identity is used. */
+  /** Account key. Give `key` or `credential`, not both. */
   key?: string;
+  /**
+   * A Microsoft Entra ID credential (`TokenCredential`, e.g. a `ManagedIdentityCredential` of
+   * @azure/identity) to sign in without a key; its tokens are sent over https only. Without `key` and
+   * `credential`, `DefaultAzureCredential` from the optional peer dependency @azure/identity is used (an
+   * error says so when that package is not installed).
+   *
+   * @example
+   * CosmosModule.forRoot({ endpoint, credential: new ManagedIdentityCredential(clientId), databaseId: 'eventstore' })
+   */
+  credential?: CosmosTokenCredential;
   databaseId: string;
   /** Default `events`. */
   eventsContainerId?: string;

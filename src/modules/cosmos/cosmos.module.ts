@@ -1,6 +1,7 @@
 import { Inject, Logger, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import { CosmosClient, type Container, type CosmosClientOptions, type PluginConfig } from '@azure/cosmos';
 import { AGGREGATES_CONTAINER, COSMOS_CLIENT, EVENTS_CONTAINER } from './cosmos.constants.js';
+import { defaultAzureCredential } from './cosmos-credential.js';
 import { DEFAULT_COSMOS_RETRY_OPTIONS, type CosmosModuleOptions } from './cosmos-options.interface.js';
 import {
   ASYNC_OPTIONS_TYPE,
@@ -32,7 +33,21 @@ function checkOptions(options: CosmosModuleOptions): void {
     throw problem('endpoint', 'must be the account URL, e.g. https://my-account.documents.azure.com:443/');
   }
   if (options.key !== undefined && (typeof options.key !== 'string' || options.key === '')) {
-    throw problem('key', 'must be a non-empty string, or left out to use DefaultAzureCredential');
+    throw problem('key', 'must be a non-empty string, or left out to sign in with a credential');
+  }
+  if (options.credential !== undefined) {
+    if (typeof (options.credential as { getToken?: unknown } | null)?.getToken !== 'function') {
+      throw problem('credential', 'must be a TokenCredential (an object with getToken()), e.g. from @azure/identity');
+    }
+    if (options.key !== undefined) throw problem('credential', 'cannot be given with "key": give one of them');
+  }
+  // @azure/core-rest-pipeline refuses to send a token over plain HTTP: say so before the first request.
+  if (options.key === undefined && new URL(options.endpoint).protocol !== 'https:') {
+    throw problem(
+      'endpoint',
+      'must be an https URL to sign in with a credential (Microsoft Entra ID tokens are sent over TLS only); ' +
+        'give "key" for a plain-HTTP endpoint such as the emulator',
+    );
   }
   if (typeof options.databaseId !== 'string' || options.databaseId === '') throw problem('databaseId', 'is required');
   for (const field of ['eventsContainerId', 'aggregatesContainerId'] as const) {
@@ -98,13 +113,8 @@ async function createClient(options: CosmosModuleOptions): Promise<CosmosClient>
   // `plugins` is an option @azure/cosmos reads but leaves out of its typings.
   const withPlugins = clientOptions as CosmosClientOptions & { plugins?: PluginConfig[] };
   withPlugins.plugins = [...(withPlugins.plugins ?? []), faultRecorder(record)];
-  if (options.key) {
-    clientOptions.key = options.key;
-  } else {
-    // Keyless (Microsoft Entra ID): loaded only when used.
-    const { DefaultAzureCredential } = await import('@azure/identity');
-    clientOptions.aadCredentials = new DefaultAzureCredential();
-  }
+  if (options.key !== undefined) clientOptions.key = options.key;
+  else clientOptions.aadCredentials = options.credential ?? (await defaultAzureCredential());
   const client = new CosmosClient(clientOptions);
   lastFaults.set(client, record);
   return client;

@@ -16,5 +16,6 @@ export {
   ensureDatabase,
   type EnsureOptions,
 } from './cosmos-infrastructure.js';
+export type { CosmosTokenCredential } from './cosmos-credential.js';
 export { messageOf, statusOf, substatusOf } from './cosmos-errors.js';
 export { CosmosHealthIndicator, DEFAULT_HEALTH_TIMEOUT_MS, type HealthResult } from './cosmos.health.js';
