@@ -86,7 +86,8 @@ describe('an account that cannot be used stops the start-up, naming what to chec
   it('an endpoint nothing listens on: COSMOS_ENDPOINT', async () => {
     const closed = await answering(200);
     await closed.close();
-    const { line, log, raw } = await failedStart({ COSMOS_ENDPOINT: closed.endpoint, COSMOS_KEY: KEY });
+    // Refused connections are retried for COSMOS_STARTUP_TIMEOUT_SECONDS (an emulator may be starting).
+    const { line, log, raw } = await failedStart({ COSMOS_ENDPOINT: closed.endpoint, COSMOS_KEY: KEY, COSMOS_STARTUP_TIMEOUT_SECONDS: '1' });
     expect(line).toMatch(/could not be reached \(ECONNREFUSED\): check COSMOS_ENDPOINT/);
     expect(line).toContain(closed.endpoint);
     for (const text of [line, log, raw]) expectNoKey(text);

@@ -1,4 +1,5 @@
 import type { CosmosClientOptions } from '@azure/cosmos';
+import { isMissingPackage } from './cosmos-errors.js';
 
 /** A Microsoft Entra ID credential as @azure/cosmos takes it (`TokenCredential` of @azure/core-auth). */
 export type CosmosTokenCredential = NonNullable<CosmosClientOptions['aadCredentials']>;
@@ -33,14 +34,4 @@ export async function defaultAzureCredential(load: IdentityLoader = importIdenti
     throw err;
   }
   return new identity.DefaultAzureCredential();
-}
-
-/** True when `err` says that `name` itself (not one of its own dependencies) could not be found. */
-function isMissingPackage(err: unknown, name: string): boolean {
-  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
-  return (
-    (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') &&
-    typeof message === 'string' &&
-    (message.includes(`'${name}'`) || message.includes(`"${name}"`))
-  );
 }

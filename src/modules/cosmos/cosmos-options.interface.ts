@@ -14,8 +14,22 @@ export const DEFAULT_COSMOS_RETRY_OPTIONS: Readonly<Required<RetryOptions>> = Ob
 
 /** How `CosmosModule` reaches Cosmos DB. */
 export interface CosmosModuleOptions {
-  /** Account endpoint, e.g. `https://my-account.documents.azure.com:443/`. */
-  endpoint: string;
+  /**
+   * Account endpoint, e.g. `https://my-account.documents.azure.com:443/`. Required unless
+   * `embeddedWhenNoEndpoint` is set.
+   */
+  endpoint?: string;
+  /**
+   * Without `endpoint` (undefined), start an embedded in-memory Cosmos DB server and use it, closing it on
+   * application shutdown: for local development and e2e tests, never production (the data is lost when
+   * the application stops, as a warning says at start-up). Needs the optional peer dependency
+   * `@vercel/cosmosdb-server` (a dev dependency of the app), loaded only when this is used. Default `false`:
+   * no endpoint is an error. `key` and `credential` must then be left out.
+   *
+   * @example
+   * CosmosModule.forRoot({ endpoint: process.env.COSMOS_ENDPOINT, databaseId: 'eventstore', embeddedWhenNoEndpoint: true })
+   */
+  embeddedWhenNoEndpoint?: boolean;
   /** Account key. Give `key` or `credential`, not both. */
   key?: string;
   /**
