@@ -146,6 +146,23 @@ it('an endpoint that cannot be reached is one log line naming COSMOS_ENDPOINT, w
   expect(service.output()).not.toContain(KEY.slice(0, 12));
 }, 30_000);
 
+it('a keyless sign-in that fails is one log line naming COSMOS_KEY', async () => {
+  const service = run('node', ['example/dist/main.js'], {
+    PORT: String(await freePort()),
+    COSMOS_ENDPOINT: `https://127.0.0.1:${await freePort()}/`,
+    // DefaultAzureCredential reduced to its environment credential, given nothing: it fails at once, locally.
+    AZURE_TOKEN_CREDENTIALS: 'EnvironmentCredential',
+    AZURE_CLIENT_ID: '',
+    AZURE_TENANT_ID: '',
+  });
+  expect(await service.exited).toBe(1);
+  const lines = service.output().trim().split('\n');
+  for (const line of lines) expect(line).toMatch(/^\[Nest\] \d+ /);
+  const errors = lines.filter((line) => / ERROR /.test(line));
+  expect(errors).toHaveLength(1);
+  expect(errors[0]).toMatch(/start-up failed: Cosmos DB at https:\/\/127\.0\.0\.1:\d+: signing in with Microsoft Entra ID failed \(COSMOS_KEY is not set\): set COSMOS_KEY/);
+}, 30_000);
+
 describe('the main entry', () => {
   /** The loaded CommonJS modules whose path names `name`, after importing `entry` in a fresh Node. */
   function loadedBy(entry: string, name: string): string[] {
