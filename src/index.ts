@@ -10,10 +10,12 @@ export {
   COSMOS_CLIENT,
   CosmosHealthIndicator,
   CosmosModule,
+  CosmosStartupTimeoutError,
   DEFAULT_AGGREGATES_CONTAINER,
   DEFAULT_COSMOS_RETRY_OPTIONS,
   DEFAULT_EVENTS_CONTAINER,
   DEFAULT_HEALTH_TIMEOUT_MS,
+  DEFAULT_STARTUP_TIMEOUT_MS,
   ensureContainers,
   ensureDatabase,
   EVENTS_CONTAINER,
@@ -25,6 +27,8 @@ export {
   substatusOf,
   type CosmosModuleOptions,
   type CosmosOptionsFactory,
+  type CosmosTokenCredential,
+  type EnsureOptions,
   type HealthResult,
 } from './modules/cosmos/index.js';
 export * from './modules/event-store/index.js';

@@ -1,13 +1,12 @@
-import { Inject, Injectable, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { ConfigModule, type ConfigType } from '@nestjs/config';
 import { APP_GUARD, HttpAdapterHost } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { cosmosConfig } from './config/cosmos.config.js';
+import { cosmosConfig, cosmosModuleOptions } from './config/cosmos.config.js';
 import { eventStoreConfig } from './config/event-store.config.js';
 import { configLoaders, validateEnv } from './config/env.validation.js';
-import { CosmosModule, type CosmosModuleOptions } from 'nest-cosmos-eventstore';
+import { CosmosModule } from 'nest-cosmos-eventstore';
 import { EventStoreModule } from 'nest-cosmos-eventstore';
-import { startEmbeddedCosmos, type EmbeddedCosmos } from 'nest-cosmos-eventstore/testing';
 import { AdminTokenGuard, StoreApiModule } from './modules/store-api/index.js';
 import { OrdersModule } from './modules/orders/index.js';
 import { ProtosourceOrdersModule } from './modules/protosource-orders/index.js';
@@ -24,54 +23,6 @@ import { methodNotAllowed, type RouteLayer } from './http/method-not-allowed.js'
 export const MAX_REQUEST_BODY = '16mb';
 
 /**
- * Decides which Cosmos DB account the service talks to: the configured one, or, without `COSMOS_ENDPOINT`,
- * an embedded in-memory server it starts, owns and closes on application shutdown.
- */
-@Injectable()
-export class CosmosAccountHost implements OnApplicationShutdown {
-  private readonly logger = new Logger('CosmosAccount');
-  private embedded?: EmbeddedCosmos;
-
-  constructor(@Inject(cosmosConfig.KEY) private readonly config: ConfigType<typeof cosmosConfig>) {}
-
-  /** The `CosmosModule` options for the configured account, starting the embedded server when there is none. */
-  async moduleOptions(): Promise<CosmosModuleOptions> {
-    const { endpoint, key, databaseId, eventsContainerId, aggregatesContainerId } = this.config;
-    const ids = { databaseId, eventsContainerId, aggregatesContainerId };
-    if (endpoint !== undefined) {
-      // The origin only: the path and query are not needed to recognise the account. The key is never logged.
-      this.logger.log(
-        `Cosmos DB at ${new URL(endpoint).origin}, database ${JSON.stringify(databaseId)}, ` +
-          (key === undefined ? 'signing in with DefaultAzureCredential' : 'with an account key'),
-      );
-      return key === undefined ? { endpoint, ...ids } : { endpoint, key, ...ids };
-    }
-    this.embedded ??= await startEmbeddedCosmos();
-    this.logger.warn(
-      `COSMOS_ENDPOINT is not set: started an embedded Cosmos DB server at ${this.embedded.endpoint}. ` +
-        'Data is kept in memory only and is lost when the service stops.',
-    );
-    return { endpoint: this.embedded.endpoint, key: this.embedded.key, ...ids };
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    const embedded = this.embedded;
-    this.embedded = undefined;
-    if (!embedded) return;
-    try {
-      await embedded.close();
-      this.logger.log('closed the embedded Cosmos DB server');
-    } catch (err) {
-      this.logger.error(`closing the embedded Cosmos DB server failed: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-}
-
-/** Hosts `CosmosAccountHost` for `CosmosModule.forRootAsync`. */
-@Module({ providers: [CosmosAccountHost], exports: [CosmosAccountHost] })
-export class CosmosAccountModule {}
-
-/**
  * The HTTP service: configuration validated from the environment, Cosmos DB (or the embedded server), the
  * event store, its HTTP API, the orders example domain and its statistics (kept by a change feed
  * subscription). Run it through `configureApp` so every entry point parses requests alike.
@@ -85,10 +36,10 @@ export class CosmosAccountModule {}
       validate: validateEnv,
       load: configLoaders,
     }),
+    // Without COSMOS_ENDPOINT, the module starts an embedded in-memory server and closes it on shutdown.
     CosmosModule.forRootAsync({
-      imports: [CosmosAccountModule],
-      inject: [CosmosAccountHost],
-      useFactory: (host: CosmosAccountHost) => host.moduleOptions(),
+      inject: [cosmosConfig.KEY],
+      useFactory: (config: ConfigType<typeof cosmosConfig>) => cosmosModuleOptions(config),
     }),
     EventStoreModule.forRootAsync({
       // Global: StoreApiModule (and the domain modules to come) inject the store tokens without re-importing.

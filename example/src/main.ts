@@ -1,29 +1,66 @@
 /**
- * The HTTP service: `npm start` (build, then `node dist/main.js`). Configuration comes from the environment
- * (see src/config); without COSMOS_ENDPOINT the data lives in an embedded in-memory server.
+ * The HTTP service: `npm start`, or in production `node example/dist/main.js` (both after `npm run build`,
+ * which `npm install` runs). Configuration comes from the environment (see config/); without
+ * COSMOS_ENDPOINT the data lives in an embedded in-memory server.
  */
 import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
+import { ConsoleLogger, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { loadServiceConfig } from './config/env.validation.js';
+import { checkPortAvailable } from './config/port-check.js';
 import { describeStartupFailure } from './config/startup-failure.js';
 
+/**
+ * Nest's console logger, but for the whole dump of a start-up failure that Nest's ExceptionHandler prints
+ * (60 lines and more of an SDK error's diagnostics): `bootstrap` reports that failure itself, in one line.
+ */
+class ServiceLogger extends ConsoleLogger {
+  starting = true;
+
+  override error(message: unknown, ...rest: unknown[]): void {
+    if (this.starting && rest.at(-1) === 'ExceptionHandler') return;
+    super.error(message, ...(rest as [string?]));
+  }
+}
+
+const serviceLogger = new ServiceLogger();
+Logger.overrideLogger(serviceLogger);
 const logger = new Logger('Main');
+
+/**
+ * Calls `stop` once the process that started this one has gone. `npm start` runs the service through
+ * `sh -c`, and npm passes the SIGTERM of a process manager on to that shell only: the shell dies, and this
+ * process, orphaned, would go on serving. Under npm a parent that goes away means "stop".
+ */
+function stopWhenOrphaned(stop: () => void): void {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    logger.log('the npm process that started the service has gone: stopping');
+    stop();
+  }, 250);
+  timer.unref();
+}
 
 async function bootstrap(): Promise<void> {
   // Validated before the application module is loaded: its ConfigModule.forRoot() validates at import time,
   // where a failure would surface as an unhandled rejection rather than this one-line message.
   const { app: appSettings } = loadServiceConfig(process.env);
+  // Before anything starts (Cosmos DB, the subscribers): a taken PORT is named at once.
+  await checkPortAvailable(appSettings.port);
   const { AppModule, configureApp } = await import('./app.module.js');
   // abortOnError false: a failure reaches the catch below (one clear line, exit code 1) instead of Nest's exit.
-  const app = await NestFactory.create<NestExpressApplication>(AppModule, { abortOnError: false });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule, { abortOnError: false, logger: serviceLogger });
   configureApp(app);
   // On SIGINT/SIGTERM Nest closes the server and runs the shutdown hooks (the Cosmos client is disposed,
   // the embedded server closed), then exits 0 instead of re-raising the signal.
   app.enableShutdownHooks(['SIGINT', 'SIGTERM'], { useProcessExit: true });
   await app.listen(appSettings.port);
+  serviceLogger.starting = false;
   logger.log(`listening on http://localhost:${appSettings.port}`);
+  if (process.env.npm_lifecycle_event !== undefined) stopWhenOrphaned(() => process.kill(process.pid, 'SIGTERM'));
 }
 
 bootstrap().catch((err: unknown) => {

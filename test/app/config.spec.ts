@@ -29,7 +29,7 @@ describe('defaults', () => {
   it('an empty environment: embedded server, database eventstore, containers events/aggregates/leases, port 3000, no TTL', () => {
     expect(loadServiceConfig({})).toEqual({
       app: { port: 3000 },
-      cosmos: { databaseId: 'eventstore', eventsContainerId: 'events', aggregatesContainerId: 'aggregates' },
+      cosmos: { databaseId: 'eventstore', eventsContainerId: 'events', aggregatesContainerId: 'aggregates', startupTimeoutSeconds: 15 },
       eventStore: {},
       subscriptions: { leasesContainerId: 'leases' },
     });
@@ -51,6 +51,7 @@ describe('valid values', () => {
         COSMOS_DATABASE: 'shop',
         COSMOS_EVENTS_CONTAINER: 'shop-events',
         COSMOS_AGGREGATES_CONTAINER: 'shop-aggregates',
+        COSMOS_STARTUP_TIMEOUT_SECONDS: '30',
         EVENT_TTL_SECONDS: '86400',
         PORT: '8080',
         COSMOS_LEASES_CONTAINER: 'shop-leases',
@@ -65,14 +66,24 @@ describe('valid values', () => {
         databaseId: 'shop',
         eventsContainerId: 'shop-events',
         aggregatesContainerId: 'shop-aggregates',
+        startupTimeoutSeconds: 30,
       },
       eventStore: { eventTtlSeconds: 86400 },
       subscriptions: { leasesContainerId: 'shop-leases', instanceId: 'pod-7' },
     });
   });
 
+  it('accepts a plain-HTTP COSMOS_ENDPOINT with COSMOS_KEY (an emulator), and refuses it without, naming COSMOS_ENDPOINT', () => {
+    expect(loadServiceConfig({ COSMOS_ENDPOINT: 'http://127.0.0.1:8081', COSMOS_KEY: KEY }).cosmos.endpoint).toBe('http://127.0.0.1:8081');
+    const err = errorFor({ COSMOS_ENDPOINT: 'http://127.0.0.1:8081' });
+    expect(err.problems).toEqual([
+      { variable: 'COSMOS_ENDPOINT', message: expect.stringMatching(/plain-HTTP URL, and signing in without COSMOS_KEY \(Microsoft Entra ID\) needs https/) },
+    ]);
+  });
+
   it.each([
-    ['COSMOS_ENDPOINT', 'http://127.0.0.1:8081'],
+    ['COSMOS_STARTUP_TIMEOUT_SECONDS', '1'],
+    ['COSMOS_STARTUP_TIMEOUT_SECONDS', '600'],
     ['EVENT_TTL_SECONDS', '0'],
     ['EVENT_TTL_SECONDS', '2147483647'],
     ['PORT', '1'],
@@ -162,6 +173,7 @@ describe('every variable, table-driven', () => {
     COSMOS_EVENTS_CONTAINER: ['', 'a/b', '.', '..', '  ', KEY, SLASHLESS_KEY],
     COSMOS_AGGREGATES_CONTAINER: ['', 'a#b', '.', '..', '\u3000', KEY, SLASHLESS_KEY],
     COSMOS_LEASES_CONTAINER: ['', 'a?b', '.', '..', ' ', KEY, SLASHLESS_KEY],
+    COSMOS_STARTUP_TIMEOUT_SECONDS: ['', '0', '601', '1.5', '15s', KEY],
     SUBSCRIPTIONS_INSTANCE_ID: ['', ' web-1', 'web 1', 'i'.repeat(129), 'caf\u00e9', KEY, SLASHLESS_KEY],
     EVENT_TTL_SECONDS: ['', '-1', '1.5', '1e3', ' 60', 'a day', '2147483648', '99999999999999999999', KEY, `60 ${KEY}`],
     PORT: ['', '0', '65536', '80.5', '0x50', 'http', '+80', KEY],
@@ -294,7 +306,12 @@ describe('wiring into @nestjs/config', () => {
     for (const name of ['COSMOS_ENDPOINT', 'COSMOS_KEY', 'COSMOS_DATABASE', 'EVENT_TTL_SECONDS', 'PORT']) delete process.env[name];
     process.env.COSMOS_EVENTS_CONTAINER = 'ev';
     process.env.EVENT_TTL_SECONDS = '60';
-    expect(cosmosConfig()).toEqual({ databaseId: 'eventstore', eventsContainerId: 'ev', aggregatesContainerId: 'aggregates' });
+    expect(cosmosConfig()).toEqual({
+      databaseId: 'eventstore',
+      eventsContainerId: 'ev',
+      aggregatesContainerId: 'aggregates',
+      startupTimeoutSeconds: 15,
+    });
     expect(eventStoreConfig()).toEqual({ eventTtlSeconds: 60 });
     expect(appConfig()).toEqual({ port: 3000 });
     expect([cosmosConfig.KEY, eventStoreConfig.KEY, appConfig.KEY]).toEqual([

@@ -5,6 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { CosmosStartupTimeoutError } from '../../src/index.js';
 import { describeStartupFailure } from '../../example/src/config/startup-failure.js';
 import { CapturingLogger, startService } from '../support/app.js';
 
@@ -86,7 +87,8 @@ describe('an account that cannot be used stops the start-up, naming what to chec
   it('an endpoint nothing listens on: COSMOS_ENDPOINT', async () => {
     const closed = await answering(200);
     await closed.close();
-    const { line, log, raw } = await failedStart({ COSMOS_ENDPOINT: closed.endpoint, COSMOS_KEY: KEY });
+    // Refused connections are retried for COSMOS_STARTUP_TIMEOUT_SECONDS (an emulator may be starting).
+    const { line, log, raw } = await failedStart({ COSMOS_ENDPOINT: closed.endpoint, COSMOS_KEY: KEY, COSMOS_STARTUP_TIMEOUT_SECONDS: '1' });
     expect(line).toMatch(/could not be reached \(ECONNREFUSED\): check COSMOS_ENDPOINT/);
     expect(line).toContain(closed.endpoint);
     for (const text of [line, log, raw]) expectNoKey(text);
@@ -119,6 +121,49 @@ describe('describeStartupFailure', () => {
   it('takes the key out of any message that carries it', () => {
     const line = describeStartupFailure(new Error(`boom with ${KEY} inside`), { COSMOS_KEY: KEY });
     expect(line).toBe('boom with [COSMOS_KEY] inside');
+  });
+
+  it('names COSMOS_KEY, in one line, when keyless sign-in fails', () => {
+    const chained = Object.assign(
+      new Error(
+        'ChainedTokenCredential authentication failed.\nCredentialUnavailableError: EnvironmentCredential is unavailable.\n' +
+          'CredentialUnavailableError: ManagedIdentityCredential: no managed identity endpoint found.',
+      ),
+      { name: 'AggregateAuthenticationError' },
+    );
+    const line = describeStartupFailure(chained, { COSMOS_ENDPOINT: 'https://acct.documents.azure.com:443/' });
+    expect(line).toMatch(
+      /^Cosmos DB at https:\/\/acct\.documents\.azure\.com: signing in with Microsoft Entra ID failed \(COSMOS_KEY is not set\): set COSMOS_KEY, .* ChainedTokenCredential authentication failed\.$/,
+    );
+  });
+
+  it('names COSMOS_KEY and the package when @azure/identity is missing', () => {
+    const missing = new Error(
+      'CosmosModule: signing in without "key" or "credential" uses DefaultAzureCredential from @azure/identity, which is not installed: ...',
+    );
+    expect(describeStartupFailure(missing, { COSMOS_ENDPOINT: 'https://acct.documents.azure.com/' })).toMatch(
+      /^COSMOS_KEY is not set and @azure\/identity, .* is not installed: set COSMOS_KEY, or install @azure\/identity/,
+    );
+  });
+
+  it('names COSMOS_ENDPOINT when start-up ran out of time, with the cause the SDK kept retrying', () => {
+    const env = { COSMOS_ENDPOINT: 'https://nope.documents.azure.com/', COSMOS_KEY: KEY };
+    const unresolved = Object.assign(new Error('getaddrinfo ENOTFOUND nope.documents.azure.com'), { code: 'ENOTFOUND' });
+    expect(describeStartupFailure(new CosmosStartupTimeoutError('checking database "eventstore"', 15_000, unresolved), env)).toMatch(
+      /could not be reached \(ENOTFOUND\): check COSMOS_ENDPOINT\. checking database "eventstore": .* within 15 s; last fault: getaddrinfo ENOTFOUND/,
+    );
+    expect(describeStartupFailure(new CosmosStartupTimeoutError('checking database "eventstore"', 15_000), env)).toMatch(
+      /could not be used in time: check COSMOS_ENDPOINT .*did not answer within 15 s$/,
+    );
+  });
+
+  it('names PORT when the HTTP server cannot listen', () => {
+    const taken = Object.assign(new Error('listen EADDRINUSE: address already in use :::8080'), { code: 'EADDRINUSE', syscall: 'listen' });
+    expect(describeStartupFailure(taken, { PORT: '8080' })).toBe('PORT 8080 is in use by another process: stop it, or set PORT to a free port');
+  });
+
+  it('keeps any failure to one line', () => {
+    expect(describeStartupFailure(new Error('first\n  {\n  "code": 1\n}'), {})).toBe('first { "code": 1 }');
   });
 
   it('passes other failures through unchanged', () => {

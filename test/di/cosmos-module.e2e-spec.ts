@@ -1,4 +1,4 @@
-import { Injectable, Module } from '@nestjs/common';
+import { Injectable, Logger, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { CosmosClient, type Container } from '@azure/cosmos';
 import { jest } from '@jest/globals';
@@ -105,13 +105,32 @@ describe('CosmosModule.forRoot', () => {
     client.dispose();
   });
 
-  it('refuses an existing container of partition-key definition version 1 (ids capped at 101 bytes)', async () => {
+  it.each([
+    ['without a version, as protosource\'s Go EnsureContainers creates them', undefined],
+    ['of partition-key definition version 1', 1],
+  ])('accepts existing containers %s, warning of the 101-byte key limit', async (_what, version) => {
     const opts = options();
     const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
     const { database } = await client.databases.createIfNotExists({ id: opts.databaseId });
-    await database.containers.create({ id: 'aggregates', partitionKey: { paths: ['/pk'], version: 1 } });
-    await expect(boot([CosmosModule.forRoot(opts)])).rejects.toThrow(/"aggregates".*version 1/);
-    client.dispose();
+    for (const [id, path] of [['events', '/a'], ['aggregates', '/pk']]) {
+      await database.containers.create({ id, partitionKey: version === undefined ? { paths: [path] } : { paths: [path], version } });
+      const { resource } = await database.container(id).read();
+      expect(resource?.partitionKey?.version ?? 1).toBe(1);
+    }
+    const warnings: string[] = [];
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation((message: unknown) => {
+      warnings.push(String(message));
+    });
+    try {
+      const app = await boot([CosmosModule.forRoot(opts), EventStoreModule]);
+      await app.get(STORE).save('go-made', [{ version: 1, data: new Uint8Array([1]) }]);
+      expect((await app.get(STORE).load('go-made')).records).toHaveLength(1);
+      await app.close();
+    } finally {
+      warn.mockRestore();
+      client.dispose();
+    }
+    expect(warnings.filter((w) => /version 1: partition key values are limited to 101 bytes/.test(w))).toHaveLength(2);
   });
 
   it('disposes the client when start-up fails', async () => {

@@ -1,7 +1,8 @@
 /*
  * Every ```ts block in the README and docs/ compiles as written, against the library's public entries
  * (`nest-cosmos-eventstore`, `nest-cosmos-eventstore/testing`), each block as a module of its own. A block
- * that is not meant to compile on its own is not marked `ts`.
+ * fenced as ```ts accounts.ts is that file, which later blocks of the same page import as './accounts.js'.
+ * A block that is not meant to compile is not marked `ts`.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -34,18 +35,21 @@ interface Block {
   file: string;
   line: number;
   code: string;
+  /** The name other blocks of the page import it by, if the fence gives one. */
+  name?: string;
 }
 
 function tsBlocks(file: string): Block[] {
   const blocks: Block[] = [];
   const lines = readFileSync(file, 'utf8').split('\n');
   for (let i = 0; i < lines.length; i++) {
-    if (!/^```(ts|typescript)\s*$/.test(lines[i])) continue;
+    const fence = /^```(?:ts|typescript)(?:\s+([\w.-]+\.ts))?\s*$/.exec(lines[i]);
+    if (!fence) continue;
     const start = i + 1;
     let end = start;
     while (end < lines.length && !lines[end].startsWith('```')) end++;
     // `export {}` makes a block without imports a module too, so blocks never share names.
-    blocks.push({ file, line: start + 1, code: `${lines.slice(start, end).join('\n')}\nexport {};\n` });
+    blocks.push({ file, line: start + 1, code: `${lines.slice(start, end).join('\n')}\nexport {};\n`, name: fence[1] });
     i = end;
   }
   return blocks;
@@ -56,7 +60,10 @@ function compile(blocks: Block[]): string[] {
   const parsed = ts.parseJsonConfigFileContent(config.config, ts.sys, root);
   const options: ts.CompilerOptions = { ...parsed.options, noEmit: true, noUnusedLocals: false };
   // Virtual files inside the repository, so node_modules and the paths to src/ resolve as for real code.
-  const virtual = new Map(blocks.map((b, n) => [join(root, 'test/docs', `block-${n}.ts`), b] as const));
+  // One folder per page, so a page's named blocks import each other.
+  const virtual = new Map(
+    blocks.map((b, n) => [join(root, 'test/docs/blocks', relative(root, b.file).replace(/[/.]/g, '_'), b.name ?? `block-${n}.ts`), b] as const),
+  );
   const host = ts.createCompilerHost(options);
   const { fileExists, readFile, getSourceFile } = host;
   host.fileExists = (f) => virtual.has(f) || fileExists.call(host, f);

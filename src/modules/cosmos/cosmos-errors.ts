@@ -27,3 +27,13 @@ export function messageOf(err: unknown): string {
   const status = statusOf(err);
   return status === undefined ? 'no message from Cosmos DB' : `status ${status}`;
 }
+
+/** True when `err` says that `name` itself (not one of its own dependencies) could not be found. */
+export function isMissingPackage(err: unknown, name: string): boolean {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  return (
+    (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') &&
+    typeof message === 'string' &&
+    (message.includes(`'${name}'`) || message.includes(`"${name}"`))
+  );
+}

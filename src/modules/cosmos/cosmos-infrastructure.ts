@@ -1,59 +1,196 @@
 import type { CosmosClient, Database, PartitionKeyDefinition } from '@azure/cosmos';
-import { statusOf } from './cosmos-errors.js';
+import { Logger } from '@nestjs/common';
+// The stores' own classifier of transient faults: start-up retries exactly what they retry. A direct import
+// of the file (not the event-store index), which uses the cosmos module only when called.
+import { backoffMs, isTransientReadFailure, pause } from '../event-store/transient-faults.js';
+import { messageOf, statusOf } from './cosmos-errors.js';
 
 export const DEFAULT_EVENTS_CONTAINER = 'events';
 export const DEFAULT_AGGREGATES_CONTAINER = 'aggregates';
 
 /**
- * Creates the database when missing. Idempotent and race-safe: a 409 from a concurrent creator counts as
- * success (`createIfNotExists` alone can throw it).
+ * How long start-up may take to check (and create) the database and a set of containers, transient faults
+ * retried: long enough to ride out a cut connection or a busy gateway, short enough that an endpoint which
+ * does not answer, or does not resolve, is reported within seconds (@azure/cosmos alone retries a host it
+ * cannot resolve for two minutes).
  */
-export async function ensureDatabase(client: CosmosClient, databaseId: string): Promise<Database> {
-  try {
-    await client.databases.createIfNotExists({ id: databaseId });
-  } catch (err) {
-    if (statusOf(err) !== 409) throw err;
+export const DEFAULT_STARTUP_TIMEOUT_MS = 15_000;
+
+// Waits between start-up attempts: from 200 ms, doubling, at most 2 s (with jitter, as the stores wait).
+const STARTUP_BACKOFF = Object.freeze({ maxAttempts: Number.MAX_SAFE_INTEGER, initialDelayMs: 200, maxDelayMs: 2_000 });
+
+const logger = new Logger('CosmosModule');
+
+/** Options of `ensureDatabase`, `ensureContainers` and `ensureContainer`. */
+export interface EnsureOptions {
+  /**
+   * How long the call may take in all, retries of transient faults (HTTP 408/449/503, timeouts, lost or
+   * refused connections, unresolved hosts) included; then it fails with a `CosmosStartupTimeoutError` whose
+   * `cause` is the last fault. Default `DEFAULT_STARTUP_TIMEOUT_MS` (15 s).
+   */
+  timeoutMs?: number;
+  /** Ends the call at once, with the signal's reason. */
+  abortSignal?: AbortSignal;
+}
+
+/**
+ * Start-up could not reach Cosmos DB in time: every attempt failed transiently (the last fault is the
+ * `cause`), or none was answered. The endpoint is wrong, unreachable from here, or the account is down.
+ */
+export class CosmosStartupTimeoutError extends Error {
+  override readonly name = 'CosmosStartupTimeoutError';
+
+  constructor(
+    /** What was being done, e.g. `checking database "eventstore"`. */
+    readonly operation: string,
+    readonly timeoutMs: number,
+    cause?: unknown,
+  ) {
+    super(
+      cause === undefined
+        ? `${operation}: Cosmos DB did not answer within ${seconds(timeoutMs)}`
+        : `${operation}: Cosmos DB could not be used within ${seconds(timeoutMs)}; last fault: ${messageOf(cause)}`,
+      cause === undefined ? undefined : { cause },
+    );
   }
+}
+
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}
+
+function checkTimeout(options: EnsureOptions): number {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_STARTUP_TIMEOUT_MS;
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) {
+    throw new Error(`timeoutMs must be a positive integer of milliseconds, got ${String(options.timeoutMs)}`);
+  }
+  return timeoutMs;
+}
+
+/**
+ * Runs `work` again after a backoff while it fails transiently, until `timeoutMs` have passed. Raced as well
+ * as aborted at the deadline: @azure/cosmos does not pass the signal to every request it makes (its account
+ * read, its retry waits), so an abort alone could leave start-up hanging.
+ */
+async function withinStartupTime<T>(operation: string, options: EnsureOptions, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const timeoutMs = checkTimeout(options);
+  options.abortSignal?.throwIfAborted();
+  const deadline = Date.now() + timeoutMs;
+  const controller = new AbortController();
+  const signal = options.abortSignal ? AbortSignal.any([controller.signal, options.abortSignal]) : controller.signal;
+  let lastFault: unknown;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new CosmosStartupTimeoutError(operation, timeoutMs, lastFault));
+      controller.abort();
+    }, timeoutMs);
+  });
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(options.abortSignal?.reason);
+    options.abortSignal?.addEventListener('abort', onAbort, { once: true });
+  });
+  const attempts = (async () => {
+    for (let n = 1; ; n++) {
+      try {
+        return await work(signal);
+      } catch (err) {
+        if (signal.aborted || !isTransientReadFailure(err)) throw err;
+        lastFault = err;
+        // One line, at the first fault: the operator sees why start-up waits, not every attempt.
+        if (n === 1) logger.warn(`${operation}: ${firstLine(messageOf(err))}; retrying for up to ${seconds(timeoutMs)}`);
+      }
+      await pause(Math.max(0, Math.min(backoffMs(n, STARTUP_BACKOFF), deadline - Date.now())), signal);
+    }
+  })();
+  try {
+    return await Promise.race([attempts, timedOut, aborted]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) options.abortSignal?.removeEventListener('abort', onAbort);
+    controller.abort();
+  }
+}
+
+function firstLine(message: string): string {
+  return message.split('\n', 1)[0].trim();
+}
+
+/**
+ * Creates the database when missing. Idempotent and race-safe: a 409 from a concurrent creator counts as
+ * success (`createIfNotExists` alone can throw it). Transient faults are retried within `options.timeoutMs`.
+ */
+export async function ensureDatabase(client: CosmosClient, databaseId: string, options: EnsureOptions = {}): Promise<Database> {
+  await withinStartupTime(`checking database ${JSON.stringify(databaseId)}`, options, async (abortSignal) => {
+    try {
+      await client.databases.createIfNotExists({ id: databaseId }, { abortSignal });
+    } catch (err) {
+      if (statusOf(err) !== 409) throw err;
+    }
+  });
   return client.database(databaseId);
 }
 
 /**
  * Creates the events (`/a`) and aggregates (`/pk`) containers when missing, with partition-key definition
  * version 2 (partition key values up to 2 KB) and `defaultTtl -1` (items expire only by their own `ttl`).
- * An existing container with another partition key is an error, not a silent misconfiguration.
+ * An existing container with another partition key path is an error, not a silent misconfiguration; one of
+ * another partition-key definition version (as protosource's Go `EnsureContainers` creates) is accepted.
+ * Transient faults are retried within `options.timeoutMs`.
  */
 export async function ensureContainers(
   database: Database,
   eventsContainerId: string = DEFAULT_EVENTS_CONTAINER,
   aggregatesContainerId: string = DEFAULT_AGGREGATES_CONTAINER,
+  options: EnsureOptions = {},
 ): Promise<void> {
   await Promise.all([
-    ensureContainer(database, eventsContainerId, '/a'),
-    ensureContainer(database, aggregatesContainerId, '/pk'),
+    ensureContainer(database, eventsContainerId, '/a', 'the event store', options),
+    ensureContainer(database, aggregatesContainerId, '/pk', 'the event store', options),
   ]);
 }
 
 /**
  * Creates one container when missing (partition key `path`, definition version 2, `defaultTtl -1`), race-safe,
- * and fails with a message naming `usedBy` when it exists with another partition key.
+ * and fails with a message naming `usedBy` when it exists with another partition key path. Transient faults
+ * are retried within `options.timeoutMs`.
+ *
+ * An existing container is accepted whatever its partition-key definition version: protosource's
+ * `EnsureContainers` (Go) sends none, so the service default applies, and refusing those containers would
+ * keep a service sharing the account with a Go one from starting. A version 1 container caps partition key
+ * values at 101 bytes (longer aggregate ids are refused by Cosmos DB on write): that is logged as a warning.
  */
-export async function ensureContainer(database: Database, id: string, path: string, usedBy = 'the event store'): Promise<void> {
+export async function ensureContainer(
+  database: Database,
+  id: string,
+  path: string,
+  usedBy = 'the event store',
+  options: EnsureOptions = {},
+): Promise<void> {
   const partitionKey: PartitionKeyDefinition = { paths: [path], version: 2 };
-  try {
-    await database.containers.createIfNotExists({ id, partitionKey, defaultTtl: -1 });
-  } catch (err) {
-    if (statusOf(err) !== 409) throw err;
-  }
-  // createIfNotExists returns an existing container's definition without comparing it: compare here.
-  const { resource } = await database.container(id).read();
+  const resource = await withinStartupTime(`checking container ${JSON.stringify(id)}`, options, async (abortSignal) => {
+    try {
+      await database.containers.createIfNotExists({ id, partitionKey, defaultTtl: -1 }, { abortSignal });
+    } catch (err) {
+      if (statusOf(err) !== 409) throw err;
+    }
+    // createIfNotExists returns an existing container's definition without comparing it: compare here.
+    return (await database.container(id).read({ abortSignal })).resource;
+  });
   const paths = resource?.partitionKey?.paths ?? [];
-  // Version 1 (the default of old containers) caps partition key values at 101 bytes instead of 2 KB.
-  const version = resource?.partitionKey?.version ?? 1;
-  if (paths.length !== 1 || paths[0] !== path || version !== 2) {
+  if (paths.length !== 1 || paths[0] !== path) {
     throw new Error(
-      `container ${JSON.stringify(id)} exists with partition key ${JSON.stringify(paths)} (definition version ` +
-        `${version}); ${usedBy} needs ${JSON.stringify([path])} with version 2: point it at another container or ` +
-        'recreate this one',
+      `container ${JSON.stringify(id)} exists with partition key ${JSON.stringify(paths)}; ${usedBy} needs ` +
+        `${JSON.stringify([path])}: point it at another container or recreate this one`,
+    );
+  }
+  // No version in the definition: the container was created with version 1, the service's old default.
+  const version = resource?.partitionKey?.version ?? 1;
+  if (version !== 2) {
+    logger.warn(
+      `container ${JSON.stringify(id)} has partition-key definition version ${version}: partition key values ` +
+        'are limited to 101 bytes there (2 KB with version 2), so longer aggregate ids will be refused',
     );
   }
 }

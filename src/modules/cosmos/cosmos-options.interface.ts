@@ -1,4 +1,5 @@
 import type { CosmosClientOptions, RetryOptions } from '@azure/cosmos';
+import type { CosmosTokenCredential } from './cosmos-credential.js';
 
 /**
  * How @azure/cosmos retries throttled requests (HTTP 429) unless told otherwise: up to 9 retries within
@@ -13,10 +14,34 @@ export const DEFAULT_COSMOS_RETRY_OPTIONS: Readonly<Required<RetryOptions>> = Ob
 
 /** How `CosmosModule` reaches Cosmos DB. */
 export interface CosmosModuleOptions {
-  /** Account endpoint, e.g. `https://my-account.documents.azure.com:443/`. */
-  endpoint: string;
-  /** Account key. Without one, `DefaultAzureCredential` (Microsoft Entra ID) from @azure/identity is used. */
+  /**
+   * Account endpoint, e.g. `https://my-account.documents.azure.com:443/`. Required unless
+   * `embeddedWhenNoEndpoint` is set.
+   */
+  endpoint?: string;
+  /**
+   * Without `endpoint` (undefined), start an embedded in-memory Cosmos DB server and use it, closing it on
+   * application shutdown: for local development and e2e tests, never production (the data is lost when
+   * the application stops, as a warning says at start-up). Needs the optional peer dependency
+   * `@vercel/cosmosdb-server` (a dev dependency of the app), loaded only when this is used. Default `false`:
+   * no endpoint is an error. `key` and `credential` must then be left out.
+   *
+   * @example
+   * CosmosModule.forRoot({ endpoint: process.env.COSMOS_ENDPOINT, databaseId: 'eventstore', embeddedWhenNoEndpoint: true })
+   */
+  embeddedWhenNoEndpoint?: boolean;
+  /** Account key. Give `key` or `credential`, not both. */
   key?: string;
+  /**
+   * A Microsoft Entra ID credential (`TokenCredential`, e.g. a `ManagedIdentityCredential` of
+   * @azure/identity) to sign in without a key; its tokens are sent over https only. Without `key` and
+   * `credential`, `DefaultAzureCredential` from the optional peer dependency @azure/identity is used (an
+   * error says so when that package is not installed).
+   *
+   * @example
+   * CosmosModule.forRoot({ endpoint, credential: new ManagedIdentityCredential(clientId), databaseId: 'eventstore' })
+   */
+  credential?: CosmosTokenCredential;
   databaseId: string;
   /** Default `events`. */
   eventsContainerId?: string;
@@ -24,6 +49,12 @@ export interface CosmosModuleOptions {
   aggregatesContainerId?: string;
   /** Create the database and containers at start-up when missing. Default `true`. */
   ensure?: boolean;
+  /**
+   * How long the start-up checks of `ensure` may take, transient faults (408/449/503, timeouts, lost, cut
+   * or refused connections, unresolved hosts) retried with backoff meanwhile; then start-up fails with a
+   * `CosmosStartupTimeoutError` whose `cause` is the last fault. Default `DEFAULT_STARTUP_TIMEOUT_MS` (15 s).
+   */
+  startupTimeoutMs?: number;
   /**
    * Retries of throttled requests (HTTP 429) by @azure/cosmos, set as `connectionPolicy.retryOptions`:
    * field by field over `clientOptions.connectionPolicy.retryOptions`, over `DEFAULT_COSMOS_RETRY_OPTIONS`

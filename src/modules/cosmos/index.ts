@@ -7,11 +7,15 @@ export {
   type CosmosOptionsFactory,
 } from './cosmos-options.interface.js';
 export {
+  CosmosStartupTimeoutError,
   DEFAULT_AGGREGATES_CONTAINER,
   DEFAULT_EVENTS_CONTAINER,
+  DEFAULT_STARTUP_TIMEOUT_MS,
   ensureContainer,
   ensureContainers,
   ensureDatabase,
+  type EnsureOptions,
 } from './cosmos-infrastructure.js';
+export type { CosmosTokenCredential } from './cosmos-credential.js';
 export { messageOf, statusOf, substatusOf } from './cosmos-errors.js';
 export { CosmosHealthIndicator, DEFAULT_HEALTH_TIMEOUT_MS, type HealthResult } from './cosmos.health.js';
