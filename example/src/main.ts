@@ -28,22 +28,6 @@ const serviceLogger = new ServiceLogger();
 Logger.overrideLogger(serviceLogger);
 const logger = new Logger('Main');
 
-/**
- * Calls `stop` once the process that started this one has gone. `npm start` runs the service through
- * `sh -c`, and npm passes the SIGTERM of a process manager on to that shell only: the shell dies, and this
- * process, orphaned, would go on serving. Under npm a parent that goes away means "stop".
- */
-function stopWhenOrphaned(stop: () => void): void {
-  const parent = process.ppid;
-  const timer = setInterval(() => {
-    if (process.ppid === parent) return;
-    clearInterval(timer);
-    logger.log('the npm process that started the service has gone: stopping');
-    stop();
-  }, 250);
-  timer.unref();
-}
-
 async function bootstrap(): Promise<void> {
   // Validated before the application module is loaded: its ConfigModule.forRoot() validates at import time,
   // where a failure would surface as an unhandled rejection rather than this one-line message.
@@ -60,7 +44,6 @@ async function bootstrap(): Promise<void> {
   await app.listen(appSettings.port);
   serviceLogger.starting = false;
   logger.log(`listening on http://localhost:${appSettings.port}`);
-  if (process.env.npm_lifecycle_event !== undefined) stopWhenOrphaned(() => process.kill(process.pid, 'SIGTERM'));
 }
 
 bootstrap().catch((err: unknown) => {
