@@ -65,8 +65,10 @@ function compile(blocks: Block[]): string[] {
     blocks.map((b, n) => [join(root, 'test/docs/blocks', relative(root, b.file).replace(/[/.]/g, '_'), b.name ?? `block-${n}.ts`), b] as const),
   );
   const host = ts.createCompilerHost(options);
-  const { fileExists, readFile, getSourceFile } = host;
+  const { fileExists, readFile, getSourceFile, directoryExists } = host;
+  const virtualDirs = new Set([...virtual.keys()].map((f) => dirname(f)));
   host.fileExists = (f) => virtual.has(f) || fileExists.call(host, f);
+  host.directoryExists = (d) => virtualDirs.has(d) || (directoryExists ? directoryExists.call(host, d) : ts.sys.directoryExists(d));
   host.readFile = (f) => virtual.get(f)?.code ?? readFile.call(host, f);
   host.getSourceFile = (f, languageVersion, ...rest) => {
     const block = virtual.get(f);
