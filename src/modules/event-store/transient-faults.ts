@@ -129,15 +129,41 @@ const NETWORK_ERROR_CODES = new Set([
   'TimeoutError',
 ]);
 
+// The HTTP client of @azure/cosmos (@typespec/ts-http-runtime) turns a body that stopped short (the
+// connection closed or reset mid-answer) into `RestError("Error reading response as text: aborted")` with
+// code PARSE_ERROR. The same code marks a body that arrived whole but did not parse, which another attempt
+// would not fix: only the message tells the cut answer apart.
+const CUT_ANSWER = /^Error reading response as text\b/;
+// How deep `cause` chains are followed: the SDK and undici wrap a socket error at most twice.
+const MAX_CAUSE_DEPTH = 3;
+
 /**
- * A failed read worth running again: a transient status, the SDK's client timeout (`TimeoutError`) or a
- * network error code (`ECONNRESET`, `EPIPE`, ...). Reads change nothing, so any of these is safe to repeat.
+ * A failed read worth running again: a transient status, the SDK's client timeout (`TimeoutError`), a
+ * network error code (`ECONNRESET`, `EPIPE`, `UND_ERR_SOCKET`, ...) on the error or along its `cause`
+ * chain, or an answer cut mid-body (`Error reading response as text: aborted`). Reads change nothing, so
+ * any of these is safe to repeat.
  */
 export function isTransientReadFailure(err: unknown): boolean {
   const status = statusOf(err);
   if (status !== undefined) return TRANSIENT_STATUSES.has(status);
-  const code = (err as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string' && NETWORK_ERROR_CODES.has(code);
+  return isLostConnection(err);
+}
+
+/**
+ * True for a failure without an answer from the service: a network error code on the error or its causes,
+ * the SDK's client timeout, or an answer cut mid-body. A write that failed so may have been applied
+ * (unless the code says the request never left, `ECONNREFUSED` and the like).
+ */
+export function isLostConnection(err: unknown): boolean {
+  for (let depth = 0, at = err; depth < MAX_CAUSE_DEPTH && at !== null && typeof at === 'object'; depth++) {
+    const { code, message, cause } = at as { code?: unknown; message?: unknown; cause?: unknown };
+    if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return true;
+    if (code === 'PARSE_ERROR' && typeof message === 'string' && CUT_ANSWER.test(message)) return true;
+    // A cause with a status of its own is an answer, not a lost connection.
+    if (statusOf(cause) !== undefined) return false;
+    at = cause;
+  }
+  return false;
 }
 
 /**
