@@ -69,7 +69,13 @@ export function pause(ms: number, signal?: AbortSignal): Promise<void> {
  * (`isTransientReadFailure`) and `retries` allow: only for work that is safe to repeat, reads and writes
  * whose repetition changes nothing more. The last failure becomes an `EventStoreError` "`what` failed"
  * with it as `cause`; an `EventStoreError` of `attempt`'s own passes as it is. An abort of `signal`, in a
- * request or while waiting, ends it at once with the signal's reason (an `AbortError`).
+ * request or while waiting, ends it at once with the signal's reason (an `AbortError`). For a read model
+ * of your own on Cosmos DB, as the stores do it; `EventStoreExceptionFilter` answers what it throws after
+ * transient failures with 503.
+ *
+ * @example
+ * const retries = resolveRetryOptions({ maxAttempts: 5 });
+ * const { resource } = await retryTransient('read stats', retries, signal, () => container.item(id, pk).read());
  */
 export async function retryTransient<T>(
   what: string,

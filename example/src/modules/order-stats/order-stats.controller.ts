@@ -1,6 +1,12 @@
-import { Controller, Get, HttpCode, HttpStatus, NotFoundException, Param, Post } from '@nestjs/common';
+import { Controller, Get, HttpCode, HttpStatus, NotFoundException, Param, Post, UseFilters } from '@nestjs/common';
 import { AdminEndpoint } from '../store-api/index.js';
-import { InjectSubscriptions, type Subscriptions } from 'nest-cosmos-eventstore';
+import {
+  DEFAULT_STORE_RETRY_OPTIONS,
+  EventStoreExceptionFilter,
+  InjectSubscriptions,
+  retryTransient,
+  type Subscriptions,
+} from 'nest-cosmos-eventstore';
 import { ORDER_STATS_SUBSCRIBER } from './order-stats.projection.js';
 import { OrderStatsStore, type CustomerStatsView, type OrderStatsView } from './order-stats.store.js';
 
@@ -13,9 +19,11 @@ interface Freshness {
 
 /**
  * The order statistics read model: counts and totals per status, orders and revenue per customer (revenue:
- * totals of submitted and shipped orders). Eventually consistent: `lag` says how far behind it is.
+ * totals of submitted and shipped orders). Eventually consistent: `lag` says how far behind it is. When
+ * Cosmos DB stays unavailable through the retries, 503 `{ statusCode, error, message }` as the other routes.
  */
 @Controller()
+@UseFilters(EventStoreExceptionFilter)
 export class OrderStatsController {
   constructor(
     private readonly stats: OrderStatsStore,
@@ -52,7 +60,10 @@ export class OrderStatsController {
   }
 
   private async lag(): Promise<Freshness> {
-    const [lag] = await this.subscriptions.lag(ORDER_STATS_SUBSCRIBER);
+    // The lag reads the leases and probes the change feed: retried as the read model's own reads are.
+    const [lag] = await retryTransient('order-stats: reading the lag', DEFAULT_STORE_RETRY_OPTIONS, undefined, () =>
+      this.subscriptions.lag(ORDER_STATS_SUBSCRIBER),
+    );
     return { state: lag.state, estimatedPending: lag.estimatedPending, behindMs: lag.behindMs };
   }
 }
