@@ -16,7 +16,7 @@ let http: ServiceUnderTest['http'];
 let orderId: string;
 let mainKey: string;
 const customerId = `c-${randomUUID()}`;
-const ITEM_KINDS: CosmosRequestKind[] = ['read', 'query', 'query-plan', 'feed', 'batch', 'write', 'delete'];
+const ITEM_KINDS: CosmosRequestKind[] = ['read', 'query', 'query-plan', 'feed', 'batch', 'write', 'delete', 'metadata'];
 
 beforeAll(async () => {
   cosmos = await startEmbeddedCosmos();
