@@ -17,6 +17,7 @@ export {
   ensureContainers,
   ensureDatabase,
   EVENTS_CONTAINER,
+  evictFailedRoutingMaps,
   InjectAggregatesContainer,
   InjectCosmosClient,
   InjectEventsContainer,

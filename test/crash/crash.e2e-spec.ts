@@ -211,7 +211,7 @@ it(`keeps every invariant through cut answers, delays and a SIGKILL of one of tw
   await b.start();
 
   const faults = () => {
-    const kinds = ['read', 'query', 'batch', 'write', 'feed', 'delete'] as const;
+    const kinds = ['read', 'query', 'query-plan', 'batch', 'write', 'feed', 'delete', 'metadata'] as const;
     proxy!.addRule({ kind: [...kinds], probability: 0.02, action: { type: 'truncate', fraction: crashRandom() } });
     proxy!.addRule({ kind: [...kinds], probability: 0.05, action: { type: 'latency', ms: 40 } });
     proxy!.addRule({ kind: [...kinds], probability: 0.1, action: { type: 'latency', ms: 5 } });

@@ -14,6 +14,7 @@ import {
   ensureContainers,
   ensureDatabase,
 } from './cosmos-infrastructure.js';
+import { evictFailedRoutingMaps } from './routing-map-cache.js';
 
 const COSMOS_CONTAINERS = Symbol('COSMOS_CONTAINERS');
 
@@ -74,7 +75,10 @@ async function createClient(options: CosmosModuleOptions): Promise<CosmosClient>
     const { DefaultAzureCredential } = await import('@azure/identity');
     clientOptions.aadCredentials = new DefaultAzureCredential();
   }
-  return new CosmosClient(clientOptions);
+  const client = new CosmosClient(clientOptions);
+  // One failed partition key range listing would otherwise fail the client's change feed reads for good.
+  evictFailedRoutingMaps(client);
+  return client;
 }
 
 async function openContainers(client: CosmosClient, options: CosmosModuleOptions): Promise<Containers> {

@@ -14,4 +14,5 @@ export {
   ensureDatabase,
 } from './cosmos-infrastructure.js';
 export { messageOf, statusOf, substatusOf } from './cosmos-errors.js';
+export { evictFailedRoutingMaps } from './routing-map-cache.js';
 export { CosmosHealthIndicator, DEFAULT_HEALTH_TIMEOUT_MS, type HealthResult } from './cosmos.health.js';
