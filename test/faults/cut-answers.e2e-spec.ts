@@ -6,17 +6,18 @@
  * server really holds (read past the proxy) and that the cut happened.
  */
 import { randomUUID } from 'node:crypto';
-import type { Container } from '@azure/cosmos';
+import { ChangeFeedStartFrom, type Container } from '@azure/cosmos';
 import {
   CosmosEventStore,
   CosmosOpaqueStore,
   EventStoreError,
+  isTransientReadFailure,
   NotFoundError,
   type EventRecord,
   type OpaqueData,
 } from '../../src/index.js';
 import { type CosmosRequestKind, type FaultAction } from '../../src/testing.js';
-import { bytes, startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
+import { bytes, proxiedClient, startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
 
 let env: FaultyCosmos;
 let store: CosmosEventStore;
@@ -77,6 +78,30 @@ describe('the truncate action', () => {
     expect(env.proxy.records[0].fault).toBe('truncate');
     // The server ran it: the client lost only the answer.
     expect((await env.directEvents.item('x', a).read()).statusCode).toBe(200);
+  });
+
+  it('is transient however the SDK rethrows it, the change feed iterator keeping only the message of a cut listing', async () => {
+    const errors: unknown[] = [];
+    for (const kind of ['read', 'query'] as const) env.proxy.addRule({ kind, times: 1, action: cut });
+    errors.push(await env.events.item('1', 'nothing').read().catch((e: unknown) => e));
+    errors.push(await env.events.items.query('SELECT * FROM c', { partitionKey: 'nothing' }).fetchAll().catch((e: unknown) => e));
+    // A change feed read whose partition key range listing (the routing map) is cut, on a fresh client.
+    const fresh = proxiedClient(env.cosmos, env.proxy);
+    env.proxy.addRule({ path: /\/pkranges$/, times: 1, action: cut });
+    errors.push(
+      await fresh
+        .database(env.events.database.id)
+        .container('events')
+        .items.getChangeFeedIterator({ changeFeedStartFrom: ChangeFeedStartFrom.Beginning() })
+        .readNext()
+        .catch((e: unknown) => e),
+    );
+    fresh.dispose();
+    // That one is rebuilt from the message alone.
+    expect((errors[2] as { code?: unknown }).code).toBeUndefined();
+    expect(errors.map((e) => (e as Error).message)).toEqual(Array(3).fill('Error reading response as text: aborted'));
+    expect(errors.map(isTransientReadFailure)).toEqual([true, true, true]);
+    expect(env.proxy.count({ status: 'truncated' })).toBe(3);
   });
 
   it('refuses a fraction outside 0..1', () => {

@@ -134,6 +134,11 @@ describe('isTransientReadFailure', () => {
     [new TypeError('fetch failed', { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) }), true],
     [new Error('outer', { cause: new Error('middle', { cause: { code: 'ECONNRESET' } }) }), true],
     [new Error('outer', { cause: { code: 400 } }), false],
+    // The change feed iterator's ErrorResponse keeps only the message.
+    [new Error('Error reading response as text: aborted'), true],
+    [new Error('read ECONNRESET'), true],
+    [Object.assign(new Error('read ECONNRESET'), { code: 400 }), false],
+    [new Error('ECONNRESETS are not a code'), false],
   ])('%p: %p', (err, transient) => {
     expect(isTransientReadFailure(err)).toBe(transient);
   });

@@ -143,6 +143,13 @@ const CUT_ANSWER = /^Error reading response as text\b/;
 // How deep `cause` chains are followed: the SDK and undici wrap a socket error at most twice.
 const MAX_CAUSE_DEPTH = 3;
 
+// A network code as a word of a message, for errors the SDK rebuilt from the message alone.
+const NETWORK_CODE_IN_MESSAGE = new RegExp(`\\b(${[...NETWORK_ERROR_CODES].filter((c) => c !== 'TimeoutError').join('|')})\\b`);
+
+function isNetworkMessage(message: string): boolean {
+  return CUT_ANSWER.test(message) || NETWORK_CODE_IN_MESSAGE.test(message);
+}
+
 /**
  * A failed read worth running again: a transient status, the SDK's client timeout (`TimeoutError`), a
  * network error code (`ECONNRESET`, `EPIPE`, `UND_ERR_SOCKET`, ...) on the error or along its `cause`
@@ -165,6 +172,8 @@ export function isLostConnection(err: unknown): boolean {
     const { code, message, cause } = at as { code?: unknown; message?: unknown; cause?: unknown };
     if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return true;
     if (code === 'PARSE_ERROR' && typeof message === 'string' && CUT_ANSWER.test(message)) return true;
+    // The change feed iterator rethrows as an ErrorResponse that keeps the message only.
+    if (code === undefined && statusOf(at) === undefined && typeof message === 'string' && isNetworkMessage(message)) return true;
     // A cause with a status of its own is an answer, not a lost connection.
     if (statusOf(cause) !== undefined) return false;
     at = cause;
