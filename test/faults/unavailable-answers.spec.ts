@@ -17,15 +17,15 @@ function answer(cause: unknown): { status: number; body: unknown } {
   return reply;
 }
 
-it.each<[string, unknown, number]>([
-  ['a cut answer (PARSE_ERROR)', Object.assign(new Error('Error reading response as text: aborted'), { code: 'PARSE_ERROR' }), 503],
-  ['a cut answer rethrown with its message only', new Error('Error reading response as text: aborted'), 503],
-  ['a reset rethrown with its message only', new Error('read ECONNRESET'), 503],
-  ['a socket error under fetch failed', new TypeError('fetch failed', { cause: { code: 'UND_ERR_SOCKET' } }), 503],
-  ['a 503', { code: 503 }, 503],
-  ['a 400', Object.assign(new Error('bad request'), { code: 400 }), 500],
-  ['an error without a code', new Error('something else'), 500],
-])('%s: %d', (_label, cause, status) => {
+it.each<[string, number, unknown]>([
+  ['a cut answer (PARSE_ERROR)', 503, Object.assign(new Error('Error reading response as text: aborted'), { code: 'PARSE_ERROR' })],
+  ['a cut answer rethrown with its message only', 503, new Error('Error reading response as text: aborted')],
+  ['a reset rethrown with its message only', 503, new Error('read ECONNRESET')],
+  ['a socket error under fetch failed', 503, new TypeError('fetch failed', { cause: { code: 'UND_ERR_SOCKET' } })],
+  ['a 503', 503, { code: 503 }],
+  ['a 400', 500, Object.assign(new Error('bad request'), { code: 400 })],
+  ['an error without a code', 500, new Error('something else')],
+])('%s: %d', (_label, status, cause) => {
   const { status: got, body } = answer(cause);
   expect(got).toBe(status);
   if (status === 503) expect(body).toEqual({ statusCode: 503, error: 'Service Unavailable', message: 'Cosmos DB is unavailable; retry later' });
