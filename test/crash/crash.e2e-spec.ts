@@ -26,7 +26,7 @@ const SEED = Number(process.env.CRASH_SEED ?? 1);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = `${ROOT}example/dist/main.js`;
 const TESTING = `${ROOT}dist/testing.js`;
-/** How long the clients send orders; the kill falls in its middle third. */
+/** How long the clients send orders; the kill falls between a fifth and almost half of it. */
 const TRAFFIC_MS = 12_000;
 const CLIENTS = 6;
 /** Longer than any delay the proxy injects: a request of a killed instance still in the proxy has landed by then. */
@@ -329,7 +329,7 @@ it(`keeps every invariant through cut answers, delays and a SIGKILL of one of tw
   });
   // The crash: one instance killed mid-traffic, started again after a pause.
   const crash = (async () => {
-    await sleep(TRAFFIC_MS * (0.33 + crashRandom() * 0.33));
+    await sleep(TRAFFIC_MS * (0.2 + crashRandom() * 0.25));
     const victim = pickWith(crashRandom, instances);
     await victim.kill();
     await sleep(500 + crashRandom() * 1000);
@@ -421,9 +421,9 @@ it(`keeps every invariant through cut answers, delays and a SIGKILL of one of tw
     };
   };
   const wanted = JSON.stringify(expectedStats());
-  // A killed instance's leases are taken over once they expire (30 s after their last renewal), so the
-  // statistics may wait that long for the ranges it read.
-  const catchUpDeadline = Date.now() + 45_000;
+  // A killed instance's leases are taken over once they expire (30 s after their last renewal, and the
+  // service has no setting to shorten that), so the statistics may wait that long for the ranges it read.
+  const catchUpDeadline = Date.now() + 60_000;
   for (const instance of instances) {
     let last = '';
     for (;;) {
