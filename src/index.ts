@@ -19,6 +19,7 @@ export {
   ensureContainers,
   ensureDatabase,
   EVENTS_CONTAINER,
+  evictFailedRoutingMaps,
   InjectAggregatesContainer,
   InjectCosmosClient,
   InjectEventsContainer,

@@ -9,7 +9,7 @@ import { CosmosModule } from 'nest-cosmos-eventstore';
 import { EventStoreModule } from 'nest-cosmos-eventstore';
 import { AdminTokenGuard, StoreApiModule } from './modules/store-api/index.js';
 import { OrdersModule } from './modules/orders/index.js';
-import { ProtosourceOrdersModule } from './modules/protosource-orders/index.js';
+import { PREFIX as PROTOSOURCE_ROUTES, ProtosourceOrdersModule } from './modules/protosource-orders/index.js';
 import { SubscriptionsModule } from 'nest-cosmos-eventstore';
 import { OrderStatsModule } from './modules/order-stats/index.js';
 import { SubscriptionsAdminModule } from './modules/subscriptions-admin/index.js';
@@ -76,7 +76,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   const express = app.getHttpAdapter().getInstance() as { router: { stack: RouteLayer[] } };
   app.use(methodNotAllowed(() => express.router.stack));
   // Before every parser, Nest's default urlencoded one included: a form post never becomes a body.
-  app.use(jsonBodiesOnly());
+  app.use(jsonBodiesOnly([`/${PROTOSOURCE_ROUTES}/`]));
   app.useBodyParser('json', { limit: MAX_REQUEST_BODY });
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
   answerClientErrors(app.getHttpServer());

@@ -85,6 +85,11 @@ describe('the JSON error shape for the refusals of the framework', () => {
     expectError(encoding, 415);
   });
 
+  it('415 for a protobuf body outside the protosource routes, which alone take one', async () => {
+    const res = await request(http).post('/orders').set('content-type', 'application/protobuf').send(Buffer.from([0x0a, 0x01, 0x61]));
+    expectError(res, 415);
+  });
+
   it('400 for malformed JSON and for a gzip body that is not gzip', async () => {
     expectError(await request(http).post('/orders').set('content-type', 'application/json').send('{"customerId":'), 400);
     expectError(await request(http).post('/orders').set('content-type', 'application/json').set('content-encoding', 'gzip').send('{}'), 400);

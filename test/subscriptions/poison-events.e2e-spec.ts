@@ -39,6 +39,7 @@ describe('order-stats and records it cannot read', () => {
     // The README walkthrough: a record that is not an event envelope ({"placed":true}).
     await request(http)
       .post('/aggregates/demo-1/events')
+      .set(admin) // raw writes are an admin action once ADMIN_TOKEN is set
       .send({ records: [{ version: 1, data: 'eyJwbGFjZWQiOnRydWV9' }] })
       .expect(201);
     // A Go protosource service sharing the container: protobuf Any bytes in its own stream namespace.

@@ -15,7 +15,8 @@ class HealthTimeout extends Error {}
 
 /**
  * Checks that Cosmos DB answers for both containers. Never throws and never waits longer than the timeout:
- * a health endpoint that hangs is worse than one that says "down".
+ * a health endpoint that hangs is worse than one that says "down". A lost connection, a cut answer or a
+ * 408/429/449/503 is tried again (3 attempts in all) within that time.
  */
 @Injectable()
 export class CosmosHealthIndicator {
@@ -38,8 +39,7 @@ export class CosmosHealthIndicator {
       }, timeoutMs);
     });
     try {
-      const reads = Promise.all([this.events, this.aggregates].map((c) => c.read({ abortSignal: abort.signal })));
-      await Promise.race([reads, timeout]);
+      await Promise.race([this.readBoth(abort.signal), timeout]);
       return { status: 'ok', info: { cosmos: { status: 'up' } } };
     } catch (err) {
       const message = describe(err, timeoutMs);
@@ -49,6 +49,28 @@ export class CosmosHealthIndicator {
       clearTimeout(timer);
     }
   }
+
+  private async readBoth(signal: AbortSignal): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await Promise.all([this.events, this.aggregates].map((c) => c.read({ abortSignal: signal })));
+        return;
+      } catch (err) {
+        if (signal.aborted || isRefusal(err) || attempt >= HEALTH_ATTEMPTS) throw err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, HEALTH_RETRY_DELAY_MS * attempt));
+    }
+  }
+}
+
+// Health reads retried within the timeout: one lost connection or cut answer is not an outage.
+const HEALTH_ATTEMPTS = 3;
+const HEALTH_RETRY_DELAY_MS = 100;
+
+/** A failure another attempt may not meet: an answer that says no (anything but 408, 429, 449, 503). */
+function isRefusal(err: unknown): boolean {
+  const status = statusOf(err);
+  return status !== undefined && ![408, 429, 449, 503].includes(status);
 }
 
 /** A short reason for the HTTP answer; SDK messages can be long, so only their gist goes out. */

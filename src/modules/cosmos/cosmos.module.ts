@@ -18,6 +18,7 @@ import {
   ensureContainers,
   ensureDatabase,
 } from './cosmos-infrastructure.js';
+import { evictFailedRoutingMaps } from './routing-map-cache.js';
 
 const COSMOS_ACCOUNT = Symbol('COSMOS_ACCOUNT');
 const COSMOS_CONTAINERS = Symbol('COSMOS_CONTAINERS');
@@ -143,6 +144,8 @@ async function createClient(account: CosmosAccount): Promise<CosmosClient> {
   // (With an embedded server the key is its own: nothing above can fail after it started.)
   const client = new CosmosClient(clientOptions);
   lastFaults.set(client, record);
+  // One failed partition key range listing would otherwise fail the client's change feed reads for good.
+  evictFailedRoutingMaps(client);
   return client;
 }
 

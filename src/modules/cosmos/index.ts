@@ -18,4 +18,5 @@ export {
 } from './cosmos-infrastructure.js';
 export type { CosmosTokenCredential } from './cosmos-credential.js';
 export { messageOf, statusOf, substatusOf } from './cosmos-errors.js';
+export { evictFailedRoutingMaps } from './routing-map-cache.js';
 export { CosmosHealthIndicator, DEFAULT_HEALTH_TIMEOUT_MS, type HealthResult } from './cosmos.health.js';

@@ -38,11 +38,16 @@ export interface ProxiedRequest {
  *   server never sees the request; `when: 'after'`: the server executes it and its answer is thrown away;
  * - `reset`: resets the client's connection. `when: 'before'`: the server never sees the request;
  *   `when: 'after'`: the server executes it, the client never gets the answer (a lost acknowledgement).
+ * - `truncate`: the server executes the request; the client gets its status line, its headers (with the
+ *   full `content-length`) and only the first `fraction` of its body (default 0.5, at least one byte short
+ *   of the whole), then the connection is closed: an answer cut mid-body, which @azure/cosmos surfaces as
+ *   `Error reading response as text: aborted`. An answer without a body is reset before its headers.
  */
 export type FaultAction =
   | { type: 'latency'; ms?: number; until?: PromiseLike<unknown> }
   | { type: 'status'; status: number; retryAfterMs?: number; when?: 'before' | 'after' }
-  | { type: 'reset'; when: 'before' | 'after' };
+  | { type: 'reset'; when: 'before' | 'after' }
+  | { type: 'truncate'; fraction?: number };
 
 /**
  * A per-request rule. A request matches when every given criterion holds; the first matching rule that
@@ -79,8 +84,11 @@ export interface ProxyRecord {
   method: string;
   path: string;
   partitionKey?: string;
-  /** What the client got: an HTTP status, `'reset'` for a reset connection, `'pending'` while in flight. */
-  status: number | 'reset' | 'pending';
+  /**
+   * What the client got: an HTTP status, `'reset'` for a reset connection, `'truncated'` for an answer cut
+   * mid-body, `'pending'` while in flight.
+   */
+  status: number | 'reset' | 'truncated' | 'pending';
   /** The fault injected, if any. */
   fault?: FaultAction['type'];
   /** The server's answer when the request reached it (also when the client never saw it). */
@@ -237,6 +245,19 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       res.writeHead(status, { ...headers, 'content-length': String(payload.length) });
       res.end(payload);
     };
+    const truncate = (status: number, headers: Record<string, string | string[]>, payload: Buffer, fraction: number) => {
+      if (payload.length === 0) return reset();
+      const sent = Math.min(payload.length - 1, Math.floor(payload.length * fraction));
+      res.writeHead(status, { ...headers, 'content-length': String(payload.length) });
+      // Headers and the part of the body go out before the reset, so the client sees a body that stops short.
+      res.write(payload.subarray(0, sent), () => {
+        record.status = 'truncated';
+        record.answeredAt = elapsed();
+        // A close (FIN) rather than a reset: a reset may discard what the client has not read yet, and
+        // then it would see a reset, not a body cut short.
+        req.socket.destroy();
+      });
+    };
     const fault = (status: number, retryAfterMs: number | undefined) => {
       const headers: Record<string, string> = { 'content-type': 'application/json', 'x-ms-activity-id': randomUUID() };
       if (retryAfterMs !== undefined) headers['x-ms-retry-after-ms'] = String(retryAfterMs);
@@ -270,6 +291,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     for (const [name, value] of Object.entries(response.headers)) {
       if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
     }
+    if (action?.type === 'truncate') return truncate(response.status, headers, payload, action.fraction ?? 0.5);
     answer(response.status, headers, payload);
   }
 
@@ -408,6 +430,9 @@ function checkRule(rule: FaultRule): void {
   if (times !== undefined && (!Number.isSafeInteger(times) || times < 0)) throw new Error('FaultRule.times must be a non-negative integer');
   if (probability !== undefined && !(probability >= 0 && probability <= 1)) throw new Error('FaultRule.probability must be within 0..1');
   if (action.type === 'latency' && action.ms !== undefined && !(action.ms >= 0)) throw new Error('FaultRule latency ms must be >= 0');
+  if (action.type === 'truncate' && action.fraction !== undefined && !(action.fraction >= 0 && action.fraction < 1)) {
+    throw new Error('FaultRule truncate fraction must be within 0..1 (1 excluded)');
+  }
   if (action.type === 'status' && !(Number.isInteger(action.status) && action.status >= 400 && action.status <= 599)) {
     throw new Error('FaultRule status must be an HTTP error status (400-599)');
   }

@@ -4,6 +4,7 @@ import { statusOf } from '../cosmos/index.js';
 import {
   ConcurrencyError,
   EventStoreError,
+  isLostConnection,
   NotFoundError,
   ValidationError,
   WriteOutcomeUnknownError,
@@ -116,5 +117,6 @@ export class EventStoreExceptionFilter implements ExceptionFilter<EventStoreErro
 function isUnavailable(cause: unknown): boolean {
   const status = statusOf(cause);
   if (status !== undefined) return status === 408 || status === 429 || status === 503;
-  return typeof (cause as { code?: unknown } | null | undefined)?.code === 'string';
+  // Also a lost connection the SDK rethrew with its message only (the change feed iterator does).
+  return typeof (cause as { code?: unknown } | null | undefined)?.code === 'string' || isLostConnection(cause);
 }

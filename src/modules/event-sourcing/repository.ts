@@ -260,7 +260,21 @@ export class Repository<A extends AggregateRoot> {
       }));
   }
 
-  /** The materialized aggregate, read from the aggregates container; `AggregateNotFoundError` when absent. */
+  /**
+   * The materialized aggregate, read from the aggregates container; `AggregateNotFoundError` when it has
+   * no events. Never older than the stream: the stream's last version is read beside the document (one
+   * more request, a single-partition query of one record), and a document that is behind it, or missing
+   * (materialization is best effort: it failed, or the instance that stored the events died before it
+   * ran), gives way to the state rebuilt from the events, which is then written back (`putIfNewer`, best
+   * effort: never older over newer).
+   *
+   * What holds: after a command acknowledged with version N, `get` on the same `CosmosClient` (the same
+   * instance) answers N or later: @azure/cosmos sends the session token of its own writes with its reads,
+   * so the account's default session consistency shows them. Through another client (another instance)
+   * that holds only on an account with strong or bounded-staleness consistency, or a session token passed
+   * along; under session consistency another instance's read may lag by what replication has not shown it
+   * yet, and then `get` answers the newest version that instance can read, stream and document alike.
+   */
   async get(id: string, options?: OperationOptions): Promise<A> {
     const blank = new this.aggregateClass();
     blank.id = id;
@@ -270,14 +284,25 @@ export class Repository<A extends AggregateRoot> {
         `get(id) reads the materialized ${this.type} by its main key, which must follow from the id alone; use load(id) or query()`,
       );
     }
-    try {
-      const aggregate = this.fromBody((await this.stores.opaque.get(pk, sk, options)).body);
-      if (aggregate) return aggregate;
-      throw new AggregateNotFoundError(this.type, id);
-    } catch (err) {
-      if (err instanceof NotFoundError) throw new AggregateNotFoundError(this.type, id);
-      throw err;
-    }
+    // Both at once: the check adds a request, not a round trip.
+    const [materialized, tail] = await Promise.all([
+      this.stores.opaque.get(pk, sk, options).then(
+        (doc) => this.fromBody(doc.body),
+        (err: unknown) => {
+          if (err instanceof NotFoundError) return undefined;
+          throw err;
+        },
+      ),
+      this.stores.events.loadTail(this.streamId(id), 1, options),
+    ]);
+    const last = tail.records[0]?.version ?? 0;
+    // Also a document ahead of a stream whose events expired: the document is all there is.
+    if (materialized && materialized.version >= last) return materialized;
+    if (last === 0) throw new AggregateNotFoundError(this.type, id);
+    const aggregate = await this.load(id, options);
+    if (aggregate.version === 0) throw new AggregateNotFoundError(this.type, id);
+    await this.materialize(aggregate, options);
+    return aggregate;
   }
 
   /** Materialized aggregates by the main key (index 0) or a secondary-index slot, ascending by its sort key. */

@@ -31,10 +31,10 @@ const VERSIONS_SQL = 'SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ARRAY_CONTA
  *
  * Faults: @azure/cosmos retries throttled requests (429) itself (`CosmosModule`'s `retryOptions`), a
  * batch after nothing else (but a 503 or timeout on accounts with per-partition failover), and a read
- * after a 503 once and after a 408 never. The store retries the rest
- * (`retries` option): reads from the start (`readStream` from the failed page on, past the last record
+ * after a 503 once and after a 408 never. The store retries the rest, answers cut mid-body
+ * (`Error reading response as text: aborted`) among them (`retries` option): reads from the start (`readStream` from the failed page on, past the last record
  * read), batches with the same documents. After an attempt whose
- * outcome is unknown (a reset or timeout after sending, a 408 or 503), a conflict on the resend is read
+ * outcome is unknown (a reset, a cut answer or a timeout after sending, a 408 or 503), a conflict on the resend is read
  * back and counts as success only if every document of the chunk is stored exactly as sent (`v`, `d`,
  * `t`); otherwise it is a `ConcurrencyError`. Retries running out with the outcome unknown give
  * `WriteOutcomeUnknownError`, and so does an abort (`abortSignal`) while a batch is in flight, or after an

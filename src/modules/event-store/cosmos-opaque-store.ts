@@ -58,7 +58,7 @@ export interface CosmosOpaqueStoreOptions {
  *
  * Faults: @azure/cosmos retries throttling (429) itself, a read after a lost connection (up to 10 times,
  * a second apart) and after a 503 once, a write after nothing else. The store retries what is left: 408,
- * 449, 503, timeouts and lost connections (`retries` option, as `CosmosEventStore`'s), each call as a
+ * 449, 503, timeouts and lost connections, answers cut mid-body included (`retries` option, as `CosmosEventStore`'s), each call as a
  * whole: `get` and `query` read again from the start (a `query` call, one page of results, runs its query
  * again); `put` sends the same upsert again; `delete` deletes again, a 404 then counting as success. A
  * repeated `put` or `delete` may land after another writer's call that overlapped ours, as if ours took

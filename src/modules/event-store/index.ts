@@ -42,7 +42,16 @@ export {
   ValidationError,
   WriteOutcomeUnknownError,
 } from './event-store.errors.js';
-export { DEFAULT_STORE_RETRY_OPTIONS, type StoreRetryOptions } from './transient-faults.js';
+export {
+  classifyBatchFailure,
+  DEFAULT_STORE_RETRY_OPTIONS,
+  isLostConnection,
+  isTransientReadFailure,
+  resolveRetryOptions,
+  retryTransient,
+  type BatchFailure,
+  type StoreRetryOptions,
+} from './transient-faults.js';
 export { CosmosEventStore } from './cosmos-event-store.js';
 export { DEFAULT_COMPRESS_THRESHOLD, type EventStoreOptions } from './event-store-base.js';
 export { CosmosOpaqueStore, type CosmosOpaqueStoreOptions } from './cosmos-opaque-store.js';

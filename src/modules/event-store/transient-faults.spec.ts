@@ -127,6 +127,18 @@ describe('isTransientReadFailure', () => {
     [{ code: 400 }, false],
     [{ code: 404 }, false],
     [new Error('no code'), false],
+    // An answer cut mid-body, as @typespec/ts-http-runtime reports it; a whole body that did not parse is not.
+    [Object.assign(new Error('Error reading response as text: aborted'), { code: 'PARSE_ERROR' }), true],
+    [Object.assign(new Error('Error "SyntaxError: Unexpected end" occurred while parsing the response body'), { code: 'PARSE_ERROR' }), false],
+    // undici and fetch wrap the socket error: the code is on the cause.
+    [new TypeError('fetch failed', { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) }), true],
+    [new Error('outer', { cause: new Error('middle', { cause: { code: 'ECONNRESET' } }) }), true],
+    [new Error('outer', { cause: { code: 400 } }), false],
+    // The change feed iterator's ErrorResponse keeps only the message.
+    [new Error('Error reading response as text: aborted'), true],
+    [new Error('read ECONNRESET'), true],
+    [Object.assign(new Error('read ECONNRESET'), { code: 400 }), false],
+    [new Error('ECONNRESETS are not a code'), false],
   ])('%p: %p', (err, transient) => {
     expect(isTransientReadFailure(err)).toBe(transient);
   });
@@ -144,6 +156,7 @@ describe('classifyBatchFailure', () => {
     ['an unresolved host', new Error('Batch request error: getaddrinfo ENOTFOUND example.invalid'), { transient: true, outcomeUnknown: false }],
     ['a reset', new Error('Batch request error: read ECONNRESET'), { transient: true, outcomeUnknown: true }],
     ['a timeout', new Error('Batch request error: Timeout Error! Request took more than 10 ms'), { transient: true, outcomeUnknown: true }],
+    ['an answer cut mid-body', new Error('Batch request error: Error reading response as text: aborted'), { transient: true, outcomeUnknown: true }],
     [
       'a refusal after an SDK retry of an unknown outcome',
       Object.assign(new Error('Batch request error: connect ECONNREFUSED 127.0.0.1:1'), { diagnostics: diagnostics([{ statusCode: 503 }]) }),

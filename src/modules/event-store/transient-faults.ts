@@ -69,7 +69,13 @@ export function pause(ms: number, signal?: AbortSignal): Promise<void> {
  * (`isTransientReadFailure`) and `retries` allow: only for work that is safe to repeat, reads and writes
  * whose repetition changes nothing more. The last failure becomes an `EventStoreError` "`what` failed"
  * with it as `cause`; an `EventStoreError` of `attempt`'s own passes as it is. An abort of `signal`, in a
- * request or while waiting, ends it at once with the signal's reason (an `AbortError`).
+ * request or while waiting, ends it at once with the signal's reason (an `AbortError`). For a read model
+ * of your own on Cosmos DB, as the stores do it; `EventStoreExceptionFilter` answers what it throws after
+ * transient failures with 503.
+ *
+ * @example
+ * const retries = resolveRetryOptions({ maxAttempts: 5 });
+ * const { resource } = await retryTransient('read stats', retries, signal, () => container.item(id, pk).read());
  */
 export async function retryTransient<T>(
   what: string,
@@ -129,15 +135,50 @@ const NETWORK_ERROR_CODES = new Set([
   'TimeoutError',
 ]);
 
+// The HTTP client of @azure/cosmos (@typespec/ts-http-runtime) turns a body that stopped short (the
+// connection closed or reset mid-answer) into `RestError("Error reading response as text: aborted")` with
+// code PARSE_ERROR. The same code marks a body that arrived whole but did not parse, which another attempt
+// would not fix: only the message tells the cut answer apart.
+const CUT_ANSWER = /^Error reading response as text\b/;
+// How deep `cause` chains are followed: the SDK and undici wrap a socket error at most twice.
+const MAX_CAUSE_DEPTH = 3;
+
+// A network code as a word of a message, for errors the SDK rebuilt from the message alone.
+const NETWORK_CODE_IN_MESSAGE = new RegExp(`\\b(${[...NETWORK_ERROR_CODES].filter((c) => c !== 'TimeoutError').join('|')})\\b`);
+
+function isNetworkMessage(message: string): boolean {
+  return CUT_ANSWER.test(message) || NETWORK_CODE_IN_MESSAGE.test(message);
+}
+
 /**
- * A failed read worth running again: a transient status, the SDK's client timeout (`TimeoutError`) or a
- * network error code (`ECONNRESET`, `EPIPE`, ...). Reads change nothing, so any of these is safe to repeat.
+ * A failed read worth running again: a transient status, the SDK's client timeout (`TimeoutError`), a
+ * network error code (`ECONNRESET`, `EPIPE`, `UND_ERR_SOCKET`, ...) on the error or along its `cause`
+ * chain, or an answer cut mid-body (`Error reading response as text: aborted`). Reads change nothing, so
+ * any of these is safe to repeat.
  */
 export function isTransientReadFailure(err: unknown): boolean {
   const status = statusOf(err);
   if (status !== undefined) return TRANSIENT_STATUSES.has(status);
-  const code = (err as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string' && NETWORK_ERROR_CODES.has(code);
+  return isLostConnection(err);
+}
+
+/**
+ * True for a failure without an answer from the service: a network error code on the error or its causes,
+ * the SDK's client timeout, or an answer cut mid-body. A write that failed so may have been applied
+ * (unless the code says the request never left, `ECONNREFUSED` and the like).
+ */
+export function isLostConnection(err: unknown): boolean {
+  for (let depth = 0, at = err; depth < MAX_CAUSE_DEPTH && at !== null && typeof at === 'object'; depth++) {
+    const { code, message, cause } = at as { code?: unknown; message?: unknown; cause?: unknown };
+    if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return true;
+    if (code === 'PARSE_ERROR' && typeof message === 'string' && CUT_ANSWER.test(message)) return true;
+    // The change feed iterator rethrows as an ErrorResponse that keeps the message only.
+    if (code === undefined && statusOf(at) === undefined && typeof message === 'string' && isNetworkMessage(message)) return true;
+    // A cause with a status of its own is an answer, not a lost connection.
+    if (statusOf(cause) !== undefined) return false;
+    at = cause;
+  }
+  return false;
 }
 
 /**

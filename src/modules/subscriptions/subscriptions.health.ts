@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { DEFAULT_STORE_RETRY_OPTIONS, retryTransient } from '../event-store/index.js';
 import { SUBSCRIPTIONS } from './subscriptions.constants.js';
 import { describe } from './subscriber-runtime.js';
 import type { GroupState, Subscriptions } from './subscriptions.interfaces.js';
@@ -34,7 +35,8 @@ export class SubscriptionsHealthIndicator {
     let timer: NodeJS.Timeout | undefined;
     try {
       const lags = await Promise.race([
-        this.subscriptions.lag(),
+        // One lost connection or cut answer is retried within the timeout, as the stores retry theirs.
+        retryTransient('reading the lag', DEFAULT_STORE_RETRY_OPTIONS, undefined, () => this.subscriptions.lag()),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`the subscriptions' lag was not read within ${timeoutMs} ms`)), timeoutMs);
         }),

@@ -1,6 +1,22 @@
-import { Controller, Get, HttpCode, HttpStatus, NotFoundException, Param, Post, ServiceUnavailableException } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  HttpCode,
+  HttpStatus,
+  NotFoundException,
+  Param,
+  Post,
+  ServiceUnavailableException,
+  UseFilters,
+} from '@nestjs/common';
 import { AdminEndpoint } from '../store-api/index.js';
-import { InjectSubscriptions, type Subscriptions } from 'nest-cosmos-eventstore';
+import {
+  DEFAULT_STORE_RETRY_OPTIONS,
+  EventStoreExceptionFilter,
+  InjectSubscriptions,
+  retryTransient,
+  type Subscriptions,
+} from 'nest-cosmos-eventstore';
 import { ORDER_STATS_SUBSCRIBER } from './order-stats.projection.js';
 import { OrderStatsStore, type CustomerStatsView, type OrderStatsView } from './order-stats.store.js';
 
@@ -21,8 +37,10 @@ type Served<T> = T & { stale: boolean; lag: Freshness };
  * totals of submitted and shipped orders). Eventually consistent: `lag` says how far behind it is, `stale`
  * whether some events are not counted yet. When the subscriber has stopped on a failure the numbers will not
  * catch up by themselves: every read answers 503 (with the lag and the reason) until an admin resumes it.
+ * When Cosmos DB stays unavailable through the retries, 503 `{ statusCode, error, message }` as the other routes.
  */
 @Controller()
+@UseFilters(EventStoreExceptionFilter)
 export class OrderStatsController {
   constructor(
     private readonly stats: OrderStatsStore,
@@ -75,7 +93,10 @@ export class OrderStatsController {
   }
 
   private async lag(): Promise<Freshness> {
-    const [lag] = await this.subscriptions.lag(ORDER_STATS_SUBSCRIBER);
+    // The lag reads the leases and probes the change feed: retried as the read model's own reads are.
+    const [lag] = await retryTransient('order-stats: reading the lag', DEFAULT_STORE_RETRY_OPTIONS, undefined, () =>
+      this.subscriptions.lag(ORDER_STATS_SUBSCRIBER),
+    );
     const freshness: Freshness = { state: lag.state, estimatedPending: lag.estimatedPending, behindMs: lag.behindMs };
     if (lag.reason !== undefined) freshness.reason = lag.reason;
     return freshness;

@@ -1,8 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Container, OperationInput } from '@azure/cosmos';
-import { InjectAggregatesContainer } from 'nest-cosmos-eventstore';
-import { eventTypeOf } from 'nest-cosmos-eventstore';
+import {
+  classifyBatchFailure,
+  DEFAULT_STORE_RETRY_OPTIONS,
+  EventStoreError,
+  eventTypeOf,
+  InjectAggregatesContainer,
+  retryTransient,
+} from 'nest-cosmos-eventstore';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted, type OrderStatus } from '../orders/index.js';
 import {
   countersDelta,
@@ -19,6 +25,8 @@ import {
 export const ORDER_STATS_PARTITION = 'projection/order-stats';
 /** Longest pause between two attempts at one event after a conflict with a concurrent update. */
 const MAX_CONFLICT_DELAY_MS = 1_000;
+// Statuses of a batch operation that say "not now" rather than "no".
+const TRANSIENT_OPERATION_STATUSES = new Set([408, 449, 503]);
 
 export const ORDER_EVENT_TYPES: OrderEventTypes = {
   placed: eventTypeOf(OrderPlaced),
@@ -61,23 +69,37 @@ interface Stored<T> {
  * need of it, and the last version applied), per status and per customer, all in one partition. Each event
  * is applied in one transactional batch with ETag checks, so concurrent readers of other feed ranges never
  * lose an update, and an event delivered twice is applied once.
+ *
+ * Faults: every read is retried on transient failures (408, 449, 503, timeouts, lost connections, answers
+ * cut mid-body) as the event store retries its own (`DEFAULT_STORE_RETRY_OPTIONS`), so the subscriber's
+ * attempts at an event are not spent on faults one more request would have fixed. A batch that failed
+ * transiently may have been applied all the same (a lost acknowledgement): it is never resent as it was,
+ * the event is worked out again from fresh reads, which find the order row at the event's version when it
+ * was. Retries running out give an `EventStoreError` with the last failure as `cause`, which
+ * `EventStoreExceptionFilter` answers with 503.
  */
 @Injectable()
 export class OrderStatsStore {
+  private readonly retries = { ...DEFAULT_STORE_RETRY_OPTIONS };
+
   constructor(@InjectAggregatesContainer() private readonly container: Container) {}
 
   /**
    * Applies one event. A conflict (412/409) means another reader's update got in first: that one made progress,
    * so this one is read again and retried, with jittered backoff, for as long as it takes (a small cap would
    * dead-letter the event under contention and the counters would drift for good); only `signal` (the reader
-   * is stopping) ends the retries, leaving the event to be delivered again.
+   * is stopping) ends the retries, leaving the event to be delivered again. A transient failure of the batch
+   * is retried the same way, from fresh reads, up to the store's attempts. `'duplicate'` also answers an
+   * event whose batch was applied although its answer was lost.
    */
   async apply(event: OrderEventEnvelope, signal?: AbortSignal): Promise<'applied' | 'duplicate'> {
+    const what = `order-stats: applying ${event.type} of ${event.aggregateId}@${event.version}`;
+    let transientFailures = 0;
     for (let attempt = 1; ; attempt++) {
       // The first attempt always runs (a graceful stop finishes the page in hand); only retries end on stop.
       if (attempt > 1) signal?.throwIfAborted();
       const orderSk = `order/${event.aggregateId}`;
-      const order = await this.read<OrderRow>(orderSk);
+      const order = await this.read<OrderRow>(orderSk, signal);
       if (order && event.version <= order.row.version) return 'duplicate';
       const after = nextOrderRow(order?.row, event, ORDER_EVENT_TYPES);
       if (!after) return 'duplicate';
@@ -85,14 +107,14 @@ export class OrderStatsStore {
       const operations: OperationInput[] = [this.write(orderSk, order, after)];
       for (const [status, change] of delta.statuses) {
         const sk = `status/${status}`;
-        const current = await this.read<StatusRow>(sk);
+        const current = await this.read<StatusRow>(sk, signal);
         const row = current?.row ?? { status, orders: 0, cents: 0 };
         operations.push(this.write(sk, current, { ...row, orders: row.orders + change.orders, cents: row.cents + change.cents }));
       }
       const { customer } = delta;
       if (customer.orders !== 0 || customer.revenueCents !== 0 || Object.keys(customer.statuses).length > 0) {
         const sk = `customer/${after.customerId}`;
-        const current = await this.read<CustomerRow>(sk);
+        const current = await this.read<CustomerRow>(sk, signal);
         const row = current?.row ?? { customerId: after.customerId, orders: 0, statuses: zeroStatuses(), revenueCents: 0 };
         const statuses = { ...row.statuses };
         for (const [status, n] of Object.entries(customer.statuses)) statuses[status as OrderStatus] += n;
@@ -100,8 +122,18 @@ export class OrderStatsStore {
           this.write(sk, current, { ...row, orders: row.orders + customer.orders, statuses, revenueCents: row.revenueCents + customer.revenueCents }),
         );
       }
-      const response = await this.container.items.batch(operations, ORDER_STATS_PARTITION);
-      const statuses = (response.result ?? []).map((r) => r.statusCode);
+      let statuses: number[];
+      try {
+        const response = await this.container.items.batch(operations, ORDER_STATS_PARTITION);
+        statuses = (response.result ?? []).map((r) => r.statusCode);
+      } catch (err) {
+        // Applied or not, the next attempt's reads tell: the order row holds the version it was applied at.
+        if (!classifyBatchFailure(err).transient || ++transientFailures >= this.retries.maxAttempts) {
+          throw new EventStoreError(`${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        }
+        await this.backoff(transientFailures, signal);
+        continue;
+      }
       if (statuses.length === operations.length && statuses.every((s) => s < 400)) return 'applied';
       // Another reader changed one of the documents since they were read (412), or created it first (409):
       // read again after a short random pause, so readers contending for the same counters spread out.
@@ -109,14 +141,21 @@ export class OrderStatsStore {
         await delay(Math.random() * Math.min(MAX_CONFLICT_DELAY_MS, 5 * 2 ** Math.min(attempt, 10)), undefined, { signal }).catch(() => undefined);
         continue;
       }
-      throw new Error(`order-stats: applying ${event.type} of ${event.aggregateId}@${event.version} failed (${statuses.join(', ')})`);
+      if (statuses.some((s) => TRANSIENT_OPERATION_STATUSES.has(s)) && ++transientFailures < this.retries.maxAttempts) {
+        await this.backoff(transientFailures, signal);
+        continue;
+      }
+      throw new EventStoreError(`${what} failed (${statuses.join(', ')})`);
     }
   }
 
   async view(): Promise<OrderStatsView> {
-    const { resources } = await this.container.items
-      .query<StatsDocument>({ query: 'SELECT * FROM c', parameters: [] }, { partitionKey: ORDER_STATS_PARTITION })
-      .fetchAll();
+    // A fresh query per attempt: a failed one restarts from its first page.
+    const { resources } = await retryTransient('order-stats: reading the read model', this.retries, undefined, () =>
+      this.container.items
+        .query<StatsDocument>({ query: 'SELECT * FROM c', parameters: [] }, { partitionKey: ORDER_STATS_PARTITION })
+        .fetchAll(),
+    );
     const byStatus = Object.fromEntries(STATUSES.map((s) => [s, { orders: 0, total: 0 }])) as OrderStatsView['byStatus'];
     const customers: CustomerStatsView[] = [];
     for (const doc of resources) {
@@ -134,20 +173,50 @@ export class OrderStatsStore {
 
   /** Deletes the whole read model (before a rebuild). */
   async clear(): Promise<void> {
-    const { resources } = await this.container.items
-      .query<{ id: string }>({ query: 'SELECT c.id FROM c', parameters: [] }, { partitionKey: ORDER_STATS_PARTITION })
-      .fetchAll();
+    const what = 'order-stats: clearing the read model';
+    const { resources } = await retryTransient(what, this.retries, undefined, () =>
+      this.container.items
+        .query<{ id: string }>({ query: 'SELECT c.id FROM c', parameters: [] }, { partitionKey: ORDER_STATS_PARTITION })
+        .fetchAll(),
+    );
     for (let i = 0; i < resources.length; i += 100) {
-      const deletes: OperationInput[] = resources.slice(i, i + 100).map(({ id }) => ({ operationType: 'Delete', id }));
-      const response = await this.container.items.batch(deletes, ORDER_STATS_PARTITION);
-      const failed = (response.result ?? []).filter((r) => r.statusCode >= 400 && r.statusCode !== 404);
-      if (failed.length > 0) throw new Error(`order-stats: clearing the read model failed (${failed.map((r) => r.statusCode).join(', ')})`);
+      const ids = resources.slice(i, i + 100).map(({ id }) => id);
+      for (let failures = 0; ; ) {
+        const deletes: OperationInput[] = ids.map((id) => ({ operationType: 'Delete', id }));
+        let results;
+        try {
+          results = (await this.container.items.batch(deletes, ORDER_STATS_PARTITION)).result ?? [];
+        } catch (err) {
+          // Deleting again is harmless: what an applied attempt deleted answers 404 the next time.
+          if (!classifyBatchFailure(err).transient || ++failures >= this.retries.maxAttempts) {
+            throw new EventStoreError(`${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+          }
+          await this.backoff(failures);
+          continue;
+        }
+        const failed = results.filter((r) => r.statusCode >= 400 && r.statusCode !== 404);
+        if (failed.length === 0) break;
+        if (failed.some((r) => TRANSIENT_OPERATION_STATUSES.has(r.statusCode)) && ++failures < this.retries.maxAttempts) {
+          await this.backoff(failures);
+          continue;
+        }
+        throw new EventStoreError(`${what} failed (${failed.map((r) => r.statusCode).join(', ')})`);
+      }
     }
   }
 
-  private async read<T>(sk: string): Promise<Stored<T> | undefined> {
-    const { resource } = await this.container.item(documentId(sk), ORDER_STATS_PARTITION).read<StatsDocument>();
+  private async read<T>(sk: string, signal?: AbortSignal): Promise<Stored<T> | undefined> {
+    // The signal ends the waits between retries only: a request in flight finishes (a graceful stop).
+    const { resource } = await retryTransient(`order-stats: reading ${sk}`, this.retries, signal, () =>
+      this.container.item(documentId(sk), ORDER_STATS_PARTITION).read<StatsDocument>(),
+    );
     return resource?._etag ? { row: decode<T>(resource.body), etag: resource._etag } : undefined;
+  }
+
+  /** The wait before transient retry `n` (from 1): exponential from the store's initial delay, capped, jittered. */
+  private async backoff(n: number, signal?: AbortSignal): Promise<void> {
+    const cap = Math.min(this.retries.maxDelayMs, this.retries.initialDelayMs * 2 ** (n - 1));
+    await delay(cap / 2 + Math.random() * (cap / 2), undefined, { signal });
   }
 
   /** A Create for a document not there yet (409 if another reader was first), else a Replace on its ETag. */
