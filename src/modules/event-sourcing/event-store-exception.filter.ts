@@ -113,6 +113,15 @@ export class EventStoreExceptionFilter implements ExceptionFilter<EventStoreErro
   }
 }
 
+/**
+ * Whether a failure is Cosmos DB being unavailable (throttled, timed out, unreachable, the connection lost)
+ * after the stores' retries, so worth retrying later: what `EventStoreExceptionFilter` answers 503. For
+ * routes that shape their errors themselves.
+ */
+export function isCosmosUnavailable(err: unknown): boolean {
+  return err instanceof EventStoreError ? err instanceof WriteOutcomeUnknownError || isUnavailable(err.cause) : isUnavailable(err);
+}
+
 /** Throttled (429), timed out (408), unavailable (503), or no answer at all (a network error code). */
 function isUnavailable(cause: unknown): boolean {
   const status = statusOf(cause);

@@ -42,4 +42,4 @@ export {
   type RepositoryOptions,
   type RepositoryStores,
 } from './repository.js';
-export { EventStoreExceptionFilter, type ErrorBody } from './event-store-exception.filter.js';
+export { EventStoreExceptionFilter, isCosmosUnavailable, type ErrorBody } from './event-store-exception.filter.js';

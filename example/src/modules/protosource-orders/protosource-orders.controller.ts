@@ -1,7 +1,7 @@
 import { All, Controller, Get, Logger, Post, Req, Res } from '@nestjs/common';
 import { create, fromBinary, fromJson, toBinary, toJsonString, type DescMessage, type JsonValue, type Message } from '@bufbuild/protobuf';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ConcurrencyError, NotFoundError, type SortOperator } from 'nest-cosmos-eventstore';
+import { ConcurrencyError, isCosmosUnavailable, NotFoundError, type SortOperator } from 'nest-cosmos-eventstore';
 import {
   ApiErrorSchema,
   CommandResponseSchema,
@@ -104,7 +104,7 @@ export class ProtosourceOrdersController {
         return reply(req, res, 409, ...apiError('CMD_CONFLICT', 'another command changed the aggregate first; retry', err));
       }
       this.logger.error(`command ${req.params.command} failed: ${(err as Error).message}`);
-      return reply(req, res, 500, ...apiError('CMD_INTERNAL', `internal error: ${(err as Error).message}`));
+      return reply(req, res, failureStatus(err), ...apiError('CMD_INTERNAL', `internal error: ${(err as Error).message}`));
     }
   }
 
@@ -133,7 +133,7 @@ export class ProtosourceOrdersController {
       const items = await this.orders.query(1, { customer_id: customerId }, sort);
       return reply(req, res, 200, OrderListSchema, create(OrderListSchema, { items }));
     } catch (err) {
-      return reply(req, res, 500, ...apiError('QUERY_EXEC', 'query failed', err));
+      return reply(req, res, failureStatus(err), ...apiError('QUERY_EXEC', 'query failed', err));
     }
   }
 
@@ -144,7 +144,7 @@ export class ProtosourceOrdersController {
       return reply(req, res, 200, OrderSchema, aggregate);
     } catch (err) {
       if (err instanceof NotFoundError) return reply(req, res, 404, ...apiError('LOAD_NOT_FOUND', 'aggregate not found'));
-      return reply(req, res, 500, ...apiError('LOAD_FAILED', 'failed to load aggregate', err));
+      return reply(req, res, failureStatus(err), ...apiError('LOAD_FAILED', 'failed to load aggregate', err));
     }
   }
 
@@ -157,7 +157,7 @@ export class ProtosourceOrdersController {
       });
       return reply(req, res, 200, HistorySchema, history);
     } catch (err) {
-      return reply(req, res, 500, ...apiError('HIST_LOAD', 'failed to load history', err));
+      return reply(req, res, failureStatus(err), ...apiError('HIST_LOAD', 'failed to load history', err));
     }
   }
 
@@ -167,7 +167,7 @@ export class ProtosourceOrdersController {
       return reply(req, res, 200, OrderSchema, await this.orders.get(req.params.id));
     } catch (err) {
       if (err instanceof NotFoundError) return reply(req, res, 404, ...apiError('GET_NOT_FOUND', 'aggregate not found'));
-      return reply(req, res, 500, ...apiError('GET_FAILED', 'failed to load aggregate', err));
+      return reply(req, res, failureStatus(err), ...apiError('GET_FAILED', 'failed to load aggregate', err));
     }
   }
 
@@ -244,4 +244,9 @@ function reply(req: HttpRequest, res: ServerResponse, status: number, schema: De
     res.setHeader('Content-Type', 'application/json');
     res.end(toJsonString(schema, message));
   }
+}
+
+/** 503 when Cosmos DB was unavailable after the stores' retries (worth retrying), else 500, in Go's error shape. */
+function failureStatus(err: unknown): number {
+  return isCosmosUnavailable(err) ? 503 : 500;
 }
