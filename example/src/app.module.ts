@@ -49,8 +49,11 @@ export const MAX_REQUEST_BODY = '16mb';
     }),
     SubscriptionsModule.forRootAsync({
       inject: [subscriptionsConfig.KEY],
-      useFactory: ({ leasesContainerId, instanceId }: ConfigType<typeof subscriptionsConfig>) =>
-        instanceId === undefined ? { leasesContainerId } : { leasesContainerId, instanceId },
+      useFactory: ({ leasesContainerId, instanceId, leaseDurationMs }: ConfigType<typeof subscriptionsConfig>) => ({
+        leasesContainerId,
+        ...(instanceId !== undefined && { instanceId }),
+        ...(leaseDurationMs !== undefined && { leaseDurationMs }),
+      }),
     }),
     StoreApiModule,
     OrdersModule,

@@ -56,6 +56,7 @@ describe('valid values', () => {
         PORT: '8080',
         COSMOS_LEASES_CONTAINER: 'shop-leases',
         SUBSCRIPTIONS_INSTANCE_ID: 'pod-7',
+        SUBSCRIPTIONS_LEASE_SECONDS: '10',
         ADMIN_TOKEN: ADMIN_TOKEN,
       }),
     ).toEqual({
@@ -69,7 +70,7 @@ describe('valid values', () => {
         startupTimeoutSeconds: 30,
       },
       eventStore: { eventTtlSeconds: 86400 },
-      subscriptions: { leasesContainerId: 'shop-leases', instanceId: 'pod-7' },
+      subscriptions: { leasesContainerId: 'shop-leases', instanceId: 'pod-7', leaseDurationMs: 10_000 },
     });
   });
 
@@ -131,6 +132,9 @@ describe('invalid values', () => {
     ['COSMOS_LEASES_CONTAINER', 'a?b'],
     ['SUBSCRIPTIONS_INSTANCE_ID', ''],
     ['SUBSCRIPTIONS_INSTANCE_ID', ' pod-7'],
+    ['SUBSCRIPTIONS_LEASE_SECONDS', '2'],
+    ['SUBSCRIPTIONS_LEASE_SECONDS', '3601'],
+    ['SUBSCRIPTIONS_LEASE_SECONDS', '30s'],
   ])('%s=%j is refused, naming the variable', (variable, value) => {
     const err = errorFor({ COSMOS_ENDPOINT: ENDPOINT, [variable]: value });
     expect(err.problems.map((p) => p.variable)).toEqual([variable]);
@@ -175,6 +179,7 @@ describe('every variable, table-driven', () => {
     COSMOS_LEASES_CONTAINER: ['', 'a?b', '.', '..', ' ', KEY, SLASHLESS_KEY],
     COSMOS_STARTUP_TIMEOUT_SECONDS: ['', '0', '601', '1.5', '15s', KEY],
     SUBSCRIPTIONS_INSTANCE_ID: ['', ' web-1', 'web 1', 'i'.repeat(129), 'caf\u00e9', KEY, SLASHLESS_KEY],
+    SUBSCRIPTIONS_LEASE_SECONDS: ['', '0', '2', '3601', '1.5', '30s', KEY],
     EVENT_TTL_SECONDS: ['', '-1', '1.5', '1e3', ' 60', 'a day', '2147483648', '99999999999999999999', KEY, `60 ${KEY}`],
     PORT: ['', '0', '65536', '80.5', '0x50', 'http', '+80', KEY],
     ADMIN_TOKEN: ['', 'too-short', 'a'.repeat(31), `${ADMIN_TOKEN} `, `with space ${ADMIN_TOKEN}`, `caf\u00e9${ADMIN_TOKEN}`, SLASHLESS_KEY],

@@ -46,10 +46,13 @@ interface OrderBody {
   total: number;
   version: number;
 }
+const LEASE_SECONDS = 6;
+
 interface StatsBody {
   byStatus: Record<Status, { orders: number; total: number }>;
   customers: Array<{ customerId: string; orders: number; byStatus: Record<Status, number>; revenue: number }>;
   lag: { state: string; estimatedPending: number };
+  stale: boolean;
 }
 
 /** mulberry32, as the proxy's: the same seed, the same choices. */
@@ -118,7 +121,14 @@ class Instance {
   async start(): Promise<void> {
     this.expectExit = false;
     const child = spawn(process.execPath, [MAIN], {
-      env: { PATH: process.env.PATH ?? '', ...this.env, PORT: String(this.port), SUBSCRIPTIONS_INSTANCE_ID: this.name },
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...this.env,
+        PORT: String(this.port),
+        SUBSCRIPTIONS_INSTANCE_ID: this.name,
+        // A killed instance's ranges are read again once its leases expire: seconds, not the default 30.
+        SUBSCRIPTIONS_LEASE_SECONDS: String(LEASE_SECONDS),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
@@ -421,17 +431,17 @@ it(`keeps every invariant through cut answers, delays and a SIGKILL of one of tw
     };
   };
   const wanted = JSON.stringify(expectedStats());
-  // A killed instance's leases are taken over once they expire (30 s after their last renewal, and the
-  // service has no setting to shorten that), so the statistics may wait that long for the ranges it read.
+  // A killed instance's leases are taken over once they expire (LEASE_SECONDS after their last renewal),
+  // so the statistics may wait that long for the ranges it read.
   const catchUpDeadline = Date.now() + 60_000;
   for (const instance of instances) {
     let last = '';
     for (;;) {
       const res = await call(instance, 'GET', '/order-stats');
       if (res.status === 200) {
-        const { lag, ...stats } = res.body as StatsBody;
-        last = `${JSON.stringify(lag)} ${JSON.stringify(stats)}`;
-        if (lag.state === 'running' && lag.estimatedPending === 0 && JSON.stringify(stats) === wanted) break;
+        const { lag, stale, ...stats } = res.body as StatsBody;
+        last = `${JSON.stringify(lag)} stale ${stale} ${JSON.stringify(stats)}`;
+        if (lag.state === 'running' && lag.estimatedPending === 0 && !stale && JSON.stringify(stats) === wanted) break;
       }
       if (Date.now() > catchUpDeadline) {
         violations.push(`/order-stats on ${instance.name} never equalled the fold of the histories: ${last}, want ${wanted}`);

@@ -4,6 +4,7 @@ import { Test } from '@nestjs/testing';
 
 /** Every environment variable the service reads. */
 const SERVICE_VARIABLES = [
+  'SUBSCRIPTIONS_LEASE_SECONDS',
   'COSMOS_ENDPOINT',
   'COSMOS_KEY',
   'COSMOS_DATABASE',

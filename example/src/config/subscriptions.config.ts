@@ -11,9 +11,14 @@ export interface SubscriptionsConfig {
    * host name, process id and a random suffix. A shared value is safe (leases also carry a per-start session).
    */
   instanceId?: string;
+  /**
+   * `SUBSCRIPTIONS_LEASE_SECONDS`, 3 to 3600, default 30: how long a lease outlives its owner's last renewal,
+   * so how soon the ranges of an instance that died are read again by another.
+   */
+  leaseDurationMs?: number;
 }
 
-/** Reads `COSMOS_LEASES_CONTAINER` and `SUBSCRIPTIONS_INSTANCE_ID`, recording problems on `env`. */
+/** Reads `COSMOS_LEASES_CONTAINER`, `SUBSCRIPTIONS_INSTANCE_ID` and `SUBSCRIPTIONS_LEASE_SECONDS`, recording problems on `env`. */
 export function readSubscriptionsConfig(env: EnvReader): SubscriptionsConfig {
   const config: SubscriptionsConfig = {
     leasesContainerId: env.resourceId('COSMOS_LEASES_CONTAINER') ?? DEFAULT_LEASES_CONTAINER,
@@ -27,6 +32,8 @@ export function readSubscriptionsConfig(env: EnvReader): SubscriptionsConfig {
       config.instanceId = instanceId;
     }
   }
+  const leaseSeconds = env.integer('SUBSCRIPTIONS_LEASE_SECONDS', { min: 3, max: 3600 });
+  if (leaseSeconds !== undefined) config.leaseDurationMs = leaseSeconds * 1000;
   return config;
 }
 
