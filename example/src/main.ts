@@ -36,7 +36,13 @@ async function bootstrap(): Promise<void> {
   await checkPortAvailable(appSettings.port);
   const { AppModule, configureApp } = await import('./app.module.js');
   // abortOnError false: a failure reaches the catch below (one clear line, exit code 1) instead of Nest's exit.
-  const app = await NestFactory.create<NestExpressApplication>(AppModule, { abortOnError: false, logger: serviceLogger });
+  // forceCloseConnections: on shutdown, keep-alive and half-sent connections are closed rather than waited
+  // for, or one idle client would keep a stopping service alive until a supervisor's SIGKILL.
+  const app = await NestFactory.create<NestExpressApplication>(AppModule, {
+    abortOnError: false,
+    logger: serviceLogger,
+    forceCloseConnections: true,
+  });
   configureApp(app);
   // On SIGINT/SIGTERM Nest closes the server and runs the shutdown hooks (the Cosmos client is disposed,
   // the embedded server closed), then exits 0 instead of re-raising the signal.

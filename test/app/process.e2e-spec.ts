@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 
@@ -111,6 +111,23 @@ it('SIGTERM to the `npm start` process stops the service: the port closes and no
   await until('every process of `npm start` to end', () => !groupAlive(service.child.pid!), 10_000);
   // A clean stop: the shutdown hooks ran.
   expect(service.output()).toMatch(/closed the embedded Cosmos DB server/);
+}, 60_000);
+
+it('SIGTERM stops the service at once though a client holds an idle connection open', async () => {
+  const port = await freePort();
+  const service = run('node', ['example/dist/main.js'], { PORT: String(port) });
+  await until('the service to answer', () => answers(port), 30_000);
+  // A client that connects and never sends a byte (or keeps a connection alive between requests).
+  const idle = connect(port, '127.0.0.1');
+  await new Promise<void>((resolve) => idle.once('connect', () => resolve()));
+  try {
+    const stopping = Date.now();
+    process.kill(service.child.pid!, 'SIGTERM');
+    expect(await service.exited).toBe(0);
+    expect(Date.now() - stopping).toBeLessThan(5_000);
+  } finally {
+    idle.destroy();
+  }
 }, 60_000);
 
 it('a taken PORT is named before anything starts', async () => {
