@@ -621,6 +621,17 @@ export function describeRepositoryContract(name: string, open: () => Promise<Rep
         expect(await rejectionOf(accounts.get(account + '-x'))).toBeInstanceOf(AggregateNotFoundError);
       });
 
+      it('query passes over documents that are not JSON aggregates (another writer, protobuf bodies) in its slot', async () => {
+        const accounts = repository(Account);
+        const owner = unique('owner');
+        const id = unique('acc');
+        await accounts.apply(new Open(id, owner));
+        // As a protosource view sharing slot 4: a binary body, not JSON.
+        await stores.opaque.put({ pk: unique('pv'), sk: 'AGG', body: new Uint8Array([0x0a, 0x03, 0x70, 0x2d, 0x31]), gsi: { 4: { pk: owner, sk: '0' } } });
+        await stores.opaque.put({ pk: unique('pv'), sk: 'AGG', body: new TextEncoder().encode('[1,2]'), gsi: { 4: { pk: owner, sk: '1' } } });
+        expect((await accounts.query({ index: 4, pk: owner })).items.map((a) => a.id)).toEqual([id]);
+      });
+
       it('keeps a projection without a version up to date (upserted, not ordered)', async () => {
         class Unversioned extends Account {
           override projections(): Materializable[] {

@@ -453,9 +453,17 @@ export class Repository<A extends AggregateRoot> {
     return Object.assign(event, envelope.payload);
   }
 
-  /** The aggregate a materialized body holds, or `undefined` when it is another type's. */
+  /** The aggregate a materialized body holds, or `undefined` when it is another type's or not a JSON aggregate at all. */
   private fromBody(body: Uint8Array): A | undefined {
-    const { [MATERIALIZED_TYPE_FIELD]: type, ...state } = decodeAggregateBody(body) as Record<string, unknown>;
+    let decoded: unknown;
+    try {
+      decoded = decodeAggregateBody(body);
+    } catch {
+      // Not JSON: another writer's document (a protosource view's protobuf body, say) in a shared slot.
+      return undefined;
+    }
+    if (decoded === null || typeof decoded !== 'object' || Array.isArray(decoded)) return undefined;
+    const { [MATERIALIZED_TYPE_FIELD]: type, ...state } = decoded as Record<string, unknown>;
     // A body without the field was written before it existed: nothing tells its type.
     if (type !== undefined && type !== this.type) return undefined;
     const aggregate = new this.aggregateClass();
