@@ -194,13 +194,14 @@ describe('POST /aggregates/:id/events', () => {
   });
 
   it.each([
-    ['an order’s stream', 'Order/o-raw'],
-    ['an order’s stream with an empty id', 'Order/'],
-    ['a nested id in an order’s stream', 'Order/a/b'],
-  ])('answers 403 naming the id for %s (a repository’s namespace), and stores nothing', async (_what, id) => {
+    ['an order’s stream', 'Order/o-raw', 'Order'],
+    ['an order’s stream with an empty id', 'Order/', 'Order'],
+    ['a nested id in an order’s stream', 'Order/a/b', 'Order'],
+    ['a protosource order’s stream', 'example_app_order_v1#p-raw', 'example.app.order.v1.Order'],
+  ])('answers 403 naming the id for %s (a repository’s namespace), and stores nothing', async (_what, id, owner) => {
     const res = await append(id, { records: [{ version: 1, data: b64('{"placed":true}') }] }).expect(403);
     expect(res.body).toMatchObject({ statusCode: 403, error: 'Forbidden', field: 'id' });
-    expect(res.body.message).toMatch(/belong to the Order aggregate/);
+    expect(res.body.message).toContain(`belong to the ${owner} aggregate`);
     expect((await request(http).get(`/aggregates/${encodeURIComponent(id)}/events`).expect(200)).body).toEqual({ records: [] });
   });
 
