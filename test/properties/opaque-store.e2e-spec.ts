@@ -112,7 +112,8 @@ function expectedStored(doc: OpaqueData): Record<string, unknown> {
     if (!slot) continue;
     const { pk = '', sk = '' } = slot;
     if (pk !== '' && pk !== 'NA') gsi[Number(n)] = { pk, sk: sk === '' ? 'NA' : sk };
-    else if (pk === '' && sk !== '' && sk !== 'NA') gsi[Number(n)] = { sk };
+    // A slot whose pk is empty or "NA" keeps its sk alone, as protosource's Go store writes it.
+    else if (sk !== '' && sk !== 'NA') gsi[Number(n)] = { sk };
   }
   if (Object.keys(gsi).length > 0) out.gsi = gsi;
   return out;
