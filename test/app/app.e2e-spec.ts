@@ -76,6 +76,24 @@ describe('GET /health', () => {
 });
 
 describe('POST /aggregates/:id/events', () => {
+  it('stores a request all or none: a taken version among 100 records stores none of them (409)', async () => {
+    const id = uniqueId('batch');
+    await append(id, { records: [{ version: 50, data: '' }] }).expect(201);
+    const records = Array.from({ length: 100 }, (_, i) => ({ version: i + 1, data: '' }));
+    const res = await append(id, { records }).expect(409);
+    expect(res.body.versions).toEqual([50]);
+    const { body } = await request(http).get(`/aggregates/${id}/events`).expect(200);
+    expect(body.records.map((r: { version: number }) => r.version)).toEqual([50]);
+  });
+
+  it('refuses more than 100 records in one request (400 naming records), storing nothing', async () => {
+    const id = uniqueId('batch');
+    const records = Array.from({ length: 101 }, (_, i) => ({ version: i + 1, data: '' }));
+    const res = await append(id, { records }).expect(400);
+    expect(res.body).toMatchObject({ statusCode: 400, field: 'records' });
+    expect((await request(http).get(`/aggregates/${id}/events`).expect(200)).body).toEqual({ records: [] });
+  });
+
   it('stores the records (201) and GET answers them ascending, data as base64', async () => {
     const id = uniqueId('order');
     const expiry = now() + 600;

@@ -33,7 +33,8 @@ export class AggregatesController {
     this.owned.refuseOwned('id', id);
     queryParams(params, []);
     const records = parseAppendRequest(body);
-    await this.store.save(id, records);
+    // All or none: a 409 or 503 then means none of the records was stored by this request.
+    await this.store.save(id, records, { atomic: true });
     return { saved: records.length };
   }
 

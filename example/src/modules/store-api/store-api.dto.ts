@@ -71,6 +71,9 @@ export function decodeBase64(field: string, value: unknown): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** Records of one raw append: one Cosmos DB transactional batch, so a request is stored all or none. */
+export const MAX_RECORDS_PER_APPEND = 100;
+
 /** Checks the shape of an append request and decodes it; the store checks the values (versions, ttl, sizes). */
 export function parseAppendRequest(body: unknown): EventRecord[] {
   if (!isPlainObject(body)) {
@@ -79,6 +82,12 @@ export function parseAppendRequest(body: unknown): EventRecord[] {
   const unknown = Object.keys(body).filter((k) => k !== 'records');
   if (unknown.length > 0) throw new ValidationError(unknown[0], 'is not a field of the request; send { records: [...] }');
   if (!Array.isArray(body.records)) throw new ValidationError('records', 'must be an array of { version, data, ttl? }');
+  if (body.records.length > MAX_RECORDS_PER_APPEND) {
+    throw new ValidationError(
+      'records',
+      `holds ${body.records.length} records; at most ${MAX_RECORDS_PER_APPEND} per request, which is stored all or none (one transactional batch)`,
+    );
+  }
   return body.records.map((item: unknown, i) => {
     const field = `records[${i}]`;
     if (!isPlainObject(item)) throw new ValidationError(field, 'must be an object { version, data, ttl? }');
