@@ -1,4 +1,6 @@
 import { Module } from '@nestjs/common';
+import { isUtf8 } from 'node:buffer';
+import type { ServerResponse } from 'node:http';
 import { ConfigModule, type ConfigType } from '@nestjs/config';
 import { APP_GUARD, HttpAdapterHost } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -66,6 +68,24 @@ export const MAX_REQUEST_BODY = '16mb';
 })
 export class AppModule {}
 
+/** Set by the JSON parser's `verify` on a request whose UTF-8 body holds invalid bytes. */
+const INVALID_UTF8 = Symbol('invalid UTF-8 body');
+
+/**
+ * body-parser decodes a UTF-8 body leniently, so invalid bytes would be stored as U+FFFD (`zo\xebl` became
+ * `zo\ufffdl`): such a body is marked while it is parsed, and answered 400 right after, as `x-actor` is.
+ * Other charsets are body-parser's to decode.
+ */
+function markInvalidUtf8(req: object, _res: unknown, buf: Buffer, encoding: string): void {
+  if (encoding.toLowerCase() === 'utf-8' && !isUtf8(buf)) (req as Record<symbol, boolean>)[INVALID_UTF8] = true;
+}
+
+function refuseInvalidUtf8(req: object, res: ServerResponse, next: () => void): void {
+  if (!(req as Record<symbol, boolean>)[INVALID_UTF8]) return next();
+  const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message: 'the body is not valid UTF-8', field: 'body' });
+  res.writeHead(400, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) }).end(body);
+}
+
 /**
  * What every entry point (`main.ts`, the e2e tests) sets up before `init()`, so every request is parsed and
  * answered alike: no `x-powered-by` banner; 405 with `Allow` for a known path asked with another method;
@@ -80,7 +100,8 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.use(methodNotAllowed(() => express.router.stack));
   // Before every parser, Nest's default urlencoded one included: a form post never becomes a body.
   app.use(jsonBodiesOnly([`/${PROTOSOURCE_ROUTES}/`]));
-  app.useBodyParser('json', { limit: MAX_REQUEST_BODY });
+  app.useBodyParser('json', { limit: MAX_REQUEST_BODY, verify: markInvalidUtf8 });
+  app.use(refuseInvalidUtf8);
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
   answerClientErrors(app.getHttpServer());
   return app;

@@ -90,6 +90,19 @@ describe('the JSON error shape for the refusals of the framework', () => {
     expectError(res, 415);
   });
 
+  it('400 for a body that is not valid UTF-8, rather than storing U+FFFD in its place', async () => {
+    const body = Buffer.concat([Buffer.from('{"customerId":"zo'), Buffer.from([0xeb]), Buffer.from('l"}')]);
+    // The bytes as they are: superagent would serialize a Buffer to JSON.
+    const raw = (bytes: Buffer) => request(http).post('/orders').set('content-type', 'application/json').serialize(() => bytes as never).send({});
+    const res = await raw(body);
+    expectError(res, 400, 'body');
+    expect(res.body.message).toMatch(/UTF-8/);
+    // Valid UTF-8 is kept as sent.
+    const ok = await raw(Buffer.from('{"customerId":"zoël"}'));
+    expect(ok.status).toBe(201);
+    expect((await request(http).get(`/orders/${ok.body.id}`).expect(200)).body.customerId).toBe('zoël');
+  });
+
   it('400 for malformed JSON and for a gzip body that is not gzip', async () => {
     expectError(await request(http).post('/orders').set('content-type', 'application/json').send('{"customerId":'), 400);
     expectError(await request(http).post('/orders').set('content-type', 'application/json').set('content-encoding', 'gzip').send('{}'), 400);
