@@ -181,18 +181,22 @@ it('a keyless sign-in that fails is one log line naming COSMOS_KEY', async () =>
 }, 30_000);
 
 describe('the main entry', () => {
-  /** The loaded CommonJS modules whose path names `name`, after importing `entry` in a fresh Node. */
-  function loadedBy(entry: string, name: string): string[] {
+  /** The loaded CommonJS modules whose path names `name`, after importing `entry` (and running `then`) in a fresh Node. */
+  function loadedBy(entry: string, name: string, then = ''): string[] {
     const script =
-      `await import(${JSON.stringify(join(ROOT, entry))});` +
+      `const entry = await import(${JSON.stringify(join(ROOT, entry))});` +
+      then +
       `const { createRequire } = await import('node:module');` +
       `const cache = createRequire(import.meta.url).cache;` +
       `console.log(JSON.stringify(Object.keys(cache).filter((k) => k.includes(${JSON.stringify(name)}))));`;
     return JSON.parse(execFileSync('node', ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' })) as string[];
   }
 
-  it('does not load @vercel/cosmosdb-server; the testing entry does', () => {
+  it('does not load @vercel/cosmosdb-server, and the testing entry loads it only when the embedded server starts', () => {
     expect(loadedBy('dist/index.js', '@vercel/cosmosdb-server')).toEqual([]);
-    expect(loadedBy('dist/testing.js', '@vercel/cosmosdb-server').length).toBeGreaterThan(0);
+    // The in-memory stores, given and the fault proxy need no server package.
+    expect(loadedBy('dist/testing.js', '@vercel/cosmosdb-server')).toEqual([]);
+    const started = loadedBy('dist/testing.js', '@vercel/cosmosdb-server', 'await (await entry.startEmbeddedCosmos()).close();');
+    expect(started.length).toBeGreaterThan(0);
   });
 });

@@ -58,6 +58,12 @@ JSON
   else
     node -e "require('reflect-metadata'); const m = require('nest-cosmos-eventstore'); if (!m.CosmosModule) process.exit(1);"
   fi
+  echo "== $1: the testing entry's in-memory part without @vercel/cosmosdb-server"
+  if [ "$type" = module ]; then
+    node --input-type=module -e "import 'reflect-metadata'; const t = await import('nest-cosmos-eventstore/testing'); await new t.InMemoryEventStore().save('a', [{ version: 1, data: new Uint8Array() }]);"
+  else
+    node -e "require('reflect-metadata'); const t = require('nest-cosmos-eventstore/testing'); new t.InMemoryEventStore().save('a', [{ version: 1, data: new Uint8Array() }]).catch(() => process.exit(1));"
+  fi
   npm install --no-audit --no-fund --loglevel=error --save-dev @vercel/cosmosdb-server@1.0.1 >/dev/null
   echo "== $1: compile (strict) and run the scenario"
   npx tsc -p tsconfig.json
