@@ -256,3 +256,15 @@ describe('sharing the containers with Go', () => {
     });
   });
 });
+
+describe('client mistakes are 4xx, not Go\'s 500', () => {
+  it('an item already present is 409 CMD_REJECTED, an item without id and an over-long id 400 CMD_VALIDATION', async () => {
+    const id = uid('p-dup');
+    await post('create', { id, customerId: 'c' }).expect(200);
+    const item = { itemId: 'i1', description: 'Tea', priceCents: '300', quantity: 1 };
+    await post('additem', { id, item }).expect(200);
+    expect((await post('additem', { id, item }).expect(409)).body).toMatchObject({ code: 'CMD_REJECTED' });
+    expect((await post('additem', { id }).expect(400)).body).toMatchObject({ code: 'CMD_VALIDATION' });
+    expect((await post('create', { id: 'x'.repeat(3000), customerId: 'c' }).expect(400)).body).toMatchObject({ code: 'CMD_VALIDATION' });
+  });
+});

@@ -150,6 +150,7 @@ export const orderCommands = {
   addItem: (c: AddItem, actor: string) =>
     command('AddItem', c.id, actor, 'mutation', () => [{ schema: ItemAddedSchema, fields: { item: c.item } }], {
       allowedStates: draftOnly,
+      validate: () => (c.item?.itemId ? undefined : 'item.item_id: value is required'),
       evaluate(order) {
         const itemId = c.item?.itemId ?? '';
         if (itemId in order.items) throw new ItemAlreadyPresentError(itemId);
@@ -181,7 +182,10 @@ export const orderCommands = {
     }),
 };
 
-/** The example's `ErrItemAlreadyPresent`: Go's handler answers it as an internal error (500, CMD_INTERNAL). */
+/**
+ * The example's `ErrItemAlreadyPresent`. Go's handler answers it as an internal error (500, CMD_INTERNAL);
+ * ours answers 409 `CMD_REJECTED`, since it is the caller's command that the state refuses.
+ */
 export class ItemAlreadyPresentError extends Error {
   constructor(readonly itemId: string) {
     super(`order: item already present: item_id=${JSON.stringify(itemId)}`);

@@ -1,7 +1,7 @@
 import { All, Controller, Get, Logger, Post, Req, Res } from '@nestjs/common';
 import { create, fromBinary, fromJson, toBinary, toJsonString, type DescMessage, type JsonValue, type Message } from '@bufbuild/protobuf';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ConcurrencyError, isCosmosUnavailable, NotFoundError, type SortOperator } from 'nest-cosmos-eventstore';
+import { ConcurrencyError, isCosmosUnavailable, NotFoundError, ValidationError, type SortOperator } from 'nest-cosmos-eventstore';
 import {
   ApiErrorSchema,
   CommandResponseSchema,
@@ -26,7 +26,7 @@ import {
   SetShippingSchema,
   type Order,
 } from './gen/example-order/order_pb.js';
-import { orderCommands } from './order.domain.js';
+import { ItemAlreadyPresentError, orderCommands } from './order.domain.js';
 
 /** The route prefix protosource generates for the package `example.app.order.v1`. */
 export const PREFIX = 'example/app/order/v1';
@@ -99,7 +99,10 @@ export class ProtosourceOrdersController {
       if (isProtosourceCommandError(err)) {
         return reply(req, res, err.status, ...apiError(err.code, COMMAND_MESSAGES[err.code] ?? err.message));
       }
-      // Deliberately not Go's 500: a lost race for the version is the caller's to retry.
+      // Deliberately not Go's 500 for what the caller sent or can retry: an item already present, a value
+      // the store refuses (an id over its limit), a lost race for the version.
+      if (err instanceof ItemAlreadyPresentError) return reply(req, res, 409, ...apiError('CMD_REJECTED', err.message));
+      if (err instanceof ValidationError) return reply(req, res, 400, ...apiError('CMD_VALIDATION', err.message));
       if (err instanceof ConcurrencyError) {
         return reply(req, res, 409, ...apiError('CMD_CONFLICT', 'another command changed the aggregate first; retry', err));
       }
