@@ -11,7 +11,7 @@ import {
   type SnapshotTailStore,
   type SortCondition,
 } from '../event-store/index.js';
-import { ProtosourceEventCodec, PROTOSOURCE_COMPRESS_THRESHOLD, type ProtosourceEncoding } from './protosource-codec.js';
+import { ProtosourceEventCodec, PROTOSOURCE_COMPRESS_THRESHOLD, SNAPSHOT_ACTOR, type ProtosourceEncoding } from './protosource-codec.js';
 import {
   AGGREGATE_SORT_KEY,
   fieldNamed,
@@ -24,8 +24,7 @@ import {
 } from './protosource-keys.js';
 import { ProtosourceCommandError } from './protosource.errors.js';
 
-/** The actor protosource writes on snapshot events. */
-export const SNAPSHOT_ACTOR = 'snapshot@system';
+export { SNAPSHOT_ACTOR } from './protosource-codec.js';
 
 /** Returned by a command's `evaluate` to do nothing (protosource's `ErrSkip`): no events, the current version. */
 export const SKIP = Symbol('protosource.skip');
@@ -235,11 +234,33 @@ export class ProtosourceRepository<A extends Message> {
     return version;
   }
 
-  /** The materialized aggregate (`GET .../{id}` in protosource); `NotFoundError` when none is stored. */
+  /**
+   * The materialized aggregate (`GET .../{id}` in protosource), never older than its stream: the stream's
+   * last version is read beside the document, and a document that is behind (its materialization failed, or
+   * its instance died before it) or missing gives way to the aggregate rebuilt from the events, which is
+   * written back. `NotFoundError` when the aggregate has no events and no document. Within one instance a
+   * `get` after a command acknowledged with version N answers N or later (see `Repository.get`).
+   */
   async get(id: string, options?: OperationOptions): Promise<A> {
     checkId(id);
-    const doc = await this.stores.opaque.get(protosourcePartitionKey(this.definition.schema, id), AGGREGATE_SORT_KEY, options);
-    return this.decodeBody(doc.body);
+    const [materialized, tail] = await Promise.all([
+      this.stores.opaque.get(protosourcePartitionKey(this.definition.schema, id), AGGREGATE_SORT_KEY, options).then(
+        (doc) => this.decodeBody(doc.body),
+        (err: unknown) => {
+          if (err instanceof NotFoundError) return undefined;
+          throw err;
+        },
+      ),
+      this.stores.events.loadTail(this.streamId(id), 1, options),
+    ]);
+    const last = tail.records[0]?.version ?? 0;
+    // Also a document ahead of a stream whose events expired: the document is all there is.
+    if (materialized && Number((materialized as unknown as ProtosourceEventFields).version) >= last) return materialized;
+    if (last === 0) throw new NotFoundError(`no ${this.definition.schema.name} ${JSON.stringify(id)}`);
+    const { aggregate } = await this.load(id, options);
+    // Go's documents carry no version to order writes by: this is an upsert, as Go's own materialization is.
+    await this.materialize(aggregate, [], options);
+    return aggregate;
   }
 
   /**
