@@ -5,7 +5,7 @@
  */
 import { create, createRegistry } from '@bufbuild/protobuf';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { ProtosourceDecodeError, ProtosourceEventCodec } from '../../src/protosource.js';
+import { ProtosourceDecodeError, ProtosourceEventCodec, ProtosourceEventDeserializer } from '../../src/protosource.js';
 import {
   CreatedSchema,
   file_example_order_order,
@@ -106,5 +106,18 @@ describe('example.app.order.v1 on the wire', () => {
     const fields = (schema: { fields: ReadonlyArray<{ name: string; number: number }> }) => Object.fromEntries(schema.fields.map((f) => [f.name, f.number]));
     expect(fields(CreatedSchema)).toEqual({ id: 1, version: 2, at: 3, actor: 4, customer_id: 5, customer_name: 6 });
     expect(fields(ItemAddedSchema)).toEqual({ id: 1, version: 2, at: 3, actor: 4, item: 5 });
+  });
+});
+
+describe('ProtosourceEventDeserializer', () => {
+  const deserializer = new ProtosourceEventDeserializer({ registry });
+
+  it('tells protosource snapshots (a <package>.Snapshot by snapshot@system) from events, so no handler gets them unasked', () => {
+    const snapshot = deserializer.deserialize(anyOf('example.app.order.v1.Snapshot', message(...eventHead('o-1', 51, AT, 'snapshot@system'))));
+    expect(snapshot.type).toBe('example.app.order.v1.Snapshot');
+    expect(deserializer.isSnapshot(snapshot)).toBe(true);
+    expect(deserializer.isSnapshot(deserializer.deserialize(goCreated('Ann')))).toBe(false);
+    // A Snapshot message some actor wrote is not one protosource took.
+    expect(deserializer.isSnapshot(deserializer.deserialize(anyOf('example.app.order.v1.Snapshot', message(...eventHead('o-1', 2, AT, 'alice')))))).toBe(false);
   });
 });

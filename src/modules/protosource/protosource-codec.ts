@@ -118,4 +118,16 @@ export class ProtosourceEventDeserializer {
     const message = this.codec.decode(data);
     return { type: message.$typeName, message };
   }
+
+  /**
+   * A protosource snapshot: a `<package>.Snapshot` event written by `snapshot@system`. The runtime keeps
+   * these from every handler, as it keeps ours, unless a handler's filter asks for `snapshots: true`.
+   */
+  isSnapshot(event: unknown): boolean {
+    const { type, message } = event as ProtosourceSubscribedMessage;
+    return type.endsWith('.Snapshot') && (message as { actor?: unknown }).actor === SNAPSHOT_ACTOR;
+  }
 }
+
+/** The actor protosource writes on snapshot events. */
+export const SNAPSHOT_ACTOR = 'snapshot@system';
