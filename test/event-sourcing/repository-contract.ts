@@ -487,6 +487,17 @@ export function describeRepositoryContract(name: string, open: () => Promise<Rep
         expect((err as CommandContentionError).elapsedMs).toBeLessThan(1000);
       });
 
+      it('backs off from 1 ms when initialDelayMs is 0, rather than re-running at once for the whole budget', async () => {
+        const { id } = await opened(Account);
+        const losing = Object.create(stores.events) as SnapshotTailStore;
+        losing.save = (streamId, records) => Promise.reject(new ConcurrencyError(streamId, [records[0].version]));
+        const accounts = repository(Account, { retry: { maxElapsedMs: 300, initialDelayMs: 0, maxDelayMs: 50 } }, losing);
+        const err = await rejectionOf(accounts.apply(new Deposit(id, 1)));
+        expect(err).toBeInstanceOf(CommandContentionError);
+        // With waits growing to 50 ms, a 300 ms budget holds a few dozen runs at most, not hundreds.
+        expect((err as CommandContentionError).attempts).toBeLessThan(60);
+      });
+
       it('gives up with CommandContentionError once the time budget is spent, naming the aggregate, not its stream', async () => {
         const { accounts, id } = await opened(Account, { retry: { maxElapsedMs: 0 } });
         const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => accounts.apply(new Deposit(id, 1, `t${i}`))));

@@ -210,7 +210,8 @@ export class Repository<A extends AggregateRoot> {
       }
       // Full jitter: each loser waits a random time under a growing ceiling, so racing writers spread out.
       const delay = Math.random() * ceiling;
-      ceiling = Math.min(maxDelayMs, ceiling * 2);
+      // From 1 ms when initialDelayMs is 0: a ceiling of 0 would never grow, re-running at once for the whole budget.
+      ceiling = Math.min(maxDelayMs, Math.max(ceiling * 2, 1));
       const elapsed = performance.now() - started;
       if (attempt >= maxAttempts || elapsed + delay >= maxElapsedMs) {
         throw new CommandContentionError(this.type, command.aggregateId, conflict.aggregateId, conflict.versions, attempt, elapsed);
