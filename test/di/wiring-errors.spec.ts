@@ -5,6 +5,8 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Aggregate, AggregateRoot, EventSourcingModule, EventStoreModule, SubscriptionsModule } from '../../src/index.js';
+import { ProtosourceModule } from '../../src/protosource.js';
+import { orderDefinition } from '../../example/src/modules/protosource-orders/order.domain.js';
 
 @Aggregate({ type: 'Thing' })
 class Thing extends AggregateRoot {}
@@ -30,6 +32,11 @@ describe('wiring mistakes', () => {
   it('EventSourcingModule.forFeature without the event store names EventStoreModule', async () => {
     const message = await startupError([EventSourcingModule.forFeature([Thing])]);
     expect(message).toMatch(/^EventSourcingModule.forFeature\(\[Thing\]\) needs the event store: import EventStoreModule.forRoot\(\)/);
+  });
+
+  it('ProtosourceModule.forFeature without the event store names EventStoreModule', async () => {
+    const message = await startupError([ProtosourceModule.forFeature([orderDefinition])]);
+    expect(message).toMatch(/^ProtosourceModule.forFeature\(\[Order\]\) needs the event store: import EventStoreModule.forRoot\(\)/);
   });
 
   it('SubscriptionsModule.forRoot() without CosmosModule names CosmosModule', async () => {

@@ -18,8 +18,20 @@ export class ProtosourceModule {
   static forFeature(definitions: ReadonlyArray<ProtosourceAggregateDefinition<Message>>): DynamicModule {
     const providers: Provider[] = definitions.map((definition) => ({
       provide: getProtosourceRepositoryToken(definition.schema),
-      useFactory: (events: SnapshotTailStore, opaque: OpaqueStore) => new ProtosourceRepository(definition, { events, opaque }),
-      inject: [SNAPSHOT_TAIL_STORE, OPAQUE_STORE],
+      useFactory: (events: SnapshotTailStore | undefined, opaque: OpaqueStore | undefined) => {
+        // Optional so that a missing store gets an error naming the import, not Nest's generic one.
+        if (!events || !opaque) {
+          throw new Error(
+            `ProtosourceModule.forFeature([${definition.schema.name}]) needs the event store: import EventStoreModule.forRoot() ` +
+              "(or forRootAsync()) with CosmosModule in the application's root module, or EventStoreModule.inMemory() in tests",
+          );
+        }
+        return new ProtosourceRepository(definition, { events, opaque });
+      },
+      inject: [
+        { token: SNAPSHOT_TAIL_STORE, optional: true },
+        { token: OPAQUE_STORE, optional: true },
+      ],
     }));
     return { module: ProtosourceModule, providers, exports: providers };
   }
