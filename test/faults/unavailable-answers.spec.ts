@@ -25,6 +25,9 @@ it.each<[string, number, unknown]>([
   ['a 503', 503, { code: 503 }],
   ['a 400', 500, Object.assign(new Error('bad request'), { code: 400 })],
   ['an error without a code', 500, new Error('something else')],
+  ['a refused connection', 503, Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })],
+  ['a whole answer that does not parse (PARSE_ERROR)', 500, Object.assign(new Error('Unexpected token < in JSON'), { code: 'PARSE_ERROR' })],
+  ["a programming error (Node's ERR_*)", 500, Object.assign(new TypeError('bad argument'), { code: 'ERR_INVALID_ARG_TYPE' })],
 ])('%s: %d', (_label, status, cause) => {
   const { status: got, body } = answer(cause);
   expect(got).toBe(status);

@@ -122,10 +122,12 @@ export function isCosmosUnavailable(err: unknown): boolean {
   return err instanceof EventStoreError ? err instanceof WriteOutcomeUnknownError || isUnavailable(err.cause) : isUnavailable(err);
 }
 
-/** Throttled (429), timed out (408), unavailable (503), or no answer at all (a network error code). */
+/** Throttled (429), timed out (408), unavailable (503), or no answer at all (a network error along the cause chain). */
 function isUnavailable(cause: unknown): boolean {
   const status = statusOf(cause);
   if (status !== undefined) return status === 408 || status === 429 || status === 503;
-  // Also a lost connection the SDK rethrew with its message only (the change feed iterator does).
-  return typeof (cause as { code?: unknown } | null | undefined)?.code === 'string' || isLostConnection(cause);
+  // A network error code along the cause chain (refused, reset, timed out, cut mid-answer), also one the SDK
+  // rethrew with its message only (the change feed iterator does). Other codes (a body that arrived whole
+  // but does not parse, Node's ERR_* programming errors) would fail again: not worth a retry.
+  return isLostConnection(cause);
 }
