@@ -21,6 +21,7 @@ import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startFaultProxy, type FaultProxy } from '../../src/testing.js';
+import { seededRandom } from '../../src/modules/embedded-cosmos/fault-proxy.js';
 
 const SEED = Number(process.env.CRASH_SEED ?? 1);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -55,22 +56,11 @@ interface StatsBody {
   stale: boolean;
 }
 
-/** mulberry32, as the proxy's: the same seed, the same choices. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 // One generator per concern, so what one draws does not shift what another does: the crash's moment and
 // victim, each client's orders, and the proxy's own. (Which request meets a fault still depends on how
 // the machine interleaves them.)
-const crashRandom = seeded(SEED * 7919);
-const routing = seeded(SEED * 104_729);
+const crashRandom = seededRandom(SEED * 7919);
+const routing = seededRandom(SEED * 104_729);
 const pickWith = <T>(random: () => number, items: readonly T[]): T => items[Math.floor(random() * items.length)];
 const pick = <T>(items: readonly T[]): T => pickWith(routing, items);
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -334,7 +324,7 @@ it(`keeps every invariant through cut answers, delays and a SIGKILL of one of tw
 
   const trafficEnds = Date.now() + TRAFFIC_MS;
   const clients = Array.from({ length: CLIENTS }, async (_, client) => {
-    const random = seeded(SEED * 1_000 + client);
+    const random = seededRandom(SEED * 1_000 + client);
     for (let n = 0; Date.now() < trafficEnds; n++) await orderLife(client, n, random);
   });
   // The crash: one instance killed mid-traffic, started again after a pause.

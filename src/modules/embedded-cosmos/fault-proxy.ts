@@ -439,7 +439,7 @@ function checkRule(rule: FaultRule): void {
 }
 
 /** mulberry32: a small, fast generator whose sequence is fixed by its 32-bit seed. */
-function seededRandom(seed: number): () => number {
+export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
