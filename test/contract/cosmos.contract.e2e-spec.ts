@@ -28,6 +28,7 @@ import {
 } from '../../src/index.js';
 import { clientWithPlugins, startCosmosFixture, type CosmosFixture } from '../support/cosmos.js';
 import { describeStoreContract } from './store-contract.js';
+import { describeLifecycleContract } from './lifecycle-contract.js';
 
 interface SentRequest {
   operationType?: string;
@@ -82,6 +83,13 @@ describeStoreContract('CosmosEventStore + CosmosOpaqueStore', ({ withOpaqueStore
   const store = new CosmosEventStore(events, { ...options, ...(withOpaqueStore && { opaqueStore: opaque }) });
   return { store, opaque };
 });
+
+describeLifecycleContract('CosmosEventStore', () => ({
+  store: new CosmosEventStore(events),
+  putRaw: async (doc) => {
+    await events.items.create(doc);
+  },
+}));
 
 describe('CosmosEventStore and CosmosOpaqueStore on the wire', () => {
   const record = (version: number): EventRecord => ({ version, data: new TextEncoder().encode(`e${version}`) });

@@ -1,8 +1,8 @@
-import type { Container, OperationInput, SqlParameter } from '@azure/cosmos';
+import type { Container, FeedOptions, OperationInput, QueryIterator, SqlParameter, SqlQuerySpec } from '@azure/cosmos';
 import type { OperationOptions } from './event-store.interfaces.js';
 import { ConcurrencyError, EventStoreError, WriteOutcomeUnknownError } from './event-store.errors.js';
 import { nowSeconds, toEventDocument, type EventDocument, type PreparedEvent } from './event-documents.js';
-import { ChunkedEventStore, type EventStoreOptions } from './event-store-base.js';
+import { ChunkedEventStore, type CommittedDocument, type EventStoreOptions, type ReadAllFilter } from './event-store-base.js';
 import { messageOf } from '../cosmos/index.js';
 import {
   backoffMs,
@@ -16,14 +16,24 @@ import {
 
 // Expired records are filtered by the query itself, so a tail page of n holds n live records.
 const LIVE = '(NOT IS_DEFINED(c.t) OR c.t = 0 OR c.t > @now)';
+// Only events carry a numeric `v`: the tip and the stubs truncation leaves are never read as events.
+const EVENT = 'c.a = @a AND IS_NUMBER(c.v)';
+const FIELDS = 'c.v, c.d, c.t, c.y';
 // maxItemCount is an int32 on the wire.
 const MAX_PAGE_SIZE = 2_147_483_647;
-const LOAD_SQL = `SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ${LIVE} ORDER BY c.v ASC`;
+const LOAD_SQL = `SELECT ${FIELDS} FROM c WHERE ${EVENT} AND ${LIVE} ORDER BY c.v ASC`;
 // readStream resuming after a failed page: past the last version already handed out.
-const RESUME_SQL = `SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND c.v > @after AND ${LIVE} ORDER BY c.v ASC`;
-const TAIL_SQL = `SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ${LIVE} ORDER BY c.v DESC`;
+const RESUME_SQL = `SELECT ${FIELDS} FROM c WHERE ${EVENT} AND c.v > @after AND ${LIVE} ORDER BY c.v ASC`;
+const TAIL_SQL = `SELECT ${FIELDS} FROM c WHERE ${EVENT} AND ${LIVE} ORDER BY c.v DESC`;
+const RANGE_SQL = `SELECT ${FIELDS} FROM c WHERE ${EVENT} AND c.v >= @from AND c.v <= @to AND ${LIVE} ORDER BY c.v ASC`;
+// The newest stored event, expired or not: its version is taken either way.
+const LAST_SQL = `SELECT TOP 1 ${FIELDS} FROM c WHERE ${EVENT} ORDER BY c.v DESC`;
 // Stored versions as they are, expired or not: for telling our own lost write from another writer's.
-const VERSIONS_SQL = 'SELECT c.v, c.d, c.t FROM c WHERE c.a = @a AND ARRAY_CONTAINS(@vs, c.v)';
+const VERSIONS_SQL = `SELECT ${FIELDS} FROM c WHERE ${EVENT} AND ARRAY_CONTAINS(@vs, c.v)`;
+// Every document of the partition, events or not (the tip, stubs): what truncation and erasure go through.
+const DOCUMENTS_SQL = 'SELECT c.id, c.v FROM c WHERE c.a = @a';
+// Deletes of one erasure batch; the stub's upsert takes one more operation.
+const REMOVALS_PER_BATCH = 99;
 
 /**
  * The event store on the events container (partition key `/a`), with materialization through an
@@ -63,7 +73,7 @@ export class CosmosEventStore extends ChunkedEventStore {
    * first (same `t` and `ttl`): after an attempt whose outcome is unknown, a 409 on a retry may be our own
    * first attempt, and only identical documents prove that.
    */
-  protected async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions): Promise<void> {
+  protected async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions, expected?: number): Promise<void> {
     // Expiry is computed against this chunk's clock (SPEC §3); only TTL digits can differ from the sizing pass.
     const now = nowSeconds();
     const docs = chunk.map(({ record }) => toEventDocument(aggregateId, record, now, this.eventTtlSeconds));
@@ -75,6 +85,8 @@ export class CosmosEventStore extends ChunkedEventStore {
       try {
         // Fresh operation objects per attempt (the SDK decorates them); the documents stay the same.
         const operations: OperationInput[] = docs.map((doc) => ({ operationType: 'Create', resourceBody: doc }));
+        // The expected last version N is proved in the same batch: a read of N, then the create of N+1.
+        if (expected !== undefined && expected > 0) operations.unshift({ operationType: 'Read', id: String(expected) });
         response = await this.events.items.batch(operations, aggregateId, { abortSignal: signal });
       } catch (err) {
         // Aborted in flight: the server may have the batch and run it all the same.
@@ -97,10 +109,17 @@ export class CosmosEventStore extends ChunkedEventStore {
       outcomeUnknown ||= sdkRetriedUnknownOutcome(response.diagnostics);
       // Real Cosmos DB answers a failed transactional batch with 207 and per-operation statuses; the SDK
       // does not throw for it, so every operation's status decides.
-      const results = response.result ?? [];
+      const all = response.result ?? [];
+      const checkedRead = expected !== undefined && expected > 0 ? all[0] : undefined;
+      const results = checkedRead ? all.slice(1) : all;
       const conflicts = results.flatMap((r, i) => (r.statusCode === 409 ? [docs[i].v] : []));
+      // Version N missing: the stream is not where the caller says (a read changes nothing, so no doubt).
+      if (checkedRead?.statusCode === 404) throw await this.mismatch(aggregateId, expected!, options);
       if (conflicts.length > 0) {
-        if (!outcomeUnknown) throw new ConcurrencyError(aggregateId, conflicts);
+        if (!outcomeUnknown) {
+          if (expected !== undefined) throw await this.mismatch(aggregateId, expected, options);
+          throw new ConcurrencyError(aggregateId, conflicts);
+        }
         let check: { ours: boolean; taken: number[] };
         try {
           check = await this.compareStored(aggregateId, docs, options);
@@ -109,10 +128,11 @@ export class CosmosEventStore extends ChunkedEventStore {
           throw new WriteOutcomeUnknownError(aggregateId, docs.map((d) => d.v), { cause: signal?.aborted ? signal.reason : err });
         }
         if (check.ours) return; // the lost acknowledgement: our earlier attempt was applied
+        if (expected !== undefined) throw await this.mismatch(aggregateId, expected, options);
         throw new ConcurrencyError(aggregateId, check.taken.length > 0 ? check.taken : conflicts);
       }
       // 424 only says "another operation failed": report the operation that did.
-      const failed = results.find((r) => r.statusCode >= 400 && r.statusCode !== 424) ?? results.find((r) => r.statusCode >= 400);
+      const failed = all.find((r) => r.statusCode >= 400 && r.statusCode !== 424) ?? all.find((r) => r.statusCode >= 400);
       if (failed || results.length !== chunk.length) {
         const status = failed?.statusCode ?? response.code;
         if (outcomeUnknown) throw new WriteOutcomeUnknownError(aggregateId, docs.map((d) => d.v));
@@ -139,7 +159,7 @@ export class CosmosEventStore extends ChunkedEventStore {
     }
     const taken = docs.filter((sent) => {
       const found = stored.get(sent.v);
-      return found !== undefined && (found.d !== sent.d || found.t !== sent.t);
+      return found !== undefined && (found.d !== sent.d || found.t !== sent.t || found.y !== sent.y);
     });
     return { ours: taken.length === 0 && docs.every((d) => stored.has(d.v)), taken: taken.map((d) => d.v) };
   }
@@ -159,7 +179,8 @@ export class CosmosEventStore extends ChunkedEventStore {
     const now = nowSeconds();
     let after: number | undefined; // the last version handed out: a retry resumes past it
     const open = () =>
-      this.events.items.query<EventDocument>(
+      singlePartitionQuery<EventDocument>(
+        this.events,
         after === undefined
           ? { query: LOAD_SQL, parameters: [{ name: '@a', value: aggregateId }, { name: '@now', value: now }] }
           : {
@@ -188,18 +209,102 @@ export class CosmosEventStore extends ChunkedEventStore {
     }
   }
 
-  private async query(
+  protected async readRange(aggregateId: string, from: number, to: number, options?: OperationOptions): Promise<EventDocument[]> {
+    return this.query(aggregateId, RANGE_SQL, -1, Infinity, options, [
+      { name: '@from', value: from },
+      { name: '@to', value: to },
+    ]);
+  }
+
+  protected async readLast(aggregateId: string, options?: OperationOptions): Promise<EventDocument | undefined> {
+    return (await this.query(aggregateId, LAST_SQL, 1, 1, options))[0];
+  }
+
+  /**
+   * Deletes in transactional batches of at most 100 operations, each all-or-nothing. A document gone
+   * before its delete (a concurrent erasure, or a resent batch whose first attempt was applied) fails its
+   * batch with 404: the partition is listed again and what is left is deleted, a few rounds at most.
+   */
+  protected async removeDocuments(
+    aggregateId: string,
+    remove: (doc: { id: string; v?: number }) => boolean,
+    stubVersion: number,
+    options?: OperationOptions,
+  ): Promise<void> {
+    const signal = options?.abortSignal;
+    for (let round = 1; ; round++) {
+      const docs = (await this.query<{ id: string; v?: number }>(aggregateId, DOCUMENTS_SQL, -1, Infinity, options)).filter(remove);
+      if (docs.length === 0) return;
+      let missing = false;
+      for (let i = 0; i < docs.length && !missing; i += REMOVALS_PER_BATCH) {
+        const operations: OperationInput[] = docs.slice(i, i + REMOVALS_PER_BATCH).map((doc) =>
+          doc.id === '1'
+            ? // Version 1 stays taken: a 'no-stream' save must still find this stream.
+              { operationType: 'Upsert', resourceBody: { id: '1', a: aggregateId, r: stubVersion } }
+            : { operationType: 'Delete', id: doc.id },
+        );
+        const response = await retryTransient(`remove documents of ${JSON.stringify(aggregateId)}`, this.retries, signal, () =>
+          this.events.items.batch(operations, aggregateId, { abortSignal: signal }),
+        );
+        const failed = (response.result ?? []).find((r) => r.statusCode >= 400 && r.statusCode !== 424);
+        if (failed?.statusCode === 404) missing = true;
+        else if (failed) throw new EventStoreError(`removing documents of ${JSON.stringify(aggregateId)} failed with status ${failed.statusCode}`);
+      }
+      // The stub is kept, not removed: listed again it would be "removed" for ever.
+      if (!missing) return;
+      if (round >= 3) throw new EventStoreError(`removing documents of ${JSON.stringify(aggregateId)}: documents kept vanishing under it`);
+    }
+  }
+
+  /**
+   * One cross-partition query by commit time: `ORDER BY c._ts` alone, which any index policy that indexes
+   * `_ts` serves (the default one and this package's), with every filter in the WHERE clause.
+   */
+  protected async *readAllPages(filter: ReadAllFilter, pageSize: number, options?: OperationOptions): AsyncGenerator<CommittedDocument[]> {
+    const signal = options?.abortSignal;
+    const where = ['IS_NUMBER(c.v)', LIVE];
+    const parameters: SqlParameter[] = [{ name: '@now', value: nowSeconds() }];
+    if (filter.types) {
+      if (filter.types.length === 0) return;
+      where.push(`c.y IN (${filter.types.map((_, i) => `@y${i}`).join(', ')})`);
+      filter.types.forEach((type, i) => parameters.push({ name: `@y${i}`, value: type }));
+    }
+    if (filter.prefix !== undefined) {
+      where.push('STARTSWITH(c.a, @prefix)');
+      parameters.push({ name: '@prefix', value: filter.prefix });
+    }
+    if (filter.since !== undefined) {
+      where.push('c._ts >= @since');
+      parameters.push({ name: '@since', value: filter.since });
+    }
+    if (filter.until !== undefined) {
+      where.push('c._ts < @until');
+      parameters.push({ name: '@until', value: filter.until });
+    }
+    const iterator = this.events.items.query<CommittedDocument>(
+      { query: `SELECT c.a, ${FIELDS}, c._ts FROM c WHERE ${where.join(' AND ')} ORDER BY c._ts ASC`, parameters },
+      { maxItemCount: pageSize, abortSignal: signal },
+    );
+    while (iterator.hasMoreResults()) {
+      // A failed page is not retried here: the caller resumes from the last position it was handed.
+      const page = await iterator.fetchNext();
+      if (page.resources && page.resources.length > 0) yield page.resources;
+    }
+  }
+
+  private async query<T = EventDocument>(
     aggregateId: string,
     sql: string,
     pageSize: number,
     limit: number,
     options?: OperationOptions,
     extraParameters: SqlParameter[] = [],
-  ): Promise<EventDocument[]> {
+  ): Promise<T[]> {
     const signal = options?.abortSignal;
     // A read changes nothing: on a transient failure the whole query runs again from the start.
     return retryTransient(`load ${JSON.stringify(aggregateId)}`, this.retries, signal, async () => {
-      const iterator = this.events.items.query<EventDocument>(
+      const iterator = singlePartitionQuery<T>(
+        this.events,
         {
           query: sql,
           parameters: [
@@ -211,7 +316,7 @@ export class CosmosEventStore extends ChunkedEventStore {
         },
         { partitionKey: aggregateId, maxItemCount: pageSize, abortSignal: signal },
       );
-      const docs: EventDocument[] = [];
+      const docs: T[] = [];
       while (docs.length < limit && iterator.hasMoreResults()) {
         const page = await iterator.fetchNext();
         for (const doc of page.resources ?? []) {
@@ -222,6 +327,32 @@ export class CosmosEventStore extends ChunkedEventStore {
       return docs;
     });
   }
+}
+
+/**
+ * A query of one logical partition that sends one request per page and nothing else.
+ *
+ * @azure/cosmos 4.9 sends a query-plan request beside the first page of every item query, whatever its
+ * options (no `FeedOptions` field turns it off; `forceQueryPlan` only makes it wait for the plan). The plan is
+ * used only when the gateway refuses the query as one it cannot run alone (a cross-partition ORDER BY, an
+ * aggregate across partitions); a query with a partition key is run by the one partition that holds it,
+ * ORDER BY included, and is never refused so. The iterator takes the plan from a promise it fetches only when
+ * it has none: here it is given one already settled, so no plan request leaves. Should the gateway ever
+ * ask for a plan, the query fails with this store's error instead of running without one.
+ *
+ * This reaches into the iterator's `queryPlanPromise`, which is not public API. An SDK version without it is
+ * detected, and its iterator is left as it is (two requests, as before): the request-count tests
+ * (test/faults/read-requests.e2e-spec.ts) fail on such a version, so an upgrade that breaks this is seen.
+ */
+function singlePartitionQuery<T>(container: Container, spec: SqlQuerySpec, options: FeedOptions & { partitionKey: string }): QueryIterator<T> {
+  const iterator = container.items.query<T>(spec, options);
+  const internals = iterator as unknown as { queryPlanPromise?: unknown };
+  if ('queryPlanPromise' in internals && internals.queryPlanPromise === undefined) {
+    internals.queryPlanPromise = Promise.resolve(
+      new EventStoreError('Cosmos DB asked for a query plan for a single-partition query, which this store does not fetch'),
+    );
+  }
+  return iterator;
 }
 
 function describe(aggregateId: string, chunk: PreparedEvent[]): string {

@@ -12,7 +12,18 @@ export type EventDocument = {
   d?: string;
   t?: number;
   ttl?: number;
+  /** The event's type name (`EventRecord.type`): an addition to protosource's fields, which Go ignores. */
+  y?: string;
 };
+
+/**
+ * The stored type of the tombstone `deleteStream` writes before it erases a stream: an event (numeric `v`,
+ * the stream's last version + 1, no data) that subscribers recognise by this type in `EventRecord.type`.
+ */
+export const STREAM_DELETED_TYPE = '$stream-deleted';
+
+/** The longest event type name `save` accepts, in UTF-8 bytes. */
+export const MAX_EVENT_TYPE_BYTES = 256;
 
 /** A document ready to send, with the bytes its batch operation takes in the request body. */
 export interface PreparedEvent {
@@ -49,6 +60,18 @@ export function validateRecords(aggregateId: string, records: readonly EventReco
     seen.add(version);
     if (!(data instanceof Uint8Array)) throw new ValidationError(`${field}.data`, 'must be a Uint8Array');
     checkRecordExpiry(`${field}.ttl`, ttl, now);
+    checkEventType(`${field}.type`, record.type);
+  }
+}
+
+/** An event type: absent, or a non-empty well-formed string of at most `MAX_EVENT_TYPE_BYTES` bytes. */
+function checkEventType(field: string, type: unknown): void {
+  if (type === undefined) return;
+  if (typeof type !== 'string' || type.length === 0 || !type.isWellFormed()) {
+    throw new ValidationError(field, 'must be a non-empty, well-formed string when given');
+  }
+  if (Buffer.byteLength(type, 'utf8') > MAX_EVENT_TYPE_BYTES) {
+    throw new ValidationError(field, `must be at most ${MAX_EVENT_TYPE_BYTES} bytes of UTF-8`);
   }
 }
 
@@ -70,13 +93,20 @@ export function toEventDocument(
     doc.t = expiry;
     doc.ttl = Math.max(1, expiry - now);
   }
+  if (record.type !== undefined) doc.y = record.type;
   return doc;
+}
+
+/** Whether a document of the events container is an event: only events carry a numeric `v` (not the tip). */
+export function isEventDocument(doc: { v?: unknown }): boolean {
+  return typeof doc.v === 'number';
 }
 
 export function fromEventDocument(doc: EventDocument): EventRecord {
   const bytes = doc.d ? Buffer.from(doc.d, 'base64') : Buffer.alloc(0);
   const record: EventRecord = { version: doc.v, data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
   if (doc.t) record.ttl = doc.t;
+  if (typeof doc.y === 'string') record.type = doc.y;
   return record;
 }
 
@@ -95,6 +125,8 @@ function documentBytes(doc: EventDocument, aggregateIdJsonBytes: number): number
   let bytes = DOCUMENT_FRAME_BYTES + aggregateIdJsonBytes + 2 * id;
   if (doc.d !== undefined) bytes += DATA_FRAME_BYTES + doc.d.length;
   if (doc.t !== undefined && doc.ttl !== undefined) bytes += EXPIRY_FRAME_BYTES + String(doc.t).length + String(doc.ttl).length;
+  // `,"y":` + the type as JSON (escapes included): rare enough to serialize.
+  if (doc.y !== undefined) bytes += 5 + Buffer.byteLength(JSON.stringify(doc.y));
   return bytes;
 }
 

@@ -1,7 +1,13 @@
 import type {
   AggregateStore,
+  DeleteStreamOptions,
   EventRecord,
+  ExpectedVersion,
   History,
+  LoadRangeOptions,
+  ReadAllItem,
+  ReadAllOptions,
+  ReadAllStore,
   Materializable,
   OpaqueStore,
   OperationOptions,
@@ -10,19 +16,21 @@ import type {
   SaveOptions,
   SnapshotTailStore,
   StreamingStore,
+  StreamLifecycleStore,
 } from './event-store.interfaces.js';
-import { EventStoreError, ValidationError } from './event-store.errors.js';
+import { EventStoreError, ExpectedVersionError, ValidationError } from './event-store.errors.js';
 import {
   chunkByLimits,
   fromEventDocument,
   nowSeconds,
   prepareEvents,
+  STREAM_DELETED_TYPE,
   validateRecords,
   type EventDocument,
   type PreparedEvent,
 } from './event-documents.js';
 import { materialize } from './aggregate-documents.js';
-import { checkPartitionKey, checkSeconds, checkSignal, streamPageSize, tailCount } from './validation.js';
+import { checkPartitionKey, checkSeconds, checkSignal, checkVersion, streamPageSize, tailCount } from './validation.js';
 import { resolveRetryOptions, type StoreRetryOptions } from './transient-faults.js';
 
 export interface EventStoreOptions {
@@ -43,6 +51,80 @@ export interface EventStoreOptions {
 
 export const DEFAULT_COMPRESS_THRESHOLD = 300;
 
+/** An event document as committed: with Cosmos DB's commit time `_ts` (epoch seconds). */
+export type CommittedDocument = EventDocument & { _ts: number };
+
+/** `readAll`'s options, checked: commit times in epoch seconds, `since` inclusive, `until` exclusive. */
+export interface ReadAllFilter {
+  types?: readonly string[];
+  /** Stream ids start with it: `<aggregateType>/`. */
+  prefix?: string;
+  since?: number;
+  until?: number;
+  /** Resume after this document (the query starts at its second; the rest of that second is skipped). */
+  after?: { ts: number; a: string; v: number };
+}
+
+// Stands for the read of version N in the first chunk when chunking a checked save.
+const READ_CHECK = Object.freeze({ operationBytes: Buffer.byteLength('{"operationType":"Read","id":""}') + 20 });
+
+/** The expected last version of a checked save (0: no stream), or undefined for no check. */
+function expectedLast(expected: ExpectedVersion | undefined, records: readonly EventRecord[]): number | undefined {
+  if (expected === undefined || expected === 'any') return undefined;
+  const last = expected === 'no-stream' ? 0 : expected;
+  if (typeof last !== 'number' || !Number.isSafeInteger(last) || last < 0) {
+    throw new ValidationError('expectedVersion', `must be 'any', 'no-stream' or a non-negative safe integer, got ${String(expected)}`);
+  }
+  if (records.length > 0 && records[0].version !== last + 1) {
+    throw new ValidationError(
+      'records[0].version',
+      `must be ${last + 1} after expectedVersion ${String(expected)}, got ${String(records[0].version)}`,
+    );
+  }
+  return last;
+}
+
+function readAllFilter(options: ReadAllOptions): ReadAllFilter {
+  const filter: ReadAllFilter = {};
+  if (options.types !== undefined) {
+    if (!Array.isArray(options.types) || options.types.some((t) => typeof t !== 'string' || t.length === 0)) {
+      throw new ValidationError('types', 'must be an array of non-empty strings');
+    }
+    filter.types = [...new Set(options.types)];
+  }
+  if (options.aggregateType !== undefined) {
+    checkPartitionKey('aggregateType', options.aggregateType);
+    filter.prefix = `${options.aggregateType}/`;
+  }
+  const seconds = (field: string, date: unknown, round: (n: number) => number): number => {
+    if (!(date instanceof Date) || Number.isNaN(date.getTime())) throw new ValidationError(field, 'must be a valid Date');
+    return round(date.getTime() / 1000);
+  };
+  // Commit times are whole seconds: a bound inside a second takes that second in (since) or not (until).
+  if (options.since !== undefined) filter.since = seconds('since', options.since, Math.floor);
+  if (options.until !== undefined) filter.until = seconds('until', options.until, Math.ceil);
+  if (options.after !== undefined) {
+    filter.after = decodePosition(options.after);
+    if (filter.since === undefined || filter.since < filter.after.ts) filter.since = filter.after.ts;
+  }
+  return filter;
+}
+
+function encodePosition(doc: CommittedDocument): string {
+  return Buffer.from(JSON.stringify([doc._ts, doc.a, doc.v])).toString('base64url');
+}
+
+function decodePosition(position: unknown): { ts: number; a: string; v: number } {
+  try {
+    if (typeof position !== 'string') throw new Error('not a string');
+    const [ts, a, v] = JSON.parse(Buffer.from(position, 'base64url').toString('utf8')) as unknown[];
+    if (Number.isSafeInteger(ts) && typeof a === 'string' && Number.isSafeInteger(v)) return { ts: ts as number, a, v: v as number };
+  } catch {
+    // answered below
+  }
+  throw new ValidationError('after', 'must be a position readAll returned');
+}
+
 /** Resolved store options, checked once. */
 export function resolveStoreOptions(
   options: EventStoreOptions,
@@ -60,7 +142,9 @@ export function resolveStoreOptions(
  * What every event store shares: input checks before any I/O, the split into all-or-nothing chunks, TTL
  * options and materialization. A store supplies how a chunk is written and how live records are read.
  */
-export abstract class ChunkedEventStore implements SnapshotTailStore, StreamingStore, AggregateStore {
+export abstract class ChunkedEventStore
+  implements SnapshotTailStore, StreamingStore, AggregateStore, StreamLifecycleStore, ReadAllStore
+{
   protected readonly eventTtlSeconds: number;
   private readonly compressThreshold: number;
   private readonly opaqueStore?: OpaqueStore;
@@ -70,8 +154,36 @@ export abstract class ChunkedEventStore implements SnapshotTailStore, StreamingS
     this.opaqueStore = options.opaqueStore;
   }
 
-  /** Writes one chunk atomically: all of it, or nothing and an error (`ConcurrencyError` for a taken version). */
-  protected abstract writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions): Promise<void>;
+  /**
+   * Writes one chunk atomically: all of it, or nothing and an error (`ConcurrencyError` for a taken version).
+   * With `expected` (the first chunk of a checked save), the same batch proves the stream's last version:
+   * 0 = no stream (the create of version 1 does), N = document N exists (a read in the batch) and N+1 does
+   * not (its create); a mismatch is an `ExpectedVersionError`.
+   */
+  protected abstract writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions, expected?: number): Promise<void>;
+
+  /** Live documents with `from <= v <= to`, ascending. */
+  protected abstract readRange(aggregateId: string, from: number, to: number, options?: OperationOptions): Promise<EventDocument[]>;
+
+  /** The stream's newest stored event document, expired or not; undefined for no stream. */
+  protected abstract readLast(aggregateId: string, options?: OperationOptions): Promise<EventDocument | undefined>;
+
+  /**
+   * Deletes the stream's documents `remove` selects (events by `v`, others by id: the tip has no `v`) and,
+   * when document `1` is among them, leaves in its place a stub `{ id: '1', a, r: stubVersion }` with no `v`.
+   */
+  protected abstract removeDocuments(
+    aggregateId: string,
+    remove: (doc: { id: string; v?: number }) => boolean,
+    stubVersion: number,
+    options?: OperationOptions,
+  ): Promise<void>;
+
+  /**
+   * Live event documents across streams matching `filter`, ascending by `_ts` (order within a second is
+   * the base class's business), in pages of about `pageSize`.
+   */
+  protected abstract readAllPages(filter: ReadAllFilter, pageSize: number, options?: OperationOptions): AsyncIterable<CommittedDocument[]>;
 
   /** Live (unexpired) documents of a stream, ascending; with `last`, only the newest `last` of them. */
   protected abstract readLive(aggregateId: string, last: number | undefined, options?: OperationOptions): Promise<EventDocument[]>;
@@ -85,18 +197,125 @@ export abstract class ChunkedEventStore implements SnapshotTailStore, StreamingS
   async save(aggregateId: string, records: readonly EventRecord[], options?: SaveOptions): Promise<void> {
     checkSignal(options);
     validateRecords(aggregateId, records);
+    const expected = expectedLast(options?.expectedVersion, records);
     if (records.length === 0) return;
-    const chunks = chunkByLimits(prepareEvents(aggregateId, records, nowSeconds(), this.eventTtlSeconds));
+    const prepared = prepareEvents(aggregateId, records, nowSeconds(), this.eventTtlSeconds);
+    // A read of version N in the first batch takes one of its operations.
+    const chunks: PreparedEvent[][] =
+      expected !== undefined && expected > 0
+        ? chunkByLimits<PreparedEvent | typeof READ_CHECK>([READ_CHECK, ...prepared]).map((c) =>
+            c.filter((item): item is PreparedEvent => item !== READ_CHECK),
+          )
+        : chunkByLimits(prepared);
     if (options?.atomic && chunks.length > 1) {
       throw new ValidationError(
         'records',
-        `${records.length} records need ${chunks.length} transactional batches (at most 100 operations and 2 MB each); an atomic save takes one`,
+        `${records.length} records need ${chunks.length} transactional batches (at most 100 operations and 2 MB each` +
+          `${expected !== undefined && expected > 0 ? ', the expected-version check taking one operation' : ''}); an atomic save takes one`,
       );
     }
+    let check = expected;
     for (const chunk of chunks) {
       checkSignal(options);
-      await this.writeChunk(aggregateId, chunk, options);
+      await this.writeChunk(aggregateId, chunk, options, check);
+      check = undefined;
     }
+  }
+
+  /** The stream's last stored version (expired or not), 0 for none: what a mismatch reports as found. */
+  protected async lastVersion(aggregateId: string, options?: OperationOptions): Promise<number> {
+    return (await this.readLast(aggregateId, options))?.v ?? 0;
+  }
+
+  /** The mismatch of a checked save, with the version found by one read after the failure. */
+  protected async mismatch(aggregateId: string, expected: number, options?: OperationOptions): Promise<ExpectedVersionError> {
+    let found: number;
+    try {
+      found = await this.lastVersion(aggregateId, options);
+    } catch {
+      found = -1; // unknown: the read after the failure failed too
+    }
+    return new ExpectedVersionError(aggregateId, expected === 0 ? 'no-stream' : expected, found);
+  }
+
+  async loadRange(aggregateId: string, options?: LoadRangeOptions): Promise<History> {
+    checkSignal(options);
+    checkPartitionKey('aggregateId', aggregateId);
+    const from = options?.fromVersion ?? 1;
+    const to = options?.toVersion ?? Number.MAX_SAFE_INTEGER;
+    checkVersion('fromVersion', from);
+    checkVersion('toVersion', to);
+    if (from > to) return { records: [] };
+    return { records: (await this.readRange(aggregateId, from, to, options)).map(fromEventDocument) };
+  }
+
+  async truncateBefore(aggregateId: string, version: number, options?: OperationOptions): Promise<void> {
+    checkSignal(options);
+    checkPartitionKey('aggregateId', aggregateId);
+    checkVersion('version', version);
+    const last = await this.lastVersion(aggregateId, options);
+    // The last event always stays: the stream's version must remain readable.
+    const cut = Math.min(version, last);
+    if (cut <= 1) return;
+    await this.removeDocuments(aggregateId, (doc) => doc.v !== undefined && doc.v < cut, cut, options);
+  }
+
+  async deleteStream(aggregateId: string, options?: DeleteStreamOptions): Promise<void> {
+    checkSignal(options);
+    checkPartitionKey('aggregateId', aggregateId);
+    checkSeconds('tombstoneTtlSeconds', options?.tombstoneTtlSeconds);
+    let tombstone: number | undefined;
+    // A writer may append between the read of the last version and the tombstone's write: read again.
+    for (let attempt = 1; tombstone === undefined; attempt++) {
+      const last = await this.readLast(aggregateId, options);
+      if (last === undefined) return;
+      if (last.y === STREAM_DELETED_TYPE) {
+        tombstone = last.v; // erased before, perhaps not to the end: finish it
+        break;
+      }
+      const ttlSeconds = options?.tombstoneTtlSeconds ?? 0;
+      const record: EventRecord = { version: last.v + 1, data: new Uint8Array(0), type: STREAM_DELETED_TYPE };
+      if (ttlSeconds > 0) record.ttl = nowSeconds() + ttlSeconds;
+      try {
+        await this.save(aggregateId, [record], { ...options, expectedVersion: last.v });
+        tombstone = last.v + 1;
+      } catch (err) {
+        if (!(err instanceof ExpectedVersionError) || attempt >= 5) throw err;
+      }
+    }
+    const kept = tombstone;
+    await this.removeDocuments(aggregateId, (doc) => doc.id !== String(kept), kept, options);
+  }
+
+  async *readAll(options: ReadAllOptions = {}): AsyncGenerator<ReadAllItem, void, undefined> {
+    checkSignal(options);
+    const filter = readAllFilter(options);
+    const pageSize = streamPageSize(options.pageSize);
+    const after = filter.after;
+    // Documents of one second, sorted by stream and version before they are handed out: `_ts` alone is
+    // all a single-property ORDER BY (served by any index policy) can order by.
+    let second: CommittedDocument[] = [];
+    const flush = function* (): Generator<ReadAllItem> {
+      second.sort((x, y) => (x.a < y.a ? -1 : x.a > y.a ? 1 : x.v - y.v));
+      for (const doc of second) {
+        if (after && doc._ts === after.ts && (doc.a < after.a || (doc.a === after.a && doc.v <= after.v))) continue;
+        yield {
+          aggregateId: doc.a,
+          record: fromEventDocument(doc),
+          committedAt: new Date(doc._ts * 1000),
+          position: encodePosition(doc),
+        };
+      }
+      second = [];
+    };
+    for await (const page of this.readAllPages(filter, pageSize, options)) {
+      for (const doc of page) {
+        if (second.length > 0 && second[0]._ts !== doc._ts) yield* flush();
+        second.push(doc);
+      }
+      checkSignal(options);
+    }
+    yield* flush();
   }
 
   async load(aggregateId: string, options?: OperationOptions): Promise<History> {

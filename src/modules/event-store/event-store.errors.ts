@@ -21,6 +21,25 @@ export class ConcurrencyError extends EventStoreError {
 }
 
 /**
+ * A save's `expectedVersion` did not match the stream: `expected` is what the caller gave, `found` the
+ * stream's last version when the mismatch was seen (0: no stream; -1: the read after the failure failed). Nothing of the checked chunk was written.
+ */
+export class ExpectedVersionError extends ConcurrencyError {
+  constructor(
+    aggregateId: string,
+    readonly expected: number | 'no-stream',
+    readonly found: number,
+    options?: { cause?: unknown },
+  ) {
+    super(aggregateId, found > 0 ? [found] : [], options);
+    this.message =
+      `aggregate ${JSON.stringify(aggregateId)}: expected ${expected === 'no-stream' ? 'no stream' : `version ${expected}`}, ` +
+      `found ${found === 0 ? 'no stream' : found < 0 ? 'a version the read after the failure could not tell' : `version ${found}`}; ` +
+      'reload the aggregate and decide again';
+  }
+}
+
+/**
  * A save failed in a way that leaves open whether some of its records were stored: an attempt was lost
  * after the service may have applied it (connection reset, timeout, 408/503) and the retries could not
  * settle it. `versions` are the records of the chunk in doubt; chunks before it were stored, chunks after

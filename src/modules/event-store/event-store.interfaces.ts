@@ -9,6 +9,12 @@ export interface EventRecord {
    * from now); 0 or absent: never expires (or the store's `eventTtlSeconds`).
    */
   ttl?: number;
+  /**
+   * The event's type name, stored beside the bytes (field `y`) so `readAll` can select events by type
+   * without reading their data. Optional: records without one are stored as protosource writes them.
+   * `'$stream-deleted'` marks the tombstone of `deleteStream`.
+   */
+  type?: string;
 }
 
 /** An aggregate's records, always ascending by version. */
@@ -29,7 +35,18 @@ export interface SaveOptions extends OperationOptions {
    * transactional batch (100 operations, 2 MB), instead of writing them in several all-or-nothing chunks.
    */
   atomic?: boolean;
+  /**
+   * What the caller believes the stream's last version is, checked inside the same transactional batch as
+   * the first records (no extra round trip): a number N (the first record must then be version N+1; 0 is
+   * the same as `'no-stream'`), `'no-stream'` (the first record must be version 1), or `'any'` (default: no
+   * check beyond a taken version's conflict). A mismatch is an `ExpectedVersionError` naming the version
+   * expected and the one found. Only the first chunk is checked: combine with `atomic` for all-or-nothing.
+   */
+  expectedVersion?: ExpectedVersion;
 }
+
+/** The stream state a `save` expects; see `SaveOptions.expectedVersion`. */
+export type ExpectedVersion = number | 'no-stream' | 'any';
 
 /** Appends and reads event streams (protosource `Store`). */
 export interface Store {
@@ -80,6 +97,86 @@ export interface StreamingStore extends Store {
 export interface SnapshotTailStore extends Store {
   /** The last `n` records, ascending; `n <= 0` gives an empty history without a request. */
   loadTail(aggregateId: string, n: number, options?: OperationOptions): Promise<History>;
+}
+
+/** Options of `loadRange`: both bounds inclusive, either may be left out. */
+export interface LoadRangeOptions extends OperationOptions {
+  fromVersion?: number;
+  toVersion?: number;
+}
+
+/** Options of `deleteStream`. */
+export interface DeleteStreamOptions extends OperationOptions {
+  /**
+   * Seconds to keep the tombstone after the erasure, for subscribers that read the change feed late; absent
+   * or 0: kept for good (it holds the aggregate id, a version and the type `'$stream-deleted'`, no data).
+   */
+  tombstoneTtlSeconds?: number;
+}
+
+/**
+ * A store whose streams can be read by version range, truncated and erased (plgd's `LoadFromVersion`,
+ * `LoadUpToVersion`, `RemoveUpToVersion`).
+ */
+export interface StreamLifecycleStore extends Store {
+  /** The live records with `fromVersion <= version <= toVersion`, ascending. */
+  loadRange(aggregateId: string, options?: LoadRangeOptions): Promise<History>;
+  /**
+   * Removes the events before `version` (a snapshot's, typically), so long streams stay cheap to keep. The
+   * stream's last event is always kept, and document `1` stays as a stub without a version, so a
+   * `'no-stream'` save still sees the stream. Loads of what is left keep working. Not atomic: a failure
+   * part-way leaves a shorter prefix removed; calling again finishes it.
+   */
+  truncateBefore(aggregateId: string, version: number, options?: OperationOptions): Promise<void>;
+  /**
+   * Erases a stream: first appends a tombstone (version last + 1, type `'$stream-deleted'`, no data) that
+   * the change feed hands to subscribers, so read models learn of the erasure; then deletes every other
+   * document of the aggregate's partition (its events, its tip), leaving document `1` as a stub without a
+   * version or data so a `'no-stream'` save still finds the stream. Loads afterwards return the tombstone
+   * alone; a later `save` continues after it. An unknown or already erased stream is left as it is. Not
+   * atomic: calling again after a failure finishes it.
+   */
+  deleteStream(aggregateId: string, options?: DeleteStreamOptions): Promise<void>;
+}
+
+/** Options of `readAll`. All filters combine; every one is served by the events container's index. */
+export interface ReadAllOptions extends OperationOptions {
+  /** Only events whose `type` is one of these (events stored without a type never match). */
+  types?: readonly string[];
+  /** Only streams of this aggregate type: stream ids that start with `<aggregateType>/`, as repositories name them. */
+  aggregateType?: string;
+  /** Only events committed at or after this time (the commit time has whole seconds). */
+  since?: Date;
+  /** Only events committed before this time. */
+  until?: Date;
+  /** Resume after this item's `position` (from an earlier `readAll` with the same filters). */
+  after?: string;
+  /** Items fetched per request. Default 1000. */
+  pageSize?: number;
+}
+
+/** One event of `readAll`, with where it was committed and a position to resume after it. */
+export interface ReadAllItem {
+  aggregateId: string;
+  record: EventRecord;
+  /** When Cosmos DB committed it (`_ts`, whole seconds). */
+  committedAt: Date;
+  /** Opaque; `readAll({ after: position })` continues with the item after this one. */
+  position: string;
+}
+
+/** A store that reads events across streams by type and commit time (plgd's `GetEvents`). */
+export interface ReadAllStore {
+  /**
+   * Events of every stream, ordered by commit time, then stream id, then version; expired ones and
+   * documents that are not events (the tip) never appear. Pages are fetched as the caller iterates.
+   *
+   * @example
+   * for await (const item of store.readAll({ types: ['OrderPlaced'], since: new Date('2026-01-01') })) {
+   *   lastPosition = item.position;
+   * }
+   */
+  readAll(options?: ReadAllOptions): AsyncIterable<ReadAllItem>;
 }
 
 /** A secondary-index slot's keys. */

@@ -3,7 +3,7 @@ import { ConcurrencyError } from './event-store.errors.js';
 import { fromEventDocument, nowSeconds, toEventDocument, type EventDocument, type PreparedEvent } from './event-documents.js';
 import { isExpired } from './aggregate-documents.js';
 import { checkSignal } from './validation.js';
-import { ChunkedEventStore, type EventStoreOptions } from './event-store-base.js';
+import { ChunkedEventStore, type CommittedDocument, type EventStoreOptions, type ReadAllFilter } from './event-store-base.js';
 
 /** One event as `InMemoryEventStore` committed it: what a change feed would hand out. */
 export interface CommittedEvent {
@@ -24,7 +24,9 @@ export interface CommittedEvent {
  *   .compile();
  */
 export class InMemoryEventStore extends ChunkedEventStore {
-  private readonly streams = new Map<string, Map<number, EventDocument>>();
+  private readonly streams = new Map<string, Map<number, CommittedDocument>>();
+  // Streams whose version 1 was removed by truncation or erasure and stays taken (Cosmos DB keeps a stub).
+  private readonly stubs = new Set<string>();
   // Every committed event in commit order, as the latest-version change feed keeps them (for
   // `SubscriptionsModule.inMemory()`): an event stays here after it expires, until the store is dropped.
   private readonly committed: CommittedEvent[] = [];
@@ -34,17 +36,23 @@ export class InMemoryEventStore extends ChunkedEventStore {
     super(options);
   }
 
-  protected async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions): Promise<void> {
+  protected async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions, expected?: number): Promise<void> {
     await Promise.resolve(); // chunks are separate requests: other callers may interleave between them
     checkSignal(options);
-    const stream = this.streams.get(aggregateId) ?? new Map<number, EventDocument>();
+    const stream = this.streams.get(aggregateId) ?? new Map<number, CommittedDocument>();
+    const taken = (version: number) => stream.has(version) || (version === 1 && this.stubs.has(aggregateId));
+    // The checked save's batch: a read of version N (absent: mismatch), then the creates.
+    if (expected !== undefined && expected > 0 && !stream.has(expected)) throw await this.mismatch(aggregateId, expected, options);
     // A Cosmos DB batch stops at its first failing operation (the rest answer 424): name that one only.
-    const conflict = chunk.find(({ record }) => stream.has(record.version));
-    if (conflict) throw new ConcurrencyError(aggregateId, [conflict.record.version]);
+    const conflict = chunk.find(({ record }) => taken(record.version));
+    if (conflict) {
+      if (expected !== undefined) throw await this.mismatch(aggregateId, expected, options);
+      throw new ConcurrencyError(aggregateId, [conflict.record.version]);
+    }
     const now = nowSeconds();
     const committedAt = new Date(now * 1000);
     for (const { record } of chunk) {
-      const doc = toEventDocument(aggregateId, record, now, this.eventTtlSeconds);
+      const doc: CommittedDocument = { ...toEventDocument(aggregateId, record, now, this.eventTtlSeconds), _ts: now };
       stream.set(record.version, doc);
       this.committed.push({ aggregateId, version: doc.v, data: fromEventDocument(doc).data, committedAt });
     }
@@ -84,7 +92,60 @@ export class InMemoryEventStore extends ChunkedEventStore {
     }
   }
 
-  protected async readLive(aggregateId: string, last: number | undefined): Promise<EventDocument[]> {
+  protected async readRange(aggregateId: string, from: number, to: number, options?: OperationOptions): Promise<EventDocument[]> {
+    return (await this.readLive(aggregateId, undefined, options)).filter((doc) => doc.v >= from && doc.v <= to);
+  }
+
+  protected async readLast(aggregateId: string, options?: OperationOptions): Promise<EventDocument | undefined> {
+    await Promise.resolve();
+    checkSignal(options);
+    let last: EventDocument | undefined;
+    for (const doc of this.streams.get(aggregateId)?.values() ?? []) if (!last || doc.v > last.v) last = doc;
+    return last;
+  }
+
+  protected async removeDocuments(
+    aggregateId: string,
+    remove: (doc: { id: string; v?: number }) => boolean,
+    _stubVersion: number,
+    options?: OperationOptions,
+  ): Promise<void> {
+    await Promise.resolve();
+    checkSignal(options);
+    const stream = this.streams.get(aggregateId);
+    if (!stream) return;
+    for (const [version, doc] of stream) {
+      if (!remove(doc)) continue;
+      stream.delete(version);
+      if (version === 1) this.stubs.add(aggregateId);
+    }
+  }
+
+  protected async *readAllPages(filter: ReadAllFilter, pageSize: number, options?: OperationOptions): AsyncGenerator<CommittedDocument[]> {
+    await Promise.resolve();
+    checkSignal(options);
+    const now = nowSeconds();
+    const types = filter.types && new Set(filter.types);
+    const matching: CommittedDocument[] = [];
+    for (const stream of this.streams.values()) {
+      for (const doc of stream.values()) {
+        if (isExpired(doc.t, now)) continue;
+        if (types && (doc.y === undefined || !types.has(doc.y))) continue;
+        if (filter.prefix !== undefined && !doc.a.startsWith(filter.prefix)) continue;
+        if (filter.since !== undefined && doc._ts < filter.since) continue;
+        if (filter.until !== undefined && doc._ts >= filter.until) continue;
+        matching.push(doc);
+      }
+    }
+    matching.sort((x, y) => x._ts - y._ts);
+    for (let i = 0; i < matching.length; i += pageSize) {
+      yield matching.slice(i, i + pageSize);
+      await Promise.resolve();
+      checkSignal(options);
+    }
+  }
+
+  protected async readLive(aggregateId: string, last: number | undefined, _options?: OperationOptions): Promise<EventDocument[]> {
     const now = nowSeconds();
     const live = [...(this.streams.get(aggregateId)?.values() ?? [])]
       .filter((doc) => !isExpired(doc.t, now))

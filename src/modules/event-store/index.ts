@@ -13,16 +13,22 @@ export {
 export type {
   AggregateKeys,
   AggregateStore,
+  DeleteStreamOptions,
   EventRecord,
+  ExpectedVersion,
   GsiKeys,
   GsiSlots,
   History,
+  LoadRangeOptions,
   Materializable,
   OpaqueData,
   OpaqueQuery,
   OpaqueQueryResult,
   OpaqueStore,
   OperationOptions,
+  ReadAllItem,
+  ReadAllOptions,
+  ReadAllStore,
   ReadStreamOptions,
   SaveAggregateOptions,
   SaveOptions,
@@ -31,11 +37,13 @@ export type {
   SortOperator,
   Store,
   StreamingStore,
+  StreamLifecycleStore,
 } from './event-store.interfaces.js';
 export { SORT_OPERATORS } from './event-store.interfaces.js';
 export {
   ConcurrencyError,
   EventStoreError,
+  ExpectedVersionError,
   isConflict,
   isOutcomeUnknown,
   NotFoundError,
@@ -53,6 +61,7 @@ export {
   type StoreRetryOptions,
 } from './transient-faults.js';
 export { CosmosEventStore } from './cosmos-event-store.js';
+export { MAX_EVENT_TYPE_BYTES, STREAM_DELETED_TYPE } from './event-documents.js';
 export { DEFAULT_COMPRESS_THRESHOLD, type EventStoreOptions } from './event-store-base.js';
 export { CosmosOpaqueStore, type CosmosOpaqueStoreOptions } from './cosmos-opaque-store.js';
 export { compressAtOrAbove, decodeAggregateBody, decompressIfGzipped } from './aggregate-documents.js';

@@ -14,6 +14,13 @@ export function checkPartitionKey(field: string, value: unknown): asserts value 
   }
 }
 
+/** A stream version: a positive safe integer. */
+export function checkVersion(field: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new ValidationError(field, `must be a positive safe integer, got ${String(value)}`);
+  }
+}
+
 /** Absolute expiry in epoch seconds: absent, 0 (never) or a positive safe integer. */
 export function checkExpiry(field: string, value: unknown): void {
   checkWholeSeconds(field, value, 'epoch seconds; 0 means no expiry');
