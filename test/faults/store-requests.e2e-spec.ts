@@ -1,0 +1,75 @@
+/*
+ * What each store operation sends, counted exactly at the fault proxy on a warm client: `load`, `loadTail`,
+ * `loadRange` and each `readStream` page are one query request and nothing else (no query plan), a checked
+ * save is one batch, and a refused one adds one read only after the failure. A test fails when an SDK upgrade
+ * brings the query-plan request back (see `singlePartitionQuery` in cosmos-event-store.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import { CosmosEventStore, ExpectedVersionError, type EventRecord } from '../../src/index.js';
+import { bytes, startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
+import { rejectionOf } from '../support/rejection.js';
+
+let env: FaultyCosmos;
+let store: CosmosEventStore;
+
+beforeAll(async () => {
+  env = await startFaultyCosmos();
+  store = new CosmosEventStore(env.events);
+});
+afterEach(() => {
+  env.proxy.clearRules();
+  env.proxy.clearRecords();
+});
+afterAll(() => env?.close());
+
+const records = (from: number, to: number): EventRecord[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => ({ version: from + i, data: bytes(`e${from + i}`) }));
+
+/** The kinds of the requests `fn` sent, in order, after one warm-up call of the same kind of operation. */
+async function kindsOf(fn: () => Promise<unknown>): Promise<string[]> {
+  await env.proxy.settle();
+  env.proxy.clearRecords();
+  await fn();
+  await env.proxy.settle();
+  return env.proxy.records.map((r) => r.kind);
+}
+
+let id: string;
+beforeEach(async () => {
+  id = `req-${randomUUID()}`;
+  await store.save(id, records(1, 5));
+  await store.load(id); // warm: the SDK's per-client metadata is not a per-call cost
+});
+
+it('load, loadTail and loadRange are one query each, with no query-plan request', async () => {
+  expect(await kindsOf(() => store.load(id))).toEqual(['query']);
+  expect(await kindsOf(() => store.loadTail(id, 2))).toEqual(['query']);
+  expect(await kindsOf(() => store.loadRange(id, { fromVersion: 2, toVersion: 3 }))).toEqual(['query']);
+  expect(await kindsOf(() => store.load(`unknown-${randomUUID()}`))).toEqual(['query']);
+});
+
+it('readStream is one query per page', async () => {
+  const versions: number[] = [];
+  const kinds = await kindsOf(async () => {
+    for await (const r of store.readStream(id, { pageSize: 2 })) versions.push(r.version);
+  });
+  expect(versions).toEqual([1, 2, 3, 4, 5]);
+  expect(kinds).toEqual(['query', 'query', 'query']);
+});
+
+it('a save checked against the expected version is one batch; a mismatch adds one query after it', async () => {
+  expect(await kindsOf(() => store.save(id, records(6, 7), { expectedVersion: 5 }))).toEqual(['batch']);
+  let err: unknown;
+  const kinds = await kindsOf(async () => {
+    err = await rejectionOf(store.save(id, records(7, 7), { expectedVersion: 6 }));
+  });
+  expect(err).toBeInstanceOf(ExpectedVersionError);
+  expect(err).toMatchObject({ expected: 6, found: 7 });
+  expect(kinds).toEqual(['batch', 'query']);
+});
+
+it('a single-partition query still answers after a transient fault, retried as one request per attempt', async () => {
+  env.proxy.addRule({ kind: 'query', times: 1, action: { type: 'status', status: 503 } });
+  const kinds = await kindsOf(() => store.load(id));
+  expect(kinds).toEqual(['query', 'query']);
+});
