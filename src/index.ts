@@ -7,6 +7,8 @@
  */
 export {
   AGGREGATES_CONTAINER,
+  AGGREGATES_INDEXING_POLICY,
+  applyIndexingPolicy,
   COSMOS_CLIENT,
   CosmosHealthIndicator,
   CosmosModule,
@@ -19,6 +21,7 @@ export {
   ensureContainers,
   ensureDatabase,
   EVENTS_CONTAINER,
+  EVENTS_INDEXING_POLICY,
   evictFailedRoutingMaps,
   InjectAggregatesContainer,
   InjectCosmosClient,

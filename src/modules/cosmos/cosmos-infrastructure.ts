@@ -1,4 +1,4 @@
-import type { CosmosClient, Database, PartitionKeyDefinition } from '@azure/cosmos';
+import type { Container, ContainerDefinition, CosmosClient, Database, IndexingPolicy, PartitionKeyDefinition } from '@azure/cosmos';
 import { Logger } from '@nestjs/common';
 // The stores' own classifier of transient faults: start-up retries exactly what they retry. A direct import
 // of the file (not the event-store index), which uses the cosmos module only when called.
@@ -21,6 +21,37 @@ const STARTUP_BACKOFF = Object.freeze({ maxAttempts: Number.MAX_SAFE_INTEGER, in
 
 const logger = new Logger('CosmosModule');
 
+/**
+ * The events container's index: only what the store's queries filter and sort on. `a` (the stream), `v`
+ * (version order and ranges), `t` (expiry), `y` (event type, for `readAll`) and `_ts` (commit time, for
+ * `readAll`). Everything else, the base64 payload `d` above all, is left out of the index: Cosmos DB charges a
+ * write for every indexed path it holds, so a payload that no query reads costs nothing to index.
+ */
+export const EVENTS_INDEXING_POLICY: IndexingPolicy = Object.freeze({
+  indexingMode: 'consistent',
+  automatic: true,
+  includedPaths: ['/a/?', '/v/?', '/t/?', '/y/?', '/_ts/?'].map((path) => ({ path })),
+  excludedPaths: [{ path: '/*' }],
+}) as IndexingPolicy;
+
+/**
+ * The aggregates container's index: its keys `pk`/`sk` and `id`, the secondary-index slots `gsi1pk`/`gsi1sk` …
+ * `gsi20pk`/`gsi20sk`, `version` and `t`. The materialized state `body` is left out.
+ */
+export const AGGREGATES_INDEXING_POLICY: IndexingPolicy = Object.freeze({
+  indexingMode: 'consistent',
+  automatic: true,
+  includedPaths: [
+    '/pk/?',
+    '/sk/?',
+    '/id/?',
+    '/version/?',
+    '/t/?',
+    ...Array.from({ length: 20 }, (_, i) => [`/gsi${i + 1}pk/?`, `/gsi${i + 1}sk/?`]).flat(),
+  ].map((path) => ({ path })),
+  excludedPaths: [{ path: '/*' }],
+}) as IndexingPolicy;
+
 /** Options of `ensureDatabase`, `ensureContainers` and `ensureContainer`. */
 export interface EnsureOptions {
   /**
@@ -31,6 +62,19 @@ export interface EnsureOptions {
   timeoutMs?: number;
   /** Ends the call at once, with the signal's reason. */
   abortSignal?: AbortSignal;
+  /**
+   * `ensureContainers` only: also give containers that already exist (created by Go's protosource or an
+   * earlier version of this package, with Cosmos DB's index-everything default) this package's index policy,
+   * through `applyIndexingPolicy`. Default `false`: an existing container is used as it is. Containers this
+   * package creates get the policy either way.
+   */
+  applyIndexingPolicy?: boolean;
+}
+
+/** Options of `ensureContainer`. */
+export interface EnsureContainerOptions extends EnsureOptions {
+  /** The index policy of a container this call creates (absent: Cosmos DB's default, every path indexed). */
+  indexingPolicy?: IndexingPolicy;
 }
 
 /**
@@ -134,7 +178,9 @@ export async function ensureDatabase(client: CosmosClient, databaseId: string, o
 
 /**
  * Creates the events (`/a`) and aggregates (`/pk`) containers when missing, with partition-key definition
- * version 2 (partition key values up to 2 KB) and `defaultTtl -1` (items expire only by their own `ttl`).
+ * version 2 (partition key values up to 2 KB), `defaultTtl -1` (items expire only by their own `ttl`) and an
+ * index of only what the queries use (`EVENTS_INDEXING_POLICY`, `AGGREGATES_INDEXING_POLICY`; existing
+ * containers keep theirs unless `options.applyIndexingPolicy`).
  * An existing container with another partition key path is an error, not a silent misconfiguration; one of
  * another partition-key definition version (as protosource's Go `EnsureContainers` creates) is accepted.
  * Transient faults are retried within `options.timeoutMs`.
@@ -145,14 +191,54 @@ export async function ensureContainers(
   aggregatesContainerId: string = DEFAULT_AGGREGATES_CONTAINER,
   options: EnsureOptions = {},
 ): Promise<void> {
-  await Promise.all([
-    ensureContainer(database, eventsContainerId, '/a', 'the event store', options),
-    ensureContainer(database, aggregatesContainerId, '/pk', 'the event store', options),
-  ]);
+  const both: Array<[string, string, IndexingPolicy]> = [
+    [eventsContainerId, '/a', EVENTS_INDEXING_POLICY],
+    [aggregatesContainerId, '/pk', AGGREGATES_INDEXING_POLICY],
+  ];
+  await Promise.all(
+    both.map(async ([id, path, indexingPolicy]) => {
+      await ensureContainer(database, id, path, 'the event store', { ...options, indexingPolicy });
+      if (options.applyIndexingPolicy) await applyIndexingPolicy(database.container(id), indexingPolicy, options);
+    }),
+  );
 }
 
 /**
- * Creates one container when missing (partition key `path`, definition version 2, `defaultTtl -1`), race-safe,
+ * Gives an existing container an index policy (`EVENTS_INDEXING_POLICY` or `AGGREGATES_INDEXING_POLICY`),
+ * keeping the rest of its definition. Resolves `true` when it replaced the policy, `false` when the
+ * container had it already (compared by indexing mode and paths). Cosmos DB then re-indexes in the
+ * background, online, with the container's spare throughput; queries keep working meanwhile (an ORDER BY
+ * on a path being added may answer incompletely until it is done). Transient faults are retried within
+ * `options.timeoutMs`.
+ *
+ * @example
+ * await applyIndexingPolicy(database.container('events'), EVENTS_INDEXING_POLICY);
+ */
+export async function applyIndexingPolicy(container: Container, policy: IndexingPolicy, options: EnsureOptions = {}): Promise<boolean> {
+  return withinStartupTime(`indexing container ${JSON.stringify(container.id)}`, options, async (abortSignal) => {
+    const { resource } = await container.read({ abortSignal });
+    if (!resource) throw new Error(`container ${JSON.stringify(container.id)} does not exist`);
+    if (samePolicy(resource.indexingPolicy, policy)) return false;
+    const definition: ContainerDefinition = { ...resource, indexingPolicy: policy };
+    await container.replace(definition, { abortSignal });
+    return true;
+  });
+}
+
+function samePolicy(current: IndexingPolicy | undefined, wanted: IndexingPolicy): boolean {
+  if (!current) return false;
+  const paths = (list: Array<{ path: string }> | undefined) => JSON.stringify((list ?? []).map((p) => p.path).sort());
+  return (
+    (current.indexingMode ?? 'consistent').toLowerCase() === (wanted.indexingMode ?? 'consistent').toLowerCase() &&
+    paths(current.includedPaths) === paths(wanted.includedPaths) &&
+    // The service adds `/"_etag"/?` to every policy's excluded paths.
+    paths(current.excludedPaths?.filter((p) => p.path !== '/"_etag"/?')) === paths(wanted.excludedPaths)
+  );
+}
+
+/**
+ * Creates one container when missing (partition key `path`, definition version 2, `defaultTtl -1`, and
+ * `options.indexingPolicy` when given), race-safe,
  * and fails with a message naming `usedBy` when it exists with another partition key path. Transient faults
  * are retried within `options.timeoutMs`.
  *
@@ -166,12 +252,13 @@ export async function ensureContainer(
   id: string,
   path: string,
   usedBy = 'the event store',
-  options: EnsureOptions = {},
+  options: EnsureContainerOptions = {},
 ): Promise<void> {
   const partitionKey: PartitionKeyDefinition = { paths: [path], version: 2 };
+  const indexing = options.indexingPolicy ? { indexingPolicy: options.indexingPolicy } : {};
   const resource = await withinStartupTime(`checking container ${JSON.stringify(id)}`, options, async (abortSignal) => {
     try {
-      await database.containers.createIfNotExists({ id, partitionKey, defaultTtl: -1 }, { abortSignal });
+      await database.containers.createIfNotExists({ id, partitionKey, defaultTtl: -1, ...indexing }, { abortSignal });
     } catch (err) {
       if (statusOf(err) !== 409) throw err;
     }

@@ -7,6 +7,8 @@ export {
   type CosmosOptionsFactory,
 } from './cosmos-options.interface.js';
 export {
+  AGGREGATES_INDEXING_POLICY,
+  applyIndexingPolicy,
   CosmosStartupTimeoutError,
   DEFAULT_AGGREGATES_CONTAINER,
   DEFAULT_EVENTS_CONTAINER,
@@ -14,6 +16,8 @@ export {
   ensureContainer,
   ensureContainers,
   ensureDatabase,
+  EVENTS_INDEXING_POLICY,
+  type EnsureContainerOptions,
   type EnsureOptions,
 } from './cosmos-infrastructure.js';
 export type { CosmosTokenCredential } from './cosmos-credential.js';
