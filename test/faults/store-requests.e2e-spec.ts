@@ -73,3 +73,14 @@ it('a single-partition query still answers after a transient fault, retried as o
   const kinds = await kindsOf(() => store.load(id));
   expect(kinds).toEqual(['query', 'query']);
 });
+
+it('truncateBefore is one listing and one batch; deleteStream one listing and one batch with the tombstone', async () => {
+  expect(await kindsOf(() => store.truncateBefore(id, 4))).toEqual(['query', 'batch']);
+  await env.events.items.create({ id: 'tip', a: id, state: 'x' });
+  expect(await kindsOf(() => store.deleteStream(id))).toEqual(['query', 'batch']);
+  const left = await env.directEvents.items
+    .query<{ id: string }>({ query: 'SELECT c.id FROM c WHERE c.a = @a', parameters: [{ name: '@a', value: id }] })
+    .fetchAll();
+  // The tombstone (version 6) and the stub of version 1; the events and the tip are gone.
+  expect(left.resources.map((d) => d.id).sort()).toEqual(['1', '6']);
+});

@@ -2,7 +2,15 @@ import type { Container, FeedOptions, OperationInput, QueryIterator, SqlParamete
 import type { OperationOptions } from './event-store.interfaces.js';
 import { ConcurrencyError, EventStoreError, WriteOutcomeUnknownError } from './event-store.errors.js';
 import { nowSeconds, toEventDocument, type EventDocument, type PreparedEvent } from './event-documents.js';
-import { ChunkedEventStore, type CommittedDocument, type EventStoreOptions, type ReadAllFilter } from './event-store-base.js';
+import {
+  ChunkedEventStore,
+  type CommittedDocument,
+  type EventStoreOptions,
+  type ListedDocument,
+  type ReadAllFilter,
+  type Removal,
+} from './event-store-base.js';
+import { MAX_BATCH_OPERATIONS } from './cosmos-limits.js';
 import { messageOf } from '../cosmos/index.js';
 import {
   backoffMs,
@@ -31,9 +39,7 @@ const LAST_SQL = `SELECT TOP 1 ${FIELDS} FROM c WHERE ${EVENT} ORDER BY c.v DESC
 // Stored versions as they are, expired or not: for telling our own lost write from another writer's.
 const VERSIONS_SQL = `SELECT ${FIELDS} FROM c WHERE ${EVENT} AND ARRAY_CONTAINS(@vs, c.v)`;
 // Every document of the partition, events or not (the tip, stubs): what truncation and erasure go through.
-const DOCUMENTS_SQL = 'SELECT c.id, c.v FROM c WHERE c.a = @a';
-// Deletes of one erasure batch; the stub's upsert takes one more operation.
-const REMOVALS_PER_BATCH = 99;
+const DOCUMENTS_SQL = 'SELECT c.id, c.v, c.y FROM c WHERE c.a = @a';
 
 /**
  * The event store on the events container (partition key `/a`), with materialization through an
@@ -221,38 +227,48 @@ export class CosmosEventStore extends ChunkedEventStore {
   }
 
   /**
-   * Deletes in transactional batches of at most 100 operations, each all-or-nothing. A document gone
-   * before its delete (a concurrent erasure, or a resent batch whose first attempt was applied) fails its
-   * batch with 404: the partition is listed again and what is left is deleted, a few rounds at most.
+   * Deletes in transactional batches of at most 100 operations, each all-or-nothing, the `lead` event's
+   * create first in the first one. A document gone before its delete (a concurrent erasure, or a resent
+   * batch whose first attempt was applied) fails its batch with 404, and a lead whose version was taken
+   * meanwhile with 409: the partition is listed again and what is left is done, a few rounds at most.
    */
   protected async removeDocuments(
     aggregateId: string,
-    remove: (doc: { id: string; v?: number }) => boolean,
-    stubVersion: number,
+    choose: (docs: readonly ListedDocument[]) => Removal | undefined,
     options?: OperationOptions,
   ): Promise<void> {
     const signal = options?.abortSignal;
     for (let round = 1; ; round++) {
-      const docs = (await this.query<{ id: string; v?: number }>(aggregateId, DOCUMENTS_SQL, -1, Infinity, options)).filter(remove);
-      if (docs.length === 0) return;
-      let missing = false;
-      for (let i = 0; i < docs.length && !missing; i += REMOVALS_PER_BATCH) {
-        const operations: OperationInput[] = docs.slice(i, i + REMOVALS_PER_BATCH).map((doc) =>
-          doc.id === '1'
-            ? // Version 1 stays taken: a 'no-stream' save must still find this stream.
-              { operationType: 'Upsert', resourceBody: { id: '1', a: aggregateId, r: stubVersion } }
-            : { operationType: 'Delete', id: doc.id },
-        );
+      const listed = await this.query<ListedDocument>(aggregateId, DOCUMENTS_SQL, -1, Infinity, options);
+      const removal = choose(listed);
+      if (!removal) return;
+      const operations: OperationInput[] = listed.filter(removal.remove).map((doc) =>
+        doc.id === '1'
+          ? // Version 1 stays taken: a 'no-stream' save must still find this stream.
+            { operationType: 'Upsert', resourceBody: { id: '1', a: aggregateId, r: removal.stubVersion } }
+          : { operationType: 'Delete', id: doc.id },
+      );
+      const batches: OperationInput[][] = [];
+      if (removal.lead) {
+        const lead = toEventDocument(aggregateId, removal.lead.record, nowSeconds(), this.eventTtlSeconds);
+        batches.push([{ operationType: 'Create', resourceBody: lead }, ...operations.splice(0, MAX_BATCH_OPERATIONS - 1)]);
+      }
+      while (operations.length > 0) batches.push(operations.splice(0, MAX_BATCH_OPERATIONS));
+      let again = false;
+      for (const batch of batches) {
         const response = await retryTransient(`remove documents of ${JSON.stringify(aggregateId)}`, this.retries, signal, () =>
-          this.events.items.batch(operations, aggregateId, { abortSignal: signal }),
+          this.events.items.batch(batch, aggregateId, { abortSignal: signal }),
         );
         const failed = (response.result ?? []).find((r) => r.statusCode >= 400 && r.statusCode !== 424);
-        if (failed?.statusCode === 404) missing = true;
-        else if (failed) throw new EventStoreError(`removing documents of ${JSON.stringify(aggregateId)} failed with status ${failed.statusCode}`);
+        if (failed?.statusCode === 404 || failed?.statusCode === 409) {
+          again = true;
+          break;
+        }
+        if (failed) throw new EventStoreError(`removing documents of ${JSON.stringify(aggregateId)} failed with status ${failed.statusCode}`);
       }
       // The stub is kept, not removed: listed again it would be "removed" for ever.
-      if (!missing) return;
-      if (round >= 3) throw new EventStoreError(`removing documents of ${JSON.stringify(aggregateId)}: documents kept vanishing under it`);
+      if (!again) return;
+      if (round >= 5) throw new EventStoreError(`removing documents of ${JSON.stringify(aggregateId)}: other writers kept changing the stream`);
     }
   }
 

@@ -54,6 +54,21 @@ export const DEFAULT_COMPRESS_THRESHOLD = 300;
 /** An event document as committed: with Cosmos DB's commit time `_ts` (epoch seconds). */
 export type CommittedDocument = EventDocument & { _ts: number };
 
+/** What `removeDocuments` deletes, and the first version kept (the stub of version 1 says it). */
+export interface Removal {
+  remove: (doc: ListedDocument) => boolean;
+  stubVersion: number;
+  /** An event to create first, in the same atomic batch as the first deletes (the tombstone). */
+  lead?: PreparedEvent;
+}
+
+/** A document of a stream's partition as `removeDocuments` lists it: events have a numeric `v`. */
+export interface ListedDocument {
+  id: string;
+  v?: number;
+  y?: string;
+}
+
 /** `readAll`'s options, checked: commit times in epoch seconds, `since` inclusive, `until` exclusive. */
 export interface ReadAllFilter {
   types?: readonly string[];
@@ -169,13 +184,15 @@ export abstract class ChunkedEventStore
   protected abstract readLast(aggregateId: string, options?: OperationOptions): Promise<EventDocument | undefined>;
 
   /**
-   * Deletes the stream's documents `remove` selects (events by `v`, others by id: the tip has no `v`) and,
-   * when document `1` is among them, leaves in its place a stub `{ id: '1', a, r: stubVersion }` with no `v`.
+   * Lists every document of the stream's partition (events and not: the tip, stubs), asks `choose` which to
+   * delete, and deletes them; when document `1` is among them, it leaves in its place a stub
+   * `{ id: '1', a, r: stubVersion }` with no `v`. `choose` answering undefined: nothing to do. A `lead` event
+   * is created in the first batch; should it conflict (another writer appended), the partition is listed and
+   * `choose` asked again.
    */
   protected abstract removeDocuments(
     aggregateId: string,
-    remove: (doc: { id: string; v?: number }) => boolean,
-    stubVersion: number,
+    choose: (docs: readonly ListedDocument[]) => Removal | undefined,
     options?: OperationOptions,
   ): Promise<void>;
 
@@ -253,38 +270,43 @@ export abstract class ChunkedEventStore
     checkSignal(options);
     checkPartitionKey('aggregateId', aggregateId);
     checkVersion('version', version);
-    const last = await this.lastVersion(aggregateId, options);
-    // The last event always stays: the stream's version must remain readable.
-    const cut = Math.min(version, last);
-    if (cut <= 1) return;
-    await this.removeDocuments(aggregateId, (doc) => doc.v !== undefined && doc.v < cut, cut, options);
+    // One listing shows the last version too; the last event always stays, its version must remain readable.
+    await this.removeDocuments(
+      aggregateId,
+      (docs) => {
+        const last = Math.max(0, ...docs.flatMap((doc) => (typeof doc.v === 'number' ? [doc.v] : [])));
+        const cut = Math.min(version, last);
+        if (cut <= 1) return undefined;
+        return { remove: (doc) => typeof doc.v === 'number' && doc.v < cut, stubVersion: cut };
+      },
+      options,
+    );
   }
 
   async deleteStream(aggregateId: string, options?: DeleteStreamOptions): Promise<void> {
     checkSignal(options);
     checkPartitionKey('aggregateId', aggregateId);
     checkSeconds('tombstoneTtlSeconds', options?.tombstoneTtlSeconds);
-    let tombstone: number | undefined;
-    // A writer may append between the read of the last version and the tombstone's write: read again.
-    for (let attempt = 1; tombstone === undefined; attempt++) {
-      const last = await this.readLast(aggregateId, options);
-      if (last === undefined) return;
-      if (last.y === STREAM_DELETED_TYPE) {
-        tombstone = last.v; // erased before, perhaps not to the end: finish it
-        break;
-      }
-      const ttlSeconds = options?.tombstoneTtlSeconds ?? 0;
-      const record: EventRecord = { version: last.v + 1, data: new Uint8Array(0), type: STREAM_DELETED_TYPE };
-      if (ttlSeconds > 0) record.ttl = nowSeconds() + ttlSeconds;
-      try {
-        await this.save(aggregateId, [record], { ...options, expectedVersion: last.v });
-        tombstone = last.v + 1;
-      } catch (err) {
-        if (!(err instanceof ExpectedVersionError) || attempt >= 5) throw err;
-      }
-    }
-    const kept = tombstone;
-    await this.removeDocuments(aggregateId, (doc) => doc.id !== String(kept), kept, options);
+    const ttlSeconds = options?.tombstoneTtlSeconds ?? 0;
+    await this.removeDocuments(
+      aggregateId,
+      (docs) => {
+        let last: ListedDocument | undefined;
+        for (const doc of docs) if (typeof doc.v === 'number' && (!last || doc.v > last.v!)) last = doc;
+        if (!last) return undefined; // no stream: nothing to erase, no tombstone
+        const found = last;
+        // Erased before, perhaps not to the end: finish it under the same tombstone.
+        if (found.y === STREAM_DELETED_TYPE) return { remove: (doc) => doc.id !== found.id, stubVersion: found.v! };
+        const now = nowSeconds();
+        const record: EventRecord = { version: found.v! + 1, data: new Uint8Array(0), type: STREAM_DELETED_TYPE };
+        if (ttlSeconds > 0) record.ttl = now + ttlSeconds;
+        const [tombstone] = prepareEvents(aggregateId, [record], now, this.eventTtlSeconds);
+        // Created in the first batch, atomically with the first deletes; a writer appending meanwhile makes
+        // its create conflict, and the partition is listed again.
+        return { remove: () => true, stubVersion: record.version, lead: tombstone };
+      },
+      options,
+    );
   }
 
   async *readAll(options: ReadAllOptions = {}): AsyncGenerator<ReadAllItem, void, undefined> {

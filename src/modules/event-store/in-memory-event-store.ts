@@ -3,7 +3,14 @@ import { ConcurrencyError } from './event-store.errors.js';
 import { fromEventDocument, nowSeconds, toEventDocument, type EventDocument, type PreparedEvent } from './event-documents.js';
 import { isExpired } from './aggregate-documents.js';
 import { checkSignal } from './validation.js';
-import { ChunkedEventStore, type CommittedDocument, type EventStoreOptions, type ReadAllFilter } from './event-store-base.js';
+import {
+  ChunkedEventStore,
+  type CommittedDocument,
+  type EventStoreOptions,
+  type ListedDocument,
+  type ReadAllFilter,
+  type Removal,
+} from './event-store-base.js';
 
 /** One event as `InMemoryEventStore` committed it: what a change feed would hand out. */
 export interface CommittedEvent {
@@ -106,16 +113,35 @@ export class InMemoryEventStore extends ChunkedEventStore {
 
   protected async removeDocuments(
     aggregateId: string,
-    remove: (doc: { id: string; v?: number }) => boolean,
-    _stubVersion: number,
+    choose: (docs: readonly ListedDocument[]) => Removal | undefined,
     options?: OperationOptions,
   ): Promise<void> {
-    await Promise.resolve();
-    checkSignal(options);
-    const stream = this.streams.get(aggregateId);
-    if (!stream) return;
+    for (let round = 1; ; round++) {
+      await Promise.resolve();
+      checkSignal(options);
+      const stream = this.streams.get(aggregateId);
+      if (!stream) return;
+      const removal = choose([...stream.values()]);
+      if (!removal) return;
+      if (removal.lead) {
+        try {
+          // The lead (the tombstone) is committed like any event, so the in-memory change feed shows it.
+          await this.writeChunk(aggregateId, [removal.lead], options);
+        } catch (err) {
+          // Another writer appended meanwhile: look again, as the Cosmos DB store does.
+          if (err instanceof ConcurrencyError && round < 5) continue;
+          throw err;
+        }
+      }
+      this.remove(aggregateId, stream, removal);
+      return;
+    }
+  }
+
+  private remove(aggregateId: string, stream: Map<number, CommittedDocument>, removal: Removal): void {
     for (const [version, doc] of stream) {
-      if (!remove(doc)) continue;
+      if (removal.lead && version === removal.lead.record.version) continue;
+      if (!removal.remove(doc)) continue;
       stream.delete(version);
       if (version === 1) this.stubs.add(aggregateId);
     }
