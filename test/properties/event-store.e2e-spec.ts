@@ -328,3 +328,64 @@ function outcomeOfSync<T>(make: () => T): Outcome<T> {
     throw err;
   }
 }
+
+describe('stream lifecycle', () => {
+  type Op =
+    | { op: 'save'; from: number; count: number; expected: unknown }
+    | { op: 'truncate'; version: number }
+    | { op: 'delete' }
+    | { op: 'range'; from?: number; to?: number };
+  const anOp: fc.Arbitrary<Op> = fc.oneof(
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        op: fc.constant('save' as const),
+        from: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 12 })),
+        count: fc.integer({ min: 1, max: 3 }),
+        expected: fc.oneof(fc.constantFrom<unknown>(undefined, 'any', 'no-stream', -1, 'x'), fc.integer({ min: 0, max: 12 })),
+      }),
+    },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('truncate' as const), version: anyNumber(0, 14) }) },
+    { weight: 1, arbitrary: fc.constant({ op: 'delete' as const }) },
+    {
+      weight: 2,
+      arbitrary: fc.record(
+        { op: fc.constant('range' as const), from: anyNumber(0, 14), to: anyNumber(0, 14) },
+        { requiredKeys: ['op'] },
+      ),
+    },
+  );
+
+  it('expected versions, truncation, erasure and ranges: both stores answer alike and hold the same stream', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(anOp, { minLength: 1, maxLength: 8 }), async (ops) => {
+        const stores = await fixture.eventStores();
+        const id = `life-${Math.random().toString(36).slice(2)}`;
+        const seed = Array.from({ length: 5 }, (_, i) => ({ version: i + 1, data: Uint8Array.of(i + 1) }));
+        expectAgreement(await onBoth(fixture, stores, (s) => s.save(id, seed)));
+        for (const step of ops) {
+          const outcome = await onBoth(fixture, stores, async (s): Promise<unknown> => {
+            switch (step.op) {
+              case 'save': {
+                const records = Array.from({ length: step.count }, (_, i) => ({ version: step.from + i, data: Uint8Array.of(step.from + i) }));
+                return s.save(id, records, step.expected === undefined ? {} : { expectedVersion: step.expected as never });
+              }
+              case 'truncate':
+                return s.truncateBefore(id, step.version);
+              case 'delete':
+                return s.deleteStream(id);
+              case 'range':
+                return (await s.loadRange(id, { fromVersion: step.from, toVersion: step.to })).records.map((r) => r.version);
+            }
+          });
+          expectAgreement(outcome);
+          if (outcome.memory.kind === 'ok' && step.op === 'range') expect(okValue(outcome.cosmos)).toEqual(okValue(outcome.memory));
+          const loaded = await loadBoth(stores, id);
+          expectSameHistory(loaded!.cosmos, loaded!.memory);
+          expect(loaded!.cosmos.records.map((r) => r.type)).toEqual(loaded!.memory.records.map((r) => r.type));
+        }
+      }),
+      { numRuns: runs(40) },
+    );
+  });
+});
