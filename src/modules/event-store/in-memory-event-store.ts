@@ -18,6 +18,8 @@ export interface CommittedEvent {
   version: number;
   data: Uint8Array;
   committedAt: Date;
+  /** The record's `type`, when it has one (`'$stream-deleted'` for the tombstone of `deleteStream`). */
+  type?: string;
 }
 
 /**
@@ -36,7 +38,8 @@ export class InMemoryEventStore extends ChunkedEventStore {
   private readonly stubs = new Set<string>();
   // Every committed event in commit order, as the latest-version change feed keeps them (for
   // `SubscriptionsModule.inMemory()`): an event stays here after it expires, until the store is dropped.
-  private readonly committed: CommittedEvent[] = [];
+  // An event removed by truncation or erasure leaves a hole (null), so positions stay what they were.
+  private readonly committed: Array<CommittedEvent | null> = [];
   private readonly commitListeners = new Set<() => void>();
 
   constructor(options: EventStoreOptions = {}) {
@@ -61,7 +64,9 @@ export class InMemoryEventStore extends ChunkedEventStore {
     for (const { record } of chunk) {
       const doc: CommittedDocument = { ...toEventDocument(aggregateId, record, now, this.eventTtlSeconds), _ts: now };
       stream.set(record.version, doc);
-      this.committed.push({ aggregateId, version: doc.v, data: fromEventDocument(doc).data, committedAt });
+      const event: CommittedEvent = { aggregateId, version: doc.v, data: fromEventDocument(doc).data, committedAt };
+      if (doc.y !== undefined) event.type = doc.y;
+      this.committed.push(event);
     }
     this.streams.set(aggregateId, stream);
     for (const listener of this.commitListeners) listener();
@@ -72,7 +77,9 @@ export class InMemoryEventStore extends ChunkedEventStore {
    * and the position after them: an in-memory change feed. `position` 0 reads from the first commit.
    */
   changesSince(position: number): { events: readonly CommittedEvent[]; position: number } {
-    return { events: this.committed.slice(position), position: this.committed.length };
+    // Removed events are gone from it, as from Cosmos DB's change feed once deleted.
+    const events = this.committed.slice(position).filter((event): event is CommittedEvent => event !== null);
+    return { events, position: this.committed.length };
   }
 
   /** Calls `listener` after every committed chunk; returns what removes it. */
@@ -144,6 +151,8 @@ export class InMemoryEventStore extends ChunkedEventStore {
       if (!removal.remove(doc)) continue;
       stream.delete(version);
       if (version === 1) this.stubs.add(aggregateId);
+      const at = this.committed.findIndex((event) => event?.aggregateId === aggregateId && event.version === version);
+      if (at >= 0) this.committed[at] = null;
     }
   }
 
