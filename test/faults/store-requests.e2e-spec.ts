@@ -2,7 +2,7 @@
  * What each store operation sends, counted exactly at the fault proxy on a warm client: `load`, `loadTail`,
  * `loadRange` and each `readStream` page are one query request and nothing else (no query plan), a checked
  * save is one batch, and a refused one adds one read only after the failure. A test fails when an SDK upgrade
- * brings the query-plan request back (see `singlePartitionQuery` in cosmos-event-store.ts).
+ * brings the query-plan request back (see single-partition-query.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { CosmosEventStore, ExpectedVersionError, type EventRecord } from '../../src/index.js';

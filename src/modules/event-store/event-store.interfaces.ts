@@ -169,7 +169,8 @@ export interface ReadAllItem {
 export interface ReadAllStore {
   /**
    * Events of every stream, ordered by commit time, then stream id, then version; expired ones and
-   * documents that are not events (the tip) never appear. Pages are fetched as the caller iterates.
+   * documents that are not events (the tip) never appear. Pages are fetched as the caller iterates; a
+   * fault while paging ends the iteration with it: go on with `after` set to the last position handed out.
    *
    * @example
    * for await (const item of store.readAll({ types: ['OrderPlaced'], since: new Date('2026-01-01') })) {
