@@ -84,3 +84,34 @@ it('truncateBefore is one listing and one batch; deleteStream one listing and on
   // The tombstone (version 6) and the stub of version 1; the events and the tip are gone.
   expect(left.resources.map((d) => d.id).sort()).toEqual(['1', '6']);
 });
+
+describe('under a lost acknowledgement', () => {
+  const left = async (aggregateId: string) =>
+    (
+      await env.directEvents.items
+        .query<{ id: string }>({ query: 'SELECT c.id FROM c WHERE c.a = @a', parameters: [{ name: '@a', value: aggregateId }] })
+        .fetchAll()
+    ).resources
+      .map((d) => d.id)
+      .sort();
+
+  it('a checked save whose first attempt landed succeeds once, and is not reported a mismatch', async () => {
+    env.proxy.addRule({ kind: 'batch', times: 1, action: { type: 'reset', when: 'after' } });
+    await store.save(id, records(6, 7), { expectedVersion: 5 });
+    expect((await store.load(id)).records.map((r) => r.version)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it('deleteStream whose tombstone batch landed unheard finishes the erasure under the same tombstone', async () => {
+    env.proxy.addRule({ kind: 'batch', times: 1, action: { type: 'reset', when: 'after' } });
+    await store.deleteStream(id);
+    expect(await left(id)).toEqual(['1', '6']);
+    expect((await store.load(id)).records.map((r) => [r.version, r.type])).toEqual([[6, '$stream-deleted']]);
+  });
+
+  it('truncateBefore whose delete batch landed unheard lists again and ends where it should', async () => {
+    env.proxy.addRule({ kind: 'batch', times: 1, action: { type: 'reset', when: 'after' } });
+    await store.truncateBefore(id, 4);
+    expect(await left(id)).toEqual(['1', '4', '5']);
+    expect((await store.load(id)).records.map((r) => r.version)).toEqual([4, 5]);
+  });
+});
