@@ -47,10 +47,13 @@ describe('prepareEvents, any record', () => {
       version: fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.constant(Number.MAX_SAFE_INTEGER), fc.integer({ min: 1 })),
       data: fc.uint8Array({ maxLength: 40 }),
       ttl: fc.option(fc.integer({ min: 0, max: 3_800_000_000 }), { nil: undefined }),
+      // Quotes, backslashes and control characters are escaped in JSON: the type is weighed as written.
+      type: fc.option(fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }), { nil: undefined }),
     });
     fc.assert(
       fc.property(fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }), record, fc.nat(10 ** 6), (id, r, storeTtl) => {
-        const [prepared] = prepareEvents(id, [r.ttl === undefined ? { version: r.version, data: r.data } : r], 1_700_000_000, storeTtl);
+        const { ttl, type, ...rest } = r;
+        const [prepared] = prepareEvents(id, [{ ...rest, ...(ttl !== undefined && { ttl }), ...(type !== undefined && { type }) }], 1_700_000_000, storeTtl);
         const sent = JSON.stringify({ operationType: 'Create', resourceBody: prepared.doc });
         expect(prepared.operationBytes).toBe(Buffer.byteLength(sent));
       }),
@@ -65,6 +68,11 @@ describe('toEventDocument', () => {
     expect(toEventDocument('a', { version: 1, data, ttl: 1_500 }, 1_000, 60)).toEqual({ id: '1', a: 'a', v: 1, d: '/w==', t: 1_500, ttl: 500 });
     expect(toEventDocument('a', { version: 1, data, ttl: 0 }, 1_000, 60)).toMatchObject({ t: 1_060, ttl: 60 });
     expect(toEventDocument('a', { version: 1, data }, 1_000, 0)).toEqual({ id: '1', a: 'a', v: 1, d: '/w==' });
+  });
+
+  it('stores the type as y, and reads it back', () => {
+    const doc = toEventDocument('a', { version: 2, data: new Uint8Array(), type: 'OrderPlaced' }, 1_000, 0);
+    expect(doc).toEqual({ id: '2', a: 'a', v: 2, y: 'OrderPlaced' });
   });
 
   it('keeps at least one second of ttl for a record already expired', () => {
