@@ -124,13 +124,15 @@ export interface StreamLifecycleStore extends Store {
   /**
    * Removes the events before `version` (a snapshot's, typically), so long streams stay cheap to keep. The
    * stream's last event is always kept, and document `1` stays as a stub without a version, so a
-   * `'no-stream'` save still sees the stream. Loads of what is left keep working. Not atomic: a failure
-   * part-way leaves a shorter prefix removed; calling again finishes it.
+   * `'no-stream'` save still sees the stream. Loads of what is left keep working. One listing query, then
+   * batches of 100 deletes; not atomic beyond a batch: a failure part-way leaves a shorter prefix removed,
+   * and calling again finishes it.
    */
   truncateBefore(aggregateId: string, version: number, options?: OperationOptions): Promise<void>;
   /**
-   * Erases a stream: first appends a tombstone (version last + 1, type `'$stream-deleted'`, no data) that
-   * the change feed hands to subscribers, so read models learn of the erasure; then deletes every other
+   * Erases a stream: appends a tombstone (version last + 1, type `'$stream-deleted'`, no data) that the
+   * change feed hands to subscribers, so read models learn of the erasure, in the same transactional batch
+   * as the first deletes (none happens without it); and deletes every other
    * document of the aggregate's partition (its events, its tip), leaving document `1` as a stub without a
    * version or data so a `'no-stream'` save still finds the stream. Loads afterwards return the tombstone
    * alone; a later `save` continues after it. An unknown or already erased stream is left as it is. Not
