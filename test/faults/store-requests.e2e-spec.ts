@@ -115,3 +115,18 @@ describe('under a lost acknowledgement', () => {
     expect((await store.load(id)).records.map((r) => r.version)).toEqual([4, 5]);
   });
 });
+
+it('an erasure with an expiring tombstone leaves a stub that expires with it, so nothing of the stream stays', async () => {
+  await store.deleteStream(id, { tombstoneTtlSeconds: 3600 });
+  const { resources } = await env.directEvents.items
+    .query<{ id: string; t?: number; ttl?: number; v?: number }>({
+      query: 'SELECT c.id, c.t, c.ttl, c.v FROM c WHERE c.a = @a',
+      parameters: [{ name: '@a', value: id }],
+    })
+    .fetchAll();
+  const byId = new Map(resources.map((d) => [d.id, d]));
+  expect([...byId.keys()].sort()).toEqual(['1', '6']);
+  expect(byId.get('1')!.v).toBeUndefined();
+  expect(byId.get('1')!.t).toBe(byId.get('6')!.t);
+  expect(byId.get('1')!.ttl).toBeGreaterThan(3500);
+});

@@ -1,4 +1,4 @@
-import type { Container, OperationInput, SqlParameter } from '@azure/cosmos';
+import type { Container, JSONObject, OperationInput, SqlParameter } from '@azure/cosmos';
 import type { OperationOptions } from './event-store.interfaces.js';
 import { ConcurrencyError, EventStoreError, WriteOutcomeUnknownError } from './event-store.errors.js';
 import { nowSeconds, toEventDocument, type EventDocument, type PreparedEvent } from './event-documents.js';
@@ -40,7 +40,7 @@ const LAST_SQL = `SELECT TOP 1 ${FIELDS} FROM c WHERE ${EVENT} ORDER BY c.v DESC
 // Stored versions as they are, expired or not: for telling our own lost write from another writer's.
 const VERSIONS_SQL = `SELECT ${FIELDS} FROM c WHERE ${EVENT} AND ARRAY_CONTAINS(@vs, c.v)`;
 // Every document of the partition, events or not (the tip, stubs): what truncation and erasure go through.
-const DOCUMENTS_SQL = 'SELECT c.id, c.v, c.y FROM c WHERE c.a = @a';
+const DOCUMENTS_SQL = 'SELECT c.id, c.v, c.y, c.t FROM c WHERE c.a = @a';
 
 /**
  * The event store on the events container (partition key `/a`), with materialization through an
@@ -246,7 +246,7 @@ export class CosmosEventStore extends ChunkedEventStore {
       const operations: OperationInput[] = listed.filter(removal.remove).map((doc) =>
         doc.id === '1'
           ? // Version 1 stays taken: a 'no-stream' save must still find this stream.
-            { operationType: 'Upsert', resourceBody: { id: '1', a: aggregateId, r: removal.stubVersion } }
+            { operationType: 'Upsert', resourceBody: stub(aggregateId, removal) }
           : { operationType: 'Delete', id: doc.id },
       );
       const batches: OperationInput[][] = [];
@@ -344,6 +344,16 @@ export class CosmosEventStore extends ChunkedEventStore {
       return docs;
     });
   }
+}
+
+/** The document left in place of event 1: no `v`, so no read takes it for an event; expiring with the tombstone. */
+function stub(aggregateId: string, { stubVersion, stubExpiry }: Removal): JSONObject {
+  const doc: JSONObject = { id: '1', a: aggregateId, r: stubVersion };
+  if (stubExpiry) {
+    doc.t = stubExpiry;
+    doc.ttl = Math.max(1, stubExpiry - nowSeconds());
+  }
+  return doc;
 }
 
 function describe(aggregateId: string, chunk: PreparedEvent[]): string {

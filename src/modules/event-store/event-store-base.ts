@@ -58,6 +58,8 @@ export type CommittedDocument = EventDocument & { _ts: number };
 export interface Removal {
   remove: (doc: ListedDocument) => boolean;
   stubVersion: number;
+  /** When the stub expires (epoch seconds); absent: never. An erasure's stub lives as long as its tombstone. */
+  stubExpiry?: number;
   /** An event to create first, in the same atomic batch as the first deletes (the tombstone). */
   lead?: PreparedEvent;
 }
@@ -67,6 +69,7 @@ export interface ListedDocument {
   id: string;
   v?: number;
   y?: string;
+  t?: number;
 }
 
 /** `readAll`'s options, checked: commit times in epoch seconds, `since` inclusive, `until` exclusive. */
@@ -296,14 +299,17 @@ export abstract class ChunkedEventStore
         if (!last) return undefined; // no stream: nothing to erase, no tombstone
         const found = last;
         // Erased before, perhaps not to the end: finish it under the same tombstone.
-        if (found.y === STREAM_DELETED_TYPE) return { remove: (doc) => doc.id !== found.id, stubVersion: found.v! };
+        if (found.y === STREAM_DELETED_TYPE) {
+          return { remove: (doc) => doc.id !== found.id, stubVersion: found.v!, ...(found.t ? { stubExpiry: found.t } : {}) };
+        }
         const now = nowSeconds();
         const record: EventRecord = { version: found.v! + 1, data: new Uint8Array(0), type: STREAM_DELETED_TYPE };
         if (ttlSeconds > 0) record.ttl = now + ttlSeconds;
         const [tombstone] = prepareEvents(aggregateId, [record], now, this.eventTtlSeconds);
         // Created in the first batch, atomically with the first deletes; a writer appending meanwhile makes
         // its create conflict, and the partition is listed again.
-        return { remove: () => true, stubVersion: record.version, lead: tombstone };
+        // With an expiring tombstone the stub goes with it, and nothing of the stream is left after.
+        return { remove: () => true, stubVersion: record.version, lead: tombstone, ...(tombstone.doc.t ? { stubExpiry: tombstone.doc.t } : {}) };
       },
       options,
     );

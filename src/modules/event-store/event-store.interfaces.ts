@@ -110,6 +110,7 @@ export interface DeleteStreamOptions extends OperationOptions {
   /**
    * Seconds to keep the tombstone after the erasure, for subscribers that read the change feed late; absent
    * or 0: kept for good (it holds the aggregate id, a version and the type `'$stream-deleted'`, no data).
+   * The stub of version 1 expires with it: then nothing of the stream is left, and its id can be used again.
    */
   tombstoneTtlSeconds?: number;
 }

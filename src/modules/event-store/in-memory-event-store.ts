@@ -35,7 +35,8 @@ export interface CommittedEvent {
 export class InMemoryEventStore extends ChunkedEventStore {
   private readonly streams = new Map<string, Map<number, CommittedDocument>>();
   // Streams whose version 1 was removed by truncation or erasure and stays taken (Cosmos DB keeps a stub).
-  private readonly stubs = new Set<string>();
+  // The stub's expiry, epoch seconds (0: never), as the Cosmos DB store's stub document carries it.
+  private readonly stubs = new Map<string, number>();
   // Every committed event in commit order, as the latest-version change feed keeps them (for
   // `SubscriptionsModule.inMemory()`): an event stays here after it expires, until the store is dropped.
   // An event removed by truncation or erasure leaves a hole (null), so positions stay what they were.
@@ -50,7 +51,9 @@ export class InMemoryEventStore extends ChunkedEventStore {
     await Promise.resolve(); // chunks are separate requests: other callers may interleave between them
     checkSignal(options);
     const stream = this.streams.get(aggregateId) ?? new Map<number, CommittedDocument>();
-    const taken = (version: number) => stream.has(version) || (version === 1 && this.stubs.has(aggregateId));
+    const stubExpiry = this.stubs.get(aggregateId);
+    const stubbed = stubExpiry !== undefined && !isExpired(stubExpiry, nowSeconds());
+    const taken = (version: number) => stream.has(version) || (version === 1 && stubbed);
     // The checked save's batch: a read of version N (absent: mismatch), then the creates.
     if (expected !== undefined && expected > 0 && !stream.has(expected)) throw await this.mismatch(aggregateId, expected, options);
     // A Cosmos DB batch stops at its first failing operation (the rest answer 424): name that one only.
@@ -150,7 +153,7 @@ export class InMemoryEventStore extends ChunkedEventStore {
       if (removal.lead && version === removal.lead.record.version) continue;
       if (!removal.remove(doc)) continue;
       stream.delete(version);
-      if (version === 1) this.stubs.add(aggregateId);
+      if (version === 1) this.stubs.set(aggregateId, removal.stubExpiry ?? 0);
       const at = this.committed.findIndex((event) => event?.aggregateId === aggregateId && event.version === version);
       if (at >= 0) this.committed[at] = null;
     }
