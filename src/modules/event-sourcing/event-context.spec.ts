@@ -65,6 +65,10 @@ describe('runWithEventContext', () => {
     [{ correlationId: 'ok', causationId: 'x'.repeat(129) }, 'causationId'],
     [{ correlationId: 'ok', headers: { n: 1 as unknown as string } }, 'headers.n'],
     [{ correlationId: 'ok', headers: [] as unknown as Record<string, string> }, 'headers'],
+    [{ correlationId: 'ok', headers: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`h${i}`, 'v'])) }, 'at most 32 headers'],
+    [{ correlationId: 'ok', headers: { ['n'.repeat(101)]: 'v' } }, 'names must be 1 to 100'],
+    [{ correlationId: 'ok', headers: { '': 'v' } }, 'names must be 1 to 100'],
+    [{ correlationId: 'ok', headers: { big: 'v'.repeat(1001) } }, 'headers.big'],
   ])('refuses %j, naming %s', (context, field) => {
     expect(() => runWithEventContext(context, () => undefined)).toThrow(ValidationError);
     expect(() => runWithEventContext(context, () => undefined)).toThrow(field);

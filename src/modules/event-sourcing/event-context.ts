@@ -12,7 +12,7 @@ export interface EventMetadataContext {
   correlationId: string;
   /** The id of what caused these events: the handled event's `eventId`; default: the correlation id. */
   causationId?: string;
-  /** Free-form string headers stored with each event (a tenant, a client name); keep them small. */
+  /** Free-form string headers stored with each event (a tenant, a client name): at most 32, names up to 100 characters, values up to 1000. */
   headers?: Readonly<Record<string, string>>;
 }
 
@@ -20,6 +20,10 @@ export interface EventMetadataContext {
 export const CORRELATION_ID_HEADER = 'x-correlation-id';
 /** The longest correlation or causation id accepted. */
 export const MAX_CORRELATION_ID_LENGTH = 128;
+/** Bounds of an event context's `headers`: every event of its commands stores them. */
+export const MAX_EVENT_HEADERS = 32;
+export const MAX_EVENT_HEADER_NAME_LENGTH = 100;
+export const MAX_EVENT_HEADER_VALUE_LENGTH = 1000;
 
 const storage = new AsyncLocalStorage<Readonly<EventMetadataContext>>();
 // Visible ASCII only: ids land in logs and headers, where control characters and spaces would forge lines.
@@ -45,8 +49,14 @@ function checkContext(context: EventMetadataContext): Readonly<EventMetadataCont
   if (causationId !== undefined) result.causationId = causationId;
   if (headers !== undefined) {
     if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) throw new ValidationError('headers', 'must be an object of strings');
-    for (const [name, value] of Object.entries(headers)) {
+    const entries = Object.entries(headers);
+    if (entries.length > MAX_EVENT_HEADERS) throw new ValidationError('headers', `must hold at most ${MAX_EVENT_HEADERS} headers`);
+    for (const [name, value] of entries) {
+      if (name.length === 0 || name.length > MAX_EVENT_HEADER_NAME_LENGTH) {
+        throw new ValidationError('headers', `names must be 1 to ${MAX_EVENT_HEADER_NAME_LENGTH} characters, got ${JSON.stringify(name.slice(0, 120))}`);
+      }
       if (typeof value !== 'string') throw new ValidationError(`headers.${name}`, 'must be a string');
+      if (value.length > MAX_EVENT_HEADER_VALUE_LENGTH) throw new ValidationError(`headers.${name}`, `must be at most ${MAX_EVENT_HEADER_VALUE_LENGTH} characters`);
     }
     result.headers = Object.freeze({ ...headers });
   }
