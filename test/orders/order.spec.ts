@@ -31,7 +31,7 @@ import {
 
 const ID = 'o-1';
 const placed = new OrderPlaced('c-1');
-const widget = new LineAdded('widget', 2, 5);
+const widget = new LineAdded('widget', 2, 500);
 const open = [placed, widget];
 const submitted = [...open, new OrderSubmitted()];
 const shipped = [...submitted, new OrderShipped()];
@@ -86,7 +86,7 @@ describe('PlaceOrder', () => {
 
 describe('AddLine', () => {
   it('adds a line to an open order', async () => {
-    await given(Order, [placed]).when(new AddLine(ID, 'widget', 2, 5)).then([new LineAdded('widget', 2, 5)]);
+    await given(Order, [placed]).when(new AddLine(ID, 'widget', 2, 5)).then([new LineAdded('widget', 2, 500)]);
   });
 
   it('accepts a free line (unit price 0)', async () => {
@@ -104,6 +104,8 @@ describe('AddLine', () => {
     ['a unit price over a billion', 'widget', 1, 1e300, /unitPrice/],
     ['an infinite unit price', 'widget', 1, Infinity, /unitPrice/],
     ['a unit price that is a string', 'widget', 1, '5', /unitPrice/],
+    ['a fraction of a cent', 'widget', 1, 0.123, /whole number of cents/],
+    ['a NaN unit price', 'widget', 1, NaN, /unitPrice/],
     ['an empty sku', '', 1, 5, /sku/],
     ['a blank sku', ' ', 1, 5, /sku/],
   ])('refuses %s (CommandValidationError)', async (_what, sku, quantity, unitPrice, problem) => {
@@ -114,10 +116,10 @@ describe('AddLine', () => {
   });
 
   it('rejects a line whose summed quantity would pass a million (CommandRejectedError)', async () => {
-    await given(Order, [placed, new LineAdded('widget', 999_999, 1)])
+    await given(Order, [placed, new LineAdded('widget', 999_999, 100)])
       .when(new AddLine(ID, 'widget', 2, 1))
       .then(CommandRejectedError);
-    await given(Order, [placed, new LineAdded('widget', 999_999, 1)]).when(new AddLine(ID, 'widget', 1, 1)).then([new LineAdded('widget', 1, 1)]);
+    await given(Order, [placed, new LineAdded('widget', 999_999, 100)]).when(new AddLine(ID, 'widget', 1, 1)).then([new LineAdded('widget', 1, 100)]);
   });
 
   it('lists every problem of the input at once', async () => {
@@ -126,7 +128,7 @@ describe('AddLine', () => {
   });
 
   it('adds the quantity of a sku already on the order, at the newest price, as one line', async () => {
-    await given(Order, open).when(new AddLine(ID, 'widget', 3, 6)).then([new LineAdded('widget', 3, 6)]);
+    await given(Order, open).when(new AddLine(ID, 'widget', 3, 6)).then([new LineAdded('widget', 3, 600)]);
     const order = await stateAfter(
       new PlaceOrder(ID, 'c-1'),
       new AddLine(ID, 'widget', 2, 5),
@@ -134,8 +136,8 @@ describe('AddLine', () => {
       new AddLine(ID, 'widget', 3, 6),
     );
     expect(order.lines).toEqual([
-      { sku: 'widget', quantity: 5, unitPrice: 6 },
-      { sku: 'gadget', quantity: 1, unitPrice: 10 },
+      { sku: 'widget', quantity: 5, unitPriceCents: 600 },
+      { sku: 'gadget', quantity: 1, unitPriceCents: 1000 },
     ]);
     expect(order.total).toBe(40);
     expect(order.version).toBe(4);
@@ -161,7 +163,7 @@ describe('RemoveLine', () => {
       new AddLine(ID, 'gadget', 1, 10),
       new RemoveLine(ID, 'widget'),
     );
-    expect(order.lines).toEqual([{ sku: 'gadget', quantity: 1, unitPrice: 10 }]);
+    expect(order.lines).toEqual([{ sku: 'gadget', quantity: 1, unitPriceCents: 1000 }]);
     expect(order.total).toBe(10);
   });
 
@@ -182,7 +184,7 @@ describe('RemoveLine', () => {
       new RemoveLine(ID, 'widget'),
       new AddLine(ID, 'widget', 1, 7),
     );
-    expect(order.lines).toEqual([{ sku: 'widget', quantity: 1, unitPrice: 7 }]);
+    expect(order.lines).toEqual([{ sku: 'widget', quantity: 1, unitPriceCents: 700 }]);
   });
 
   it('refuses an empty sku (CommandValidationError)', async () => {
@@ -252,16 +254,21 @@ describe('an order that does not exist', () => {
 });
 
 describe('total', () => {
-  it('is the sum of quantity × unit price, rounded to cents', async () => {
+  it('is the sum of quantity × unit price, exact in cents', async () => {
     // 3 × 0.1 + 0.2 is 0.5000000000000001 in floating point.
     const order = await stateAfter(new PlaceOrder(ID, 'c-1'), new AddLine(ID, 'a', 3, 0.1), new AddLine(ID, 'b', 1, 0.2));
     expect(order.total).toBe(0.5);
   });
 
-  it('rounds sub-cent prices to the nearest cent', async () => {
-    expect((await stateAfter(new PlaceOrder(ID, 'c-1'), new AddLine(ID, 'a', 1, 0.123))).total).toBe(0.12);
-    expect((await stateAfter(new PlaceOrder(ID, 'c-1'), new AddLine(ID, 'a', 3, 0.333))).total).toBe(1);
-    expect((await stateAfter(new PlaceOrder(ID, 'c-1'), new AddLine(ID, 'a', 7, 19.99))).total).toBe(139.93);
+  it('stores prices in whole cents, so totals are exact', async () => {
+    const order = await stateAfter(new PlaceOrder(ID, 'c-1'), new AddLine(ID, 'a', 7, 19.99), new AddLine(ID, 'b', 1, 1.2));
+    expect(order.lines).toEqual([
+      { sku: 'a', quantity: 7, unitPriceCents: 1999 },
+      { sku: 'b', quantity: 1, unitPriceCents: 120 },
+    ]);
+    expect(order.totalCents).toBe(14113);
+    expect(order.total).toBe(141.13);
+    await given(Order, [placed]).when(new AddLine(ID, 'a', 1, 0.29)).then([new LineAdded('a', 1, 29)]);
   });
 
   it('follows removals and repeated skus', async () => {
@@ -287,7 +294,7 @@ describe('an order longer than its snapshot interval (100 versions)', () => {
     const order = await repository.load(ID);
     expect(order).toMatchObject({ id: ID, customerId: 'c-1', status: 'open', version });
     expect(order.lines).toHaveLength(103);
-    expect(order.lines[0]).toEqual({ sku: 'sku-1', quantity: 1, unitPrice: 2 });
+    expect(order.lines[0]).toEqual({ sku: 'sku-1', quantity: 1, unitPriceCents: 200 });
     expect(order.total).toBe(206);
     // The history is the domain events only: no snapshot record among them.
     const history = await repository.history(ID);
@@ -308,6 +315,6 @@ describe('the full life of an order', () => {
     // The materialized order matches the one loaded from events.
     const materialized = await repository.get(ID);
     expect(materialized).toMatchObject({ status: 'shipped', version: 4, total: 10, customerId: 'c-1' });
-    expect(materialized.lines).toEqual([{ sku: 'widget', quantity: 2, unitPrice: 5 }]);
+    expect(materialized.lines).toEqual([{ sku: 'widget', quantity: 2, unitPriceCents: 500 }]);
   });
 });

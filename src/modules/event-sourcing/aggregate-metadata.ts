@@ -1,14 +1,21 @@
 import type { AggregateKeys, GsiSlots } from '../event-store/index.js';
 import type { EventContext } from './repository.js';
+import type { EventEnvelope } from './event-serializer.js';
 import { EventStoreError } from '../event-store/index.js';
+import { eventTypeInfo } from './event-types.js';
 
-/** A class whose instances are events; `static type` overrides the stored type name (default: the class name). */
+/**
+ * A class whose instances are events. Its stored type name is, first found: `@DomainEvent('Name')`, its own
+ * `static type`, its class name. Keep it stable: stored events name their class by it.
+ */
 export type EventClass<E extends object = object> = (abstract new (...args: never[]) => E) & { readonly type?: string };
 
-/** The stored type name of an event class or instance. */
+/** The stored type name of an event class or instance (`@DomainEvent`, else `static type`, else the class name). */
 export function eventTypeOf(event: EventClass | object): string {
   const ctor = (typeof event === 'function' ? event : event.constructor) as EventClass;
-  // Only the class's own `type`: a subclass of an event class is another event type.
+  // Only the class's own name: a subclass of an event class is another event type.
+  const declared = eventTypeInfo(ctor);
+  if (declared) return declared.type;
   return Object.hasOwn(ctor, 'type') && typeof ctor.type === 'string' ? ctor.type : ctor.name;
 }
 
@@ -26,6 +33,12 @@ export interface AggregateOptions {
   eventTtlSeconds?: number;
   /** The materialized document expires this many seconds after its last write; absent: never. */
   ttlSeconds?: number;
+  /**
+   * The version of the state's shape (what snapshots store), a positive integer; default 1. Raise it when
+   * the state's fields change: snapshots record it, and one of another version is passed over (the state is
+   * replayed from the events, or from an older snapshot that fits), never restored into the wrong shape.
+   */
+  schemaVersion?: number;
 }
 
 type KeyField = { property: string | symbol };
@@ -79,6 +92,19 @@ export function aggregateTypeOf(ctor: abstract new (...args: never[]) => object)
   return metadata.get(ctor)?.options.type ?? ctor.name;
 }
 
+/** The aggregate's state schema version (`@Aggregate({ schemaVersion })`, default 1), which its snapshots carry. */
+export function aggregateSchemaVersion(ctor: abstract new (...args: never[]) => object): number {
+  return aggregateMetadata(ctor).options.schemaVersion ?? 1;
+}
+
+/**
+ * Whether a snapshot record may be restored into the aggregate class: it was taken at the class's state
+ * schema version (a snapshot without one was taken at version 1). The repository passes any other over.
+ */
+export function snapshotFits(snapshot: Pick<EventEnvelope, 'schemaVersion'>, ctor: abstract new (...args: never[]) => object): boolean {
+  return (snapshot.schemaVersion ?? 1) === aggregateSchemaVersion(ctor);
+}
+
 /**
  * Declares an event-sourced aggregate class: its type name, snapshot interval and TTLs.
  *
@@ -89,6 +115,9 @@ export function aggregateTypeOf(ctor: abstract new (...args: never[]) => object)
 export function Aggregate(options: AggregateOptions = {}): ClassDecorator {
   if (options.snapshotEvery !== undefined && (!Number.isSafeInteger(options.snapshotEvery) || options.snapshotEvery < 2)) {
     throw new EventStoreError(`@Aggregate snapshotEvery must be an integer of at least 2, got ${String(options.snapshotEvery)}`);
+  }
+  if (options.schemaVersion !== undefined && (!Number.isSafeInteger(options.schemaVersion) || options.schemaVersion < 1)) {
+    throw new EventStoreError(`@Aggregate schemaVersion must be a positive integer, got ${String(options.schemaVersion)}`);
   }
   for (const field of ['eventTtlSeconds', 'ttlSeconds'] as const) {
     const value = options[field];

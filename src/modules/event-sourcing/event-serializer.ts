@@ -1,6 +1,10 @@
 import { compressAtOrAbove, decompressIfGzipped, EventStoreError, ValidationError } from '../event-store/index.js';
+import { upcastEnvelope } from './event-types.js';
 
-/** What is stored for one event (the JSON inside an `EventRecord`'s data). */
+/**
+ * What is stored for one event (the JSON inside an `EventRecord`'s data). The metadata fields and
+ * `schemaVersion` were added later: events stored before them decode without them (schema version 1).
+ */
 export interface EventEnvelope {
   /** The event's type name (`@On` registers it; see `eventTypeOf`). */
   type: string;
@@ -13,6 +17,16 @@ export interface EventEnvelope {
   actor: string;
   /** The event's own fields. */
   payload: unknown;
+  /** The event's own id, a UUID. */
+  eventId?: string;
+  /** The id shared by every event of one story: an HTTP request's, and all its commands cause downstream. */
+  correlationId?: string;
+  /** The id of what caused the event: the handled event's `eventId`, or the correlation id for a story's first command. */
+  causationId?: string;
+  /** Free-form string headers (`runWithEventContext({ headers })`). */
+  headers?: Record<string, string>;
+  /** The payload's schema version (`@DomainEvent({ version })`; for snapshots, `@Aggregate({ schemaVersion })`); absent: 1. */
+  schemaVersion?: number;
 }
 
 /** Turns envelopes into stored bytes and back. Plug your own into `EventSourcingModule.forRoot`. */
@@ -26,7 +40,9 @@ export const DEFAULT_EVENT_COMPRESS_THRESHOLD = 1024;
 
 /**
  * UTF-8 JSON, gzip-compressed at or above `compressThreshold` bytes. Reading looks at the gzip magic bytes,
- * not at the threshold, so records written with any threshold (or by protosource) read back.
+ * not at the threshold, so records written with any threshold (or by protosource) read back. Reading also
+ * upcasts (`upcastEnvelope`): an event of an older schema version, or stored under an alias, decodes as its
+ * class's current version; `deserializeStored` gives the envelope exactly as stored.
  */
 export class JsonEventSerializer implements EventSerializer {
   constructor(private readonly compressThreshold = DEFAULT_EVENT_COMPRESS_THRESHOLD) {
@@ -40,6 +56,11 @@ export class JsonEventSerializer implements EventSerializer {
   }
 
   deserialize(data: Uint8Array): EventEnvelope {
+    return upcastEnvelope(this.deserializeStored(data));
+  }
+
+  /** The envelope exactly as stored: no upcasting. */
+  deserializeStored(data: Uint8Array): EventEnvelope {
     let parsed: unknown;
     try {
       parsed = JSON.parse(decompressIfGzipped(data).toString('utf8'));
@@ -60,8 +81,21 @@ function isEnvelope(value: unknown): value is EventEnvelope {
     typeof e.aggregateId === 'string' &&
     Number.isSafeInteger(e.version) &&
     typeof e.at === 'number' &&
-    typeof e.actor === 'string'
+    typeof e.actor === 'string' &&
+    optional(e.eventId, 'string') &&
+    optional(e.correlationId, 'string') &&
+    optional(e.causationId, 'string') &&
+    (e.headers === undefined || isStringRecord(e.headers)) &&
+    (e.schemaVersion === undefined || (Number.isSafeInteger(e.schemaVersion) && (e.schemaVersion as number) >= 1))
   );
+}
+
+function optional(value: unknown, type: 'string'): boolean {
+  return value === undefined || typeof value === type;
+}
+
+function isStringRecord(value: unknown): boolean {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
 }
 
 let lastMicros = 0;

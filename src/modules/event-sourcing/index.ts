@@ -1,7 +1,9 @@
 export { AggregateRoot } from './aggregate-root.js';
 export {
   Aggregate,
+  aggregateSchemaVersion,
   eventTypeOf,
+  snapshotFits,
   Gsi,
   On,
   PartitionKey,
@@ -10,6 +12,31 @@ export {
   type EventClass,
 } from './aggregate-metadata.js';
 export { Command, type Evaluation, type Lifecycle } from './command.js';
+export {
+  CORRELATION_ID_HEADER,
+  CorrelationIdInterceptor,
+  correlationIdOf,
+  currentEventContext,
+  isValidCorrelationId,
+  MAX_CORRELATION_ID_LENGTH,
+  MAX_EVENT_HEADER_NAME_LENGTH,
+  MAX_EVENT_HEADER_VALUE_LENGTH,
+  MAX_EVENT_HEADERS,
+  runInHandlerContext,
+  runWithEventContext,
+  type EventMetadataContext,
+  type HandledEventLike,
+} from './event-context.js';
+export {
+  DomainEvent,
+  eventSchemaVersion,
+  EventSchemaError,
+  eventTypeInfo,
+  upcastEnvelope,
+  type DomainEventOptions,
+  type EventTypeInfo,
+  type Upcaster,
+} from './event-types.js';
 export {
   DEFAULT_EVENT_COMPRESS_THRESHOLD,
   JsonEventSerializer,

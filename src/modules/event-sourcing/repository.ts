@@ -17,7 +17,16 @@ import {
 } from '../event-store/index.js';
 import { messageOf } from '../cosmos/index.js';
 import { AggregateRoot } from './aggregate-root.js';
-import { aggregateMetadata, aggregateTypeOf, eventTypeOf, type AggregateOptions, type EventClass } from './aggregate-metadata.js';
+import {
+  aggregateMetadata,
+  aggregateSchemaVersion,
+  aggregateTypeOf,
+  eventTypeOf,
+  snapshotFits,
+  type AggregateOptions,
+  type EventClass,
+} from './aggregate-metadata.js';
+import { commandStamper } from './event-types.js';
 import type { Command } from './command.js';
 import { JsonEventSerializer, nowMicros, type EventEnvelope, type EventSerializer } from './event-serializer.js';
 import {
@@ -126,6 +135,11 @@ export interface HistoryEvent<E extends object = object> {
   at: number;
   actor: string;
   event: E;
+  /** The event's id; absent for events stored before metadata existed (as are the two below). */
+  eventId?: string;
+  correlationId?: string;
+  causationId?: string;
+  headers?: Record<string, string>;
 }
 
 /** A page of materialized aggregates. */
@@ -231,7 +245,7 @@ export class Repository<A extends AggregateRoot> {
     if (every) {
       const tail = (await this.stores.events.loadTail(streamId, every, options)).records.map((r) => this.decode(id, r));
       // A tail without a snapshot in a longer stream (snapshots turned on later, or expired) is not enough.
-      if (tail.length === 0 || tail[0].version === 1 || tail.some((e) => e.type === SNAPSHOT_EVENT_TYPE)) {
+      if (tail.length === 0 || tail[0].version === 1 || tail.some((e) => e.type === SNAPSHOT_EVENT_TYPE && snapshotFits(e, this.aggregateClass))) {
         return this.replay(id, tail);
       }
     }
@@ -258,6 +272,7 @@ export class Repository<A extends AggregateRoot> {
         at: envelope.at,
         actor: envelope.actor,
         event: this.toEvent(envelope),
+        ...metadataOf(envelope),
       }));
   }
 
@@ -347,8 +362,9 @@ export class Repository<A extends AggregateRoot> {
     const at = nowMicros();
     const ttl = this.options.eventTtlSeconds ? Math.floor(Date.now() / 1000) + this.options.eventTtlSeconds : undefined;
     const records: EventRecord[] = [];
+    const stamp = commandStamper(aggregateSchemaVersion(this.aggregateClass));
     const append = (type: string, payload: unknown) => {
-      const envelope: EventEnvelope = { type, aggregateId: aggregate.id, version: aggregate.version + 1, at, actor, payload };
+      const envelope: EventEnvelope = { type, aggregateId: aggregate.id, version: aggregate.version + 1, at, actor, payload, ...stamp(type, SNAPSHOT_EVENT_TYPE) };
       if (type === SNAPSHOT_EVENT_TYPE) aggregate.version = envelope.version;
       else this.applyEnvelope(aggregate, envelope);
       const record: EventRecord = { version: envelope.version, data: this.serializer.serialize(envelope) };
@@ -387,7 +403,7 @@ export class Repository<A extends AggregateRoot> {
   private replay(id: string, envelopes: readonly EventEnvelope[]): A {
     const aggregate = new this.aggregateClass();
     aggregate.id = id;
-    const start = this.options.snapshotEvery ? Math.max(0, envelopes.findLastIndex((e) => e.type === SNAPSHOT_EVENT_TYPE)) : 0;
+    const start = this.options.snapshotEvery ? Math.max(0, envelopes.findLastIndex((e) => e.type === SNAPSHOT_EVENT_TYPE && snapshotFits(e, this.aggregateClass))) : 0;
     const run = envelopes.slice(start);
     if (run.length > 0 && run[0].version !== 1 && run[0].type !== SNAPSHOT_EVENT_TYPE) {
       throw this.unreadable(
@@ -403,7 +419,7 @@ export class Repository<A extends AggregateRoot> {
       if (envelope.type !== SNAPSHOT_EVENT_TYPE) {
         if (!this.eventClasses.has(envelope.type)) throw this.unknownType(id, envelope);
         this.applyEnvelope(aggregate, envelope);
-      } else if (this.options.snapshotEvery) {
+      } else if (this.options.snapshotEvery && snapshotFits(envelope, this.aggregateClass)) {
         aggregate.restoreSnapshot(envelope.payload as Record<string, unknown>);
         aggregate.id = id;
       }
@@ -482,6 +498,16 @@ export class Repository<A extends AggregateRoot> {
       toJSON: () => ({ ...(toPayload(aggregate) as object), [MATERIALIZED_TYPE_FIELD]: type }),
     };
   }
+}
+
+/** The metadata fields an envelope holds (events stored before metadata have none). */
+function metadataOf({ eventId, correlationId, causationId, headers }: EventEnvelope): Partial<HistoryEvent> {
+  const metadata: Partial<HistoryEvent> = {};
+  if (eventId !== undefined) metadata.eventId = eventId;
+  if (correlationId !== undefined) metadata.correlationId = correlationId;
+  if (causationId !== undefined) metadata.causationId = causationId;
+  if (headers !== undefined) metadata.headers = headers;
+  return metadata;
 }
 
 /** An object's JSON form: what is stored as an event's payload or a snapshot. */

@@ -5,6 +5,7 @@ import type { AggregateRoot } from './aggregate-root.js';
 import { eventTypeOf } from './aggregate-metadata.js';
 import type { Command } from './command.js';
 import { JsonEventSerializer, nowMicros } from './event-serializer.js';
+import { eventSchemaVersion } from './event-types.js';
 import { Repository, type AggregateClass, type RepositoryOptions } from './repository.js';
 
 /** What a scenario ended with: the new version and the events the command stored, or the error. */
@@ -77,10 +78,12 @@ async function run<A extends AggregateRoot>(
   try {
     await events.save(
       repository.streamId(id),
-      past.map((event, i) => ({
-        version: i + 1,
-        data: serializer.serialize({ type: eventTypeOf(event), aggregateId: id, version: i + 1, at, actor: 'given', payload: toJson(event) }),
-      })),
+      past.map((event, i) => {
+        const type = eventTypeOf(event);
+        // Past events are instances of today's classes: stored at their current schema version, never upcast.
+        const envelope = { type, aggregateId: id, version: i + 1, at, actor: 'given', payload: toJson(event), schemaVersion: eventSchemaVersion(type) };
+        return { version: i + 1, data: serializer.serialize(envelope) };
+      }),
     );
     const version = await repository.apply(command);
     const stored = (await repository.history(id)).filter((entry) => entry.version > past.length);

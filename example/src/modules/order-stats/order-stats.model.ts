@@ -52,7 +52,8 @@ export function nextOrderRow(row: OrderRow | undefined, event: OrderEventEnvelop
     case types.lineAdded: {
       const sku = String(payload.sku);
       const quantity = Number(payload.quantity);
-      const unitPrice = Number(payload.unitPrice);
+      // LineAdded v2 holds cents (JsonEventSerializer upcasts v1); the row keeps the price as the API shows it.
+      const unitPrice = payload.unitPriceCents !== undefined ? Number(payload.unitPriceCents) / 100 : Number(payload.unitPrice);
       // As the aggregate does: the same SKU again adds to its quantity at the newest price.
       next.lines[sku] = { quantity: (next.lines[sku]?.quantity ?? 0) + quantity, unitPrice };
       break;

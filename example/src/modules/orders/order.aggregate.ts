@@ -1,20 +1,22 @@
 import { Aggregate, AggregateRoot, Gsi, On, type EventContext } from 'nest-cosmos-eventstore';
-import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from './order.events.js';
+import { fromCents, LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted, toCents } from './order.events.js';
 
 export type OrderStatus = 'open' | 'submitted' | 'shipped' | 'cancelled';
 
+/** A line of the order; its price in integer cents (schema version 2 of the order's state). */
 export interface OrderLine {
   sku: string;
   quantity: number;
-  unitPrice: number;
+  unitPriceCents: number;
 }
 
 /**
  * An order: placed for a customer, lines added and removed while open, then submitted and shipped, or
  * cancelled before shipping. Materialized with two indexes: slot 1 by customer (newest last by creation
- * time), slot 2 by status (by last change).
+ * time), slot 2 by status (by last change). State schema version 2: line prices in cents (version 1 held
+ * `unitPrice` numbers; its snapshots are passed over and the order is replayed from its events).
  */
-@Aggregate({ type: 'Order', snapshotEvery: 100 })
+@Aggregate({ type: 'Order', snapshotEvery: 100, schemaVersion: 2 })
 export class Order extends AggregateRoot {
   @Gsi(1, 'pk') customerId = '';
   @Gsi(2, 'pk') status: OrderStatus = 'open';
@@ -26,9 +28,14 @@ export class Order extends AggregateRoot {
     return this.version === 0 ? undefined : this.status;
   }
 
-  /** The sum of quantity × unit price, rounded to cents. */
+  /** The sum of quantity × unit price, in cents: exact. */
+  get totalCents(): number {
+    return this.lines.reduce((sum, line) => sum + line.quantity * line.unitPriceCents, 0);
+  }
+
+  /** The total as the HTTP API shows prices (`12.5`). */
   get total(): number {
-    return Math.round(this.lines.reduce((sum, line) => sum + line.quantity * line.unitPrice, 0) * 100) / 100;
+    return fromCents(this.totalCents);
   }
 
   line(sku: string): OrderLine | undefined {
@@ -46,8 +53,8 @@ export class Order extends AggregateRoot {
   onLineAdded(event: LineAdded, context: EventContext): void {
     const line = this.line(event.sku);
     // The same SKU again adds to its quantity at the newest price.
-    if (line) Object.assign(line, { quantity: line.quantity + event.quantity, unitPrice: event.unitPrice });
-    else this.lines.push({ sku: event.sku, quantity: event.quantity, unitPrice: event.unitPrice });
+    if (line) Object.assign(line, { quantity: line.quantity + event.quantity, unitPriceCents: event.unitPriceCents });
+    else this.lines.push({ sku: event.sku, quantity: event.quantity, unitPriceCents: event.unitPriceCents });
     this.touch(context);
   }
 
@@ -73,6 +80,19 @@ export class Order extends AggregateRoot {
   onCancelled(_event: OrderCancelled, context: EventContext): void {
     this.status = 'cancelled';
     this.touch(context);
+  }
+
+  /**
+   * Materialized documents written before prices moved to cents hold lines with `unitPrice`: `get` and
+   * `query` read them in today's shape. (Snapshots of the old shape never get here: the repository passes
+   * snapshots of another `schemaVersion` over.)
+   */
+  override restoreSnapshot(state: Record<string, unknown>): void {
+    super.restoreSnapshot(state);
+    this.lines = this.lines.map((line) => {
+      const { sku, quantity, unitPriceCents, unitPrice } = line as OrderLine & { unitPrice?: number };
+      return { sku, quantity, unitPriceCents: unitPriceCents ?? toCents(Number(unitPrice)) };
+    });
   }
 
   private touch(context: EventContext): string {

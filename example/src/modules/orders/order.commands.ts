@@ -1,7 +1,7 @@
 import { Command, type Evaluation } from 'nest-cosmos-eventstore';
 import { hasControlCharacter } from '../../http/request-input.js';
 import { Order } from './order.aggregate.js';
-import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from './order.events.js';
+import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted, toCents } from './order.events.js';
 
 const MAX_TEXT = 200;
 // Bounds that keep every total an exact, finite number (a product decision; widen with care).
@@ -41,6 +41,7 @@ export class PlaceOrder extends Command<Order> {
   }
 }
 
+/** Adds a line; `unitPrice` is in currency units as the HTTP API takes it (`12.5`), stored in cents. */
 export class AddLine extends Command<Order> {
   readonly lifecycle = 'mutate';
   override readonly allowedStates = ['open'];
@@ -61,6 +62,9 @@ export class AddLine extends Command<Order> {
     }
     if (typeof this.unitPrice !== 'number' || !Number.isFinite(this.unitPrice) || this.unitPrice < 0 || this.unitPrice > MAX_UNIT_PRICE) {
       problems.push(`unitPrice must be a number from 0 to ${MAX_UNIT_PRICE}`);
+    } else if (Math.abs(this.unitPrice * 100 - toCents(this.unitPrice)) > 1e-6) {
+      // Stored in integer cents: a fraction of a cent would be rounded away, so it is refused instead.
+      problems.push('unitPrice must be a whole number of cents (at most 2 decimals)');
     }
     return problems;
   }
@@ -72,7 +76,7 @@ export class AddLine extends Command<Order> {
   }
 
   emit(): LineAdded {
-    return new LineAdded(this.sku, this.quantity, this.unitPrice);
+    return new LineAdded(this.sku, this.quantity, toCents(this.unitPrice));
   }
 }
 

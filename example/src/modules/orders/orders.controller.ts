@@ -1,7 +1,7 @@
-import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Query, Req, UseFilters } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Query, Req, UseFilters, UseInterceptors } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { AggregateNotFoundError, InjectRepository, Repository, type Command } from 'nest-cosmos-eventstore';
+import { AggregateNotFoundError, CorrelationIdInterceptor, InjectRepository, Repository, type Command } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
 import { actorOf, bodyFields, pathId, queryParams, type QueryParams } from '../../http/request-input.js';
 import { Order } from './order.aggregate.js';
@@ -30,10 +30,12 @@ interface VersionDto {
  * does not allow → 409, a command that kept losing the race to concurrent ones → 409 `retryable`, invalid
  * input → 400 (malformed: unknown fields or query parameters, a repeated or empty parameter, a bad
  * `x-actor`) or 422 (refused by the command). The `x-actor` header names who acts (default `anonymous`,
- * UTF-8, at most 200 characters); it is stored with each event.
+ * UTF-8, at most 200 characters); it is stored with each event, and so is the correlation id
+ * (`x-correlation-id`, else the `traceparent` trace id, else a fresh one; answered in `x-correlation-id`).
  */
 @Controller()
 @UseFilters(EventStoreExceptionFilter)
+@UseInterceptors(CorrelationIdInterceptor)
 export class OrdersController {
   constructor(@InjectRepository(Order) private readonly orders: Repository<Order>) {}
 
@@ -103,7 +105,7 @@ export class OrdersController {
     }
   }
 
-  /** Every event of the order, oldest first. */
+  /** Every event of the order, oldest first, with its `eventId`, `correlationId` and `causationId`. */
   @Get('orders/:id/history')
   async history(@Param('id') id: string, @Query() query: QueryParams): Promise<{ events: HistoryEventDto[] }> {
     queryParams(query, []);

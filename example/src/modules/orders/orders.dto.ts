@@ -1,7 +1,8 @@
 import { ValidationError } from 'nest-cosmos-eventstore';
 import type { AggregatePage, HistoryEvent } from 'nest-cosmos-eventstore';
 import { acceptToken, issueToken, pageLimit } from '../../http/request-input.js';
-import type { Order, OrderLine, OrderStatus } from './order.aggregate.js';
+import type { Order, OrderStatus } from './order.aggregate.js';
+import { fromCents, LineAdded } from './order.events.js';
 
 export const ORDER_STATUSES: readonly OrderStatus[] = ['open', 'submitted', 'shipped', 'cancelled'];
 
@@ -10,7 +11,8 @@ export interface OrderDto {
   id: string;
   customerId: string;
   status: OrderStatus;
-  lines: OrderLine[];
+  /** Prices in currency units (`12.5`), as the API takes them; stored in cents. */
+  lines: Array<{ sku: string; quantity: number; unitPrice: number }>;
   total: number;
   version: number;
   createdAt: string;
@@ -23,12 +25,24 @@ export interface OrderPageDto {
   continuationToken?: string;
 }
 
-/** One entry of `GET /orders/:id/history`: the event's fields beside its type, version, time and actor. */
-export type HistoryEventDto = { type: string; version: number; at: string; actor: string } & Record<string, unknown>;
+/**
+ * One entry of `GET /orders/:id/history`: the event's fields (prices in currency units, as the API takes
+ * them) beside its type, version, time, actor and metadata (absent on events stored before metadata existed).
+ */
+export type HistoryEventDto = {
+  type: string;
+  version: number;
+  at: string;
+  actor: string;
+  eventId?: string;
+  correlationId?: string;
+  causationId?: string;
+} & Record<string, unknown>;
 
 export function toOrderDto(order: Order): OrderDto {
   const { id, customerId, status, lines, total, version, createdAt, updatedAt } = order;
-  return { id, customerId, status, lines, total, version, createdAt, updatedAt };
+  const shown = lines.map(({ sku, quantity, unitPriceCents }) => ({ sku, quantity, unitPrice: fromCents(unitPriceCents) }));
+  return { id, customerId, status, lines: shown, total, version, createdAt, updatedAt };
 }
 
 /** A page of orders; its continuation token is bound to `scope`, the query that answered it. */
@@ -39,8 +53,13 @@ export function toOrderPageDto(page: AggregatePage<Order>, scope: readonly unkno
   return dto;
 }
 
-export function toHistoryEventDto({ type, version, at, actor, event }: HistoryEvent): HistoryEventDto {
-  return { ...event, type, version, at: new Date(Math.floor(at / 1000)).toISOString(), actor };
+export function toHistoryEventDto({ type, version, at, actor, event, eventId, correlationId, causationId }: HistoryEvent): HistoryEventDto {
+  const fields = event instanceof LineAdded ? { sku: event.sku, quantity: event.quantity, unitPrice: fromCents(event.unitPriceCents) } : event;
+  const dto: HistoryEventDto = { ...fields, type, version, at: new Date(Math.floor(at / 1000)).toISOString(), actor };
+  if (eventId !== undefined) dto.eventId = eventId;
+  if (correlationId !== undefined) dto.correlationId = correlationId;
+  if (causationId !== undefined) dto.causationId = causationId;
+  return dto;
 }
 
 /** `limit` and `continuationToken` of a list route (checked by `queryParams`), for the query `scope`. */
