@@ -100,7 +100,9 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.use(methodNotAllowed(() => express.router.stack));
   // Before every parser, Nest's default urlencoded one included: a form post never becomes a body.
   app.use(jsonBodiesOnly([`/${PROTOSOURCE_ROUTES}/`]));
-  app.useBodyParser('json', { limit: MAX_REQUEST_BODY, verify: markInvalidUtf8 });
+  // strict: false: any JSON value is parsed, so a body of `null`, `42` or `"str"` reaches the route, which
+  // refuses it naming `body`, instead of body-parser's "Unexpected token 'n', "null" is not valid JSON".
+  app.useBodyParser('json', { limit: MAX_REQUEST_BODY, verify: markInvalidUtf8, strict: false });
   app.use(refuseInvalidUtf8);
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
   answerClientErrors(app.getHttpServer());
