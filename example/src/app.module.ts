@@ -87,6 +87,17 @@ function refuseInvalidUtf8(req: object, res: ServerResponse, next: () => void): 
 }
 
 /**
+ * A body that is not JSON at all (`nul`, `{"a":`) is a 400 naming `body`, as every other refusal of the
+ * body, instead of the parser's bare "Unexpected end of JSON input".
+ */
+function explainMalformedJson(err: unknown, _req: object, res: ServerResponse, next: (err?: unknown) => void): void {
+  if ((err as { type?: unknown } | null)?.type !== 'entity.parse.failed') return next(err);
+  const detail = err instanceof Error ? err.message : String(err);
+  const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message: `body: is not valid JSON (${detail})`, field: 'body' });
+  res.writeHead(400, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) }).end(body);
+}
+
+/**
  * What every entry point (`main.ts`, the e2e tests) sets up before `init()`, so every request is parsed and
  * answered alike: no `x-powered-by` banner; 405 with `Allow` for a known path asked with another method;
  * JSON bodies only (415 otherwise), up to a limit large enough for events near the Cosmos DB item limit; the JSON error shape
@@ -104,6 +115,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   // refuses it naming `body`, instead of body-parser's "Unexpected token 'n', "null" is not valid JSON".
   app.useBodyParser('json', { limit: MAX_REQUEST_BODY, verify: markInvalidUtf8, strict: false });
   app.use(refuseInvalidUtf8);
+  app.use(explainMalformedJson);
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
   answerClientErrors(app.getHttpServer());
   return app;

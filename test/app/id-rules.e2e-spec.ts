@@ -74,6 +74,11 @@ describe('the protosource routes', () => {
     await request(http).get(`${P}/load/${encodeURIComponent(id).replace(/\./g, '%2E')}`).set('Accept', 'application/json').expect(400);
   });
 
+  it('refuse such an id as the customer_id of a query', async () => {
+    const res = await request(http).get(`${P}/query/by-customer-id?customer_id=%00`).set('Accept', 'application/json').expect(400);
+    expect(res.body).toMatchObject({ code: 'QUERY_BAD_PARAM', message: expect.stringContaining('customer_id') });
+  });
+
   it('refuse such ids in their read paths, in the error shape', async () => {
     for (const path of [`${P}/%2E%2E`, `${P}/load/%2E`, `${P}/%00/history`, `${P}/a%0Ab`]) {
       const res = await request(http).get(path).set('Accept', 'application/json').expect(400);
@@ -108,6 +113,13 @@ describe('the protosource routes', () => {
       const res = await request(http).post(`${P}/create`).set(JSON_BOTH).send(body).expect(400);
       expect(res.body).toMatchObject({ code: 'CMD_UNMARSHAL', detail: expect.stringContaining('must be a JSON object') });
     }
+  });
+});
+
+describe('bodies that are not JSON at all', () => {
+  it.each(['nul', '{"customerId":', '{\'a\':1}'])('%s is refused with 400 naming body', async (body) => {
+    const res = await request(http).post('/orders').set('Content-Type', 'application/json').send(body).expect(400);
+    expect(res.body).toMatchObject({ statusCode: 400, error: 'Bad Request', field: 'body', message: expect.stringMatching(/^body: is not valid JSON/) });
   });
 });
 

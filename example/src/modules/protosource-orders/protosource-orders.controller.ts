@@ -128,6 +128,11 @@ export class ProtosourceOrdersController {
   async byCustomer(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
     const customerId = queryParam(req, 'customer_id');
     if (!customerId) return reply(req, res, 400, ...apiError('QUERY_MISSING_PK', 'missing required parameter: customer_id'));
+    try {
+      checkId('customer_id', customerId);
+    } catch (err) {
+      return reply(req, res, 400, ...apiError('QUERY_BAD_PARAM', (err as Error).message));
+    }
     const skOp = queryParam(req, 'sk_op');
     let sort: Parameters<ProtosourceRepository<Order>['query']>[2];
     if (skOp) {
