@@ -44,6 +44,17 @@ describe('the orders routes', () => {
   });
 });
 
+describe('the x-actor rules', () => {
+  it('hold on every route, reads included', async () => {
+    for (const path of ['/orders/o-1', '/order-stats', '/aggregates/raw-1/events', '/health/live']) {
+      const res = await request(http).get(path).set('x-actor', 'a'.repeat(201)).expect(400);
+      expect(res.body).toMatchObject({ statusCode: 400, field: 'x-actor' });
+    }
+    // Header bytes go as latin1: UTF-8 text is sent as its bytes.
+    await request(http).get('/order-stats').set('x-actor', Buffer.from('zoë').toString('latin1')).expect(200);
+  });
+});
+
 describe('the raw aggregate routes', () => {
   it.each(['%00', '%0A', 'a%7Fb', '%C2%85', '%2E', '%2E%2E'])('refuse the stream id %s, naming id, and store nothing', async (id) => {
     expect((await request(http).post(`/aggregates/${id}/events`).send({ records: [record] }).expect(400)).body).toMatchObject({ field: 'id' });
