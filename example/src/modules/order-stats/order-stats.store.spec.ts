@@ -68,3 +68,17 @@ describe('OrderStatsStore.customer', () => {
     expect(view).toEqual({ customerId: 'c-1', orders: 2, byStatus: row.statuses, revenue: '1000000000000000.10' });
   });
 });
+
+describe('OrderStatsStore.customers', () => {
+  it('answers a continuation token Cosmos DB cannot read (400) as the client\'s input, naming it', async () => {
+    const container = {
+      items: {
+        query: () => ({ fetchNext: () => Promise.reject(Object.assign(new Error('Invalid continuation token'), { code: 400 })) }),
+      },
+    } as unknown as Container;
+    const store = new OrderStatsStore(container);
+    await expect(store.customers({ limit: 10, continuationToken: 'garbage' })).rejects.toMatchObject({ name: 'ValidationError', field: 'continuationToken' });
+    // Without a token of the client's, a 400 is the service's own failure.
+    await expect(store.customers({ limit: 10 })).rejects.toThrow('Invalid continuation token');
+  });
+});

@@ -8,6 +8,8 @@ import {
   eventTypeOf,
   InjectAggregatesContainer,
   retryTransient,
+  statusOf,
+  ValidationError,
 } from 'nest-cosmos-eventstore';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted, type OrderStatus } from '../orders/index.js';
 import {
@@ -193,7 +195,11 @@ export class OrderStatsStore {
           { partitionKey: ORDER_STATS_PARTITION, maxItemCount: limit, ...(continuationToken !== undefined && { continuationToken }) },
         )
         .fetchNext(),
-    );
+    ).catch((err: unknown) => {
+      // Cosmos DB refuses a continuation token it cannot read with 400: the client's input, not a failure.
+      if (continuationToken !== undefined && statusOf((err as { cause?: unknown }).cause ?? err) === 400) throw new ValidationError('continuationToken', 'is not a token of this query');
+      throw err;
+    });
     const customers = resources.map((doc) => customerView(decode<CustomerRow>(doc.body)));
     return next ? { customers, continuationToken: next } : { customers };
   }
