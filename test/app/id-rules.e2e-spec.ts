@@ -52,6 +52,10 @@ describe('the x-actor rules', () => {
     }
     // Header bytes go as latin1: UTF-8 text is sent as its bytes.
     await request(http).get('/order-stats').set('x-actor', Buffer.from('zoë').toString('latin1')).expect(200);
+    for (const path of [`${P}/o-1`, `${P}/load/o-1`, `${P}/o-1/history`, `${P}/query/by-customer-id?customer_id=c-1`]) {
+      const res = await request(http).get(path).set('Accept', 'application/json').set('x-actor', 'a'.repeat(201)).expect(400);
+      expect(res.body).toMatchObject({ message: expect.stringContaining('x-actor') });
+    }
   });
 });
 

@@ -130,6 +130,7 @@ export class ProtosourceOrdersController {
     if (!customerId) return reply(req, res, 400, ...apiError('QUERY_MISSING_PK', 'missing required parameter: customer_id'));
     try {
       checkId('customer_id', customerId);
+      actorOf(req, UNKNOWN_ACTOR);
     } catch (err) {
       return reply(req, res, 400, ...apiError('QUERY_BAD_PARAM', (err as Error).message));
     }
@@ -214,10 +215,14 @@ export class ProtosourceOrdersController {
   }
 }
 
-/** The `:id` of a read route under the service's id rule; else answered 400 with `code` (and false). */
+/**
+ * The `:id` of a read route under the service's id rule, and the `x-actor` header under its rules (as on
+ * every route of the service, though a read stores no actor); else answered 400 with `code` (and false).
+ */
 function validPathId(req: HttpRequest, res: ServerResponse, code: string): boolean {
   try {
     checkId('id', req.params.id);
+    actorOf(req, UNKNOWN_ACTOR);
     return true;
   } catch (err) {
     reply(req, res, 400, ...apiError(code, (err as Error).message));
