@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { isUtf8 } from 'node:buffer';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigModule, type ConfigType } from '@nestjs/config';
 import { APP_GUARD, HttpAdapterHost } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -17,6 +17,7 @@ import { OrderStatsModule } from './modules/order-stats/index.js';
 import { SubscriptionsAdminModule } from './modules/subscriptions-admin/index.js';
 import { subscriptionsConfig } from './config/subscriptions.config.js';
 import { answerClientErrors } from './http/client-errors.js';
+import { actorOf } from './http/request-input.js';
 import { HttpExceptionFilter } from './http/http-exception.filter.js';
 import { jsonBodiesOnly } from './http/json-bodies-only.js';
 import { methodNotAllowed, type RouteLayer } from './http/method-not-allowed.js';
@@ -87,6 +88,36 @@ function refuseInvalidUtf8(req: object, res: ServerResponse, next: () => void): 
 }
 
 /**
+ * A body that is not JSON at all (`nul`, `{"a":`) is a 400 naming `body`, as every other refusal of the
+ * body, instead of the parser's bare "Unexpected end of JSON input".
+ */
+function explainMalformedJson(err: unknown, _req: object, res: ServerResponse, next: (err?: unknown) => void): void {
+  if ((err as { type?: unknown } | null)?.type !== 'entity.parse.failed') return next(err);
+  const detail = err instanceof Error ? err.message : String(err);
+  const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message: `body: is not valid JSON (${detail})`, field: 'body' });
+  res.writeHead(400, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) }).end(body);
+}
+
+/**
+ * The `x-actor` rules on every route, reads included (a request naming its actor badly is refused wherever
+ * it goes, not only where the actor is stored). protosource's routes answer in their own error shape and
+ * check the header themselves.
+ */
+function checkActorHeader(ownShapePrefixes: readonly string[]) {
+  return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
+    if (ownShapePrefixes.some((prefix) => req.url?.startsWith(prefix))) return next();
+    try {
+      actorOf(req);
+    } catch (err) {
+      const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message: (err as Error).message, field: 'x-actor' });
+      res.writeHead(400, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) }).end(body);
+      return;
+    }
+    next();
+  };
+}
+
+/**
  * What every entry point (`main.ts`, the e2e tests) sets up before `init()`, so every request is parsed and
  * answered alike: no `x-powered-by` banner; 405 with `Allow` for a known path asked with another method;
  * JSON bodies only (415 otherwise), up to a limit large enough for events near the Cosmos DB item limit; the JSON error shape
@@ -100,8 +131,12 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.use(methodNotAllowed(() => express.router.stack));
   // Before every parser, Nest's default urlencoded one included: a form post never becomes a body.
   app.use(jsonBodiesOnly([`/${PROTOSOURCE_ROUTES}/`]));
-  app.useBodyParser('json', { limit: MAX_REQUEST_BODY, verify: markInvalidUtf8 });
+  // strict: false: any JSON value is parsed, so a body of `null`, `42` or `"str"` reaches the route, which
+  // refuses it naming `body`, instead of body-parser's "Unexpected token 'n', "null" is not valid JSON".
+  app.useBodyParser('json', { limit: MAX_REQUEST_BODY, verify: markInvalidUtf8, strict: false });
   app.use(refuseInvalidUtf8);
+  app.use(explainMalformedJson);
+  app.use(checkActorHeader([`/${PROTOSOURCE_ROUTES}/`]));
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
   answerClientErrors(app.getHttpServer());
   return app;

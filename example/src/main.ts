@@ -10,6 +10,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { loadServiceConfig } from './config/env.validation.js';
 import { checkPortAvailable } from './config/port-check.js';
 import { describeStartupFailure } from './config/startup-failure.js';
+import { InFlightRequests, stopGracefully } from './http/graceful-shutdown.js';
 
 /**
  * Nest's console logger, but for the whole dump of a start-up failure that Nest's ExceptionHandler prints
@@ -36,17 +37,14 @@ async function bootstrap(): Promise<void> {
   await checkPortAvailable(appSettings.port);
   const { AppModule, configureApp } = await import('./app.module.js');
   // abortOnError false: a failure reaches the catch below (one clear line, exit code 1) instead of Nest's exit.
-  // forceCloseConnections: on shutdown, keep-alive and half-sent connections are closed rather than waited
-  // for, or one idle client would keep a stopping service alive until a supervisor's SIGKILL.
-  const app = await NestFactory.create<NestExpressApplication>(AppModule, {
-    abortOnError: false,
-    logger: serviceLogger,
-    forceCloseConnections: true,
-  });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule, { abortOnError: false, logger: serviceLogger });
   configureApp(app);
-  // On SIGINT/SIGTERM Nest closes the server and runs the shutdown hooks (the Cosmos client is disposed,
-  // the embedded server closed), then exits 0 instead of re-raising the signal.
-  app.enableShutdownHooks(['SIGINT', 'SIGTERM'], { useProcessExit: true });
+  // On SIGINT/SIGTERM: no new connections, idle keep-alive ones closed at once, the requests in flight
+  // answered (for at most SHUTDOWN_DRAIN_SECONDS); only then the shutdown hooks (the subscribers stop, the
+  // Cosmos client is disposed, the embedded server closed), then exit 0.
+  const requests = new InFlightRequests(app.getHttpServer());
+  const shutdown = new Logger('Shutdown');
+  stopGracefully(app, requests, { drainMs: appSettings.shutdownDrainSeconds * 1000, log: (message) => shutdown.log(message) });
   await app.listen(appSettings.port);
   serviceLogger.starting = false;
   logger.log(`listening on http://localhost:${appSettings.port}`);

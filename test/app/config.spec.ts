@@ -28,7 +28,7 @@ function errorFor(env: Env): EnvValidationError {
 describe('defaults', () => {
   it('an empty environment: embedded server, database eventstore, containers events/aggregates/leases, port 3000, no TTL', () => {
     expect(loadServiceConfig({})).toEqual({
-      app: { port: 3000 },
+      app: { port: 3000, shutdownDrainSeconds: 8 },
       cosmos: { databaseId: 'eventstore', eventsContainerId: 'events', aggregatesContainerId: 'aggregates', startupTimeoutSeconds: 15 },
       eventStore: {},
       subscriptions: { leasesContainerId: 'leases' },
@@ -54,13 +54,14 @@ describe('valid values', () => {
         COSMOS_STARTUP_TIMEOUT_SECONDS: '30',
         EVENT_TTL_SECONDS: '86400',
         PORT: '8080',
+        SHUTDOWN_DRAIN_SECONDS: '20',
         COSMOS_LEASES_CONTAINER: 'shop-leases',
         SUBSCRIPTIONS_INSTANCE_ID: 'pod-7',
         SUBSCRIPTIONS_LEASE_SECONDS: '10',
         ADMIN_TOKEN: ADMIN_TOKEN,
       }),
     ).toEqual({
-      app: { port: 8080, adminToken: ADMIN_TOKEN },
+      app: { port: 8080, adminToken: ADMIN_TOKEN, shutdownDrainSeconds: 20 },
       cosmos: {
         endpoint: ENDPOINT,
         key: KEY,
@@ -89,6 +90,8 @@ describe('valid values', () => {
     ['EVENT_TTL_SECONDS', '2147483647'],
     ['PORT', '1'],
     ['PORT', '65535'],
+    ['SHUTDOWN_DRAIN_SECONDS', '0'],
+    ['SHUTDOWN_DRAIN_SECONDS', '120'],
     ['COSMOS_DATABASE', 'd'.repeat(255)],
   ])('accepts %s=%s', (variable, value) => {
     expect(() => loadServiceConfig({ [variable]: value })).not.toThrow();
@@ -128,6 +131,9 @@ describe('invalid values', () => {
     ['PORT', '80.5'],
     ['PORT', '0x50'],
     ['PORT', 'http'],
+    ['SHUTDOWN_DRAIN_SECONDS', '121'],
+    ['SHUTDOWN_DRAIN_SECONDS', '-1'],
+    ['SHUTDOWN_DRAIN_SECONDS', '2.5'],
     ['COSMOS_LEASES_CONTAINER', ''],
     ['COSMOS_LEASES_CONTAINER', 'a?b'],
     ['SUBSCRIPTIONS_INSTANCE_ID', ''],
@@ -182,6 +188,7 @@ describe('every variable, table-driven', () => {
     SUBSCRIPTIONS_LEASE_SECONDS: ['', '0', '2', '3601', '1.5', '30s', KEY],
     EVENT_TTL_SECONDS: ['', '-1', '1.5', '1e3', ' 60', 'a day', '2147483648', '99999999999999999999', KEY, `60 ${KEY}`],
     PORT: ['', '0', '65536', '80.5', '0x50', 'http', '+80', KEY],
+    SHUTDOWN_DRAIN_SECONDS: ['', '-1', '121', '2.5', '8s', KEY],
     ADMIN_TOKEN: ['', 'too-short', 'a'.repeat(31), `${ADMIN_TOKEN} `, `with space ${ADMIN_TOKEN}`, `caf\u00e9${ADMIN_TOKEN}`, SLASHLESS_KEY],
   };
 
@@ -318,7 +325,7 @@ describe('wiring into @nestjs/config', () => {
       startupTimeoutSeconds: 15,
     });
     expect(eventStoreConfig()).toEqual({ eventTtlSeconds: 60 });
-    expect(appConfig()).toEqual({ port: 3000 });
+    expect(appConfig()).toEqual({ port: 3000, shutdownDrainSeconds: 8 });
     expect([cosmosConfig.KEY, eventStoreConfig.KEY, appConfig.KEY]).toEqual([
       'CONFIGURATION(cosmos)',
       'CONFIGURATION(eventStore)',

@@ -15,8 +15,8 @@ interface Lag {
 }
 type Status = 'open' | 'submitted' | 'shipped' | 'cancelled';
 interface StatsBody {
-  byStatus: Record<Status, { orders: number; total: number }>;
-  customers: Array<{ customerId: string; orders: number; byStatus: Record<Status, number>; revenue: number }>;
+  byStatus: Record<Status, { orders: number; total: string }>;
+  customers: Array<{ customerId: string; orders: number; byStatus: Record<Status, number>; revenue: string }>;
   lag: Lag;
 }
 interface HistoryBody {
@@ -62,10 +62,15 @@ async function orderLife(n: number): Promise<void> {
   if (end >= 2) await request(http).post(at('/ship')).expect(200);
 }
 
+/** Integer cents as the API writes money: an exact decimal string with two decimals. */
+const amount = (cents: bigint) => `${cents / 100n}.${(cents % 100n).toString().padStart(2, '0')}`;
+/** A price the tests send (at most two decimals) in exact integer cents. */
+const priceCents = (price: number) => BigInt(Math.round(price * 100));
+
 /** The statistics the events say, folded here from each order's history, independently of the projection. */
 async function expectedStats(): Promise<Omit<StatsBody, 'lag'>> {
-  const byStatus = { open: { orders: 0, cents: 0 }, submitted: { orders: 0, cents: 0 }, shipped: { orders: 0, cents: 0 }, cancelled: { orders: 0, cents: 0 } };
-  const perCustomer = new Map<string, { orders: number; byStatus: Record<Status, number>; revenueCents: number }>();
+  const byStatus = { open: { orders: 0, cents: 0n }, submitted: { orders: 0, cents: 0n }, shipped: { orders: 0, cents: 0n }, cancelled: { orders: 0, cents: 0n } };
+  const perCustomer = new Map<string, { orders: number; byStatus: Record<Status, number>; revenueCents: bigint }>();
   for (const id of orders) {
     const { events } = (await request(http).get(`/orders/${encodeURIComponent(id)}/history`).expect(200)).body as HistoryBody;
     let customerId = '';
@@ -81,20 +86,20 @@ async function expectedStats(): Promise<Omit<StatsBody, 'lag'>> {
       else if (event.type === 'OrderShipped') status = 'shipped';
       else if (event.type === 'OrderCancelled') status = 'cancelled';
     }
-    const cents = Math.round([...lines.values()].reduce((sum, l) => sum + l.quantity * l.unitPrice, 0) * 100);
+    const cents = [...lines.values()].reduce((sum, l) => sum + BigInt(l.quantity) * priceCents(l.unitPrice), 0n);
     byStatus[status].orders++;
     byStatus[status].cents += cents;
-    const customer = perCustomer.get(customerId) ?? { orders: 0, byStatus: { open: 0, submitted: 0, shipped: 0, cancelled: 0 }, revenueCents: 0 };
+    const customer = perCustomer.get(customerId) ?? { orders: 0, byStatus: { open: 0, submitted: 0, shipped: 0, cancelled: 0 }, revenueCents: 0n };
     customer.orders++;
     customer.byStatus[status]++;
     if (status === 'submitted' || status === 'shipped') customer.revenueCents += cents;
     perCustomer.set(customerId, customer);
   }
   return {
-    byStatus: Object.fromEntries(Object.entries(byStatus).map(([s, v]) => [s, { orders: v.orders, total: v.cents / 100 }])) as StatsBody['byStatus'],
+    byStatus: Object.fromEntries(Object.entries(byStatus).map(([s, v]) => [s, { orders: v.orders, total: amount(v.cents) }])) as StatsBody['byStatus'],
     customers: [...perCustomer]
-      .sort(([x], [y]) => x.localeCompare(y))
-      .map(([customerId, c]) => ({ customerId, orders: c.orders, byStatus: c.byStatus, revenue: c.revenueCents / 100 })),
+      .sort(([x], [y]) => (x < y ? -1 : 1))
+      .map(([customerId, c]) => ({ customerId, orders: c.orders, byStatus: c.byStatus, revenue: amount(c.revenueCents) })),
   };
 }
 
@@ -138,5 +143,51 @@ describe('order statistics', () => {
     expect(Object.values(after.byStatus).reduce((sum, s) => sum + s.orders, 0)).toBe(26);
     expect(Object.values(before.byStatus).reduce((sum, s) => sum + s.orders, 0)).toBe(20);
     expect(logger.text).toMatch(/order-stats: rebuilding from beginning/);
+  });
+
+  it('keeps money exact at the orders\' limits: a total of 10^17 cents beside one of 10 cents, through a rebuild', async () => {
+    const place = async (customerId: string, line: { sku: string; quantity: number; unitPrice: number }) => {
+      const id = ((await request(http).post('/orders').send({ customerId }).expect(201)).body as { id: string }).id;
+      orders.push(id);
+      await request(http).post(`/orders/${id}/lines`).send(line).expect(200);
+      return id;
+    };
+    const big = await place('c-limits', { sku: 'gold', quantity: 1_000_000, unitPrice: 1_000_000_000 });
+    const small = await place('c-limits', { sku: 'tea', quantity: 1, unitPrice: 0.1 });
+    await request(http).post(`/orders/${big}/submit`).expect(200);
+    await request(http).post(`/orders/${big}/cancel`).expect(200);
+    await request(http).post(`/orders/${small}/submit`).expect(200);
+    const { lag, ...stats } = await caughtUp();
+    expect(lag.estimatedPending).toBe(0);
+    const expected = await expectedStats();
+    expect(stats).toEqual(expected);
+    expect(expected.customers.find((c) => c.customerId === 'c-limits')?.revenue).toBe('0.10');
+    expect(BigInt(stats.byStatus.cancelled.total.replace('.', ''))).toBeGreaterThanOrEqual(100_000_000_000_000_000n);
+    const one = (await request(http).get('/order-stats/customers/c-limits').expect(200)).body as { revenue: string };
+    expect(one.revenue).toBe('0.10');
+
+    await request(http).post('/admin/projections/order-stats/rebuild').expect(202);
+    const { lag: _, ...rebuilt } = await caughtUp();
+    expect(rebuilt).toEqual(expected);
+  });
+
+  it('pages the customers with a continuation token bound to the statistics', async () => {
+    const { customers: all } = await caughtUp();
+    const seen: string[] = [];
+    let token: string | undefined;
+    do {
+      const query: Record<string, string> = { limit: '2', ...(token !== undefined && { continuationToken: token }) };
+      const page = (await request(http).get('/order-stats').query(query).expect(200)).body as StatsBody & { continuationToken?: string };
+      expect(page.customers.length).toBeLessThanOrEqual(2);
+      seen.push(...page.customers.map((c) => c.customerId));
+      token = page.continuationToken;
+    } while (token !== undefined);
+    expect(seen).toEqual(all.map((c) => c.customerId));
+    expect(seen.length).toBeGreaterThan(2);
+    const refused = await request(http).get('/order-stats').query({ continuationToken: 'bm90LW91cnMtYXQtYWxs' }).expect(400);
+    expect(refused.body).toMatchObject({ field: 'continuationToken' });
+    await request(http).get('/order-stats').query({ limit: '0' }).expect(400);
+    await request(http).get('/order-stats').query({ nope: '1' }).expect(400);
+    await request(http).get('/order-stats/customers/%01').expect(400);
   });
 });

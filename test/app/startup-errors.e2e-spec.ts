@@ -117,6 +117,28 @@ describe('an account that cannot be used stops the start-up, naming what to chec
   });
 });
 
+describe('an endpoint that is not Cosmos DB stops the start-up, naming COSMOS_ENDPOINT', () => {
+  it('a web server answering HTML', async () => {
+    const server: Server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<!doctype html><html><body>It works!</body></html>');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const { line, log, raw } = await failedStart({ COSMOS_ENDPOINT: endpoint, COSMOS_KEY: KEY, COSMOS_STARTUP_TIMEOUT_SECONDS: '2' });
+      expect(line).toMatch(/did not answer as Cosmos DB does .*check COSMOS_ENDPOINT/);
+      expect(line).toContain(endpoint);
+      for (const text of [line, log, raw]) expectNoKey(text);
+    } finally {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+  });
+});
+
 describe('describeStartupFailure', () => {
   it('takes the key out of any message that carries it', () => {
     const line = describeStartupFailure(new Error(`boom with ${KEY} inside`), { COSMOS_KEY: KEY });

@@ -48,7 +48,10 @@ it('applies an event once when its batch answer is cut after the server applied 
   env.proxy.clearRecords();
   env.proxy.addRule({ kind: 'query', times: 1, action: { type: 'truncate' } });
   const view = await store.view();
-  expect(await statuses('query')).toEqual(['truncated', 200]);
+  // Two queries (the status counters and a page of customers): the one cut is sent again.
+  const queries = await statuses('query');
+  expect(queries.filter((s) => s === 'truncated')).toHaveLength(1);
+  expect(queries.filter((s) => s === 200)).toHaveLength(2);
   expect(view.customers.find((c) => c.customerId === customerId)).toMatchObject({ orders: 1, byStatus: { open: 1 } });
   expect((await direct.view()).byStatus.open).toEqual(view.byStatus.open);
 });

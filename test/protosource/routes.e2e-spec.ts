@@ -102,8 +102,8 @@ describe('commands and reads in protojson', () => {
     });
     expect((await getJson(`${P}/${uid('none')}`).expect(404)).body).toEqual({ code: 'GET_NOT_FOUND', message: 'aggregate not found' });
     expect((await getJson(`${P}/load/${uid('none')}`).expect(404)).body).toEqual({ code: 'LOAD_NOT_FOUND', message: 'aggregate not found' });
-    // Go answers an unknown aggregate's history with an empty History.
-    expect((await getJson(`${P}/${uid('none')}/history`).expect(200)).body).toEqual({});
+    // Go answers an unknown aggregate's history with an empty History, which no client can tell from one with no event: 404 here.
+    expect((await getJson(`${P}/${uid('none')}/history`).expect(404)).body).toEqual({ code: 'HIST_NOT_FOUND', message: 'aggregate not found' });
   });
 
   it('queries by customer, ascending by create_at, with sk_op on create_at', async () => {
@@ -145,7 +145,11 @@ describe('commands and reads in protojson', () => {
   it("answers 405 for a known path's other method and 404 off the routes, as protosource's router", async () => {
     expect((await request(http).get(`${P}/create/x/y`)).status).toBe(404);
     expect((await request(http).put(`${P}/o-1`)).status).toBe(405);
-    expect((await request(http).delete(`${P}/o-1/history`)).body).toEqual({ error: 'method not allowed' });
+    const refused = await request(http).delete(`${P}/o-1/history`).set('Accept', 'application/json').expect(405);
+    expect(refused.headers.allow).toBe('GET, HEAD');
+    expect(refused.body).toEqual({ code: 'METHOD_NOT_ALLOWED', message: 'DELETE is not allowed here; use GET, HEAD' });
+    const missing = await request(http).get(`${P}/create/x/y`).set('Accept', 'application/json').expect(404);
+    expect(missing.body).toEqual({ code: 'NOT_FOUND', message: `no route GET ${P}/create/x/y` });
   });
 });
 

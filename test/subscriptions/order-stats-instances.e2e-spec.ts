@@ -103,9 +103,9 @@ it('keeps exact counters while two instances share the work and one of them lose
   const view = await b.module.get(OrderStatsStore, { strict: false }).view();
   const want = await expected(repository(b), 40);
   for (const [status, { orders, total }] of Object.entries(view.byStatus)) {
-    expect({ status, orders, cents: Math.round(total * 100) }).toEqual({ status, ...(want.byStatus[status] ?? { orders: 0, cents: 0 }) });
+    expect({ status, orders, cents: Math.round(Number(total) * 100) }).toEqual({ status, ...(want.byStatus[status] ?? { orders: 0, cents: 0 }) });
   }
-  expect(Object.fromEntries(view.customers.map((c) => [c.customerId, { orders: c.orders, revenueCents: Math.round(c.revenue * 100) }]))).toEqual(
+  expect(Object.fromEntries(view.customers.map((c) => [c.customerId, { orders: c.orders, revenueCents: Math.round(Number(c.revenue) * 100) }]))).toEqual(
     want.customers,
   );
   expect(await b.subscriptions.deadLetters('order-stats')).toEqual([]);

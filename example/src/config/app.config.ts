@@ -4,6 +4,11 @@ import { readEnv, type EnvReader } from './env-reader.js';
 /** HTTP port used when `PORT` is not set. */
 export const DEFAULT_PORT = 3000;
 
+/** How long a stopping service waits for the requests in flight when `SHUTDOWN_DRAIN_SECONDS` is not set. */
+export const DEFAULT_SHUTDOWN_DRAIN_SECONDS = 8;
+/** The longest drain allowed: a supervisor's grace period (Kubernetes: 30 s) must cover it and the shutdown after it. */
+export const MAX_SHUTDOWN_DRAIN_SECONDS = 120;
+
 /** Shortest `ADMIN_TOKEN` accepted: long enough not to be guessed over HTTP. */
 export const MIN_ADMIN_TOKEN_LENGTH = 32;
 
@@ -16,11 +21,19 @@ export interface AppConfig {
    * server and refused (403) on a configured account. A secret: never log it.
    */
   adminToken?: string;
+  /**
+   * `SHUTDOWN_DRAIN_SECONDS`, 0 to 120, default 8: on SIGTERM/SIGINT, how long the requests in flight may
+   * take to finish before their connections are cut (the subscribers and Cosmos DB stop after that).
+   */
+  shutdownDrainSeconds: number;
 }
 
-/** Reads `PORT` and `ADMIN_TOKEN`, recording a problem on `env` for each invalid one. */
+/** Reads `PORT`, `ADMIN_TOKEN` and `SHUTDOWN_DRAIN_SECONDS`, recording a problem on `env` for each invalid one. */
 export function readAppConfig(env: EnvReader): AppConfig {
-  const config: AppConfig = { port: env.integer('PORT', { min: 1, max: 65_535 }) ?? DEFAULT_PORT };
+  const config: AppConfig = {
+    port: env.integer('PORT', { min: 1, max: 65_535 }) ?? DEFAULT_PORT,
+    shutdownDrainSeconds: env.integer('SHUTDOWN_DRAIN_SECONDS', { min: 0, max: MAX_SHUTDOWN_DRAIN_SECONDS }) ?? DEFAULT_SHUTDOWN_DRAIN_SECONDS,
+  };
   const adminToken = env.secret('ADMIN_TOKEN', { minLength: MIN_ADMIN_TOKEN_LENGTH });
   if (adminToken !== undefined) config.adminToken = adminToken;
   return config;

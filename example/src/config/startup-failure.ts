@@ -53,6 +53,12 @@ function describe(err: unknown, env: Env): string {
   if (code !== undefined && UNREACHABLE.test(code)) {
     return `${at} could not be reached (${code}): check COSMOS_ENDPOINT. ${message}`;
   }
+  if (isNotCosmosAnswer(err)) {
+    return (
+      `${at} did not answer as Cosmos DB does (not JSON: is it a web page or another service?): check COSMOS_ENDPOINT, ` +
+      `the account's URI (https://<account>.documents.azure.com:443/). ${message}`
+    );
+  }
   if (err instanceof CosmosStartupTimeoutError || (err instanceof Error && err.name === 'TimeoutError')) {
     return `${at} could not be used in time: check COSMOS_ENDPOINT (and COSMOS_STARTUP_TIMEOUT_SECONDS). ${message}`;
   }
@@ -67,6 +73,16 @@ function isCredentialFailure(err: unknown): boolean {
     const { name, message } = e as { name?: unknown; message?: unknown };
     if (typeof name === 'string' && CREDENTIAL_ERRORS.has(name)) return true;
     if (typeof message === 'string' && /\b(ChainedTokenCredential|DefaultAzureCredential)\b.*\bfailed\b/.test(message)) return true;
+  }
+  return false;
+}
+
+/** An answer the SDK could not read as JSON (an HTML page, a proxy's text): the endpoint is not a Cosmos DB account. */
+function isNotCosmosAnswer(err: unknown): boolean {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof SyntaxError) return true;
+    const { message } = e as { message?: unknown };
+    if (typeof message === 'string' && /Unexpected token .* is not valid JSON|Unexpected end of JSON input/.test(message)) return true;
   }
   return false;
 }

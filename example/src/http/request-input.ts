@@ -91,7 +91,13 @@ export function bodyFields<K extends string>(
   const shape = allowed.length > 0 ? `{ ${allowed.join(', ')} }` : 'no body (or {})';
   if (body === undefined && !required) return {};
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new ValidationError('body', `must be a JSON object ${shape} sent with content-type application/json`);
+    const given = body === null ? 'null' : Array.isArray(body) ? 'an array' : `a ${typeof body}`;
+    throw new ValidationError(
+      'body',
+      allowed.length > 0
+        ? `must be a JSON object { ${allowed.join(', ')} } sent with content-type application/json, not ${given}`
+        : `must be empty or {}, not ${given}`,
+    );
   }
   const unknown = Object.keys(body).find((k) => !(allowed as readonly string[]).includes(k));
   if (unknown !== undefined) throw new ValidationError(unknown, `is not a field of this request; send ${shape}`);
@@ -114,37 +120,49 @@ export function hasControlCharacter(text: string): boolean {
 export const MAX_PATH_ID_LENGTH = 200;
 
 /**
- * An id from the path (already percent-decoded): at most `MAX_PATH_ID_LENGTH` characters, well-formed
- * Unicode, no control characters; what the commands accept when they create one, so no such id can exist.
- * Refused as 400 naming `field`, rather than as a store error naming an internal key.
+ * The one id rule of every route (orders, raw aggregates, materialized documents, protosource): well-formed
+ * Unicode, no control character anywhere, and not `.` or `..` as a whole (WHATWG URL clients turn
+ * `/orders/%2E%2E` into `/`, so such an id could never be addressed again). A `/` inside is kept: stream
+ * ids such as `Order/o-1` hold one. Refused as a `ValidationError` naming `field`.
+ */
+export function checkId(field: string, value: string): string {
+  if (!value.isWellFormed()) throw new ValidationError(field, 'must be well-formed Unicode (no lone surrogates)');
+  if (hasControlCharacter(value)) throw new ValidationError(field, 'must not contain control characters');
+  if (value === '.' || value === '..') throw new ValidationError(field, 'must not be "." or "..": URL clients cannot address such a path');
+  return value;
+}
+
+/**
+ * An id from the path (already percent-decoded) of the orders API: at most `MAX_PATH_ID_LENGTH` characters
+ * and `checkId`; what the commands accept when they create one, so no such id can exist. Refused as 400
+ * naming `field`, rather than as a store error naming an internal key.
  */
 export function pathId(field: string, value: string): string {
   if (value.length > MAX_PATH_ID_LENGTH) throw new ValidationError(field, `is ${value.length} characters; at most ${MAX_PATH_ID_LENGTH}`);
-  if (!value.isWellFormed()) throw new ValidationError(field, 'must be well-formed Unicode (no lone surrogates)');
-  if (hasControlCharacter(value)) throw new ValidationError(field, 'must not contain control characters');
-  return value;
+  return checkId(field, value);
 }
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Who acts, from the `x-actor` header: `anonymous` when absent or blank. Node hands header values over as
+ * Who acts, from the `x-actor` header: `fallback` (`anonymous`) when absent or blank. Node hands header values over as
  * latin1 (one character per byte), so the bytes are read back and decoded as UTF-8 (`zoë` stays `zoë`);
  * bytes that are not UTF-8, control characters, a repeated header or more than `MAX_ACTOR_LENGTH`
  * characters are refused, naming `x-actor`.
  */
-export function actorOf(request: IncomingMessage): string {
+export function actorOf(request: IncomingMessage, fallback = 'anonymous'): string {
   // Node joins a repeated header into one value ("a, b"): count the names as they came.
   const given = request.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'x-actor').length;
   if (given > 1) throw new ValidationError('x-actor', 'must be given once');
   const value = request.headers['x-actor'];
-  if (typeof value !== 'string') return 'anonymous';
+  if (typeof value !== 'string') return fallback;
   let actor: string;
   try {
     actor = utf8.decode(Buffer.from(value, 'latin1')).trim();
   } catch {
     throw new ValidationError('x-actor', 'must be UTF-8 text');
   }
-  if (actor === '') return 'anonymous';
+  if (actor === '') return fallback;
   if (hasControlCharacter(actor)) throw new ValidationError('x-actor', 'must not contain control characters');
   const length = [...actor].length;
   if (length > MAX_ACTOR_LENGTH) throw new ValidationError('x-actor', `is ${length} characters; at most ${MAX_ACTOR_LENGTH}`);

@@ -6,10 +6,12 @@ import {
   NotFoundException,
   Param,
   Post,
+  Query,
   ServiceUnavailableException,
   UseFilters,
 } from '@nestjs/common';
 import { AdminEndpoint } from '../store-api/index.js';
+import { acceptToken, issueToken, pageLimit, pathId, queryParams, type QueryParams } from '../../http/request-input.js';
 import {
   DEFAULT_STORE_RETRY_OPTIONS,
   EventStoreExceptionFilter,
@@ -19,6 +21,9 @@ import {
 } from 'nest-cosmos-eventstore';
 import { ORDER_STATS_SUBSCRIBER } from './order-stats.projection.js';
 import { OrderStatsStore, type CustomerStatsView, type OrderStatsView } from './order-stats.store.js';
+
+/** What the continuation tokens of `GET /order-stats` are bound to. */
+const STATS_SCOPE = ['order-stats'] as const;
 
 /** How far the read model is behind the events, with every answer. */
 interface Freshness {
@@ -47,18 +52,27 @@ export class OrderStatsController {
     @InjectSubscriptions() private readonly subscriptions: Subscriptions,
   ) {}
 
-  /** `GET /order-stats`: per status `{ orders, total }`, per customer `{ orders, byStatus, revenue }`. */
+  /**
+   * `GET /order-stats?limit=&continuationToken=`: per status `{ orders, total }`, and one page of customers
+   * `{ customerId, orders, byStatus, revenue }` by customer id (`limit` 1-1000, default 50); money as exact
+   * decimal strings. `continuationToken` is there when more customers follow.
+   */
   @Get('order-stats')
-  async all(): Promise<Served<OrderStatsView>> {
-    const [view, lag] = await Promise.all([this.stats.view(), this.fresh()]);
-    return { ...view, stale: isStale(lag), lag };
+  async all(@Query() query: QueryParams): Promise<Served<OrderStatsView>> {
+    const params = queryParams(query, ['limit', 'continuationToken']);
+    const page = { limit: pageLimit(params.limit), continuationToken: acceptToken(STATS_SCOPE, params.continuationToken) };
+    const [view, lag] = await Promise.all([this.stats.view(page), this.fresh()]);
+    const { continuationToken, ...rest } = view;
+    const token = issueToken(STATS_SCOPE, continuationToken);
+    return { ...rest, ...(token !== undefined && { continuationToken: token }), stale: isStale(lag), lag };
   }
 
-  /** `GET /order-stats/customers/:id`: one customer; 404 when the read model has no order of theirs. */
+  /** `GET /order-stats/customers/:id`: one customer (one point read); 404 when the read model has no order of theirs. */
   @Get('order-stats/customers/:id')
-  async customer(@Param('id') customerId: string): Promise<Served<CustomerStatsView>> {
-    const [view, lag] = await Promise.all([this.stats.view(), this.fresh()]);
-    const customer = view.customers.find((c) => c.customerId === customerId);
+  async customer(@Param('id') customerId: string, @Query() query: QueryParams): Promise<Served<CustomerStatsView>> {
+    queryParams(query, []);
+    pathId('id', customerId);
+    const [customer, lag] = await Promise.all([this.stats.customer(customerId), this.fresh()]);
     if (!customer) throw new NotFoundException(`no orders of customer ${JSON.stringify(customerId)} in the statistics (yet)`);
     return { ...customer, stale: isStale(lag), lag };
   }

@@ -4,31 +4,103 @@ import type { OrderStatus } from '../orders/index.js';
 export const REVENUE_STATUSES: readonly OrderStatus[] = ['submitted', 'shipped'];
 export const STATUSES: readonly OrderStatus[] = ['open', 'submitted', 'shipped', 'cancelled'];
 
-/** What the projection keeps of one order: enough to move it between the counters. Money in integer cents. */
+/**
+ * An exact decimal amount: `units × 10^-scale`. Money is never a JavaScript number here: at the orders'
+ * limits (quantity 1,000,000 at 1,000,000,000) a total is 10^17 cents, beyond 2^53, where a number can no
+ * longer hold 0.10 beside it.
+ */
+export interface Decimal {
+  units: bigint;
+  scale: number;
+}
+
+const DECIMAL = /^(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?$/i;
+
+/** The exact decimal a number or decimal string was written as (`0.1` is one tenth, not the binary double). */
+export function parseDecimal(value: unknown): Decimal {
+  const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value : '';
+  const match = DECIMAL.exec(text);
+  if (!match) throw new Error(`not a non-negative decimal amount: ${JSON.stringify(value)}`);
+  const [, whole, fraction = '', exponent = '0'] = match;
+  let units = BigInt(whole + fraction);
+  let scale = fraction.length - Number(exponent);
+  if (scale < 0) {
+    units *= 10n ** BigInt(-scale);
+    scale = 0;
+  }
+  return { units, scale };
+}
+
+/** A decimal as a plain string (`0.335`, `1000000000`): exact, as rows store it. */
+export function formatDecimal({ units, scale }: Decimal): string {
+  if (scale === 0) return units.toString();
+  const digits = units.toString().padStart(scale + 1, '0');
+  return `${digits.slice(0, -scale)}.${digits.slice(-scale)}`;
+}
+
+/**
+ * THE one place that reads a line's unit price from a `LineAdded` event. Today the event carries
+ * `unitPrice`, a JSON number in currency units; when an upcaster moves lines to integer cents, only this
+ * function changes (to `{ units: BigInt(payload.unitPriceCents), scale: 2 }`).
+ */
+export function unitPriceOf(payload: Record<string, unknown>): Decimal {
+  // LineAdded v2 holds integer cents (JsonEventSerializer upcasts v1's unitPrice on read).
+  if (payload.unitPriceCents !== undefined) return { units: BigInt(String(payload.unitPriceCents)), scale: 2 };
+  return parseDecimal(payload.unitPrice);
+}
+
+/**
+ * An order's total in integer cents: the exact sum of quantity × unit price, rounded half up to a cent once
+ * (as `Order.total` rounds its sum).
+ */
+export function totalCents(lines: OrderRow['lines']): bigint {
+  const priced = Object.values(lines).map((l) => ({ quantity: BigInt(l.quantity), price: parseDecimal(l.unitPrice) }));
+  const scale = Math.max(2, ...priced.map((l) => l.price.scale));
+  const sum = priced.reduce((acc, l) => acc + l.quantity * l.price.units * 10n ** BigInt(scale - l.price.scale), 0n);
+  const divisor = 10n ** BigInt(scale - 2);
+  return (sum + divisor / 2n) / divisor;
+}
+
+/** Cents as currency units on the wire: an exact decimal string with two decimals (`"0.10"`, `"-3.00"`). */
+export function centsToAmount(cents: bigint): string {
+  const sign = cents < 0n ? '-' : '';
+  return sign + formatDecimal({ units: cents < 0n ? -cents : cents, scale: 2 });
+}
+
+/** Integer cents as a row stores them: a decimal string (rows written before exact money hold numbers). */
+export function readCents(value: unknown): bigint {
+  if (typeof value === 'bigint') return value;
+  if (typeof value === 'number') return BigInt(Math.round(value));
+  if (typeof value === 'string' && /^-?\d+$/.test(value)) return BigInt(value);
+  throw new Error(`not integer cents: ${JSON.stringify(value)}`);
+}
+
+/** What the projection keeps of one order: enough to move it between the counters. Money exact, as strings. */
 export interface OrderRow {
   orderId: string;
   customerId: string;
   status: OrderStatus;
-  lines: Record<string, { quantity: number; unitPrice: number }>;
-  /** The order total in cents, rounded as `Order.total` rounds it. */
-  cents: number;
+  /** Unit prices as exact decimal strings (`formatDecimal`); older rows may hold numbers. */
+  lines: Record<string, { quantity: number; unitPrice: string | number }>;
+  /** The order total in integer cents, a decimal string (`totalCents`). */
+  cents: string;
   /** The last version of the order applied: an event at or below it is a redelivery. */
   version: number;
 }
 
-/** Orders in one status and the sum of their totals. */
+/** Orders in one status and the sum of their totals (integer cents, a decimal string). */
 export interface StatusRow {
   status: OrderStatus;
   orders: number;
-  cents: number;
+  cents: string;
 }
 
-/** One customer's orders per status and revenue (totals of submitted and shipped orders). */
+/** One customer's orders per status and revenue (totals of submitted and shipped orders, integer cents as a string). */
 export interface CustomerRow {
   customerId: string;
   orders: number;
   statuses: Record<OrderStatus, number>;
-  revenueCents: number;
+  revenueCents: string;
 }
 
 /** An order event as the projection reads it (the envelope of the event-sourcing serializer). */
@@ -43,7 +115,7 @@ export interface OrderEventEnvelope {
 export function nextOrderRow(row: OrderRow | undefined, event: OrderEventEnvelope, types: OrderEventTypes): OrderRow | undefined {
   const payload = (event.payload ?? {}) as Record<string, unknown>;
   if (event.type === types.placed) {
-    return { orderId: event.aggregateId, customerId: String(payload.customerId), status: 'open', lines: {}, cents: 0, version: event.version };
+    return { orderId: event.aggregateId, customerId: String(payload.customerId), status: 'open', lines: {}, cents: '0', version: event.version };
   }
   if (!row) throw new Error(`order ${event.aggregateId}: ${event.type} at version ${event.version} before it was placed`);
   // Without a prototype, a SKU named `__proto__` or `constructor` is a line like any other.
@@ -52,10 +124,8 @@ export function nextOrderRow(row: OrderRow | undefined, event: OrderEventEnvelop
     case types.lineAdded: {
       const sku = String(payload.sku);
       const quantity = Number(payload.quantity);
-      // LineAdded v2 holds cents (JsonEventSerializer upcasts v1); the row keeps the price as the API shows it.
-      const unitPrice = payload.unitPriceCents !== undefined ? Number(payload.unitPriceCents) / 100 : Number(payload.unitPrice);
       // As the aggregate does: the same SKU again adds to its quantity at the newest price.
-      next.lines[sku] = { quantity: (next.lines[sku]?.quantity ?? 0) + quantity, unitPrice };
+      next.lines[sku] = { quantity: (next.lines[sku]?.quantity ?? 0) + quantity, unitPrice: formatDecimal(unitPriceOf(payload)) };
       break;
     }
     case types.lineRemoved:
@@ -73,7 +143,7 @@ export function nextOrderRow(row: OrderRow | undefined, event: OrderEventEnvelop
     default:
       return { ...row, version: event.version };
   }
-  next.cents = Math.round(Object.values(next.lines).reduce((sum, l) => sum + l.quantity * l.unitPrice, 0) * 100);
+  next.cents = totalCents(next.lines).toString();
   return next;
 }
 
@@ -87,25 +157,25 @@ export interface OrderEventTypes {
   cancelled: string;
 }
 
-/** How the counters change when an order goes from `before` to `after`. */
+/** How the counters change when an order goes from `before` to `after` (money in integer cents). */
 export function countersDelta(
   before: OrderRow | undefined,
   after: OrderRow,
-): { statuses: Map<OrderStatus, { orders: number; cents: number }>; customer: { orders: number; statuses: Partial<Record<OrderStatus, number>>; revenueCents: number } } {
-  const statuses = new Map<OrderStatus, { orders: number; cents: number }>();
-  const add = (status: OrderStatus, orders: number, cents: number) => {
-    const current = statuses.get(status) ?? { orders: 0, cents: 0 };
+): { statuses: Map<OrderStatus, { orders: number; cents: bigint }>; customer: { orders: number; statuses: Partial<Record<OrderStatus, number>>; revenueCents: bigint } } {
+  const statuses = new Map<OrderStatus, { orders: number; cents: bigint }>();
+  const add = (status: OrderStatus, orders: number, cents: bigint) => {
+    const current = statuses.get(status) ?? { orders: 0, cents: 0n };
     statuses.set(status, { orders: current.orders + orders, cents: current.cents + cents });
   };
   const customerStatuses: Partial<Record<OrderStatus, number>> = {};
-  const revenue = (row: OrderRow | undefined) => (row && REVENUE_STATUSES.includes(row.status) ? row.cents : 0);
+  const revenue = (row: OrderRow | undefined) => (row && REVENUE_STATUSES.includes(row.status) ? readCents(row.cents) : 0n);
   if (before) {
-    add(before.status, -1, -before.cents);
+    add(before.status, -1, -readCents(before.cents));
     customerStatuses[before.status] = (customerStatuses[before.status] ?? 0) - 1;
   }
-  add(after.status, 1, after.cents);
+  add(after.status, 1, readCents(after.cents));
   customerStatuses[after.status] = (customerStatuses[after.status] ?? 0) + 1;
-  for (const [status, delta] of statuses) if (delta.orders === 0 && delta.cents === 0) statuses.delete(status);
+  for (const [status, delta] of statuses) if (delta.orders === 0 && delta.cents === 0n) statuses.delete(status);
   for (const status of STATUSES) if (customerStatuses[status] === 0) delete customerStatuses[status];
   return {
     statuses,

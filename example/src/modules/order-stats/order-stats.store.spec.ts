@@ -47,3 +47,38 @@ describe('OrderStatsStore.apply under contention', () => {
     expect(batches()).toBe(after);
   });
 });
+
+describe('OrderStatsStore.customer', () => {
+  it('answers one customer with one point read, whatever the number of customers', async () => {
+    const reads: Array<[string, string]> = [];
+    const row = { customerId: 'c-1', orders: 2, statuses: { open: 1, submitted: 1, shipped: 0, cancelled: 0 }, revenueCents: '100000000000000010' };
+    const container = {
+      item: (id: string, pk: string) => {
+        reads.push([id, pk]);
+        return { read: () => Promise.resolve({ resource: { body: Buffer.from(JSON.stringify(row)).toString('base64'), _etag: '"1"' } }) };
+      },
+      items: {
+        query: () => {
+          throw new Error('a customer is read without a query');
+        },
+      },
+    } as unknown as Container;
+    const view = await new OrderStatsStore(container).customer('c-1');
+    expect(reads).toEqual([['customer%2Fc-1', 'projection/order-stats']]);
+    expect(view).toEqual({ customerId: 'c-1', orders: 2, byStatus: row.statuses, revenue: '1000000000000000.10' });
+  });
+});
+
+describe('OrderStatsStore.customers', () => {
+  it('answers a continuation token Cosmos DB cannot read (400) as the client\'s input, naming it', async () => {
+    const container = {
+      items: {
+        query: () => ({ fetchNext: () => Promise.reject(Object.assign(new Error('Invalid continuation token'), { code: 400 })) }),
+      },
+    } as unknown as Container;
+    const store = new OrderStatsStore(container);
+    await expect(store.customers({ limit: 10, continuationToken: 'garbage' })).rejects.toMatchObject({ name: 'ValidationError', field: 'continuationToken' });
+    // Without a token of the client's, a 400 is the service's own failure.
+    await expect(store.customers({ limit: 10 })).rejects.toThrow('Invalid continuation token');
+  });
+});

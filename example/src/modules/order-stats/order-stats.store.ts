@@ -8,11 +8,15 @@ import {
   eventTypeOf,
   InjectAggregatesContainer,
   retryTransient,
+  statusOf,
+  ValidationError,
 } from 'nest-cosmos-eventstore';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted, type OrderStatus } from '../orders/index.js';
 import {
+  centsToAmount,
   countersDelta,
   nextOrderRow,
+  readCents,
   STATUSES,
   type CustomerRow,
   type OrderEventEnvelope,
@@ -37,17 +41,23 @@ export const ORDER_EVENT_TYPES: OrderEventTypes = {
   cancelled: eventTypeOf(OrderCancelled),
 };
 
-/** The read model as served: money in currency units (from exact cents). */
+/**
+ * The read model as served: money in currency units as exact decimal strings with two decimals (`"0.10"`),
+ * from integer cents; customers one page at a time.
+ */
 export interface OrderStatsView {
-  byStatus: Record<OrderStatus, { orders: number; total: number }>;
+  byStatus: Record<OrderStatus, { orders: number; total: string }>;
   customers: CustomerStatsView[];
+  /** The store's token for the next page of customers; absent on the last page. */
+  continuationToken?: string;
 }
 
+/** One customer's orders per status and revenue (an exact decimal string). */
 export interface CustomerStatsView {
   customerId: string;
   orders: number;
   byStatus: Record<OrderStatus, number>;
-  revenue: number;
+  revenue: string;
 }
 
 /** A read-model document, shaped like every document of the aggregates container (SPEC §4). */
@@ -108,19 +118,19 @@ export class OrderStatsStore {
       for (const [status, change] of delta.statuses) {
         const sk = `status/${status}`;
         const current = await this.read<StatusRow>(sk, signal);
-        const row = current?.row ?? { status, orders: 0, cents: 0 };
-        operations.push(this.write(sk, current, { ...row, orders: row.orders + change.orders, cents: row.cents + change.cents }));
+        const row = current?.row ?? { status, orders: 0, cents: '0' };
+        const cents = (readCents(row.cents) + change.cents).toString();
+        operations.push(this.write(sk, current, { ...row, orders: row.orders + change.orders, cents }));
       }
       const { customer } = delta;
-      if (customer.orders !== 0 || customer.revenueCents !== 0 || Object.keys(customer.statuses).length > 0) {
+      if (customer.orders !== 0 || customer.revenueCents !== 0n || Object.keys(customer.statuses).length > 0) {
         const sk = `customer/${after.customerId}`;
         const current = await this.read<CustomerRow>(sk, signal);
-        const row = current?.row ?? { customerId: after.customerId, orders: 0, statuses: zeroStatuses(), revenueCents: 0 };
+        const row = current?.row ?? { customerId: after.customerId, orders: 0, statuses: zeroStatuses(), revenueCents: '0' };
         const statuses = { ...row.statuses };
         for (const [status, n] of Object.entries(customer.statuses)) statuses[status as OrderStatus] += n;
-        operations.push(
-          this.write(sk, current, { ...row, orders: row.orders + customer.orders, statuses, revenueCents: row.revenueCents + customer.revenueCents }),
-        );
+        const revenueCents = (readCents(row.revenueCents) + customer.revenueCents).toString();
+        operations.push(this.write(sk, current, { ...row, orders: row.orders + customer.orders, statuses, revenueCents }));
       }
       let statuses: number[];
       try {
@@ -149,26 +159,55 @@ export class OrderStatsStore {
     }
   }
 
-  async view(): Promise<OrderStatsView> {
-    // A fresh query per attempt: a failed one restarts from its first page.
-    const { resources } = await retryTransient('order-stats: reading the read model', this.retries, undefined, () =>
+  /**
+   * The counters per status and one page of customers, by customer id (code unit order): `limit` rows from
+   * where `continuationToken` (the store's own, from the previous page) left off.
+   */
+  async view(page: { limit: number; continuationToken?: string } = { limit: 1000 }): Promise<OrderStatsView> {
+    const [byStatus, customers] = await Promise.all([this.statuses(), this.customers(page)]);
+    return { byStatus, ...customers };
+  }
+
+  /** The four status counters: one query over their documents. */
+  async statuses(): Promise<OrderStatsView['byStatus']> {
+    const { resources } = await retryTransient('order-stats: reading the status counters', this.retries, undefined, () =>
       this.container.items
-        .query<StatsDocument>({ query: 'SELECT * FROM c', parameters: [] }, { partitionKey: ORDER_STATS_PARTITION })
+        .query<StatsDocument>(
+          { query: 'SELECT * FROM c WHERE STARTSWITH(c.sk, @prefix)', parameters: [{ name: '@prefix', value: 'status/' }] },
+          { partitionKey: ORDER_STATS_PARTITION },
+        )
         .fetchAll(),
     );
-    const byStatus = Object.fromEntries(STATUSES.map((s) => [s, { orders: 0, total: 0 }])) as OrderStatsView['byStatus'];
-    const customers: CustomerStatsView[] = [];
+    const byStatus = Object.fromEntries(STATUSES.map((s) => [s, { orders: 0, total: centsToAmount(0n) }])) as OrderStatsView['byStatus'];
     for (const doc of resources) {
-      if (doc.sk.startsWith('status/')) {
-        const row = decode<StatusRow>(doc.body);
-        byStatus[row.status] = { orders: row.orders, total: row.cents / 100 };
-      } else if (doc.sk.startsWith('customer/')) {
-        const row = decode<CustomerRow>(doc.body);
-        customers.push({ customerId: row.customerId, orders: row.orders, byStatus: row.statuses, revenue: row.revenueCents / 100 });
-      }
+      const row = decode<StatusRow>(doc.body);
+      byStatus[row.status] = { orders: row.orders, total: centsToAmount(readCents(row.cents)) };
     }
-    customers.sort((x, y) => x.customerId.localeCompare(y.customerId));
-    return { byStatus, customers };
+    return byStatus;
+  }
+
+  /** One page of customers, ordered by their row's sort key. */
+  async customers({ limit, continuationToken }: { limit: number; continuationToken?: string }): Promise<Pick<OrderStatsView, 'customers' | 'continuationToken'>> {
+    const { resources, continuationToken: next } = await retryTransient('order-stats: reading customers', this.retries, undefined, () =>
+      this.container.items
+        .query<StatsDocument>(
+          { query: 'SELECT * FROM c WHERE STARTSWITH(c.sk, @prefix) ORDER BY c.sk', parameters: [{ name: '@prefix', value: 'customer/' }] },
+          { partitionKey: ORDER_STATS_PARTITION, maxItemCount: limit, ...(continuationToken !== undefined && { continuationToken }) },
+        )
+        .fetchNext(),
+    ).catch((err: unknown) => {
+      // Cosmos DB refuses a continuation token it cannot read with 400: the client's input, not a failure.
+      if (continuationToken !== undefined && statusOf((err as { cause?: unknown }).cause ?? err) === 400) throw new ValidationError('continuationToken', 'is not a token of this query');
+      throw err;
+    });
+    const customers = resources.map((doc) => customerView(decode<CustomerRow>(doc.body)));
+    return next ? { customers, continuationToken: next } : { customers };
+  }
+
+  /** One customer's counters: one point read; `undefined` when the read model has no order of theirs. */
+  async customer(customerId: string): Promise<CustomerStatsView | undefined> {
+    const stored = await this.read<CustomerRow>(`customer/${customerId}`);
+    return stored && customerView(stored.row);
   }
 
   /** Deletes the whole read model (before a rebuild). */
@@ -231,6 +270,10 @@ export class OrderStatsStore {
       ? { operationType: 'Replace', id: resourceBody.id, resourceBody: { ...resourceBody }, ifMatch: current.etag }
       : { operationType: 'Create', resourceBody: { ...resourceBody } };
   }
+}
+
+function customerView(row: CustomerRow): CustomerStatsView {
+  return { customerId: row.customerId, orders: row.orders, byStatus: row.statuses, revenue: centsToAmount(readCents(row.revenueCents)) };
 }
 
 function zeroStatuses(): Record<OrderStatus, number> {

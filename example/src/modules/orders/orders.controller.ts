@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { AggregateNotFoundError, CorrelationIdInterceptor, InjectRepository, Repository, type Command } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
-import { actorOf, bodyFields, pathId, queryParams, type QueryParams } from '../../http/request-input.js';
+import { actorOf, bodyFields, checkId, pathId, queryParams, type QueryParams } from '../../http/request-input.js';
 import { Order } from './order.aggregate.js';
 import { AddLine, CancelOrder, PlaceOrder, RemoveLine, ShipOrder, SubmitOrder } from './order.commands.js';
 import {
@@ -45,6 +45,9 @@ export class OrdersController {
   async place(@Body() body: unknown, @Query() query: QueryParams, @Req() req: IncomingMessage): Promise<{ id: string; version: number }> {
     queryParams(query, []);
     const { customerId, orderId = randomUUID() } = bodyFields(body, ['customerId', 'orderId']);
+    // Ids the routes could not address later are refused as the path rule refuses them (the command checks the rest).
+    bodyId('orderId', orderId);
+    bodyId('customerId', customerId);
     const command = new PlaceOrder(orderId as string, customerId as string);
     return { id: command.aggregateId, version: await this.run(command, req) };
   }
@@ -55,6 +58,7 @@ export class OrdersController {
   async addLine(@Param('id') id: string, @Body() body: unknown, @Query() query: QueryParams, @Req() req: IncomingMessage): Promise<VersionDto> {
     queryParams(query, []);
     const { sku, quantity, unitPrice } = bodyFields(body, ['sku', 'quantity', 'unitPrice']);
+    bodyId('sku', sku);
     return { version: await this.run(new AddLine(pathId('id', id), sku as string, quantity as number, unitPrice as number), req) };
   }
 
@@ -139,4 +143,9 @@ export class OrdersController {
     command.actor = actorOf(req);
     return this.orders.apply(command);
   }
+}
+
+/** A body field that becomes a path id later (`orderId`, `customerId`, `sku`): `.` and `..` refused; the command checks the rest. */
+function bodyId(field: string, value: unknown): void {
+  if (value === '.' || value === '..') checkId(field, value);
 }

@@ -27,6 +27,7 @@ import {
   type Order,
 } from './gen/example-order/order_pb.js';
 import { ItemAlreadyPresentError, orderCommands } from './order.domain.js';
+import { actorOf, checkId } from '../../http/request-input.js';
 
 /** The route prefix protosource generates for the package `example.app.order.v1`. */
 export const PREFIX = 'example/app/order/v1';
@@ -85,12 +86,24 @@ export class ProtosourceOrdersController {
   async command(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
     const route = COMMANDS[req.params.command];
     if (!route) return this.notRouted(req, res);
-    const actor = header(req, 'x-actor') || UNKNOWN_ACTOR;
+    let actor: string;
+    try {
+      // The service's x-actor rules (UTF-8, no control characters, at most 200 characters, once), as on every route.
+      actor = actorOf(req, UNKNOWN_ACTOR);
+    } catch (err) {
+      return reply(req, res, 400, ...apiError('CMD_VALIDATION', (err as Error).message));
+    }
     let body: Message & { id: string };
     try {
       body = (await readMessage(req, route.schema)) as Message & { id: string };
     } catch (err) {
       return reply(req, res, 400, ...apiError('CMD_UNMARSHAL', 'invalid request body', err));
+    }
+    try {
+      // The service's id rule (no control characters, not `.` or `..`); an empty id is the command's CMD_EMPTY_ID.
+      checkId('id', body.id);
+    } catch (err) {
+      return reply(req, res, 400, ...apiError('CMD_VALIDATION', (err as Error).message));
     }
     try {
       const version = await this.orders.apply(route.build(body as never, actor));
@@ -115,6 +128,12 @@ export class ProtosourceOrdersController {
   async byCustomer(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
     const customerId = queryParam(req, 'customer_id');
     if (!customerId) return reply(req, res, 400, ...apiError('QUERY_MISSING_PK', 'missing required parameter: customer_id'));
+    try {
+      checkId('customer_id', customerId);
+      actorOf(req, UNKNOWN_ACTOR);
+    } catch (err) {
+      return reply(req, res, 400, ...apiError('QUERY_BAD_PARAM', (err as Error).message));
+    }
     const skOp = queryParam(req, 'sk_op');
     let sort: Parameters<ProtosourceRepository<Order>['query']>[2];
     if (skOp) {
@@ -142,6 +161,7 @@ export class ProtosourceOrdersController {
 
   @Get(`${PREFIX}/load/:id`)
   async load(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
+    if (!validPathId(req, res, 'LOAD_BAD_ID')) return;
     try {
       const { aggregate } = await this.orders.load(req.params.id);
       return reply(req, res, 200, OrderSchema, aggregate);
@@ -153,8 +173,11 @@ export class ProtosourceOrdersController {
 
   @Get(`${PREFIX}/:id/history`)
   async history(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
+    if (!validPathId(req, res, 'HIST_BAD_ID')) return;
     try {
       const records = await this.orders.history(req.params.id);
+      // No event: no such aggregate (Go answers 200 with an empty body, which no client can tell from an empty history).
+      if (records.length === 0) return reply(req, res, 404, ...apiError('HIST_NOT_FOUND', 'aggregate not found'));
       const history = create(HistorySchema, {
         records: records.map((r) => ({ version: BigInt(r.version), data: r.data, ttl: BigInt(r.ttl ?? 0) })),
       });
@@ -166,6 +189,7 @@ export class ProtosourceOrdersController {
 
   @Get(`${PREFIX}/:id`)
   async get(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
+    if (!validPathId(req, res, 'GET_BAD_ID')) return;
     try {
       return reply(req, res, 200, OrderSchema, await this.orders.get(req.params.id));
     } catch (err) {
@@ -183,9 +207,26 @@ export class ProtosourceOrdersController {
       segments.length === 1 ||
       (segments.length === 2 && (segments[0] === 'load' || segments[1] === 'history')) ||
       (segments.length === 2 && segments[0] === 'query' && segments[1] === 'by-customer-id');
-    res.statusCode = known ? 405 : 404;
-    res.setHeader('Content-Type', 'application/json');
-    res.end(JSON.stringify({ error: known ? 'method not allowed' : 'not found' }));
+    if (!known) return reply(req, res, 404, ...apiError('NOT_FOUND', `no route ${req.method ?? ''} ${(req.url ?? '').split('?')[0]}`));
+    // A command name is also a GET of the order with that id; every other known path is GET only.
+    const allow = segments.length === 1 && COMMANDS[segments[0]] ? 'GET, HEAD, POST' : 'GET, HEAD';
+    res.setHeader('Allow', allow);
+    return reply(req, res, 405, ...apiError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed here; use ${allow}`));
+  }
+}
+
+/**
+ * The `:id` of a read route under the service's id rule, and the `x-actor` header under its rules (as on
+ * every route of the service, though a read stores no actor); else answered 400 with `code` (and false).
+ */
+function validPathId(req: HttpRequest, res: ServerResponse, code: string): boolean {
+  try {
+    checkId('id', req.params.id);
+    actorOf(req, UNKNOWN_ACTOR);
+    return true;
+  } catch (err) {
+    reply(req, res, 400, ...apiError(code, (err as Error).message));
+    return false;
   }
 }
 
@@ -220,8 +261,12 @@ function wantsProtobuf(value: string): boolean {
 
 async function readMessage(req: HttpRequest, schema: DescMessage): Promise<Message> {
   if (!wantsProtobuf(header(req, 'content-type'))) {
-    // The service's JSON parser has read the body already.
-    return fromJson(schema, (req.body ?? {}) as JsonValue);
+    // The service's JSON parser has read the body already (any JSON value: a message is an object).
+    const body = req.body === undefined ? {} : req.body;
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw new Error(`the body must be a JSON object (a ${schema.typeName}), not ${body === null ? 'null' : Array.isArray(body) ? 'an array' : `a ${typeof body}`}`);
+    }
+    return fromJson(schema, body as JsonValue);
   }
   const chunks: Buffer[] = [];
   let size = 0;

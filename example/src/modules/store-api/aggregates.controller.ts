@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, UseFilters } from '@nestjs/common';
 import { InjectSnapshotTailStore, type SnapshotTailStore } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
-import { queryParams } from '../../http/request-input.js';
+import { checkId, queryParams } from '../../http/request-input.js';
 import { AdminEndpoint } from './admin-token.guard.js';
 import { OwnedStreams } from './owned-streams.js';
 import { parseAppendRequest, parseTail, toRecordDto, type QueryParams, type RecordsDto } from './store-api.dto.js';
@@ -30,6 +30,7 @@ export class AggregatesController {
   @AdminEndpoint()
   @HttpCode(HttpStatus.CREATED)
   async append(@Param('id') id: string, @Body() body: unknown, @Query() params: QueryParams): Promise<AppendResultDto> {
+    checkId('id', id);
     this.owned.refuseOwned('id', id);
     queryParams(params, []);
     const records = parseAppendRequest(body);
@@ -41,6 +42,7 @@ export class AggregatesController {
   /** `GET /aggregates/:id/events` (the whole stream) or `?tail=N` (the newest N), ascending either way. */
   @Get(':id/events')
   async read(@Param('id') id: string, @Query() params: QueryParams): Promise<RecordsDto> {
+    checkId('id', id);
     const tail = parseTail(params);
     const history = tail === undefined ? await this.store.load(id) : await this.store.loadTail(id, tail);
     return { records: history.records.map(toRecordDto) };

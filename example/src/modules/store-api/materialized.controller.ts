@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Query, UseFilters } from '@nestjs/common';
 import { InjectOpaqueStore, type OpaqueStore } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
-import { issueToken, queryParams } from '../../http/request-input.js';
+import { checkId, issueToken, queryParams } from '../../http/request-input.js';
 import {
   parseMaterializedQuery,
   toMaterializedDto,
@@ -31,6 +31,6 @@ export class MaterializedController {
   @Get(':pk/:sk')
   async get(@Param('pk') pk: string, @Param('sk') sk: string, @Query() params: QueryParams): Promise<MaterializedDto> {
     queryParams(params, []);
-    return toMaterializedDto(await this.store.get(pk, sk));
+    return toMaterializedDto(await this.store.get(checkId('pk', pk), checkId('sk', sk)));
   }
 }
