@@ -42,4 +42,9 @@ export {
   type RepositoryOptions,
   type RepositoryStores,
 } from './repository.js';
-export { EventStoreExceptionFilter, isCosmosUnavailable, type ErrorBody } from './event-store-exception.filter.js';
+export {
+  EventStoreExceptionFilter,
+  EventStoreGraphQLError,
+  isCosmosUnavailable,
+  type ErrorBody,
+} from './event-store-exception.filter.js';
