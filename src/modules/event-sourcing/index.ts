@@ -28,7 +28,13 @@ export {
 } from './event-sourcing.errors.js';
 export { getRepositoryToken } from './event-sourcing.constants.js';
 export { InjectRepository } from './event-sourcing.decorators.js';
-export { EventSourcingModule, type EventSourcingModuleAsyncOptions, type EventSourcingModuleOptions } from './event-sourcing.module.js';
+export {
+  EventSourcingModule,
+  type EventSourcingModuleAsyncOptions,
+  type EventSourcingModuleOptions,
+  type EventSourcingModuleRootOptions,
+  type EventSourcingOptionsFactory,
+} from './event-sourcing.module.js';
 export {
   DEFAULT_COMMAND_RETRY,
   DEFAULT_MAX_ATTEMPTS,
