@@ -2,12 +2,18 @@
  * A consumer app of the packed library, compiled once as ESM and once as CommonJS by `smoke.sh`, outside
  * this repository: an aggregate, a command, a query on a secondary index and a typed subscriber catching
  * up, against the embedded server from `nest-cosmos-eventstore/testing`; then the same feature module
- * unit-tested in memory (no server). Exits 0 when every step holds.
+ * unit-tested in memory (no server); then an HTTP app configured from environment variables through
+ * `nest-cosmos-eventstore/config`, whose @nestjs/terminus /health turns 503 once the server is closed, and
+ * whose start fails naming a bad variable. Exits 0 when every step holds.
  */
 import 'reflect-metadata';
-import { Injectable, Module, type DynamicModule } from '@nestjs/common';
+import { Controller, Get, Injectable, Module, type DynamicModule } from '@nestjs/common';
+import { ConfigModule } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
+import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
 import {
+  CosmosHealthIndicator,
+  SubscriptionsHealthIndicator,
   Aggregate,
   AggregateRoot,
   Command,
@@ -26,6 +32,7 @@ import {
   type SubscribedEvent,
   type Subscriptions,
 } from 'nest-cosmos-eventstore';
+import { cosmosConfig, eventStoreConfig, subscriptionsConfig, validateLibraryEnv } from 'nest-cosmos-eventstore/config';
 import { startEmbeddedCosmos } from 'nest-cosmos-eventstore/testing';
 
 class Opened {
@@ -83,7 +90,7 @@ function check(condition: boolean, what: string): void {
 })
 class AccountsModule {}
 
-async function scenario(infrastructure: Array<DynamicModule>, where: string): Promise<void> {
+async function scenario(infrastructure: Array<DynamicModule | Promise<DynamicModule>>, where: string): Promise<void> {
   @Module({ imports: [...infrastructure, AccountsModule] })
   class AppModule {}
 
@@ -102,6 +109,84 @@ async function scenario(infrastructure: Array<DynamicModule>, where: string): Pr
   }
 }
 
+@Controller('health')
+class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly cosmos: CosmosHealthIndicator,
+    private readonly subscriptions: SubscriptionsHealthIndicator,
+  ) {}
+
+  @Get()
+  @HealthCheck()
+  check() {
+    return this.health.check([() => this.cosmos.isHealthy('cosmos', { timeoutMs: 2_000 }), () => this.subscriptions.isHealthy()]);
+  }
+}
+
+@Module({ imports: [TerminusModule.forRoot({ logger: false })], controllers: [HealthController] })
+class HealthModule {}
+
+/** The infrastructure from the environment, one line per module. */
+function fromEnvironment(): Array<DynamicModule | Promise<DynamicModule>> {
+  return [
+    ConfigModule.forRoot({ ignoreEnvFile: true, validate: validateLibraryEnv }),
+    CosmosModule.forRootAsync(cosmosConfig.asProvider()),
+    EventStoreModule.forRootAsync(eventStoreConfig.asProvider()),
+    SubscriptionsModule.forRootAsync(subscriptionsConfig.asProvider()),
+  ];
+}
+
+async function configuredFromEnvironment(): Promise<void> {
+  const cosmos = await startEmbeddedCosmos();
+  let open = true;
+  Object.assign(process.env, { COSMOS_ENDPOINT: cosmos.endpoint, COSMOS_KEY: cosmos.key, COSMOS_DATABASE: 'from-env', EVENT_TTL_SECONDS: '0' });
+  try {
+    // The same scenario, every setting from the environment.
+    await scenario(fromEnvironment(), 'configured from the environment');
+
+    @Module({ imports: [...fromEnvironment(), AccountsModule, HealthModule] })
+    class HttpAppModule {}
+    const app = await NestFactory.create(HttpAppModule, { logger: false });
+    await app.listen(0, '127.0.0.1');
+    try {
+      const url = `${await app.getUrl()}/health`;
+      const up = await fetch(url);
+      const upBody = (await up.json()) as { status?: string; info?: Record<string, { status?: string }> };
+      check(up.status === 200 && upBody.info?.cosmos?.status === 'up', `terminus /health answers 200 up (got ${up.status})`);
+      check(upBody.info?.subscriptions?.status === 'up', 'terminus /health reports the subscriptions up');
+      await cosmos.close();
+      open = false;
+      const down = await fetch(url);
+      const downBody = (await down.json()) as { status?: string; error?: Record<string, { status?: string }> };
+      check(down.status === 503 && downBody.error?.cosmos?.status === 'down', `terminus /health answers 503 once the server is closed (got ${down.status})`);
+      console.log('consumer scenario passed: terminus health');
+    } finally {
+      await app.close();
+    }
+
+    process.env.COSMOS_DATABASE = 'a/b';
+    const failure = await NestFactory.createApplicationContext(
+      (() => {
+        @Module({ imports: fromEnvironment() })
+        class BadEnvModule {}
+        return BadEnvModule;
+      })(),
+      { logger: false, abortOnError: false },
+    ).then(
+      async (context) => {
+        await context.close();
+        return undefined;
+      },
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+    check(failure !== undefined && /COSMOS_DATABASE must be a Cosmos DB id/.test(failure) && !failure.includes('\n'), `a bad variable fails the start naming it in one line (got ${failure})`);
+    console.log('consumer scenario passed: a bad variable fails the start');
+  } finally {
+    if (open) await cosmos.close();
+  }
+}
+
 async function main(): Promise<void> {
   const cosmos = await startEmbeddedCosmos();
   try {
@@ -117,6 +202,7 @@ async function main(): Promise<void> {
     await cosmos.close();
   }
   await scenario([EventStoreModule.inMemory(), SubscriptionsModule.inMemory()], 'in memory');
+  await configuredFromEnvironment();
 }
 
 main().catch((err: unknown) => {
