@@ -11,6 +11,7 @@ export default {
     '^nest-cosmos-eventstore/testing$': '<rootDir>/src/testing.ts',
     '^nest-cosmos-eventstore/protosource$': '<rootDir>/src/protosource.ts',
     '^nest-cosmos-eventstore/config$': '<rootDir>/src/config.ts',
+    '^nest-cosmos-eventstore/cqrs$': '<rootDir>/src/cqrs.ts',
   },
   transform: {
     '^.+\\.ts$': [
