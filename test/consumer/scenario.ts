@@ -4,11 +4,13 @@
  * up, against the embedded server from `nest-cosmos-eventstore/testing`; then the same feature module
  * unit-tested in memory (no server); then an HTTP app configured from environment variables through
  * `nest-cosmos-eventstore/config`, whose @nestjs/terminus /health turns 503 once the server is closed, and
- * whose start fails naming a bad variable. Exits 0 when every step holds.
+ * whose start fails naming a bad variable; that app also runs an @nestjs/cqrs `@EventsHandler` through the
+ * durable bridge of `nest-cosmos-eventstore/cqrs`. Exits 0 when every step holds.
  */
 import 'reflect-metadata';
 import { Controller, Get, Injectable, Module, type DynamicModule } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
+import { CqrsModule, EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import { NestFactory } from '@nestjs/core';
 import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
 import {
@@ -33,6 +35,7 @@ import {
   type Subscriptions,
 } from 'nest-cosmos-eventstore';
 import { cosmosConfig, eventStoreConfig, subscriptionsConfig, validateLibraryEnv } from 'nest-cosmos-eventstore/config';
+import { CqrsBridgeModule } from 'nest-cosmos-eventstore/cqrs';
 import { startEmbeddedCosmos } from 'nest-cosmos-eventstore/testing';
 
 class Opened {
@@ -75,6 +78,15 @@ class OpenedAccounts {
   }
 }
 
+@EventsHandler(Opened)
+class OpenedHandler implements IEventHandler<Opened> {
+  static readonly owners: string[] = [];
+
+  handle(event: Opened): void {
+    if (event instanceof Opened) OpenedHandler.owners.push(event.owner);
+  }
+}
+
 @Injectable()
 class Accounts {
   constructor(@InjectRepository(Account) readonly repository: Repository<Account>) {}
@@ -90,8 +102,11 @@ function check(condition: boolean, what: string): void {
 })
 class AccountsModule {}
 
-async function scenario(infrastructure: Array<DynamicModule | Promise<DynamicModule>>, where: string): Promise<void> {
-  @Module({ imports: [...infrastructure, AccountsModule] })
+async function scenario(infrastructure: Array<DynamicModule | Promise<DynamicModule>>, where: string, cqrs = false): Promise<void> {
+  @Module({
+    imports: [...infrastructure, AccountsModule, ...(cqrs ? [CqrsModule.forRoot(), CqrsBridgeModule.forRoot({ events: [Opened] })] : [])],
+    providers: cqrs ? [OpenedHandler] : [],
+  })
   class AppModule {}
 
   const app = await NestFactory.createApplicationContext(AppModule, { logger: ['error', 'warn'] });
@@ -103,6 +118,10 @@ async function scenario(infrastructure: Array<DynamicModule | Promise<DynamicMod
     check(page.items.length === 1 && page.items[0]?.id === 'a-1', `${where}: the secondary index finds the account`);
     await app.get<Subscriptions>(SUBSCRIPTIONS).waitForCatchUp('opened-accounts', { timeoutMs: 20_000 });
     check(app.get(OpenedAccounts).owners.join() === 'ann', `${where}: the subscriber saw the typed event once`);
+    if (cqrs) {
+      await app.get<Subscriptions>(SUBSCRIPTIONS).waitForCatchUp('cqrs', { timeoutMs: 20_000 });
+      check(OpenedHandler.owners.join() === 'ann', `${where}: the @EventsHandler got the event through the cqrs bridge`);
+    }
     console.log(`consumer scenario passed: ${where}`);
   } finally {
     await app.close();
@@ -143,7 +162,7 @@ async function configuredFromEnvironment(): Promise<void> {
   Object.assign(process.env, { COSMOS_ENDPOINT: cosmos.endpoint, COSMOS_KEY: cosmos.key, COSMOS_DATABASE: 'from-env', EVENT_TTL_SECONDS: '0' });
   try {
     // The same scenario, every setting from the environment.
-    await scenario(fromEnvironment(), 'configured from the environment');
+    await scenario(fromEnvironment(), 'configured from the environment, with the cqrs bridge', true);
 
     @Module({ imports: [...fromEnvironment(), AccountsModule, HealthModule] })
     class HttpAppModule {}

@@ -57,13 +57,13 @@ JSON
   cd "$dir"
   npm install --no-audit --no-fund --loglevel=error "$tarball" "@nestjs/common@$nest" "@nestjs/core@$nest" \
     reflect-metadata rxjs "@azure/cosmos@~4.9.3" typescript@~6.0.3 @types/node@^20.19.0 >/dev/null
-  echo "== $1 ($type): the main entry without the optional peers, then the config entry with @nestjs/config"
+  echo "== $1 ($type): the main entry without the optional peers (@nestjs/config, @nestjs/terminus, @nestjs/cqrs)"
   if [ "$type" = module ]; then
     node --input-type=module -e "import 'reflect-metadata'; const m = await import('nest-cosmos-eventstore'); if (!m.CosmosHealthIndicator) process.exit(1);"
   else
     node -e "require('reflect-metadata'); const m = require('nest-cosmos-eventstore'); if (!m.CosmosHealthIndicator) process.exit(1);"
   fi
-  npm install --no-audit --no-fund --loglevel=error "@nestjs/config@^12.0.0" "@nestjs/terminus@^12.0.0" \
+  npm install --no-audit --no-fund --loglevel=error "@nestjs/config@^12.0.0" "@nestjs/terminus@^12.0.0" "@nestjs/cqrs@^12.0.0" \
     "@nestjs/platform-express@$nest" >/dev/null
   echo "== $1 ($type): import the main entry without @vercel/cosmosdb-server"
   if [ "$type" = module ]; then
