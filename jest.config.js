@@ -10,6 +10,8 @@ export default {
     '^nest-cosmos-eventstore$': '<rootDir>/src/index.ts',
     '^nest-cosmos-eventstore/testing$': '<rootDir>/src/testing.ts',
     '^nest-cosmos-eventstore/protosource$': '<rootDir>/src/protosource.ts',
+    '^nest-cosmos-eventstore/config$': '<rootDir>/src/config.ts',
+    '^nest-cosmos-eventstore/cqrs$': '<rootDir>/src/cqrs.ts',
   },
   transform: {
     '^.+\\.ts$': [

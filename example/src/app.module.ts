@@ -1,11 +1,11 @@
 import { Module } from '@nestjs/common';
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ConfigModule, type ConfigType } from '@nestjs/config';
+import { ConfigModule } from '@nestjs/config';
 import { APP_GUARD, HttpAdapterHost } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { cosmosConfig, cosmosModuleOptions } from './config/cosmos.config.js';
-import { eventStoreConfig } from './config/event-store.config.js';
+import { eventStoreConfig, subscriptionsConfig } from 'nest-cosmos-eventstore/config';
+import { cosmosConfig } from './config/cosmos.config.js';
 import { configLoaders, validateEnv } from './config/env.validation.js';
 import { CosmosModule } from 'nest-cosmos-eventstore';
 import { EventStoreModule } from 'nest-cosmos-eventstore';
@@ -15,7 +15,6 @@ import { PREFIX as PROTOSOURCE_ROUTES, ProtosourceOrdersModule } from './modules
 import { SubscriptionsModule } from 'nest-cosmos-eventstore';
 import { OrderStatsModule } from './modules/order-stats/index.js';
 import { SubscriptionsAdminModule } from './modules/subscriptions-admin/index.js';
-import { subscriptionsConfig } from './config/subscriptions.config.js';
 import { answerClientErrors } from './http/client-errors.js';
 import { actorOf } from './http/request-input.js';
 import { HttpExceptionFilter } from './http/http-exception.filter.js';
@@ -40,24 +39,10 @@ export const MAX_REQUEST_BODY = '16mb';
       load: configLoaders,
     }),
     // Without COSMOS_ENDPOINT, the module starts an embedded in-memory server and closes it on shutdown.
-    CosmosModule.forRootAsync({
-      inject: [cosmosConfig.KEY],
-      useFactory: (config: ConfigType<typeof cosmosConfig>) => cosmosModuleOptions(config),
-    }),
-    EventStoreModule.forRootAsync({
-      // Global: StoreApiModule (and the domain modules to come) inject the store tokens without re-importing.
-      isGlobal: true,
-      inject: [eventStoreConfig.KEY],
-      useFactory: (config: ConfigType<typeof eventStoreConfig>) => ({ eventTtlSeconds: config.eventTtlSeconds }),
-    }),
-    SubscriptionsModule.forRootAsync({
-      inject: [subscriptionsConfig.KEY],
-      useFactory: ({ leasesContainerId, instanceId, leaseDurationMs }: ConfigType<typeof subscriptionsConfig>) => ({
-        leasesContainerId,
-        ...(instanceId !== undefined && { instanceId }),
-        ...(leaseDurationMs !== undefined && { leaseDurationMs }),
-      }),
-    }),
+    CosmosModule.forRootAsync(cosmosConfig.asProvider()),
+    // Global: StoreApiModule (and the domain modules to come) inject the store tokens without re-importing.
+    EventStoreModule.forRootAsync({ ...eventStoreConfig.asProvider(), isGlobal: true }),
+    SubscriptionsModule.forRootAsync(subscriptionsConfig.asProvider()),
     StoreApiModule,
     OrdersModule,
     ProtosourceOrdersModule,

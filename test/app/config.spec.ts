@@ -5,9 +5,8 @@
 import { ConfigModule } from '@nestjs/config';
 import { appConfig } from '../../example/src/config/app.config.js';
 import { cosmosConfig } from '../../example/src/config/cosmos.config.js';
-import { EnvValidationError, type Env } from '../../example/src/config/env-reader.js';
 import { configLoaders, loadServiceConfig, validateEnv } from '../../example/src/config/env.validation.js';
-import { eventStoreConfig } from '../../example/src/config/event-store.config.js';
+import { EnvValidationError, eventStoreConfig, type Env } from '../../src/config.js';
 
 const ENDPOINT = 'https://my-account.documents.azure.com:443/';
 // Shaped like an account key (64 random bytes in base64), made up for this test.
@@ -29,7 +28,13 @@ describe('defaults', () => {
   it('an empty environment: embedded server, database eventstore, containers events/aggregates/leases, port 3000, no TTL', () => {
     expect(loadServiceConfig({})).toEqual({
       app: { port: 3000, shutdownDrainSeconds: 8 },
-      cosmos: { databaseId: 'eventstore', eventsContainerId: 'events', aggregatesContainerId: 'aggregates', startupTimeoutSeconds: 15 },
+      cosmos: {
+        databaseId: 'eventstore',
+        eventsContainerId: 'events',
+        aggregatesContainerId: 'aggregates',
+        startupTimeoutMs: 15_000,
+        embeddedWhenNoEndpoint: true,
+      },
       eventStore: {},
       subscriptions: { leasesContainerId: 'leases' },
     });
@@ -68,7 +73,8 @@ describe('valid values', () => {
         databaseId: 'shop',
         eventsContainerId: 'shop-events',
         aggregatesContainerId: 'shop-aggregates',
-        startupTimeoutSeconds: 30,
+        startupTimeoutMs: 30_000,
+        embeddedWhenNoEndpoint: true,
       },
       eventStore: { eventTtlSeconds: 86400 },
       subscriptions: { leasesContainerId: 'shop-leases', instanceId: 'pod-7', leaseDurationMs: 10_000 },
@@ -322,7 +328,8 @@ describe('wiring into @nestjs/config', () => {
       databaseId: 'eventstore',
       eventsContainerId: 'ev',
       aggregatesContainerId: 'aggregates',
-      startupTimeoutSeconds: 15,
+      startupTimeoutMs: 15_000,
+      embeddedWhenNoEndpoint: true,
     });
     expect(eventStoreConfig()).toEqual({ eventTtlSeconds: 60 });
     expect(appConfig()).toEqual({ port: 3000, shutdownDrainSeconds: 8 });

@@ -16,6 +16,11 @@ if tar -tzf "$tarball" | grep -E '^package/(example|test|src)/|\.spec\.|/main\.j
   echo "the tarball ships files that are not the library's" >&2
   exit 1
 fi
+# Installing the tarball must run nothing (npm warns about install scripts, and prepare runs on git installs).
+tar -xzOf "$tarball" package/package.json | node -e '
+  const scripts = JSON.parse(require("fs").readFileSync(0, "utf8")).scripts ?? {};
+  const run = ["preinstall", "install", "postinstall", "prepare"].filter((s) => s in scripts);
+  if (run.length > 0) { console.error(`the packed manifest keeps install scripts: ${run.join(", ")}`); process.exit(1); }'
 
 # Versions other than the repository's lockfile (@nestjs/common 12.5.x): a consumer's own choice.
 nest_esm='~12.4.0'
@@ -52,6 +57,14 @@ JSON
   cd "$dir"
   npm install --no-audit --no-fund --loglevel=error "$tarball" "@nestjs/common@$nest" "@nestjs/core@$nest" \
     reflect-metadata rxjs "@azure/cosmos@~4.9.3" typescript@~6.0.3 @types/node@^20.19.0 >/dev/null
+  echo "== $1 ($type): the main entry without the optional peers (@nestjs/config, @nestjs/terminus, @nestjs/cqrs)"
+  if [ "$type" = module ]; then
+    node --input-type=module -e "import 'reflect-metadata'; const m = await import('nest-cosmos-eventstore'); if (!m.CosmosHealthIndicator) process.exit(1);"
+  else
+    node -e "require('reflect-metadata'); const m = require('nest-cosmos-eventstore'); if (!m.CosmosHealthIndicator) process.exit(1);"
+  fi
+  npm install --no-audit --no-fund --loglevel=error "@nestjs/config@^12.0.0" "@nestjs/terminus@^12.0.0" "@nestjs/cqrs@^12.0.0" \
+    "@nestjs/platform-express@$nest" >/dev/null
   echo "== $1 ($type): import the main entry without @vercel/cosmosdb-server"
   if [ "$type" = module ]; then
     node --input-type=module -e "import 'reflect-metadata'; const m = await import('nest-cosmos-eventstore'); if (!m.CosmosModule) process.exit(1);"

@@ -10,7 +10,7 @@ import { EventStoreError, EventStoreExceptionFilter } from '../../src/index.js';
 function answer(cause: unknown): { status: number; body: unknown } {
   let reply!: { status: number; body: unknown };
   const adapterHost = { httpAdapter: { reply: (_res: unknown, body: unknown, status: number) => (reply = { status, body }) } };
-  const host = { switchToHttp: () => ({ getResponse: () => ({}) }) } as unknown as ArgumentsHost;
+  const host = { getType: () => 'http', switchToHttp: () => ({ getResponse: () => ({}) }) } as unknown as ArgumentsHost;
   const filter = new EventStoreExceptionFilter(adapterHost as unknown as HttpAdapterHost);
   (filter as unknown as { logger: { error(): void } }).logger = { error: () => undefined };
   filter.catch(new EventStoreError('load failed', { cause }), host);

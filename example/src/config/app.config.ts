@@ -1,5 +1,5 @@
 import { registerAs } from '@nestjs/config';
-import { readEnv, type EnvReader } from './env-reader.js';
+import { envSchemas, readEnv, SECRET_VARIABLES, type EnvReader } from 'nest-cosmos-eventstore/config';
 
 /** HTTP port used when `PORT` is not set. */
 export const DEFAULT_PORT = 3000;
@@ -11,6 +11,9 @@ export const MAX_SHUTDOWN_DRAIN_SECONDS = 120;
 
 /** Shortest `ADMIN_TOKEN` accepted: long enough not to be guessed over HTTP. */
 export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
+/** The secrets among the service's variables (the library's and `ADMIN_TOKEN`): never logged nor quoted. */
+export const SERVICE_SECRETS: readonly string[] = [...SECRET_VARIABLES, 'ADMIN_TOKEN'];
 
 /** Settings of the HTTP service itself. */
 export interface AppConfig {
@@ -31,13 +34,14 @@ export interface AppConfig {
 /** Reads `PORT`, `ADMIN_TOKEN` and `SHUTDOWN_DRAIN_SECONDS`, recording a problem on `env` for each invalid one. */
 export function readAppConfig(env: EnvReader): AppConfig {
   const config: AppConfig = {
-    port: env.integer('PORT', { min: 1, max: 65_535 }) ?? DEFAULT_PORT,
-    shutdownDrainSeconds: env.integer('SHUTDOWN_DRAIN_SECONDS', { min: 0, max: MAX_SHUTDOWN_DRAIN_SECONDS }) ?? DEFAULT_SHUTDOWN_DRAIN_SECONDS,
+    port: env.read('PORT', envSchemas.integer({ min: 1, max: 65_535 })) ?? DEFAULT_PORT,
+    shutdownDrainSeconds:
+      env.read('SHUTDOWN_DRAIN_SECONDS', envSchemas.integer({ min: 0, max: MAX_SHUTDOWN_DRAIN_SECONDS })) ?? DEFAULT_SHUTDOWN_DRAIN_SECONDS,
   };
-  const adminToken = env.secret('ADMIN_TOKEN', { minLength: MIN_ADMIN_TOKEN_LENGTH });
+  const adminToken = env.read('ADMIN_TOKEN', envSchemas.secret({ minLength: MIN_ADMIN_TOKEN_LENGTH }));
   if (adminToken !== undefined) config.adminToken = adminToken;
   return config;
 }
 
 /** The service settings under the `app` namespace; inject with `@Inject(appConfig.KEY)`. */
-export const appConfig = registerAs('app', (): AppConfig => readEnv(process.env, readAppConfig));
+export const appConfig = registerAs('app', (): AppConfig => readEnv(process.env, readAppConfig, SERVICE_SECRETS));

@@ -1,15 +1,22 @@
-import { appConfig, readAppConfig, type AppConfig } from './app.config.js';
-import { cosmosConfig, readCosmosConfig, type CosmosConfig } from './cosmos.config.js';
-import { eventStoreConfig, readEventStoreConfig, type EventStoreConfig } from './event-store.config.js';
-import { readSubscriptionsConfig, subscriptionsConfig, type SubscriptionsConfig } from './subscriptions.config.js';
-import { readEnv, type Env } from './env-reader.js';
+import type { CosmosModuleOptions, EventStoreModuleOptions, SubscriptionsModuleOptions } from 'nest-cosmos-eventstore';
+import {
+  eventStoreConfig,
+  readCosmosEnv,
+  readEnv,
+  readEventStoreEnv,
+  readSubscriptionsEnv,
+  subscriptionsConfig,
+  type Env,
+} from 'nest-cosmos-eventstore/config';
+import { appConfig, readAppConfig, SERVICE_SECRETS, type AppConfig } from './app.config.js';
+import { cosmosConfig } from './cosmos.config.js';
 
-/** Every setting of the service, validated. */
+/** Every setting of the service, validated: its own and the library modules' options. */
 export interface ServiceConfig {
   app: AppConfig;
-  cosmos: CosmosConfig;
-  eventStore: EventStoreConfig;
-  subscriptions: SubscriptionsConfig;
+  cosmos: CosmosModuleOptions;
+  eventStore: EventStoreModuleOptions;
+  subscriptions: SubscriptionsModuleOptions;
 }
 
 /**
@@ -17,12 +24,16 @@ export interface ServiceConfig {
  * naming each bad variable (and quoting no secret).
  */
 export function loadServiceConfig(env: Env): ServiceConfig {
-  return readEnv(env, (reader) => ({
-    app: readAppConfig(reader),
-    cosmos: readCosmosConfig(reader),
-    eventStore: readEventStoreConfig(reader),
-    subscriptions: readSubscriptionsConfig(reader),
-  }));
+  return readEnv(
+    env,
+    (reader) => ({
+      app: readAppConfig(reader),
+      cosmos: readCosmosEnv(reader, { embeddedWhenNoEndpoint: true }),
+      eventStore: readEventStoreEnv(reader),
+      subscriptions: readSubscriptionsEnv(reader),
+    }),
+    SERVICE_SECRETS,
+  );
 }
 
 /**
@@ -35,5 +46,5 @@ export function validateEnv(env: Record<string, unknown>): Record<string, unknow
   return env;
 }
 
-/** The `load` list of `ConfigModule.forRoot`: one `registerAs` namespace per concern. */
+/** The `load` list of `ConfigModule.forRoot`: one `registerAs` namespace per concern, the library's three and the app's. */
 export const configLoaders = [appConfig, cosmosConfig, eventStoreConfig, subscriptionsConfig];

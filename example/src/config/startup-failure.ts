@@ -1,6 +1,6 @@
 import { CosmosStartupTimeoutError, messageOf, statusOf } from 'nest-cosmos-eventstore';
 import { DEFAULT_PORT } from './app.config.js';
-import { EnvValidationError, type Env } from './env-reader.js';
+import { EnvValidationError, type Env } from 'nest-cosmos-eventstore/config';
 import { PortUnavailableError } from './port-check.js';
 
 // Errors of the connection itself (DNS, TCP, TLS): the endpoint is wrong or unreachable from here.

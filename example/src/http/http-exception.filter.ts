@@ -21,7 +21,11 @@ export class HttpExceptionFilter implements ExceptionFilter {
   }
 
   catch(err: unknown, host: ArgumentsHost): void {
-    if (err instanceof EventStoreError) return this.storeErrors.catch(err, host);
+    if (err instanceof EventStoreError) {
+      // This service is HTTP only: the store filter answers, and returns nothing, over HTTP.
+      this.storeErrors.catch(err, host);
+      return;
+    }
     const response = host.switchToHttp().getResponse();
     // A body a route chose whole (GET /health's `{ status, error, info }`) is its documented answer.
     if (err instanceof HttpException && isChosenBody(err.getResponse())) {

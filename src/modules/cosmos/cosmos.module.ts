@@ -19,6 +19,7 @@ import {
   ensureDatabase,
 } from './cosmos-infrastructure.js';
 import { evictFailedRoutingMaps } from './routing-map-cache.js';
+import { CosmosHealthIndicator } from './cosmos.health.js';
 
 const COSMOS_ACCOUNT = Symbol('COSMOS_ACCOUNT');
 const COSMOS_CONTAINERS = Symbol('COSMOS_CONTAINERS');
@@ -178,7 +179,7 @@ async function openContainers(client: CosmosClient, account: CosmosAccount): Pro
 
 /**
  * Connects to Cosmos DB and provides `COSMOS_CLIENT`, `EVENTS_CONTAINER` and `AGGREGATES_CONTAINER`
- * (protosource's Wire ProviderSet). Global unless `isGlobal: false`; disposes the client on shutdown.
+ * (protosource's Wire ProviderSet), and `CosmosHealthIndicator` (a @nestjs/terminus indicator). Global unless `isGlobal: false`; disposes the client on shutdown.
  * With `embeddedWhenNoEndpoint: true` and no `endpoint`, it starts an embedded in-memory server (for local
  * development and e2e tests; needs the optional peer @vercel/cosmosdb-server) and closes it on shutdown.
  *
@@ -204,8 +205,9 @@ async function openContainers(client: CosmosClient, account: CosmosAccount): Pro
     { provide: COSMOS_CONTAINERS, useFactory: openContainers, inject: [COSMOS_CLIENT, COSMOS_ACCOUNT] },
     { provide: EVENTS_CONTAINER, useFactory: (c: Containers) => c.events, inject: [COSMOS_CONTAINERS] },
     { provide: AGGREGATES_CONTAINER, useFactory: (c: Containers) => c.aggregates, inject: [COSMOS_CONTAINERS] },
+    CosmosHealthIndicator,
   ],
-  exports: [COSMOS_CLIENT, EVENTS_CONTAINER, AGGREGATES_CONTAINER],
+  exports: [COSMOS_CLIENT, EVENTS_CONTAINER, AGGREGATES_CONTAINER, CosmosHealthIndicator],
 })
 export class CosmosModule extends ConfigurableModuleClass implements OnApplicationShutdown {
   constructor(

@@ -23,4 +23,10 @@ export {
 export type { CosmosTokenCredential } from './cosmos-credential.js';
 export { messageOf, statusOf, substatusOf } from './cosmos-errors.js';
 export { evictFailedRoutingMaps } from './routing-map-cache.js';
-export { CosmosHealthIndicator, DEFAULT_HEALTH_TIMEOUT_MS, type HealthResult } from './cosmos.health.js';
+export {
+  CosmosHealthIndicator,
+  DEFAULT_HEALTH_TIMEOUT_MS,
+  healthIndicatorSession,
+  type HealthIndicatorResult,
+  type HealthResult,
+} from './cosmos.health.js';

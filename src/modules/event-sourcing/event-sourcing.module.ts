@@ -1,4 +1,4 @@
-import { Module, type DynamicModule, type FactoryProvider, type ModuleMetadata, type Provider } from '@nestjs/common';
+import { ConfigurableModuleBuilder, Module, type DynamicModule, type Provider } from '@nestjs/common';
 import {
   AGGREGATE_STORE,
   OPAQUE_STORE,
@@ -14,11 +14,27 @@ import { checkRepositoryOptions, Repository, type AggregateClass, type Repositor
 /** Options every repository takes: the event serializer and the retry budget of a command under contention. */
 export type EventSourcingModuleOptions = Omit<RepositoryOptions, 'logger'>;
 
-/** Options of `EventSourcingModule.forRootAsync`: the options come from a factory, e.g. over `ConfigService`. */
-export interface EventSourcingModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
-  useFactory: FactoryProvider<EventSourcingModuleOptions | undefined>['useFactory'];
-  inject?: FactoryProvider['inject'];
+/** Implemented by a class given to `EventSourcingModule.forRootAsync({ useClass })` or `useExisting`. */
+export interface EventSourcingOptionsFactory {
+  createEventSourcingOptions(): EventSourcingModuleOptions | Promise<EventSourcingModuleOptions>;
 }
+
+const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN, OPTIONS_TYPE: _OPTIONS_TYPE, ASYNC_OPTIONS_TYPE: _ASYNC_OPTIONS_TYPE } =
+  new ConfigurableModuleBuilder<EventSourcingModuleOptions>()
+    .setClassMethodName('forRoot')
+    .setFactoryMethodName('createEventSourcingOptions')
+    // Global by default, as it always was: every forFeature repository takes these options.
+    .setExtras({ isGlobal: true }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+    .build();
+
+/** Options of `EventSourcingModule.forRoot`: the repositories' options and `isGlobal` (default `true`). */
+export type EventSourcingModuleRootOptions = typeof _OPTIONS_TYPE;
+
+/**
+ * Options of `EventSourcingModule.forRootAsync`: `useFactory` (with `inject`), `useClass` or `useExisting` (an
+ * `EventSourcingOptionsFactory`), `imports`, and `isGlobal` (default `true`).
+ */
+export type EventSourcingModuleAsyncOptions = typeof _ASYNC_OPTIONS_TYPE;
 
 /**
  * Repositories of event-sourced aggregates over the event store's tokens, which a global
@@ -29,16 +45,20 @@ export interface EventSourcingModuleAsyncOptions extends Pick<ModuleMetadata, 'i
  * export class OrdersModule {}
  */
 @Module({})
-export class EventSourcingModule {
-  /** Options for every `forFeature` repository; global, so import it once at the root. */
-  static forRoot(options: EventSourcingModuleOptions = {}): DynamicModule {
-    checkRepositoryOptions(options); // fail at import time, naming the option
-    return rootModule({ provide: EVENT_SOURCING_OPTIONS, useValue: options });
+export class EventSourcingModule extends ConfigurableModuleClass {
+  /**
+   * Options for every `forFeature` repository; global unless `isGlobal: false` (then import this module next to
+   * the `forFeature` ones that should take the options).
+   */
+  static override forRoot(options: EventSourcingModuleRootOptions = {}): DynamicModule {
+    const { isGlobal: _isGlobal, ...repositoryOptions } = options;
+    checkRepositoryOptions(repositoryOptions); // fail at import time, naming the option
+    return withCheckedOptions(super.forRoot(options));
   }
 
   /**
-   * `forRoot` with options from a factory; they are checked when the factory returns, so a bad value fails
-   * the application's start naming the option.
+   * `forRoot` with options from `useFactory`, `useClass` or `useExisting`; they are checked when they
+   * resolve, so a bad value fails the application's start naming the option.
    *
    * @example
    * EventSourcingModule.forRootAsync({
@@ -46,21 +66,14 @@ export class EventSourcingModule {
    *   useFactory: (config: ConfigService) => ({ retry: { maxElapsedMs: config.get<number>('COMMAND_RETRY_MS') } }),
    * })
    */
-  static forRootAsync(options: EventSourcingModuleAsyncOptions): DynamicModule {
-    if (typeof options?.useFactory !== 'function') {
-      throw new Error('EventSourcingModule.forRootAsync: give useFactory (with inject) returning EventSourcingModuleOptions');
+  static override forRootAsync(options: EventSourcingModuleAsyncOptions): DynamicModule {
+    if (!options?.useFactory && !options?.useClass && !options?.useExisting) {
+      throw new Error(
+        'EventSourcingModule.forRootAsync: give one of useFactory (with inject), useClass or useExisting ' +
+          '(a provider implementing createEventSourcingOptions())',
+      );
     }
-    const { useFactory, inject = [], imports = [] } = options;
-    const provider: Provider = {
-      provide: EVENT_SOURCING_OPTIONS,
-      useFactory: async (...args: unknown[]) => {
-        const resolved = (await useFactory(...args)) ?? {};
-        checkRepositoryOptions(resolved);
-        return resolved;
-      },
-      inject,
-    };
-    return rootModule(provider, imports);
+    return withCheckedOptions(super.forRootAsync(options));
   }
 
   /** A `Repository<A>` per aggregate class, injected with `@InjectRepository(A)`. */
@@ -93,6 +106,22 @@ export class EventSourcingModule {
   }
 }
 
-function rootModule(options: Provider, imports: ModuleMetadata['imports'] = []): DynamicModule {
-  return { module: EventSourcingModule, global: true, imports, providers: [options], exports: [EVENT_SOURCING_OPTIONS] };
+/** The root module provides the options, checked, under the token the repositories inject. */
+function withCheckedOptions(definition: DynamicModule): DynamicModule {
+  return {
+    ...definition,
+    providers: [
+      ...(definition.providers ?? []),
+      {
+        provide: EVENT_SOURCING_OPTIONS,
+        useFactory: (options: EventSourcingModuleOptions | undefined) => {
+          const resolved = options ?? {};
+          checkRepositoryOptions(resolved);
+          return resolved;
+        },
+        inject: [MODULE_OPTIONS_TOKEN],
+      },
+    ],
+    exports: [EVENT_SOURCING_OPTIONS],
+  };
 }

@@ -1,5 +1,6 @@
-import { Catch, HttpStatus, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { Catch, HttpStatus, Logger, Optional, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
+import { throwError, type Observable } from 'rxjs';
 import { statusOf } from '../cosmos/index.js';
 import {
   ConcurrencyError,
@@ -35,6 +36,20 @@ export interface ErrorBody {
 }
 
 /**
+ * The error a GraphQL resolver ends with: GraphQL servers copy `extensions` of the error a resolver threw into the
+ * answer's `errors[].extensions`, so clients see the same `statusCode`, `error` and details as over HTTP.
+ */
+export class EventStoreGraphQLError extends Error {
+  readonly extensions: ErrorBody & { code: string };
+
+  constructor(body: ErrorBody, options?: ErrorOptions) {
+    super(body.message, options);
+    this.name = 'EventStoreGraphQLError';
+    this.extensions = { code: body.error.toUpperCase().replaceAll(' ', '_'), ...body };
+  }
+}
+
+/**
  * Answers the event store's errors as JSON: `ValidationError` → 400; `CommandContentionError` → 409 with
  * `retryable: true` (a command that kept losing the race to concurrent ones; nothing stored, send it again);
  * `ConcurrencyError`, `AggregateAlreadyExistsError` and `InvalidStateError` → 409; `NotFoundError` (so `AggregateNotFoundError`)
@@ -42,16 +57,35 @@ export interface ErrorBody {
  * the client to reload first; `UnreadableStreamError` → 500 naming the aggregate (the stream and the
  * cause go to the log, one line, no stack); any other `EventStoreError` (Cosmos DB failed) → 503 when Cosmos DB was
  * unreachable, throttled or timed out (worth retrying), else 500; the detail is logged, not sent.
+ *
+ * Works in every context, also when bound globally in a hybrid app: over HTTP it answers the body; in a
+ * microservice (RPC) handler it answers an error observable carrying the same body (`{ status: 'error', ...body }`,
+ * as Nest's `BaseRpcExceptionFilter` shapes its errors); in a GraphQL resolver it returns an
+ * `EventStoreGraphQLError` whose `extensions` hold the body; on a WebSocket gateway it emits the body as an
+ * `exception` event to the client (as Nest's `BaseWsExceptionFilter` does), or rethrows when the client
+ * cannot emit.
  */
 @Catch(EventStoreError)
 export class EventStoreExceptionFilter implements ExceptionFilter<EventStoreError> {
   private readonly logger = new Logger(EventStoreExceptionFilter.name);
 
-  constructor(private readonly adapterHost: HttpAdapterHost) {}
+  // Optional: a microservice-only application has no HTTP adapter.
+  constructor(@Optional() private readonly adapterHost?: HttpAdapterHost) {}
 
-  catch(err: EventStoreError, host: ArgumentsHost): void {
+  catch(err: EventStoreError, host: ArgumentsHost): void | Observable<never> | EventStoreGraphQLError {
     const body = this.toBody(err);
-    this.adapterHost.httpAdapter.reply(host.switchToHttp().getResponse(), body, body.statusCode);
+    const type = host.getType<'http' | 'rpc' | 'ws' | 'graphql'>();
+    if (type === 'rpc') return throwError(() => ({ status: 'error', ...body }));
+    if (type === 'graphql') return new EventStoreGraphQLError(body, { cause: err });
+    if (type === 'ws') {
+      const client = host.switchToWs().getClient<{ emit?: unknown } | undefined>();
+      if (typeof client?.emit !== 'function') throw err;
+      (client.emit as (event: string, data: unknown) => void).call(client, 'exception', { status: 'error', ...body });
+      return;
+    }
+    const adapter = this.adapterHost?.httpAdapter;
+    if (!adapter) throw err;
+    adapter.reply(host.switchToHttp().getResponse(), body, body.statusCode);
   }
 
   private toBody(err: EventStoreError): ErrorBody {

@@ -55,7 +55,13 @@ export {
 } from './event-sourcing.errors.js';
 export { getRepositoryToken } from './event-sourcing.constants.js';
 export { InjectRepository } from './event-sourcing.decorators.js';
-export { EventSourcingModule, type EventSourcingModuleAsyncOptions, type EventSourcingModuleOptions } from './event-sourcing.module.js';
+export {
+  EventSourcingModule,
+  type EventSourcingModuleAsyncOptions,
+  type EventSourcingModuleOptions,
+  type EventSourcingModuleRootOptions,
+  type EventSourcingOptionsFactory,
+} from './event-sourcing.module.js';
 export {
   DEFAULT_COMMAND_RETRY,
   DEFAULT_MAX_ATTEMPTS,
@@ -69,4 +75,9 @@ export {
   type RepositoryOptions,
   type RepositoryStores,
 } from './repository.js';
-export { EventStoreExceptionFilter, isCosmosUnavailable, type ErrorBody } from './event-store-exception.filter.js';
+export {
+  EventStoreExceptionFilter,
+  EventStoreGraphQLError,
+  isCosmosUnavailable,
+  type ErrorBody,
+} from './event-store-exception.filter.js';

@@ -1,4 +1,4 @@
-import { Module, type DynamicModule, type FactoryProvider, type ModuleMetadata, type Provider } from '@nestjs/common';
+import { ConfigurableModuleBuilder, Module, type DynamicModule, type Provider } from '@nestjs/common';
 import type { Container } from '@azure/cosmos';
 import { AGGREGATES_CONTAINER, EVENTS_CONTAINER } from '../cosmos/index.js';
 import {
@@ -29,18 +29,35 @@ export interface EventStoreModuleOptions {
   retries?: StoreRetryOptions;
 }
 
-/** Options of `EventStoreModule.forRootAsync`: the options come from a factory, e.g. over `ConfigService`. */
-export interface EventStoreModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
-  useFactory: FactoryProvider<EventStoreModuleOptions>['useFactory'];
-  inject?: FactoryProvider['inject'];
-  /** Provide the store tokens to every module, not only to the importer. Default `true`. */
-  isGlobal?: boolean;
+/** Implemented by a class given to `EventStoreModule.forRootAsync({ useClass })` or `useExisting`. */
+export interface EventStoreOptionsFactory {
+  createEventStoreOptions(): EventStoreModuleOptions | Promise<EventStoreModuleOptions>;
 }
 
+const {
+  ConfigurableModuleClass,
+  // The options given to forRoot/forRootAsync, exported with them: a plain `EventStoreModule` import elsewhere
+  // takes them too rather than silently running with the defaults.
+  MODULE_OPTIONS_TOKEN: ROOT_OPTIONS,
+  OPTIONS_TYPE: _OPTIONS_TYPE,
+  ASYNC_OPTIONS_TYPE: _ASYNC_OPTIONS_TYPE,
+} = new ConfigurableModuleBuilder<EventStoreModuleOptions>()
+  .setClassMethodName('forRoot')
+  .setFactoryMethodName('createEventStoreOptions')
+  // Global by default so repositories and subscriptions find the stores wherever they are imported.
+  .setExtras({ isGlobal: true }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+  .build();
+
+/** Options of `EventStoreModule.forRoot`: the store options and `isGlobal` (default `true`). */
+export type EventStoreModuleRootOptions = typeof _OPTIONS_TYPE;
+
+/**
+ * Options of `EventStoreModule.forRootAsync`: `useFactory` (with `inject`), `useClass` or `useExisting` (an
+ * `EventStoreOptionsFactory`), `imports`, and `isGlobal` (default `true`).
+ */
+export type EventStoreModuleAsyncOptions = typeof _ASYNC_OPTIONS_TYPE;
+
 const EVENT_STORE = Symbol('EVENT_STORE');
-// The options given to forRoot/forRootAsync, exported with them: a plain `EventStoreModule` import elsewhere
-// takes them too rather than silently running with the defaults.
-const ROOT_OPTIONS = Symbol('EVENT_STORE_ROOT_OPTIONS');
 const TOKENS = [STORE, SNAPSHOT_TAIL_STORE, AGGREGATE_STORE, OPAQUE_STORE];
 
 // One store instance behind the three store interfaces.
@@ -64,14 +81,9 @@ function optionsProvider(options: EventStoreModuleOptions): Provider {
   return { provide: EVENT_STORE_OPTIONS, useValue: options };
 }
 
-function rootModule(rootOptions: Provider, isGlobal: boolean, imports: ModuleMetadata['imports'] = []): DynamicModule {
-  return {
-    module: EventStoreModule,
-    global: isGlobal,
-    imports,
-    providers: [rootOptions, { provide: EVENT_STORE_OPTIONS, useExisting: ROOT_OPTIONS }],
-    exports: [...TOKENS, ROOT_OPTIONS],
-  };
+/** A root module also exports its options, for plain `EventStoreModule` imports elsewhere. */
+function exportingOptions(definition: DynamicModule): DynamicModule {
+  return { ...definition, exports: [...TOKENS, ROOT_OPTIONS] };
 }
 
 /**
@@ -91,7 +103,12 @@ function rootModule(rootOptions: Provider, isGlobal: boolean, imports: ModuleMet
   providers: [
     {
       provide: EVENT_STORE_OPTIONS,
-      useFactory: (root?: EventStoreModuleOptions) => root ?? {},
+      // Checked when resolved: forRootAsync's factory fails the start naming the option.
+      useFactory: (root?: EventStoreModuleOptions) => {
+        const options = root ?? {};
+        resolveStoreOptions(options);
+        return options;
+      },
       inject: [{ token: ROOT_OPTIONS, optional: true }],
     },
     {
@@ -110,19 +127,22 @@ function rootModule(rootOptions: Provider, isGlobal: boolean, imports: ModuleMet
   ],
   exports: TOKENS,
 })
-export class EventStoreModule {
+export class EventStoreModule extends ConfigurableModuleClass {
   /**
    * The Cosmos DB stores with options, global unless `isGlobal: false`: feature modules inject the store
    * tokens without importing anything, and a plain `EventStoreModule` import takes these options too.
    */
-  static forRoot(options: EventStoreModuleOptions & { isGlobal?: boolean } = {}): DynamicModule {
-    const { isGlobal = true, ...storeOptions } = options;
+  static override forRoot(options: EventStoreModuleRootOptions = {}): DynamicModule {
+    const { isGlobal: _isGlobal, ...storeOptions } = options;
     resolveStoreOptions(storeOptions); // fail at import time, naming the option
-    return rootModule({ provide: ROOT_OPTIONS, useValue: storeOptions }, isGlobal);
+    return exportingOptions(super.forRoot(options));
   }
 
   /**
-   * `forRoot` with the options from a factory, checked when the factory resolves.
+   * `forRoot` with the options from `useFactory`, `useClass` or `useExisting`, checked when they resolve.
+   *
+   * @example
+   * EventStoreModule.forRootAsync(eventStoreConfig.asProvider()) // nest-cosmos-eventstore/config
    *
    * @example
    * EventStoreModule.forRootAsync({
@@ -130,20 +150,14 @@ export class EventStoreModule {
    *   useFactory: (config: ConfigService) => ({ eventTtlSeconds: config.get<number>('EVENT_TTL_SECONDS') }),
    * })
    */
-  static forRootAsync(options: EventStoreModuleAsyncOptions): DynamicModule {
-    if (typeof options?.useFactory !== 'function') {
-      throw new Error('EventStoreModule.forRootAsync: give useFactory (with inject) returning EventStoreModuleOptions');
+  static override forRootAsync(options: EventStoreModuleAsyncOptions): DynamicModule {
+    if (!options?.useFactory && !options?.useClass && !options?.useExisting) {
+      throw new Error(
+        'EventStoreModule.forRootAsync: give one of useFactory (with inject), useClass or useExisting ' +
+          '(a provider implementing createEventStoreOptions())',
+      );
     }
-    const provider: Provider = {
-      provide: ROOT_OPTIONS,
-      useFactory: async (...args: unknown[]) => {
-        const resolved: EventStoreModuleOptions = (await options.useFactory(...args)) ?? {};
-        resolveStoreOptions(resolved);
-        return resolved;
-      },
-      inject: options.inject ?? [],
-    };
-    return rootModule(provider, options.isGlobal ?? true, options.imports);
+    return exportingOptions(super.forRootAsync(options));
   }
 
   /**

@@ -2,6 +2,8 @@ export {
   EventStoreModule,
   type EventStoreModuleAsyncOptions,
   type EventStoreModuleOptions,
+  type EventStoreModuleRootOptions,
+  type EventStoreOptionsFactory,
 } from './event-store.module.js';
 export { AGGREGATE_STORE, OPAQUE_STORE, SNAPSHOT_TAIL_STORE, STORE } from './event-store.constants.js';
 export {

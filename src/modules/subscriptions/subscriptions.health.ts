@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { healthIndicatorSession, type HealthIndicatorResult } from '../cosmos/index.js';
 import { DEFAULT_STORE_RETRY_OPTIONS, retryTransient } from '../event-store/index.js';
 import { SUBSCRIPTIONS } from './subscriptions.constants.js';
 import { describe } from './subscriber-runtime.js';
@@ -14,14 +15,19 @@ export interface SubscriberHealth {
   reason?: string;
 }
 
-/** The subscriptions' part of `/health`, shaped like a @nestjs/terminus indicator result. */
+/** The outcome of `SubscriptionsHealthIndicator.check()`: the details of its terminus result. */
 export type SubscriptionsHealth =
   | { status: 'up'; subscribers: Record<string, SubscriberHealth> }
   | { status: 'down'; subscribers: Record<string, SubscriberHealth>; message: string };
 
 /**
- * Lag of every subscriber for `/health`. Never throws, never waits longer than the timeout. Down when a
- * subscriber stopped on a failure (it needs `resume()`), or when the lag cannot be read; lagging is not down.
+ * A @nestjs/terminus health indicator of the subscriptions, provided by `SubscriptionsModule` (and its
+ * `inMemory()`): `isHealthy()` is `down` when a consumer group stopped on a failure (it needs `resume()`), with
+ * its reason, or when the lag cannot be read; `up` otherwise, a lagging group included, with every
+ * subscriber's state and lag under `subscribers`. Never throws, never waits longer than the timeout.
+ *
+ * @example
+ * this.health.check([() => this.cosmos.isHealthy(), () => this.subscriptions.isHealthy()])
  */
 @Injectable()
 export class SubscriptionsHealthIndicator {
@@ -29,6 +35,17 @@ export class SubscriptionsHealthIndicator {
 
   constructor(@Inject(SUBSCRIPTIONS) private readonly subscriptions: Subscriptions) {}
 
+  /** The terminus result under `key` (default `subscriptions`): `{ status, subscribers, message? }`. */
+  async isHealthy<Key extends string = 'subscriptions'>(
+    key: Key = 'subscriptions' as Key,
+    options: { timeoutMs?: number } = {},
+  ): Promise<HealthIndicatorResult<Key>> {
+    const { status, ...details } = await this.check(options);
+    const session = await healthIndicatorSession(key);
+    return status === 'up' ? session.up(details) : session.down(details);
+  }
+
+  /** The same answer as `{ status: 'up' | 'down', subscribers, message? }` (for callers that do not use terminus). */
   async check(options: { timeoutMs?: number } = {}): Promise<SubscriptionsHealth> {
     const timeoutMs = options.timeoutMs ?? 3_000;
     const owned = new Map(this.subscriptions.status().map((s) => [s.name, s.ownedRanges]));
@@ -53,6 +70,7 @@ export class SubscriptionsHealthIndicator {
       }
       const stopped = lags.filter((l) => l.state === 'stopped').map((l) => l.name);
       if (stopped.length > 0) {
+        // Each stopped group's reason is under subscribers[name].reason.
         return { status: 'down', subscribers, message: `stopped on a failure: ${stopped.join(', ')}` };
       }
       return { status: 'up', subscribers };

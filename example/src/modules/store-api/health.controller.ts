@@ -1,22 +1,20 @@
-import { Controller, Get, Optional, ServiceUnavailableException } from '@nestjs/common';
-import { SubscriptionsHealthIndicator, type SubscriptionsHealth } from 'nest-cosmos-eventstore';
-import { CosmosHealthIndicator, type HealthResult } from 'nest-cosmos-eventstore';
+import { Controller, Get, Optional } from '@nestjs/common';
+import { HealthCheck, HealthCheckService, type HealthCheckResult, type HealthIndicatorFunction } from '@nestjs/terminus';
+import { CosmosHealthIndicator, SubscriptionsHealthIndicator } from 'nest-cosmos-eventstore';
 
-type CosmosHealth = { status: 'up' } | { status: 'down'; message: string };
-
-/** `GET /health`: what each indicator says, under `info` when up and under `error` when down. */
-export type ServiceHealth =
-  | { status: 'ok'; info: { cosmos: CosmosHealth; subscriptions?: SubscriptionsHealth } }
-  | { status: 'error'; error: Record<string, CosmosHealth | SubscriptionsHealth>; info?: Record<string, CosmosHealth | SubscriptionsHealth> };
+/** `GET /health`: terminus's answer, each indicator under `info` when up and under `error` when down. */
+export type ServiceHealth = HealthCheckResult;
 
 /**
- * `GET /health`: 200 `{ status: 'ok', info }` when Cosmos DB answers (and no subscriber stopped on a
- * failure), else 503 `{ status: 'error', error, info? }`. With `SubscriptionsModule`, `subscriptions` reports
- * every subscriber's state and lag. A readiness probe: `GET /health/live` is the liveness one.
+ * `GET /health`, built with @nestjs/terminus: 200 `{ status: 'ok', info, error: {}, details }` when Cosmos DB
+ * answers (and no subscriber stopped on a failure), else 503 `{ status: 'error', info, error, details }`. With
+ * `SubscriptionsModule`, `subscriptions` reports every subscriber's state and lag. A readiness probe:
+ * `GET /health/live` is the liveness one.
  */
 @Controller('health')
 export class HealthController {
   constructor(
+    private readonly health: HealthCheckService,
     private readonly cosmos: CosmosHealthIndicator,
     @Optional() private readonly subscriptions?: SubscriptionsHealthIndicator,
   ) {}
@@ -31,20 +29,11 @@ export class HealthController {
   }
 
   @Get()
-  async health(): Promise<ServiceHealth> {
-    const [cosmos, subscriptions] = await Promise.all([this.cosmos.check(), this.subscriptions?.check()]);
-    const results: Record<string, CosmosHealth | SubscriptionsHealth> = { cosmos: cosmosPart(cosmos) };
-    if (subscriptions) results.subscriptions = subscriptions;
-    const down = Object.entries(results).filter(([, r]) => r.status === 'down');
-    if (down.length === 0) return { status: 'ok', info: results as { cosmos: CosmosHealth } };
-    const up = Object.entries(results).filter(([, r]) => r.status === 'up');
-    const body: ServiceHealth = { status: 'error', error: Object.fromEntries(down) };
-    if (up.length > 0) body.info = Object.fromEntries(up);
-    // Nest answers an HttpException built from an object with that object as the body.
-    throw new ServiceUnavailableException(body);
+  @HealthCheck()
+  check(): Promise<ServiceHealth> {
+    const checks: HealthIndicatorFunction[] = [() => this.cosmos.isHealthy()];
+    const { subscriptions } = this;
+    if (subscriptions) checks.push(() => subscriptions.isHealthy());
+    return this.health.check(checks);
   }
-}
-
-function cosmosPart(result: HealthResult): CosmosHealth {
-  return result.status === 'ok' ? result.info.cosmos : result.error.cosmos;
 }

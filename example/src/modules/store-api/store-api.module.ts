@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { AggregatesController } from './aggregates.controller.js';
-import { CosmosHealthIndicator } from 'nest-cosmos-eventstore';
+import { TerminusModule } from '@nestjs/terminus';
 import { HealthController } from './health.controller.js';
 import { MaterializedController } from './materialized.controller.js';
 import { OwnedStreams } from './owned-streams.js';
@@ -13,8 +13,9 @@ import { OwnedStreams } from './owned-streams.js';
  * `CosmosModule` (global by default).
  */
 @Module({
-  imports: [DiscoveryModule],
+  // CosmosModule and SubscriptionsModule provide the health indicators; terminus runs them.
+  imports: [DiscoveryModule, TerminusModule.forRoot({ logger: false })],
   controllers: [AggregatesController, MaterializedController, HealthController],
-  providers: [CosmosHealthIndicator, OwnedStreams],
+  providers: [OwnedStreams],
 })
 export class StoreApiModule {}
