@@ -5,6 +5,7 @@ import {
   decodeAggregateBody,
   EventStoreError,
   isConflict,
+  isTipStore,
   NotFoundError,
   ValidationError,
   type AggregateStore,
@@ -14,7 +15,13 @@ import {
   type OpaqueStore,
   type OperationOptions,
   type SnapshotTailStore,
+  type StoredTip,
+  type TipStore,
 } from '../event-store/index.js';
+import { DEFAULT_COMPRESS_THRESHOLD } from '../event-store/event-store-base.js';
+import { materialize as toOpaqueData } from '../event-store/aggregate-documents.js';
+import { nowSeconds } from '../event-store/event-documents.js';
+import { canonicalJson, checkJsonEncodable, firstDifference } from './encoding-guard.js';
 import { messageOf } from '../cosmos/index.js';
 import { AggregateRoot } from './aggregate-root.js';
 import { aggregateMetadata, aggregateTypeOf, eventTypeOf, type AggregateOptions, type EventClass } from './aggregate-metadata.js';
@@ -73,6 +80,15 @@ export interface RepositoryOptions {
   maxAttempts?: number;
   /** Where materialization failures are reported. Default: a Nest `Logger` named after the repository. */
   logger?: Pick<Logger, 'warn'>;
+  /**
+   * Keep a tip document per aggregate (JSON mode) when the event store can (`TipStore`: both stores of this
+   * package): its state and version, written in the same batch as the events, so `get`, `load` and
+   * `apply` read one document instead of the stream. Default `true`; `false` keeps the stream-only path
+   * (snapshot records in the stream, every `snapshotEvery` versions).
+   */
+  tip?: boolean;
+  /** Tips kept in memory to send `If-None-Match` (an unchanged tip then costs a 304). Default 10,000; 0: none. */
+  tipCacheSize?: number;
 }
 
 /** Throws a `ValidationError` naming the first option that is not usable. */
@@ -97,6 +113,10 @@ export function checkRepositoryOptions(options: RepositoryOptions): void {
     if (initialDelayMs > maxDelayMs) {
       throw new ValidationError('retry.initialDelayMs', `must be at most retry.maxDelayMs (${maxDelayMs})`);
     }
+  }
+  if (options.tip !== undefined && typeof options.tip !== 'boolean') throw new ValidationError('tip', 'must be a boolean');
+  if (options.tipCacheSize !== undefined && (!Number.isSafeInteger(options.tipCacheSize) || options.tipCacheSize < 0)) {
+    throw new ValidationError('tipCacheSize', 'must be a non-negative integer');
   }
   if (serializer !== undefined && (typeof serializer?.serialize !== 'function' || typeof serializer.deserialize !== 'function')) {
     throw new ValidationError('serializer', 'must have serialize(envelope) and deserialize(data) methods');
@@ -159,6 +179,12 @@ export class Repository<A extends AggregateRoot> {
   private readonly serializer: EventSerializer;
   private readonly retry: Required<CommandRetryOptions>;
   private readonly logger: Pick<Logger, 'warn'>;
+  /** The event store, when it keeps tips and `tip` is on. */
+  private readonly tips?: TipStore;
+  private readonly tipCache = new Map<string, StoredTip>();
+  private readonly tipCacheSize: number;
+  /** Per stream, the end of the queue of this process's commands on it: they run one after another, never racing. */
+  private readonly lanes = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly aggregateClass: AggregateClass<A>,
@@ -183,6 +209,8 @@ export class Repository<A extends AggregateRoot> {
       maxAttempts: retry.maxAttempts ?? options.maxAttempts ?? Number.POSITIVE_INFINITY,
     };
     this.logger = options.logger ?? new Logger(`Repository<${this.type}>`);
+    if (options.tip !== false && isTipStore(stores.events)) this.tips = stores.events;
+    this.tipCacheSize = options.tipCacheSize ?? 10_000;
   }
 
   /** The event store's stream id of an aggregate: its id namespaced by the aggregate type. */
@@ -197,16 +225,42 @@ export class Repository<A extends AggregateRoot> {
    * within the retry budget (`RepositoryOptions.retry`); when it runs out, `CommandContentionError`.
    */
   async apply(command: Command<A>, options?: OperationOptions): Promise<number> {
+    // Commands of this process on one aggregate run one after another: they never lose a race to each
+    // other (each reads the state the one before wrote, a 304 through the tip cache). Races with other
+    // instances remain, and are retried below.
+    const lane = this.streamId(command?.aggregateId);
+    const before = this.lanes.get(lane) ?? Promise.resolve();
+    const run = before.then(
+      () => this.applyWithRetry(command, options),
+      () => this.applyWithRetry(command, options),
+    );
+    const end = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.lanes.set(lane, end);
+    void end.then(() => {
+      if (this.lanes.get(lane) === end) this.lanes.delete(lane);
+    });
+    return run;
+  }
+
+  private async applyWithRetry(command: Command<A>, options?: OperationOptions): Promise<number> {
     const { maxElapsedMs, initialDelayMs, maxDelayMs, maxAttempts } = this.retry;
     const started = performance.now();
     let ceiling = initialDelayMs;
+    const attemptState: AttemptState = {};
     for (let attempt = 1; ; attempt++) {
       let conflict: ConcurrencyError;
       try {
-        return await this.applyOnce(command, options);
+        return await this.applyOnce(command, options, attemptState);
       } catch (err) {
         if (!isConflict(err)) throw err;
         conflict = err;
+        // A conflict under a tip that has not changed since: a writer without tips (an older version of
+        // this package) appended to the stream, so the tip is behind it. The next run rebuilds from the stream.
+        attemptState.conflictEtag = attemptState.usedEtag;
+        if (attemptState.usedEtag !== undefined) this.tipCache.delete(this.streamId(command.aggregateId));
       }
       // Full jitter: each loser waits a random time under a growing ceiling, so racing writers spread out.
       const delay = Math.random() * ceiling;
@@ -226,16 +280,67 @@ export class Repository<A extends AggregateRoot> {
    * `UnreadableStreamError` naming the stream and version for a record it cannot replay.
    */
   async load(id: string, options?: OperationOptions): Promise<A> {
+    return (await this.current(id, options)).aggregate;
+  }
+
+  /**
+   * The aggregate's current state and the tip it came from: the tip when the stream has one (one point
+   * read, a 304 when the cached tip is unchanged), else (no tip store, a stream written before tips, or a
+   * tip found behind the stream) the events.
+   */
+  private async current(id: string, options?: OperationOptions, attempt?: AttemptState): Promise<{ aggregate: A; tip?: StoredTip }> {
+    const streamId = this.streamId(id);
+    if (!this.tips) return { aggregate: await this.loadFromStream(id, options) };
+    const tip = await this.readTip(streamId, options);
+    if (tip && (attempt?.conflictEtag === undefined || tip.etag !== attempt.conflictEtag)) return { aggregate: this.fromTip(id, tip), tip };
+    return { aggregate: await this.loadFromStream(id, options), tip };
+  }
+
+  /** The tip through the cache: `If-None-Match` with the cached etag, so an unchanged tip costs a 304. */
+  private async readTip(streamId: string, options?: OperationOptions): Promise<StoredTip | undefined> {
+    const tips = this.tips as TipStore;
+    const cached = this.tipCache.get(streamId);
+    let read = await tips.readTip(streamId, { ...options, ifNoneMatch: cached?.etag });
+    if (read === 'not-modified') {
+      if (cached) return cached;
+      read = await tips.readTip(streamId, options);
+      if (read === 'not-modified') throw new EventStoreError(`the tip of ${JSON.stringify(streamId)} answered 304 to a read without If-None-Match`);
+    }
+    if (!read) {
+      this.tipCache.delete(streamId);
+      return undefined;
+    }
+    this.remember(streamId, read);
+    return read;
+  }
+
+  private remember(streamId: string, tip: StoredTip): void {
+    if (this.tipCacheSize === 0) return;
+    this.tipCache.delete(streamId); // re-inserted last: the oldest entry is the first to go
+    this.tipCache.set(streamId, tip);
+    if (this.tipCache.size > this.tipCacheSize) this.tipCache.delete(this.tipCache.keys().next().value as string);
+  }
+
+  /** The aggregate a tip holds; its state deep-copied, so a command never changes the cached tip. */
+  private fromTip(id: string, stored: StoredTip): A {
+    const aggregate = new this.aggregateClass();
+    aggregate.restoreSnapshot(structuredClone(stored.tip.state) as Record<string, unknown>);
+    aggregate.id = id;
+    aggregate.version = stored.tip.version;
+    return aggregate;
+  }
+
+  private async loadFromStream(id: string, options?: OperationOptions): Promise<A> {
     const streamId = this.streamId(id);
     const every = this.options.snapshotEvery;
     if (every) {
-      const tail = (await this.stores.events.loadTail(streamId, every, options)).records.map((r) => this.decode(id, r));
+      const tail = eventsOnly((await this.stores.events.loadTail(streamId, every, options)).records).map((r) => this.decode(id, r));
       // A tail without a snapshot in a longer stream (snapshots turned on later, or expired) is not enough.
       if (tail.length === 0 || tail[0].version === 1 || tail.some((e) => e.type === SNAPSHOT_EVENT_TYPE)) {
         return this.replay(id, tail);
       }
     }
-    return this.replay(id, (await this.stores.events.load(streamId, options)).records.map((r) => this.decode(id, r)));
+    return this.replay(id, eventsOnly((await this.stores.events.load(streamId, options)).records).map((r) => this.decode(id, r)));
   }
 
   /**
@@ -244,7 +349,7 @@ export class Repository<A extends AggregateRoot> {
    */
   async history(id: string, options?: OperationOptions): Promise<HistoryEvent[]> {
     const { records } = await this.stores.events.load(this.streamId(id), options);
-    return records
+    return eventsOnly(records)
       .map((record) => this.decode(id, record))
       .filter((envelope) => envelope.type !== SNAPSHOT_EVENT_TYPE)
       .map((envelope) => {
@@ -277,6 +382,11 @@ export class Repository<A extends AggregateRoot> {
    * yet, and then `get` answers the newest version that instance can read, stream and document alike.
    */
   async get(id: string, options?: OperationOptions): Promise<A> {
+    if (this.tips) {
+      // The tip is written in the same batch as the events: never behind the stream as this client wrote it.
+      const tip = await this.readTip(this.streamId(id), options);
+      if (tip) return this.fromTip(id, tip);
+    }
     const blank = new this.aggregateClass();
     blank.id = id;
     const { pk, sk } = blank.keys();
@@ -296,7 +406,7 @@ export class Repository<A extends AggregateRoot> {
       ),
       this.stores.events.loadTail(this.streamId(id), 1, options),
     ]);
-    const last = tail.records[0]?.version ?? 0;
+    const last = eventsOnly(tail.records)[0]?.version ?? 0;
     // Also a document ahead of a stream whose events expired: the document is all there is.
     if (materialized && materialized.version >= last) return materialized;
     if (last === 0) throw new AggregateNotFoundError(this.type, id);
@@ -318,8 +428,9 @@ export class Repository<A extends AggregateRoot> {
     return { items, continuationToken: page.continuationToken };
   }
 
-  private async applyOnce(command: Command<A>, options?: OperationOptions): Promise<number> {
-    const aggregate = await this.load(command.aggregateId, options);
+  private async applyOnce(command: Command<A>, options: OperationOptions | undefined, attempt: AttemptState): Promise<number> {
+    const { aggregate, tip } = await this.current(command.aggregateId, options, attempt);
+    attempt.usedEtag = tip?.etag;
     const name = command.constructor.name;
     if (command.lifecycle === 'create' && aggregate.version > 0) throw new AggregateAlreadyExistsError(this.type, aggregate.id);
     if (command.lifecycle === 'mutate' && aggregate.version === 0) throw new AggregateNotFoundError(this.type, aggregate.id);
@@ -335,15 +446,62 @@ export class Repository<A extends AggregateRoot> {
     const emitted = command.emit(aggregate);
     const events = Array.isArray(emitted) ? (emitted as readonly object[]) : [emitted as object];
     if (events.length === 0) return aggregate.version;
-    const records = this.recordsFor(aggregate, events, command.actor || 'anonymous');
-    // One transactional batch: a command's events are all stored or none, so a retry never re-applies half.
-    await this.stores.events.save(this.streamId(aggregate.id), records, { ...options, atomic: true });
+    events.forEach((event, i) => checkJsonEncodable(event, `events[${i}] (${eventTypeOf(event)})`));
+    const records = this.recordsFor(aggregate, events, command.actor || 'anonymous', !this.tips);
+    // Nothing is stored that would leave the aggregate unreadable: the state, the tip and every
+    // materialized view are encoded (and the state read back) before the save.
+    const state = this.checkState(aggregate);
+    const streamId = this.streamId(aggregate.id);
+    if (this.tips) {
+      // Events and tip in one transactional batch: the tip is never behind the stream.
+      const tipBody = { version: aggregate.version, state };
+      const etag = await this.tips.saveWithTip(streamId, records, tipBody, { ...options, ifMatch: tip?.etag });
+      this.remember(streamId, { etag, tip: tipBody });
+    } else {
+      // One transactional batch: a command's events are all stored or none, so a retry never re-applies half.
+      await this.stores.events.save(streamId, records, { ...options, atomic: true });
+    }
     await this.materialize(aggregate, options);
     return aggregate.version;
   }
 
+  /**
+   * The aggregate's state as it would be stored, checked: JSON holds every value as it is, the state read
+   * back (`restoreSnapshot`) is the same state, and every materialized document (body, keys, index slots)
+   * encodes within Cosmos DB's limits. A `ValidationError` naming the field otherwise.
+   */
+  private checkState(aggregate: A): unknown {
+    checkJsonEncodable(aggregate, 'state');
+    const state = toPayload(aggregate);
+    if (this.tips || this.options.snapshotEvery) {
+      const restored = new this.aggregateClass();
+      restored.restoreSnapshot(structuredClone(state) as Record<string, unknown>);
+      restored.id = aggregate.id;
+      restored.version = aggregate.version;
+      const back = toPayload(restored);
+      if (canonicalJson(back) !== canonicalJson(state)) {
+        throw new ValidationError(
+          firstDifference(state, back, 'state') ?? 'state',
+          'does not survive its JSON round trip (restoreSnapshot of the stored JSON gives another value); override restoreSnapshot',
+        );
+      }
+    }
+    const now = nowSeconds();
+    for (const [i, view] of [this.materialized(aggregate), ...aggregate.projections()].entries()) {
+      const field = i === 0 ? 'materialized' : `projections[${i - 1}]`;
+      checkJsonEncodable(view, field);
+      try {
+        toOpaqueData(view, DEFAULT_COMPRESS_THRESHOLD, now);
+      } catch (err) {
+        if (err instanceof ValidationError) throw new ValidationError(`${field}.${err.field}`, err.message.slice(err.field.length + 2));
+        throw err;
+      }
+    }
+    return state;
+  }
+
   /** Applies the events to the aggregate and builds their records, with a snapshot at every Nth version. */
-  private recordsFor(aggregate: A, events: readonly object[], actor: string): EventRecord[] {
+  private recordsFor(aggregate: A, events: readonly object[], actor: string, snapshots: boolean): EventRecord[] {
     const at = nowMicros();
     const ttl = this.options.eventTtlSeconds ? Math.floor(Date.now() / 1000) + this.options.eventTtlSeconds : undefined;
     const records: EventRecord[] = [];
@@ -355,7 +513,8 @@ export class Repository<A extends AggregateRoot> {
       if (ttl) record.ttl = ttl;
       records.push(record);
     };
-    const every = this.options.snapshotEvery;
+    // With a tip, the state is in the tip: no snapshot record, so every version is an event.
+    const every = snapshots ? this.options.snapshotEvery : undefined;
     for (const event of events) {
       append(eventTypeOf(event), toPayload(event));
       // Snapshots sit exactly at multiples of N, so the newest N records always include one.
@@ -482,6 +641,22 @@ export class Repository<A extends AggregateRoot> {
       toJSON: () => ({ ...(toPayload(aggregate) as object), [MATERIALIZED_TYPE_FIELD]: type }),
     };
   }
+}
+
+/** What `applyWithRetry` carries from one run of a command to the next. */
+interface AttemptState {
+  /** The etag of the tip the run started from. */
+  usedEtag?: string;
+  /** The etag of a tip under which the run before lost a race: if still current, the tip is behind the stream. */
+  conflictEtag?: string;
+}
+
+/**
+ * Event records only: a document without a numeric version (an aggregate's tip, to a store whose reads do
+ * not leave it out) is not an event.
+ */
+function eventsOnly(records: readonly EventRecord[]): EventRecord[] {
+  return records.filter((r) => Number.isSafeInteger(r.version));
 }
 
 /** An object's JSON form: what is stored as an event's payload or a snapshot. */

@@ -4,6 +4,8 @@ import { fromEventDocument, nowSeconds, toEventDocument, type EventDocument, typ
 import { isExpired } from './aggregate-documents.js';
 import { checkSignal } from './validation.js';
 import { ChunkedEventStore, type EventStoreOptions } from './event-store-base.js';
+import type { EventRecord } from './event-store.interfaces.js';
+import { prepareTipSave, toTipDocument, type ReadTipOptions, type SaveWithTipOptions, type StoredTip, type TipBody, type TipStore } from './tip-store.js';
 
 /** One event as `InMemoryEventStore` committed it: what a change feed would hand out. */
 export interface CommittedEvent {
@@ -23,15 +25,57 @@ export interface CommittedEvent {
  *   .overrideProvider(STORE).useValue(new InMemoryEventStore())
  *   .compile();
  */
-export class InMemoryEventStore extends ChunkedEventStore {
+export class InMemoryEventStore extends ChunkedEventStore implements TipStore {
   private readonly streams = new Map<string, Map<number, EventDocument>>();
   // Every committed event in commit order, as the latest-version change feed keeps them (for
   // `SubscriptionsModule.inMemory()`): an event stays here after it expires, until the store is dropped.
   private readonly committed: CommittedEvent[] = [];
   private readonly commitListeners = new Set<() => void>();
 
+  private readonly tips = new Map<string, StoredTip>();
+  private tipEtags = 0;
+
   constructor(options: EventStoreOptions = {}) {
     super(options);
+  }
+
+  /** The stream's tip (see `TipStore.readTip`); a deep copy, as a read from Cosmos DB would be. */
+  async readTip(aggregateId: string, options?: ReadTipOptions): Promise<StoredTip | 'not-modified' | undefined> {
+    await Promise.resolve();
+    checkSignal(options);
+    const stored = this.tips.get(aggregateId);
+    if (!stored) return undefined;
+    if (options?.ifNoneMatch !== undefined && options.ifNoneMatch === stored.etag) return 'not-modified';
+    return structuredClone(stored);
+  }
+
+  /** Events and the tip, all or nothing (see `TipStore.saveWithTip`). */
+  async saveWithTip(aggregateId: string, records: readonly EventRecord[], tip: TipBody, options?: SaveWithTipOptions): Promise<string> {
+    checkSignal(options);
+    const tipDoc = toTipDocument(aggregateId, tip);
+    const prepared = prepareTipSave(aggregateId, records, tipDoc, this.eventTtlSeconds);
+    await Promise.resolve(); // one request: other callers may interleave before it, never inside it
+    checkSignal(options);
+    const current = this.tips.get(aggregateId);
+    const stream = this.streams.get(aggregateId);
+    const taken = prepared.find(({ record }) => stream?.has(record.version));
+    if (taken) throw new ConcurrencyError(aggregateId, [taken.record.version]);
+    if (options?.ifMatch === undefined ? current !== undefined : current?.etag !== options.ifMatch) {
+      throw new ConcurrencyError(aggregateId, prepared.map((p) => p.record.version));
+    }
+    // Checked and written without yielding: one transactional batch.
+    const target = stream ?? new Map<number, EventDocument>();
+    const now = nowSeconds();
+    for (const { record } of prepared) {
+      const doc = toEventDocument(aggregateId, record, now, this.eventTtlSeconds);
+      target.set(record.version, doc);
+      this.committed.push({ aggregateId, version: doc.v, data: fromEventDocument(doc).data, committedAt: new Date(now * 1000) });
+    }
+    this.streams.set(aggregateId, target);
+    const etag = `"${++this.tipEtags}"`;
+    this.tips.set(aggregateId, { etag, tip: structuredClone(tipDoc.tip) });
+    if (prepared.length > 0) for (const listener of this.commitListeners) listener();
+    return etag;
   }
 
   protected async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions): Promise<void> {

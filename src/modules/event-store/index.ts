@@ -56,3 +56,13 @@ export { CosmosEventStore } from './cosmos-event-store.js';
 export { DEFAULT_COMPRESS_THRESHOLD, type EventStoreOptions } from './event-store-base.js';
 export { CosmosOpaqueStore, type CosmosOpaqueStoreOptions } from './cosmos-opaque-store.js';
 export { compressAtOrAbove, decodeAggregateBody, decompressIfGzipped } from './aggregate-documents.js';
+export {
+  isTipStore,
+  TIP_DOCUMENT_ID,
+  type ReadTipOptions,
+  type SaveWithTipOptions,
+  type StoredTip,
+  type TipBody,
+  type TipDocument,
+  type TipStore,
+} from './tip-store.js';
