@@ -1,0 +1,86 @@
+/*
+ * Requests per repository operation (issue 17), counted at the fault proxy with a warm client: counts are
+ * exact, timings are not. With the tip, `get` is one point read, `apply` on an existing aggregate one read
+ * of the tip (a 304 when this process wrote it last) and one transactional batch, plus the
+ * materialization of the aggregates container's document.
+ */
+import { randomUUID } from 'node:crypto';
+import { CosmosEventStore, CosmosOpaqueStore, Repository, TIP_DOCUMENT_ID } from '../../src/index.js';
+import type { ProxyRecord } from '../../src/testing.js';
+import { AddLine, Order, PlaceOrder } from '../../example/src/modules/orders/index.js';
+import { startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
+
+let env: FaultyCosmos;
+let orders: Repository<Order>;
+/** Another instance: its own repository (and tip cache) on the same client. */
+let other: Repository<Order>;
+
+beforeAll(async () => {
+  env = await startFaultyCosmos();
+  const opaque = new CosmosOpaqueStore(env.client.database(env.events.database.id).container('aggregates'));
+  const events = new CosmosEventStore(env.events, { opaqueStore: opaque });
+  const stores = { events, aggregates: events, opaque };
+  orders = new Repository(Order, stores);
+  other = new Repository(Order, stores);
+  // Warm the client's container metadata before anything is counted.
+  const warm = `warm-${randomUUID()}`;
+  await orders.apply(new PlaceOrder(warm, 'c'));
+  await orders.apply(new AddLine(warm, 'tea', 1, 1));
+  await orders.get(warm);
+  await env.proxy.settle();
+});
+afterAll(() => env?.close());
+
+async function counted(run: () => Promise<unknown>): Promise<ProxyRecord[]> {
+  await env.proxy.settle();
+  env.proxy.clearRecords();
+  await run();
+  await env.proxy.settle();
+  return [...env.proxy.records];
+}
+
+const onEvents = (r: ProxyRecord) => r.path.includes('/colls/events/');
+const onAggregates = (r: ProxyRecord) => r.path.includes('/colls/aggregates/');
+const kinds = (records: ProxyRecord[]) => records.map((r) => `${r.kind} ${r.status}`);
+
+it('get of an aggregate is one point read of its tip', async () => {
+  const id = `get-${randomUUID()}`;
+  await orders.apply(new PlaceOrder(id, 'c'));
+  await orders.apply(new AddLine(id, 'tea', 2, 3));
+  // A fresh instance holds nothing in its cache: a plain read.
+  const records = await counted(() => other.get(id));
+  expect(kinds(records)).toEqual(['read 200']);
+  expect(records[0].path).toMatch(new RegExp(`/colls/events/docs/${TIP_DOCUMENT_ID}$`));
+  // Read again through the cache: the unchanged tip answers 304.
+  expect(kinds(await counted(() => other.get(id)))).toEqual(['read 304']);
+  expect((await other.get(id)).version).toBe(2);
+});
+
+it('apply on an existing aggregate: the tip read (304 on a cache hit) and one batch on the events container', async () => {
+  const id = `apply-${randomUUID()}`;
+  await orders.apply(new PlaceOrder(id, 'c'));
+  // This instance wrote the tip last: its cached etag still holds.
+  const hit = await counted(() => orders.apply(new AddLine(id, 'tea', 1, 1)));
+  expect(kinds(hit.filter(onEvents))).toEqual(['read 304', 'batch 200']);
+  // Another instance wrote since: the read brings the new tip (200), then the batch.
+  await other.apply(new AddLine(id, 'cake', 1, 1));
+  const miss = await counted(() => orders.apply(new AddLine(id, 'jam', 1, 1)));
+  expect(kinds(miss.filter(onEvents))).toEqual(['read 200', 'batch 200']);
+  // Nothing else is sent but the materialization of the aggregates container's document.
+  expect(miss.filter((r) => !onEvents(r) && !onAggregates(r))).toEqual([]);
+  expect((await orders.get(id)).version).toBe(4);
+});
+
+it('a burst of 20 concurrent commands on one aggregate in one instance loses no race: 20 batches, no conflict', async () => {
+  const id = `burst-${randomUUID()}`;
+  await orders.apply(new PlaceOrder(id, 'c'));
+  let versions: number[] = [];
+  const records = await counted(async () => {
+    versions = await Promise.all(Array.from({ length: 20 }, (_, i) => orders.apply(new AddLine(id, `item-${i}`, 1, 1))));
+  });
+  expect([...versions].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 2));
+  const batches = records.filter((r) => onEvents(r) && r.kind === 'batch');
+  expect(batches.map((r) => r.status)).toEqual(Array.from({ length: 20 }, () => 200));
+  // No stream query at all: every command read the tip, each a 304.
+  expect(records.filter((r) => onEvents(r) && (r.kind === 'query' || r.kind === 'query-plan'))).toEqual([]);
+});
