@@ -23,6 +23,7 @@ import {
   type ProtosourceIndexes,
 } from './protosource-keys.js';
 import { ProtosourceCommandError } from './protosource.errors.js';
+import { MAX_DOCUMENT_BYTES } from '../event-store/cosmos-limits.js';
 
 export { SNAPSHOT_ACTOR } from './protosource-codec.js';
 
@@ -222,13 +223,16 @@ export class ProtosourceRepository<A extends Message> {
     }
     if (command.evaluate?.(aggregate) === SKIP) return loaded.version;
 
-    const events = this.emit(command, aggregate, current);
+    const { events, after } = this.emit(command, aggregate, current);
     if (events.length === 0) return loaded.version;
-    await this.stores.events.save(
-      this.streamId(command.id),
-      events.map((event) => ({ version: Number(event.version), data: this.codec.encode(this.schemaOf(event), event) })),
-      { ...options, atomic: true },
-    );
+    // Everything the command would store is encoded first: an event, a state or a view protobuf cannot
+    // encode (an int64 overflow, say) refuses the command with a ValidationError, and nothing is stored.
+    const records = events.map((event) => ({
+      version: Number(event.version),
+      data: encodeOrRefuse(`events[${Number(event.version) - current - 1}]`, () => this.codec.encode(this.schemaOf(event), event)),
+    }));
+    this.checkViews(after);
+    await this.stores.events.save(this.streamId(command.id), records, { ...options, atomic: true });
     const version = Number(events[events.length - 1].version);
     await this.materialize(aggregate, events, options);
     return version;
@@ -296,7 +300,31 @@ export class ProtosourceRepository<A extends Message> {
     return out;
   }
 
-  private emit(command: ProtosourceCommand<A>, aggregate: A, current: number): Array<Message & ProtosourceEventFields> {
+  /**
+   * Encodes what materialization will store for the state after the command (the aggregate, each
+   * projection, their index slots, within Cosmos DB's item limit): a `ValidationError` naming the field
+   * when one cannot be stored, so the command is refused before its events are.
+   */
+  private checkViews(after: A): void {
+    const state = clone(this.definition.schema, after) as A;
+    this.definition.afterOn?.(state);
+    const { schema, projections = [], indexes } = this.definition;
+    const views: Array<{ schema: DescMessage; message: () => Message; indexes?: ProtosourceIndexes; field: string }> = [
+      { schema, message: () => state, indexes, field: 'state' },
+      ...projections.map((p, i) => ({ schema: p.schema, message: () => p.project(state), indexes: p.indexes, field: `projections[${i}]` })),
+    ];
+    for (const view of views) {
+      const message = encodeOrRefuse(view.field, view.message);
+      const body = encodeOrRefuse(view.field, () => compressAtOrAbove(toBinary(view.schema, message), this.compressThreshold));
+      encodeOrRefuse(`${view.field} index slots`, () => protosourceIndexSlots(view.schema, message, view.indexes));
+      // The body travels base64 in a JSON document: 4/3 of its bytes, within Cosmos DB's 2 MB item limit.
+      if (Math.ceil(body.byteLength / 3) * 4 > MAX_DOCUMENT_BYTES) {
+        throw new ValidationError(view.field, `makes a materialized body of ${body.byteLength} bytes; Cosmos DB items are limited to 2 MB`);
+      }
+    }
+  }
+
+  private emit(command: ProtosourceCommand<A>, aggregate: A, current: number): { events: Array<Message & ProtosourceEventFields>; after: A } {
     const after = clone(this.definition.schema, aggregate) as A;
     const events: Array<Message & ProtosourceEventFields> = [];
     let version = current;
@@ -325,7 +353,7 @@ export class ProtosourceRepository<A extends Message> {
         } as MessageInitShape<DescMessage>) as Message & ProtosourceEventFields,
       );
     }
-    return events;
+    return { events, after };
   }
 
   private async materialize(aggregate: A, events: ReadonlyArray<Message & ProtosourceEventFields>, options?: OperationOptions): Promise<void> {
@@ -407,6 +435,21 @@ function checkDefinition<A extends Message>(definition: ProtosourceAggregateDefi
       throw new ValidationError('snapshot.schema', `must hold the ${definition.schema.typeName} in field 5 "snapshot", as protosource writes it`);
     }
     if (!definition.registry.getMessage(snapshot.schema.typeName)) throw new ValidationError('registry', `must contain ${snapshot.schema.typeName}`);
+  }
+}
+
+/**
+ * Runs an encoding step; an error it throws becomes a `ValidationError` naming the field (protobuf-es says
+ * which: "cannot encode field example.app.order.v1.Order.total_cents to binary: invalid int64: …").
+ */
+function encodeOrRefuse<T>(field: string, encode: () => T): T {
+  try {
+    return encode();
+  } catch (err) {
+    if (err instanceof ValidationError) throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    const named = /cannot encode field ([\w.]+) to binary: (.*)/s.exec(message);
+    throw new ValidationError(named ? `${field}.${named[1].split('.').pop()}` : field, named ? named[2] : `cannot be encoded: ${message}`);
   }
 }
 
