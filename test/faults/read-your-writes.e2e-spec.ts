@@ -22,7 +22,8 @@ beforeAll(async () => {
   const opaque = new CosmosOpaqueStore(env.client.database(env.events.database.id).container('aggregates'), { retries });
   const events = new CosmosEventStore(env.events, { opaqueStore: opaque, retries });
   stores = { events, aggregates: events, opaque };
-  orders = new Repository(Order, stores, { logger: { warn: (message: string) => void warnings.push(message) } });
+  // The stream path (no tip), which streams written before the tip and stores without one take.
+  orders = new Repository(Order, stores, { tip: false, logger: { warn: (message: string) => void warnings.push(message) } });
   direct = new CosmosOpaqueStore(env.directEvents.database.container('aggregates'));
   // Warm the client's container metadata before anything is counted.
   const warm = `warm-${randomUUID()}`;
@@ -73,7 +74,7 @@ it('answers a command that landed although its instance died before materializin
   const id = `landed-${randomUUID()}`;
   await orders.apply(new PlaceOrder(id, 'c-2'));
   // Another instance stored version 2 and died: its events are there, its materialization never ran.
-  const dying = new Repository(Order, { ...stores, aggregates: { saveAggregate: () => new Promise<never>(() => undefined) } });
+  const dying = new Repository(Order, { ...stores, aggregates: { saveAggregate: () => new Promise<never>(() => undefined) } }, { tip: false });
   void dying.apply(new AddLine(id, 'cup', 1, 7));
   while ((await stores.events.loadTail(`Order/${id}`, 1)).records[0]?.version !== 2) await new Promise((r) => setTimeout(r, 5));
   expect(await storedVersion(id)).toBe(1);
@@ -86,7 +87,7 @@ it('answers a command that landed although its instance died before materializin
 it('never writes older over newer when another writer materializes a later version during the rebuild', async () => {
   const id = `newer-${randomUUID()}`;
   await orders.apply(new PlaceOrder(id, 'c-3'));
-  const other = new Repository(Order, stores, { logger: { warn: () => undefined } });
+  const other = new Repository(Order, stores, { tip: false, logger: { warn: () => undefined } });
   env.proxy.addRule({ kind: 'write', path: aggregatesWrites.path, times: 1, action: { type: 'status', status: 400 } });
   await other.apply(new AddLine(id, 'tea', 1, 1)); // version 2, not materialized
   expect(await storedVersion(id)).toBe(1);
@@ -117,4 +118,20 @@ it('costs one single-partition query of one record (and its query plan) beside t
   const kinds = env.proxy.records.map((r) => `${r.kind} ${r.path.includes('/aggregates/') ? 'aggregates' : 'events'}`).sort();
   // @azure/cosmos asks the gateway for a plan before an ORDER BY query, partition key given or not.
   expect(kinds).toEqual(['query events', 'query-plan events', 'read aggregates']);
+});
+
+it('with the tip: get answers the acknowledged version from one point read of the tip, materialization failing or not', async () => {
+  const tipped = new Repository(Order, stores, { logger: { warn: () => undefined } });
+  const id = `tip-${randomUUID()}`;
+  expect(await tipped.apply(new PlaceOrder(id, 'c-5'))).toBe(1);
+  env.proxy.addRule({ kind: 'write', path: aggregatesWrites.path, action: { type: 'status', status: 400 } });
+  expect(await tipped.apply(new AddLine(id, 'tea', 2, 3))).toBe(2);
+  expect(await storedVersion(id)).toBe(1);
+  await env.proxy.settle();
+  env.proxy.clearRecords();
+  // Another instance (its own cache): one plain read of the tip, in the events container.
+  const read = await new Repository(Order, stores).get(id);
+  expect([read.version, read.total]).toEqual([2, 6]);
+  await env.proxy.settle();
+  expect(env.proxy.records.map((r) => `${r.kind} ${r.path.includes('/aggregates/') ? 'aggregates' : 'events'}`)).toEqual(['read events']);
 });
