@@ -58,14 +58,21 @@ it('get of an aggregate is one point read of its tip', async () => {
 
 it('apply on an existing aggregate: the tip read (304 on a cache hit) and one batch on the events container', async () => {
   const id = `apply-${randomUUID()}`;
-  await orders.apply(new PlaceOrder(id, 'c'));
+  // Creation: the tip is missing (404), one batch, and the materialized document is created without a read.
+  const created = await counted(() => orders.apply(new PlaceOrder(id, 'c')));
+  expect(kinds(created.filter(onEvents))).toEqual(['read 404', 'batch 200']);
+  expect(kinds(created.filter(onAggregates))).toEqual(['write 201']);
   // This instance wrote the tip last: its cached etag still holds.
   const hit = await counted(() => orders.apply(new AddLine(id, 'tea', 1, 1)));
   expect(kinds(hit.filter(onEvents))).toEqual(['read 304', 'batch 200']);
+  // And it wrote the materialized document last: one replace under its etag, no read.
+  expect(kinds(hit.filter(onAggregates))).toEqual(['write 200']);
   // Another instance wrote since: the read brings the new tip (200), then the batch.
   await other.apply(new AddLine(id, 'cake', 1, 1));
   const miss = await counted(() => orders.apply(new AddLine(id, 'jam', 1, 1)));
   expect(kinds(miss.filter(onEvents))).toEqual(['read 200', 'batch 200']);
+  // Its materialized etag is stale too: the replace is refused (412), then a read and a conditional write.
+  expect(kinds(miss.filter(onAggregates))).toEqual(['write 412', 'read 200', 'write 200']);
   // Nothing else is sent but the materialization of the aggregates container's document.
   expect(miss.filter((r) => !onEvents(r) && !onAggregates(r))).toEqual([]);
   expect((await orders.get(id)).version).toBe(4);

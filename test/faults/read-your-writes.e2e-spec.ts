@@ -91,13 +91,14 @@ it('never writes older over newer when another writer materializes a later versi
   env.proxy.addRule({ kind: 'write', path: aggregatesWrites.path, times: 1, action: { type: 'status', status: 400 } });
   await other.apply(new AddLine(id, 'tea', 1, 1)); // version 2, not materialized
   expect(await storedVersion(id)).toBe(1);
-  // The reader's repair (its second read of the document: the first is get's own) is held at the proxy ...
+  // The reader's repair (its write of the document: a replace under the etag of its own version-1 write,
+  // or a read and a write) is held at the proxy ...
   const held = gate();
   const { pk } = Object.assign(new Order(), { id }).keys();
-  let reads = 0;
-  env.proxy.addRule({ kind: 'read', match: (r) => r.partitionKey === pk && ++reads === 2, action: { type: 'latency', until: held.promise } });
+  let writes = 0;
+  env.proxy.addRule({ kind: 'write', match: (r) => r.partitionKey === pk && ++writes === 1, action: { type: 'latency', until: held.promise } });
   const reading = orders.get(id);
-  await until(() => reads >= 2);
+  await until(() => writes >= 1);
   // ... while another writer stores and materializes version 3.
   await other.apply(new AddLine(id, 'cup', 1, 2));
   expect(await storedVersion(id)).toBe(3);

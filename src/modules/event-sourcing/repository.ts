@@ -6,6 +6,7 @@ import {
   EventStoreError,
   isConflict,
   isTipStore,
+  isTrackedAggregateStore,
   NotFoundError,
   ValidationError,
   type AggregateStore,
@@ -185,6 +186,8 @@ export class Repository<A extends AggregateRoot> {
   private readonly tipCacheSize: number;
   /** Per stream, the end of the queue of this process's commands on it: they run one after another, never racing. */
   private readonly lanes = new Map<string, Promise<unknown>>();
+  /** Etags of the materialized documents as this process last wrote them: the next write is one conditional replace. */
+  private readonly materializedEtags = new Map<string, string>();
 
   constructor(
     private readonly aggregateClass: AggregateClass<A>,
@@ -260,6 +263,7 @@ export class Repository<A extends AggregateRoot> {
         // A conflict under a tip that has not changed since: a writer without tips (an older version of
         // this package) appended to the stream, so the tip is behind it. The next run rebuilds from the stream.
         attemptState.conflictEtag = attemptState.usedEtag;
+        attemptState.conflicted = true;
         if (attemptState.usedEtag !== undefined) this.tipCache.delete(this.streamId(command.aggregateId));
       }
       // Full jitter: each loser waits a random time under a growing ceiling, so racing writers spread out.
@@ -288,11 +292,23 @@ export class Repository<A extends AggregateRoot> {
    * read, a 304 when the cached tip is unchanged), else (no tip store, a stream written before tips, or a
    * tip found behind the stream) the events.
    */
-  private async current(id: string, options?: OperationOptions, attempt?: AttemptState): Promise<{ aggregate: A; tip?: StoredTip }> {
+  private async current(
+    id: string,
+    options?: OperationOptions,
+    attempt?: AttemptState,
+    assumeNew = false,
+  ): Promise<{ aggregate: A; tip?: StoredTip }> {
     const streamId = this.streamId(id);
     if (!this.tips) return { aggregate: await this.loadFromStream(id, options) };
     const tip = await this.readTip(streamId, options);
     if (tip && (attempt?.conflictEtag === undefined || tip.etag !== attempt.conflictEtag)) return { aggregate: this.fromTip(id, tip), tip };
+    if (!tip && assumeNew) {
+      // A create without a tip: most likely a new aggregate, so the stream is not read. Should a stream
+      // written before tips exist, the batch's create of version 1 conflicts, and the re-run reads it.
+      const blank = new this.aggregateClass();
+      blank.id = id;
+      return { aggregate: blank };
+    }
     return { aggregate: await this.loadFromStream(id, options), tip };
   }
 
@@ -312,6 +328,13 @@ export class Repository<A extends AggregateRoot> {
     }
     this.remember(streamId, read);
     return read;
+  }
+
+  private rememberMaterialized(key: string, etag: string): void {
+    if (this.tipCacheSize === 0) return;
+    this.materializedEtags.delete(key);
+    this.materializedEtags.set(key, etag);
+    if (this.materializedEtags.size > this.tipCacheSize) this.materializedEtags.delete(this.materializedEtags.keys().next().value as string);
   }
 
   private remember(streamId: string, tip: StoredTip): void {
@@ -429,8 +452,9 @@ export class Repository<A extends AggregateRoot> {
   }
 
   private async applyOnce(command: Command<A>, options: OperationOptions | undefined, attempt: AttemptState): Promise<number> {
-    const { aggregate, tip } = await this.current(command.aggregateId, options, attempt);
+    const { aggregate, tip } = await this.current(command.aggregateId, options, attempt, command.lifecycle === 'create' && !attempt.conflicted);
     attempt.usedEtag = tip?.etag;
+    const created = aggregate.version === 0;
     const name = command.constructor.name;
     if (command.lifecycle === 'create' && aggregate.version > 0) throw new AggregateAlreadyExistsError(this.type, aggregate.id);
     if (command.lifecycle === 'mutate' && aggregate.version === 0) throw new AggregateNotFoundError(this.type, aggregate.id);
@@ -461,7 +485,7 @@ export class Repository<A extends AggregateRoot> {
       // One transactional batch: a command's events are all stored or none, so a retry never re-applies half.
       await this.stores.events.save(streamId, records, { ...options, atomic: true });
     }
-    await this.materialize(aggregate, options);
+    await this.materialize(aggregate, options, created);
     return aggregate.version;
   }
 
@@ -523,13 +547,29 @@ export class Repository<A extends AggregateRoot> {
     return records;
   }
 
-  /** Best effort, as in protosource: the events are stored, so a failure here is logged, not thrown. */
-  private async materialize(aggregate: A, options?: OperationOptions): Promise<void> {
+  /**
+   * Best effort, as in protosource: the events are stored, so a failure here is logged, not thrown. One
+   * conditional request per view when this process wrote it last (a replace under its etag) or the command
+   * created the aggregate (a create); else a read, then a conditional write. Never older over newer.
+   */
+  private async materialize(aggregate: A, options?: OperationOptions, created = false): Promise<void> {
+    const aggregates = this.stores.aggregates;
     for (const view of [this.materialized(aggregate), ...aggregate.projections()]) {
+      let key: string | undefined;
       try {
+        if (view.version && isTrackedAggregateStore(aggregates)) {
+          const { pk, sk } = view.keys();
+          key = JSON.stringify([pk, sk]);
+          const known = this.materializedEtags.get(key) ?? (created ? null : undefined);
+          const { etag } = await aggregates.saveAggregateTracked(view, known, options);
+          if (etag) this.rememberMaterialized(key, etag);
+          else this.materializedEtags.delete(key);
+          continue;
+        }
         // A view without a version cannot be ordered: it is upserted, as protosource does.
-        await this.stores.aggregates.saveAggregate(view, { ...options, onlyIfNewer: Boolean(view.version) });
+        await aggregates.saveAggregate(view, { ...options, onlyIfNewer: Boolean(view.version) });
       } catch (err) {
+        if (key) this.materializedEtags.delete(key);
         this.logger.warn(
           `materializing ${this.type} ${JSON.stringify(aggregate.id)} at version ${aggregate.version} failed: ${messageOf(err)}`,
         );
@@ -649,6 +689,8 @@ interface AttemptState {
   usedEtag?: string;
   /** The etag of a tip under which the run before lost a race: if still current, the tip is behind the stream. */
   conflictEtag?: string;
+  /** A run before lost a race: a missing tip no longer means a new aggregate. */
+  conflicted?: boolean;
 }
 
 /**

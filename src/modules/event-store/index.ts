@@ -66,3 +66,10 @@ export {
   type TipDocument,
   type TipStore,
 } from './tip-store.js';
+export {
+  isTrackedAggregateStore,
+  isTrackedOpaqueStore,
+  type TrackedAggregateStore,
+  type TrackedOpaqueStore,
+  type TrackedPut,
+} from './tracked-opaque-store.js';
