@@ -3,7 +3,6 @@ import type {
   OpaqueData,
   OpaqueQuery,
   OpaqueQueryResult,
-  OpaqueStore,
   OperationOptions,
   SortCondition,
 } from './event-store.interfaces.js';
