@@ -1,7 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { performance } from 'node:perf_hooks';
 import {
-  ConcurrencyError,
   decodeAggregateBody,
   EventStoreError,
   isConflict,
@@ -23,6 +21,7 @@ import { DEFAULT_COMPRESS_THRESHOLD } from '../event-store/event-store-base.js';
 import { materialize as toOpaqueData } from '../event-store/aggregate-documents.js';
 import { nowSeconds } from '../event-store/event-documents.js';
 import { canonicalJson, checkJsonEncodable, firstDifference } from './encoding-guard.js';
+import { CommandPipeline, type AttemptState, type CommandStrategy, type Decision } from './command-pipeline.js';
 import { messageOf } from '../cosmos/index.js';
 import { AggregateRoot } from './aggregate-root.js';
 import { aggregateMetadata, aggregateTypeOf, eventTypeOf, type AggregateOptions, type EventClass } from './aggregate-metadata.js';
@@ -184,8 +183,7 @@ export class Repository<A extends AggregateRoot> {
   private readonly tips?: TipStore;
   private readonly tipCache = new Map<string, StoredTip>();
   private readonly tipCacheSize: number;
-  /** Per stream, the end of the queue of this process's commands on it: they run one after another, never racing. */
-  private readonly lanes = new Map<string, Promise<unknown>>();
+  private readonly pipeline: CommandPipeline<Command<A>, Loaded<A>, Decided>;
   /** Etags of the materialized documents as this process last wrote them: the next write is one conditional replace. */
   private readonly materializedEtags = new Map<string, string>();
 
@@ -214,6 +212,7 @@ export class Repository<A extends AggregateRoot> {
     this.logger = options.logger ?? new Logger(`Repository<${this.type}>`);
     if (options.tip !== false && isTipStore(stores.events)) this.tips = stores.events;
     this.tipCacheSize = options.tipCacheSize ?? 10_000;
+    this.pipeline = new CommandPipeline(this.strategy(), this.retry);
   }
 
   /** The event store's stream id of an aggregate: its id namespaced by the aggregate type. */
@@ -230,53 +229,45 @@ export class Repository<A extends AggregateRoot> {
   async apply(command: Command<A>, options?: OperationOptions): Promise<number> {
     // Commands of this process on one aggregate run one after another: they never lose a race to each
     // other (each reads the state the one before wrote, a 304 through the tip cache). Races with other
-    // instances remain, and are retried below.
-    const lane = this.streamId(command?.aggregateId);
-    const before = this.lanes.get(lane) ?? Promise.resolve();
-    const run = before.then(
-      () => this.applyWithRetry(command, options),
-      () => this.applyWithRetry(command, options),
-    );
-    const end = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.lanes.set(lane, end);
-    void end.then(() => {
-      if (this.lanes.get(lane) === end) this.lanes.delete(lane);
-    });
-    return run;
+    // instances remain, and are re-run within the retry budget.
+    return this.pipeline.run(command, options);
   }
 
-  private async applyWithRetry(command: Command<A>, options?: OperationOptions): Promise<number> {
-    const { maxElapsedMs, initialDelayMs, maxDelayMs, maxAttempts } = this.retry;
-    const started = performance.now();
-    let ceiling = initialDelayMs;
-    const attemptState: AttemptState = {};
-    for (let attempt = 1; ; attempt++) {
-      let conflict: ConcurrencyError;
-      try {
-        return await this.applyOnce(command, options, attemptState);
-      } catch (err) {
-        if (!isConflict(err)) throw err;
-        conflict = err;
-        // A conflict under a tip that has not changed since: a writer without tips (an older version of
-        // this package) appended to the stream, so the tip is behind it. The next run rebuilds from the stream.
-        attemptState.conflictEtag = attemptState.usedEtag;
-        attemptState.conflicted = true;
-        if (attemptState.usedEtag !== undefined) this.tipCache.delete(this.streamId(command.aggregateId));
-      }
-      // Full jitter: each loser waits a random time under a growing ceiling, so racing writers spread out.
-      const delay = Math.random() * ceiling;
-      // From 1 ms when initialDelayMs is 0: a ceiling of 0 would never grow, re-running at once for the whole budget.
-      ceiling = Math.min(maxDelayMs, Math.max(ceiling * 2, 1));
-      const elapsed = performance.now() - started;
-      if (attempt >= maxAttempts || elapsed + delay >= maxElapsedMs) {
-        throw new CommandContentionError(this.type, command.aggregateId, conflict.aggregateId, conflict.versions, attempt, elapsed);
-      }
-      await new Promise((resolve) => setTimeout(resolve, delay));
-      options?.abortSignal?.throwIfAborted();
-    }
+  /** The JSON mode's steps of the command pipeline: the state in the tip (or the stream), JSON envelopes. */
+  private strategy(): CommandStrategy<Command<A>, Loaded<A>, Decided> {
+    return {
+      streamOf: (command) => this.streamId(command?.aggregateId),
+      load: async (command, attempt, options) => {
+        const current = await this.current(command.aggregateId, options, attempt, command.lifecycle === 'create' && !attempt.conflicted);
+        attempt.usedEtag = current.tip?.etag;
+        return { ...current, created: current.aggregate.version === 0 };
+      },
+      decide: (command, loaded) => this.decide(command, loaded),
+      save: async (command, { aggregate, tip, created }, { records, state }, options) => {
+        const streamId = this.streamId(aggregate.id);
+        try {
+          if (this.tips) {
+            // Events and tip in one transactional batch: the tip is never behind the stream.
+            const tipBody = { version: aggregate.version, state };
+            const etag = await this.tips.saveWithTip(streamId, records, tipBody, { ...options, ifMatch: tip?.etag });
+            this.remember(streamId, { etag, tip: tipBody });
+          } else {
+            // One transactional batch: a command's events are all stored or none, so a retry never re-applies half.
+            await this.stores.events.save(streamId, records, { ...options, atomic: true });
+          }
+        } catch (err) {
+          if (!isConflict(err)) throw err;
+          this.tipCache.delete(streamId);
+          // A create that lost the race for version 1: the aggregate exists (created by another command, or
+          // a stream written before tips that the create did not read).
+          if (created && command.lifecycle === 'create') throw new AggregateAlreadyExistsError(this.type, aggregate.id);
+          throw err;
+        }
+      },
+      materialize: (_command, { aggregate, created }, _decided, options) => this.materialize(aggregate, options, created),
+      contention: (command, conflict, attempts, elapsed) =>
+        new CommandContentionError(this.type, command.aggregateId, conflict.aggregateId, conflict.versions, attempts, elapsed),
+    };
   }
 
   /**
@@ -451,10 +442,8 @@ export class Repository<A extends AggregateRoot> {
     return { items, continuationToken: page.continuationToken };
   }
 
-  private async applyOnce(command: Command<A>, options: OperationOptions | undefined, attempt: AttemptState): Promise<number> {
-    const { aggregate, tip } = await this.current(command.aggregateId, options, attempt, command.lifecycle === 'create' && !attempt.conflicted);
-    attempt.usedEtag = tip?.etag;
-    const created = aggregate.version === 0;
+  /** Lifecycle, validation, state guard, evaluation, emit and the encoding guard, on the loaded state. */
+  private decide(command: Command<A>, { aggregate }: Loaded<A>): Decision<Decided> {
     const name = command.constructor.name;
     if (command.lifecycle === 'create' && aggregate.version > 0) throw new AggregateAlreadyExistsError(this.type, aggregate.id);
     if (command.lifecycle === 'mutate' && aggregate.version === 0) throw new AggregateNotFoundError(this.type, aggregate.id);
@@ -464,29 +453,18 @@ export class Repository<A extends AggregateRoot> {
       throw new InvalidStateError(name, aggregate.currentState(), command.allowedStates);
     }
     const evaluation = command.evaluate(aggregate);
-    if (evaluation === 'skip') return aggregate.version;
+    if (evaluation === 'skip') return { answer: aggregate.version };
     if (typeof evaluation === 'object' && evaluation !== null) throw new CommandRejectedError(name, evaluation.reject);
 
     const emitted = command.emit(aggregate);
     const events = Array.isArray(emitted) ? (emitted as readonly object[]) : [emitted as object];
-    if (events.length === 0) return aggregate.version;
+    if (events.length === 0) return { answer: aggregate.version };
     events.forEach((event, i) => checkJsonEncodable(event, `events[${i}] (${eventTypeOf(event)})`));
     const records = this.recordsFor(aggregate, events, command.actor || 'anonymous', !this.tips);
     // Nothing is stored that would leave the aggregate unreadable: the state, the tip and every
     // materialized view are encoded (and the state read back) before the save.
     const state = this.checkState(aggregate);
-    const streamId = this.streamId(aggregate.id);
-    if (this.tips) {
-      // Events and tip in one transactional batch: the tip is never behind the stream.
-      const tipBody = { version: aggregate.version, state };
-      const etag = await this.tips.saveWithTip(streamId, records, tipBody, { ...options, ifMatch: tip?.etag });
-      this.remember(streamId, { etag, tip: tipBody });
-    } else {
-      // One transactional batch: a command's events are all stored or none, so a retry never re-applies half.
-      await this.stores.events.save(streamId, records, { ...options, atomic: true });
-    }
-    await this.materialize(aggregate, options, created);
-    return aggregate.version;
+    return { store: { records, state }, version: aggregate.version };
   }
 
   /**
@@ -683,14 +661,17 @@ export class Repository<A extends AggregateRoot> {
   }
 }
 
-/** What `applyWithRetry` carries from one run of a command to the next. */
-interface AttemptState {
-  /** The etag of the tip the run started from. */
-  usedEtag?: string;
-  /** The etag of a tip under which the run before lost a race: if still current, the tip is behind the stream. */
-  conflictEtag?: string;
-  /** A run before lost a race: a missing tip no longer means a new aggregate. */
-  conflicted?: boolean;
+/** What a run of a JSON command starts from: the aggregate, the tip it came from, and whether it is new. */
+interface Loaded<A> {
+  aggregate: A;
+  tip?: StoredTip;
+  created: boolean;
+}
+
+/** What a JSON command stores: its event records and the state after them (the tip's). */
+interface Decided {
+  records: EventRecord[];
+  state: unknown;
 }
 
 /**

@@ -24,6 +24,7 @@ import {
 } from './protosource-keys.js';
 import { ProtosourceCommandError } from './protosource.errors.js';
 import { MAX_DOCUMENT_BYTES } from '../event-store/cosmos-limits.js';
+import { CommandPipeline, type CommandStrategy, type Decision } from '../event-sourcing/command-pipeline.js';
 
 export { SNAPSHOT_ACTOR } from './protosource-codec.js';
 
@@ -102,6 +103,12 @@ export interface LoadedAggregate<A> {
   version: number;
 }
 
+/** What a protosource command stores: its events (the snapshot's included) and their records. */
+interface ProtosourceDecided {
+  events: Array<Message & ProtosourceEventFields>;
+  records: EventRecord[];
+}
+
 /**
  * An event-sourced aggregate stored exactly as protosource's Go `Repository` stores it, so both read each
  * other's streams and views and run commands on the same aggregates:
@@ -126,6 +133,7 @@ export class ProtosourceRepository<A extends Message> {
   readonly codec: ProtosourceEventCodec;
   private readonly logger = new Logger('ProtosourceRepository');
   private readonly compressThreshold: number;
+  private readonly pipeline: CommandPipeline<ProtosourceCommand<A>, LoadedAggregate<A>, ProtosourceDecided>;
 
   constructor(
     readonly definition: ProtosourceAggregateDefinition<A>,
@@ -138,6 +146,8 @@ export class ProtosourceRepository<A extends Message> {
       encoding: definition.encoding,
       compressThreshold: this.compressThreshold,
     });
+    // One run per command: a lost race fails with ConcurrencyError, as Go's create does.
+    this.pipeline = new CommandPipeline(this.strategy(), { maxAttempts: 1, maxElapsedMs: Number.POSITIVE_INFINITY, initialDelayMs: 0, maxDelayMs: 0 });
   }
 
   /** The events container's stream id of an aggregate. */
@@ -197,14 +207,37 @@ export class ProtosourceRepository<A extends Message> {
    * fail with `ConcurrencyError`.
    */
   async apply(command: ProtosourceCommand<A>, options?: OperationOptions): Promise<number> {
-    if (!command?.id) throw new ProtosourceCommandError('CMD_EMPTY_ID', 'aggregate id is required');
-    let loaded: LoadedAggregate<A>;
-    try {
-      loaded = await this.load(command.id, options);
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-      loaded = { aggregate: create(this.definition.schema) as A, version: 0 };
-    }
+    return this.pipeline.run(command, options);
+  }
+
+  /**
+   * protosource's steps of the command pipeline shared with `Repository`: the state in the stream (Go's
+   * documents, no tip), protobuf events, no re-run of a lost race (Go's `ConcurrencyError` surfaces, as
+   * Go's create fails). Commands of this process on one aggregate still queue, so they never race.
+   */
+  private strategy(): CommandStrategy<ProtosourceCommand<A>, LoadedAggregate<A>, ProtosourceDecided> {
+    return {
+      streamOf: (command) => {
+        if (!command?.id) throw new ProtosourceCommandError('CMD_EMPTY_ID', 'aggregate id is required');
+        return this.streamId(command.id);
+      },
+      load: async (command, _attempt, options) => {
+        try {
+          return await this.load(command.id, options);
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err;
+          return { aggregate: create(this.definition.schema) as A, version: 0 };
+        }
+      },
+      decide: (command, loaded) => this.decide(command, loaded),
+      save: (command, _loaded, { records }, options) => this.stores.events.save(this.streamId(command.id), records, { ...options, atomic: true }),
+      materialize: (_command, { aggregate }, { events }, options) => this.materialize(aggregate, events, options),
+      contention: (_command, conflict) => conflict,
+    };
+  }
+
+  /** protosource's pipeline on the loaded state: lifecycle, validation, allowed states, evaluation, events, snapshot, then the encoding guard. */
+  private decide(command: ProtosourceCommand<A>, loaded: LoadedAggregate<A>): Decision<ProtosourceDecided> {
     const { aggregate } = loaded;
     const current = Number((aggregate as unknown as ProtosourceEventFields).version);
     if (command.lifecycle === 'creation' && current !== 0) {
@@ -221,10 +254,10 @@ export class ProtosourceRepository<A extends Message> {
         throw new ProtosourceCommandError('CMD_STATE_VIOLATION', `command ${command.name} not allowed in state ${this.stateName(state)}`);
       }
     }
-    if (command.evaluate?.(aggregate) === SKIP) return loaded.version;
+    if (command.evaluate?.(aggregate) === SKIP) return { answer: loaded.version };
 
     const { events, after } = this.emit(command, aggregate, current);
-    if (events.length === 0) return loaded.version;
+    if (events.length === 0) return { answer: loaded.version };
     // Everything the command would store is encoded first: an event, a state or a view protobuf cannot
     // encode (an int64 overflow, say) refuses the command with a ValidationError, and nothing is stored.
     const records = events.map((event) => ({
@@ -232,10 +265,7 @@ export class ProtosourceRepository<A extends Message> {
       data: encodeOrRefuse(`events[${Number(event.version) - current - 1}]`, () => this.codec.encode(this.schemaOf(event), event)),
     }));
     this.checkViews(after);
-    await this.stores.events.save(this.streamId(command.id), records, { ...options, atomic: true });
-    const version = Number(events[events.length - 1].version);
-    await this.materialize(aggregate, events, options);
-    return version;
+    return { store: { events, records }, version: Number(events[events.length - 1].version) };
   }
 
   /**
