@@ -14,6 +14,8 @@ import {
   CommandRejectedError,
   CommandValidationError,
   ConcurrencyError,
+  ExpectedVersionError,
+  IdempotencyKeyReusedError,
   Gsi,
   InvalidStateError,
   JsonEventSerializer,
@@ -563,6 +565,52 @@ export function describeRepositoryContract(name: string, open: () => Promise<Rep
         const accepted = results.flatMap((r, i) => (r.status === 'fulfilled' ? [`r${i}`] : []));
         const stored = (await envelopes('Account', id)).slice(1).map((e) => (e.payload as Deposited).reference);
         expect(stored.sort()).toEqual(accepted.sort());
+      });
+    });
+
+    describe('idempotency keys and expected versions (issue 16)', () => {
+      it('a repeated key answers the first outcome and stores nothing, also through another instance', async () => {
+        const { accounts, id } = await opened();
+        expect(await accounts.apply(new Deposit(id, 5, 'r-1'), { idempotencyKey: 'k-1' })).toBe(2);
+        await accounts.apply(new Deposit(id, 7, 'r-2'));
+        // The same command again, with its key: the first outcome, although the aggregate moved on since.
+        expect(await accounts.apply(new Deposit(id, 5, 'r-1'), { idempotencyKey: 'k-1' })).toBe(2);
+        // Another instance (its own cache), as a client retrying after a lost acknowledgement would reach.
+        expect(await repository(Account).apply(new Deposit(id, 5, 'r-1'), { idempotencyKey: 'k-1' })).toBe(2);
+        expect((await envelopes('Account', id)).map((e) => e.version)).toEqual([1, 2, 3]);
+        expect((await accounts.load(id)).balance).toBe(12);
+      });
+
+      it('refuses the same key with a different command (422), storing nothing; keys never reach other aggregates', async () => {
+        const { accounts, id } = await opened();
+        await accounts.apply(new Deposit(id, 5, 'r-1'), { idempotencyKey: 'k' });
+        const err = await rejectionOf(accounts.apply(new Deposit(id, 6, 'r-1'), { idempotencyKey: 'k' }));
+        expect(err).toBeInstanceOf(IdempotencyKeyReusedError);
+        expect(err).toBeInstanceOf(CommandRejectedError);
+        expect((await envelopes('Account', id)).map((e) => e.version)).toEqual([1, 2]);
+        const { id: other } = await opened();
+        expect(await accounts.apply(new Deposit(other, 5, 'r-1'), { idempotencyKey: 'k' })).toBe(2);
+      });
+
+      it('forgets a key after the window', async () => {
+        const { id } = await opened();
+        const accounts = repository(Account, { idempotencyWindowSeconds: 1 });
+        expect(await accounts.apply(new Deposit(id, 5), { idempotencyKey: 'k' })).toBe(2);
+        await new Promise((resolve) => setTimeout(resolve, 2100));
+        // Another reference: the command would be a different one, but the key is forgotten.
+        expect(await accounts.apply(new Deposit(id, 6), { idempotencyKey: 'k' })).toBe(3);
+      });
+
+      it('expectedVersion: another version is an ExpectedVersionError naming both, never re-run, nothing stored', async () => {
+        const { accounts, id } = await opened();
+        expect(await accounts.apply(new Deposit(id, 5), { expectedVersion: 1 })).toBe(2);
+        const err = await rejectionOf(accounts.apply(new Deposit(id, 5), { expectedVersion: 1 }));
+        expect(err).toBeInstanceOf(ExpectedVersionError);
+        expect(err).toBeInstanceOf(ConcurrencyError);
+        expect(err).toMatchObject({ expected: 1, found: 2, id });
+        expect((await envelopes('Account', id)).map((e) => e.version)).toEqual([1, 2]);
+        expect(await rejectionOf(repository(Account).apply(new Open(unique('acc'), 'ann'), { expectedVersion: 3 }))).toBeInstanceOf(ExpectedVersionError);
+        expect(await repository(Account).apply(new Open(unique('acc'), 'ann'), { expectedVersion: 0 })).toBe(1);
       });
     });
 

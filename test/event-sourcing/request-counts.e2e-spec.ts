@@ -5,7 +5,7 @@
  * materialization of the aggregates container's document.
  */
 import { randomUUID } from 'node:crypto';
-import { CosmosEventStore, CosmosOpaqueStore, Repository, TIP_DOCUMENT_ID } from '../../src/index.js';
+import { CosmosEventStore, CosmosOpaqueStore, isOutcomeUnknown, Repository, TIP_DOCUMENT_ID } from '../../src/index.js';
 import type { ProxyRecord } from '../../src/testing.js';
 import { AddLine, Order, PlaceOrder } from '../../example/src/modules/orders/index.js';
 import { startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
@@ -90,4 +90,24 @@ it('a burst of 20 concurrent commands on one aggregate in one instance loses no 
   expect(batches.map((r) => r.status)).toEqual(Array.from({ length: 20 }, () => 200));
   // No stream query at all: every command read the tip, each a 304.
   expect(records.filter((r) => onEvents(r) && (r.kind === 'query' || r.kind === 'query-plan'))).toEqual([]);
+});
+
+it('a command retried with its idempotency key after its acknowledgement was lost is stored once and answered as the first (issue 16)', async () => {
+  const retries = { initialDelayMs: 5, maxDelayMs: 20 };
+  const opaque = new CosmosOpaqueStore(env.client.database(env.events.database.id).container('aggregates'), { retries });
+  const events = new CosmosEventStore(env.events, { opaqueStore: opaque, retries });
+  const repository = new Repository(Order, { events, aggregates: events, opaque });
+  const id = `idem-${randomUUID()}`;
+  await repository.apply(new PlaceOrder(id, 'c'));
+  // Every answer to this order's batches is lost: the first attempt lands, the resends are refused unseen.
+  env.proxy.addRule({ kind: 'batch', match: (r) => r.partitionKey === `Order/${id}`, action: { type: 'reset', when: 'after' } });
+  const err = await repository.apply(new AddLine(id, 'tea', 1, 1), { idempotencyKey: 'k-1' }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  env.proxy.clearRules();
+  expect(isOutcomeUnknown(err)).toBe(true);
+  // The retry with the same key finds the key in the tip: the first outcome, nothing stored twice.
+  expect(await repository.apply(new AddLine(id, 'tea', 1, 1), { idempotencyKey: 'k-1' })).toBe(2);
+  expect((await repository.history(id)).map((e) => e.version)).toEqual([1, 2]);
 });

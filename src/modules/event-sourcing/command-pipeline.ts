@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { isConflict, type ConcurrencyError, type OperationOptions } from '../event-store/index.js';
+import { ExpectedVersionError } from './event-sourcing.errors.js';
 
 /** What one run of a command carries to the next, after it lost a race. */
 export interface AttemptState {
@@ -27,7 +28,7 @@ export interface CommandStrategy<C, L, D> {
    * Lifecycle, validation, state guard, evaluation, emit, then the encoding guard: everything that would
    * be stored is encoded first, and what cannot be refuses the command before anything is written.
    */
-  decide(command: C, loaded: L): Decision<D>;
+  decide(command: C, loaded: L, options?: OperationOptions): Decision<D>;
   /** Stores the events (and the tip) in one transactional batch; a lost race is a `ConcurrencyError`. */
   save(command: C, loaded: L, decided: D, options?: OperationOptions): Promise<void>;
   /** Writes the materialized views, best effort. */
@@ -88,7 +89,8 @@ export class CommandPipeline<C, L, D> {
       try {
         return await this.once(command, attempt, options);
       } catch (err) {
-        if (!isConflict(err)) throw err;
+        // An expected version that does not hold is the caller's to look at again: never re-run.
+        if (!isConflict(err) || err instanceof ExpectedVersionError) throw err;
         conflict = err;
         attempt.conflictEtag = attempt.usedEtag;
         attempt.conflicted = true;
@@ -106,7 +108,7 @@ export class CommandPipeline<C, L, D> {
 
   private async once(command: C, attempt: AttemptState, options?: OperationOptions): Promise<number> {
     const loaded = await this.strategy.load(command, attempt, options);
-    const decision = this.strategy.decide(command, loaded);
+    const decision = this.strategy.decide(command, loaded, options);
     if ('answer' in decision) return decision.answer;
     await this.strategy.save(command, loaded, decision.store, options);
     await this.strategy.materialize(command, loaded, decision.store, options);

@@ -23,6 +23,8 @@ export {
   CommandError,
   CommandRejectedError,
   CommandValidationError,
+  ExpectedVersionError,
+  IdempotencyKeyReusedError,
   InvalidStateError,
   UnreadableStreamError,
 } from './event-sourcing.errors.js';
@@ -36,6 +38,7 @@ export {
   SNAPSHOT_EVENT_TYPE,
   type AggregateClass,
   type AggregatePage,
+  type ApplyOptions,
   type CommandRetryOptions,
   type EventContext,
   type HistoryEvent,

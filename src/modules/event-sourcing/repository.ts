@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import {
   decodeAggregateBody,
   EventStoreError,
@@ -33,6 +34,8 @@ import {
   CommandContentionError,
   CommandRejectedError,
   CommandValidationError,
+  ExpectedVersionError,
+  IdempotencyKeyReusedError,
   InvalidStateError,
   UnreadableStreamError,
 } from './event-sourcing.errors.js';
@@ -89,6 +92,39 @@ export interface RepositoryOptions {
   tip?: boolean;
   /** Tips kept in memory to send `If-None-Match` (an unchanged tip then costs a 304). Default 10,000; 0: none. */
   tipCacheSize?: number;
+  /**
+   * How long an idempotency key is remembered (in the aggregate's tip), in seconds. Default 86,400 (a day).
+   * The keys of an aggregate live in its tip: keep the window as short as retries need.
+   */
+  idempotencyWindowSeconds?: number;
+}
+
+/** Options of `apply`. */
+export interface ApplyOptions extends OperationOptions {
+  /**
+   * The command's idempotency key (needs the tip): a key this aggregate already applied within
+   * `idempotencyWindowSeconds` answers the first outcome (its version) and stores nothing; the same key
+   * with a different command is an `IdempotencyKeyReusedError`. The key is recorded in the tip, in the same
+   * transactional batch as the events it produced, so a retry after a lost acknowledgement
+   * (`WriteOutcomeUnknownError`) is safe with the same key. Keys never reach other aggregates.
+   */
+  idempotencyKey?: string;
+  /**
+   * The aggregate's version the caller decided on (0: it must not exist yet). Another version is an
+   * `ExpectedVersionError` (a `ConcurrencyError` with `expected` and `found`), never re-run; the check
+   * costs no request, and the save's etag condition makes it hold up to the write.
+   */
+  expectedVersion?: number;
+}
+
+/** Default of `RepositoryOptions.idempotencyWindowSeconds`: a day. */
+export const DEFAULT_IDEMPOTENCY_WINDOW_SECONDS = 86_400;
+
+/** An idempotency key's record in the tip: the version its command ended at, its command's hash, when (epoch seconds). */
+interface IdempotencyRecord {
+  v: number;
+  h: string;
+  at: number;
 }
 
 /** Throws a `ValidationError` naming the first option that is not usable. */
@@ -115,6 +151,10 @@ export function checkRepositoryOptions(options: RepositoryOptions): void {
     }
   }
   if (options.tip !== undefined && typeof options.tip !== 'boolean') throw new ValidationError('tip', 'must be a boolean');
+  const window = options.idempotencyWindowSeconds;
+  if (window !== undefined && (!Number.isSafeInteger(window) || window < 1)) {
+    throw new ValidationError('idempotencyWindowSeconds', 'must be a positive integer number of seconds');
+  }
   if (options.tipCacheSize !== undefined && (!Number.isSafeInteger(options.tipCacheSize) || options.tipCacheSize < 0)) {
     throw new ValidationError('tipCacheSize', 'must be a non-negative integer');
   }
@@ -183,6 +223,7 @@ export class Repository<A extends AggregateRoot> {
   private readonly tips?: TipStore;
   private readonly tipCache = new Map<string, StoredTip>();
   private readonly tipCacheSize: number;
+  private readonly idempotencyWindow: number;
   private readonly pipeline: CommandPipeline<Command<A>, Loaded<A>, Decided>;
   /** Etags of the materialized documents as this process last wrote them: the next write is one conditional replace. */
   private readonly materializedEtags = new Map<string, string>();
@@ -212,6 +253,7 @@ export class Repository<A extends AggregateRoot> {
     this.logger = options.logger ?? new Logger(`Repository<${this.type}>`);
     if (options.tip !== false && isTipStore(stores.events)) this.tips = stores.events;
     this.tipCacheSize = options.tipCacheSize ?? 10_000;
+    this.idempotencyWindow = options.idempotencyWindowSeconds ?? DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
     this.pipeline = new CommandPipeline(this.strategy(), this.retry);
   }
 
@@ -226,7 +268,7 @@ export class Repository<A extends AggregateRoot> {
    * Returns the aggregate's version afterwards. A lost concurrency race re-runs the command on fresh state
    * within the retry budget (`RepositoryOptions.retry`); when it runs out, `CommandContentionError`.
    */
-  async apply(command: Command<A>, options?: OperationOptions): Promise<number> {
+  async apply(command: Command<A>, options?: ApplyOptions): Promise<number> {
     // Commands of this process on one aggregate run one after another: they never lose a race to each
     // other (each reads the state the one before wrote, a 304 through the tip cache). Races with other
     // instances remain, and are re-run within the retry budget.
@@ -242,13 +284,13 @@ export class Repository<A extends AggregateRoot> {
         attempt.usedEtag = current.tip?.etag;
         return { ...current, created: current.aggregate.version === 0 };
       },
-      decide: (command, loaded) => this.decide(command, loaded),
-      save: async (command, { aggregate, tip, created }, { records, state }, options) => {
+      decide: (command, loaded, options) => this.decide(command, loaded, options),
+      save: async (command, { aggregate, tip, created }, { records, state, idempotency }, options) => {
         const streamId = this.streamId(aggregate.id);
         try {
           if (this.tips) {
             // Events and tip in one transactional batch: the tip is never behind the stream.
-            const tipBody = { version: aggregate.version, state };
+            const tipBody = { version: aggregate.version, state, ...(idempotency && { idempotency }) };
             const etag = await this.tips.saveWithTip(streamId, records, tipBody, { ...options, ifMatch: tip?.etag });
             this.remember(streamId, { etag, tip: tipBody });
           } else {
@@ -443,8 +485,33 @@ export class Repository<A extends AggregateRoot> {
   }
 
   /** Lifecycle, validation, state guard, evaluation, emit and the encoding guard, on the loaded state. */
-  private decide(command: Command<A>, { aggregate }: Loaded<A>): Decision<Decided> {
+  private decide(command: Command<A>, { aggregate, tip }: Loaded<A>, options?: ApplyOptions): Decision<Decided> {
     const name = command.constructor.name;
+    const now = nowSeconds();
+    // The tip's keys still inside the window; a repeated key answers its first outcome, before anything else.
+    const keys = Object.fromEntries(
+      Object.entries((tip?.tip.idempotency ?? {}) as Record<string, IdempotencyRecord>).filter(([, r]) => r.at + this.idempotencyWindow > now),
+    );
+    const key = options?.idempotencyKey;
+    let hash: string | undefined;
+    if (key !== undefined) {
+      if (typeof key !== 'string' || key.length === 0 || key.length > 256) throw new ValidationError('idempotencyKey', 'must be a string of 1 to 256 characters');
+      if (!this.tips) throw new ValidationError('idempotencyKey', 'needs the tip (an event store with tips, and the tip option on)');
+      const fields = JSON.parse(JSON.stringify(command, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))) as unknown;
+      hash = createHash('sha256').update(canonicalJson({ command: name, fields })).digest('base64');
+      const first = keys[key];
+      if (first) {
+        if (first.h !== hash) throw new IdempotencyKeyReusedError(name, key);
+        return { answer: first.v };
+      }
+    }
+    const expected = options?.expectedVersion;
+    if (expected !== undefined) {
+      if (!Number.isSafeInteger(expected) || expected < 0) throw new ValidationError('expectedVersion', 'must be a non-negative integer');
+      if (aggregate.version !== expected) {
+        throw new ExpectedVersionError(this.type, aggregate.id, this.streamId(aggregate.id), expected, aggregate.version);
+      }
+    }
     if (command.lifecycle === 'create' && aggregate.version > 0) throw new AggregateAlreadyExistsError(this.type, aggregate.id);
     if (command.lifecycle === 'mutate' && aggregate.version === 0) throw new AggregateNotFoundError(this.type, aggregate.id);
     const problems = command.validate();
@@ -464,7 +531,9 @@ export class Repository<A extends AggregateRoot> {
     // Nothing is stored that would leave the aggregate unreadable: the state, the tip and every
     // materialized view are encoded (and the state read back) before the save.
     const state = this.checkState(aggregate);
-    return { store: { records, state }, version: aggregate.version };
+    if (key !== undefined && hash !== undefined) keys[key] = { v: aggregate.version, h: hash, at: now };
+    const idempotency = Object.keys(keys).length > 0 ? keys : undefined;
+    return { store: { records, state, idempotency }, version: aggregate.version };
   }
 
   /**
@@ -672,6 +741,8 @@ interface Loaded<A> {
 interface Decided {
   records: EventRecord[];
   state: unknown;
+  /** The tip's idempotency keys after this command (expired ones dropped). */
+  idempotency?: Record<string, IdempotencyRecord>;
 }
 
 /**
