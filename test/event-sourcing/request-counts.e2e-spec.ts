@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { CosmosEventStore, CosmosOpaqueStore, isOutcomeUnknown, Repository, TIP_DOCUMENT_ID } from '../../src/index.js';
 import type { ProxyRecord } from '../../src/testing.js';
 import { AddLine, Order, PlaceOrder } from '../../example/src/modules/orders/index.js';
-import { startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
+import { startFaultyCosmos, until, type FaultyCosmos } from '../support/faults.js';
 
 let env: FaultyCosmos;
 let orders: Repository<Order>;
@@ -111,3 +111,26 @@ it('a command retried with its idempotency key after its acknowledgement was los
   expect(await repository.apply(new AddLine(id, 'tea', 1, 1), { idempotencyKey: 'k-1' })).toBe(2);
   expect((await repository.history(id)).map((e) => e.version)).toEqual([1, 2]);
 });
+
+it('a lost acknowledgement, then another instance commits before the resend: the command is answered as landed, stored once', async () => {
+  // The resend waits at least a second: time for the other instance's command to replace the tip first.
+  const retries = { initialDelayMs: 2000, maxDelayMs: 2000 };
+  const opaque = new CosmosOpaqueStore(env.client.database(env.events.database.id).container('aggregates'));
+  const slow = new CosmosEventStore(env.events, { opaqueStore: opaque, retries });
+  const first = new Repository(Order, { events: slow, aggregates: slow, opaque });
+  const id = `landed-${randomUUID()}`;
+  await first.apply(new PlaceOrder(id, 'c'));
+  const rule = env.proxy.addRule({ kind: 'batch', times: 1, match: (r) => r.partitionKey === `Order/${id}`, action: { type: 'reset', when: 'after' } });
+  const pending = first.apply(new AddLine(id, 'tea', 1, 1));
+  await until(() => rule.fired === 1);
+  expect(await other.apply(new AddLine(id, 'cake', 1, 1))).toBe(3);
+  // The resend conflicts; the tip is another writer's now, but version 2 holds our event byte for byte.
+  expect(await pending).toBe(2);
+  const history = await other.history(id);
+  expect(history.map((e) => [e.version, e.type])).toEqual([
+    [1, 'OrderPlaced'],
+    [2, 'LineAdded'],
+    [3, 'LineAdded'],
+  ]);
+  expect((await first.get(id)).version).toBe(3);
+}, 20_000);

@@ -292,7 +292,9 @@ export class Repository<A extends AggregateRoot> {
             // Events and tip in one transactional batch: the tip is never behind the stream.
             const tipBody = { version: aggregate.version, state, ...(idempotency && { idempotency }) };
             const etag = await this.tips.saveWithTip(streamId, records, tipBody, { ...options, ifMatch: tip?.etag });
-            this.remember(streamId, { etag, tip: tipBody });
+            // No etag: it landed, but the tip has moved on since; the next read fetches it.
+            if (etag === undefined) this.tipCache.delete(streamId);
+            else this.remember(streamId, { etag, tip: tipBody });
           } else {
             // One transactional batch: a command's events are all stored or none, so a retry never re-applies half.
             await this.stores.events.save(streamId, records, { ...options, atomic: true });

@@ -65,7 +65,7 @@ export class CosmosEventStore extends ChunkedEventStore implements TipStore {
   }
 
   /** Events and the tip in one transactional batch (see `TipStore.saveWithTip`). */
-  saveWithTip(aggregateId: string, records: readonly EventRecord[], tip: TipBody, options?: SaveWithTipOptions): Promise<string> {
+  saveWithTip(aggregateId: string, records: readonly EventRecord[], tip: TipBody, options?: SaveWithTipOptions): Promise<string | undefined> {
     return saveCosmosTip(this.events, this.retries, this.eventTtlSeconds, aggregateId, records, tip, options);
   }
 

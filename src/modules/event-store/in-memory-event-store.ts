@@ -50,7 +50,7 @@ export class InMemoryEventStore extends ChunkedEventStore implements TipStore {
   }
 
   /** Events and the tip, all or nothing (see `TipStore.saveWithTip`). */
-  async saveWithTip(aggregateId: string, records: readonly EventRecord[], tip: TipBody, options?: SaveWithTipOptions): Promise<string> {
+  async saveWithTip(aggregateId: string, records: readonly EventRecord[], tip: TipBody, options?: SaveWithTipOptions): Promise<string | undefined> {
     checkSignal(options);
     const tipDoc = toTipDocument(aggregateId, tip);
     const prepared = prepareTipSave(aggregateId, records, tipDoc, this.eventTtlSeconds);

@@ -2,7 +2,7 @@ import type { Container, JSONObject, OperationInput } from '@azure/cosmos';
 import { randomUUID } from 'node:crypto';
 import type { EventRecord, OperationOptions } from './event-store.interfaces.js';
 import { ConcurrencyError, EventStoreError, ValidationError, WriteOutcomeUnknownError } from './event-store.errors.js';
-import { chunkByLimits, nowSeconds, prepareEvents, validateRecords, type PreparedEvent } from './event-documents.js';
+import { chunkByLimits, nowSeconds, prepareEvents, validateRecords, type EventDocument, type PreparedEvent } from './event-documents.js';
 import { MAX_BATCH_OPERATIONS, MAX_DOCUMENT_BYTES } from './cosmos-limits.js';
 import { messageOf } from '../cosmos/index.js';
 import { backoffMs, classifyBatchFailure, pause, retryTransient, sdkRetriedUnknownOutcome, type StoreRetryOptions } from './transient-faults.js';
@@ -67,9 +67,10 @@ export interface TipStore {
   /**
    * Appends records and writes the tip in one transactional batch: all or nothing. A taken version, an
    * existing tip when `ifMatch` is absent, or a tip whose etag is no longer `ifMatch` fail the call with a
-   * `ConcurrencyError` and store nothing. Resolves the new tip's etag.
+   * `ConcurrencyError` and store nothing. Resolves the new tip's etag; `undefined` when the write is known
+   * to have landed (after a lost acknowledgement) but the tip has been replaced since.
    */
-  saveWithTip(aggregateId: string, records: readonly EventRecord[], tip: TipBody, options?: SaveWithTipOptions): Promise<string>;
+  saveWithTip(aggregateId: string, records: readonly EventRecord[], tip: TipBody, options?: SaveWithTipOptions): Promise<string | undefined>;
 }
 
 /** True when the store keeps tips (`TipStore`). */
@@ -140,7 +141,7 @@ export async function saveCosmosTip(
   records: readonly EventRecord[],
   tip: TipBody,
   options?: SaveWithTipOptions,
-): Promise<string> {
+): Promise<string | undefined> {
   checkSignal(options);
   const tipDoc = toTipDocument(aggregateId, tip);
   const docs = prepareTipSave(aggregateId, records, tipDoc, storeTtlSeconds).map((p) => p.doc);
@@ -190,6 +191,14 @@ export async function saveCosmosTip(
           throw new WriteOutcomeUnknownError(aggregateId, versions, { cause: signal?.aborted ? signal.reason : err });
         }
         if (stored && storedW === tipDoc.w) return stored.etag; // our earlier attempt was applied
+        // Another tip since: ours may have landed before it. Our events stored exactly as sent say so.
+        let landed: boolean;
+        try {
+          landed = await eventsStoredAsSent(events, aggregateId, docs, signal);
+        } catch (err) {
+          throw new WriteOutcomeUnknownError(aggregateId, versions, { cause: signal?.aborted ? signal.reason : err });
+        }
+        if (landed) return undefined;
       }
       const conflicted = refused < docs.length ? [docs[refused].v] : versions;
       throw new ConcurrencyError(aggregateId, conflicted);
@@ -205,4 +214,14 @@ export async function saveCosmosTip(
     if (typeof etag !== 'string') throw new EventStoreError(`save of aggregate ${JSON.stringify(aggregateId)}: the tip's answer holds no etag`);
     return etag;
   }
+}
+
+/** Whether every event document of a batch is stored exactly as sent (`d`, `t`): one point read each. */
+async function eventsStoredAsSent(events: Container, aggregateId: string, docs: readonly EventDocument[], signal?: AbortSignal): Promise<boolean> {
+  if (docs.length === 0) return false;
+  for (const doc of docs) {
+    const { resource } = await events.item(doc.id, aggregateId).read<EventDocument>({ abortSignal: signal });
+    if (!resource || resource.d !== doc.d || resource.t !== doc.t) return false;
+  }
+  return true;
 }
