@@ -264,9 +264,12 @@ export class Repository<A extends AggregateRoot> {
   }
 
   /**
-   * Runs a command: lifecycle check, validation, state guard, evaluation, emit, persist, then materialize.
-   * Returns the aggregate's version afterwards. A lost concurrency race re-runs the command on fresh state
-   * within the retry budget (`RepositoryOptions.retry`); when it runs out, `CommandContentionError`.
+   * Runs a command: lifecycle check, validation, state guard, evaluation, emit, the encoding guard
+   * (`ValidationError`: nothing that could not be stored as it is), persist (events and tip in one batch),
+   * then materialize. Returns the version of the command's last event. Commands of this process on one
+   * aggregate queue; a lost race to another instance re-runs the command on fresh state within the retry
+   * budget (`RepositoryOptions.retry`); when it runs out, `CommandContentionError`. See `ApplyOptions` for
+   * idempotency keys and expected versions.
    */
   async apply(command: Command<A>, options?: ApplyOptions): Promise<number> {
     // Commands of this process on one aggregate run one after another: they never lose a race to each
@@ -315,8 +318,9 @@ export class Repository<A extends AggregateRoot> {
   }
 
   /**
-   * The aggregate's current state from its events (newest snapshot first when snapshots are on);
-   * `UnreadableStreamError` naming the stream and version for a record it cannot replay.
+   * The aggregate's current state: its tip's (one point read) when it has one, else from its events (newest
+   * snapshot first when snapshots are on); `UnreadableStreamError` naming the stream and version for a
+   * record it cannot replay.
    */
   async load(id: string, options?: OperationOptions): Promise<A> {
     return (await this.current(id, options)).aggregate;
