@@ -115,3 +115,33 @@ export class CommandPipeline<C, L, D> {
     return decision.version;
   }
 }
+
+/** What a repository gives `readMaterialized`: how to read its document and its stream, and how to rebuild. */
+export interface MaterializedReadSteps<V> {
+  /** The materialized document, `undefined` when there is none (or it is another type's). */
+  document(): Promise<V | undefined>;
+  versionOf(view: V): number;
+  /** The stream's last version, 0 when it has no events. */
+  lastVersion(): Promise<number>;
+  /** The state rebuilt from the events. */
+  rebuild(): Promise<V>;
+  /** Writes the rebuilt state back, never older over newer (best effort). */
+  repair(view: V): Promise<void>;
+  notFound(): Error;
+}
+
+/**
+ * The read side shared by both repositories, for aggregates without a tip: the materialized document,
+ * never older than the stream. The document and the stream's last version are read at once (one round
+ * trip); a document behind the stream (its materialization failed, or its instance died first) or missing
+ * gives way to the state rebuilt from the events, which is written back. A document ahead of a stream whose
+ * events expired is all there is, and is answered.
+ */
+export async function readMaterialized<V>(steps: MaterializedReadSteps<V>): Promise<V> {
+  const [view, last] = await Promise.all([steps.document(), steps.lastVersion()]);
+  if (view !== undefined && steps.versionOf(view) >= last) return view;
+  if (last === 0) throw steps.notFound();
+  const rebuilt = await steps.rebuild();
+  await steps.repair(rebuilt);
+  return rebuilt;
+}

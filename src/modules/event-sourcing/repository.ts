@@ -22,7 +22,7 @@ import { DEFAULT_COMPRESS_THRESHOLD } from '../event-store/event-store-base.js';
 import { materialize as toOpaqueData } from '../event-store/aggregate-documents.js';
 import { nowSeconds } from '../event-store/event-documents.js';
 import { canonicalJson, checkJsonEncodable, firstDifference } from './encoding-guard.js';
-import { CommandPipeline, type AttemptState, type CommandStrategy, type Decision } from './command-pipeline.js';
+import { CommandPipeline, readMaterialized, type AttemptState, type CommandStrategy, type Decision } from './command-pipeline.js';
 import { messageOf } from '../cosmos/index.js';
 import { AggregateRoot } from './aggregate-root.js';
 import { aggregateMetadata, aggregateTypeOf, eventTypeOf, type AggregateOptions, type EventClass } from './aggregate-metadata.js';
@@ -457,25 +457,25 @@ export class Repository<A extends AggregateRoot> {
         `get(id) reads the materialized ${this.type} by its main key, which must follow from the id alone; use load(id) or query()`,
       );
     }
-    // Both at once: the check adds a request, not a round trip.
-    const [materialized, tail] = await Promise.all([
-      this.stores.opaque.get(pk, sk, options).then(
-        (doc) => this.fromBody(doc.body),
-        (err: unknown) => {
-          if (err instanceof NotFoundError) return undefined;
-          throw err;
-        },
-      ),
-      this.stores.events.loadTail(this.streamId(id), 1, options),
-    ]);
-    const last = eventsOnly(tail.records)[0]?.version ?? 0;
-    // Also a document ahead of a stream whose events expired: the document is all there is.
-    if (materialized && materialized.version >= last) return materialized;
-    if (last === 0) throw new AggregateNotFoundError(this.type, id);
-    const aggregate = await this.load(id, options);
-    if (aggregate.version === 0) throw new AggregateNotFoundError(this.type, id);
-    await this.materialize(aggregate, options);
-    return aggregate;
+    return readMaterialized<A>({
+      document: () =>
+        this.stores.opaque.get(pk, sk, options).then(
+          (doc) => this.fromBody(doc.body),
+          (err: unknown) => {
+            if (err instanceof NotFoundError) return undefined;
+            throw err;
+          },
+        ),
+      versionOf: (aggregate) => aggregate.version,
+      lastVersion: async () => eventsOnly((await this.stores.events.loadTail(this.streamId(id), 1, options)).records)[0]?.version ?? 0,
+      rebuild: async () => {
+        const aggregate = await this.loadFromStream(id, options);
+        if (aggregate.version === 0) throw new AggregateNotFoundError(this.type, id);
+        return aggregate;
+      },
+      repair: (aggregate) => this.materialize(aggregate, options),
+      notFound: () => new AggregateNotFoundError(this.type, id),
+    });
   }
 
   /** Materialized aggregates by the main key (index 0) or a secondary-index slot, ascending by its sort key. */

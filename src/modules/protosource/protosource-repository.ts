@@ -24,7 +24,7 @@ import {
 } from './protosource-keys.js';
 import { ProtosourceCommandError } from './protosource.errors.js';
 import { MAX_DOCUMENT_BYTES } from '../event-store/cosmos-limits.js';
-import { CommandPipeline, type CommandStrategy, type Decision } from '../event-sourcing/command-pipeline.js';
+import { CommandPipeline, readMaterialized, type CommandStrategy, type Decision } from '../event-sourcing/command-pipeline.js';
 
 export { SNAPSHOT_ACTOR } from './protosource-codec.js';
 
@@ -277,24 +277,22 @@ export class ProtosourceRepository<A extends Message> {
    */
   async get(id: string, options?: OperationOptions): Promise<A> {
     checkId(id);
-    const [materialized, tail] = await Promise.all([
-      this.stores.opaque.get(protosourcePartitionKey(this.definition.schema, id), AGGREGATE_SORT_KEY, options).then(
-        (doc) => this.decodeBody(doc.body),
-        (err: unknown) => {
-          if (err instanceof NotFoundError) return undefined;
-          throw err;
-        },
-      ),
-      this.stores.events.loadTail(this.streamId(id), 1, options),
-    ]);
-    const last = tail.records[0]?.version ?? 0;
-    // Also a document ahead of a stream whose events expired: the document is all there is.
-    if (materialized && Number((materialized as unknown as ProtosourceEventFields).version) >= last) return materialized;
-    if (last === 0) throw new NotFoundError(`no ${this.definition.schema.name} ${JSON.stringify(id)}`);
-    const { aggregate } = await this.load(id, options);
-    // Go's documents carry no version to order writes by: this is an upsert, as Go's own materialization is.
-    await this.materialize(aggregate, [], options);
-    return aggregate;
+    return readMaterialized<A>({
+      document: () =>
+        this.stores.opaque.get(protosourcePartitionKey(this.definition.schema, id), AGGREGATE_SORT_KEY, options).then(
+          (doc) => this.decodeBody(doc.body),
+          (err: unknown) => {
+            if (err instanceof NotFoundError) return undefined;
+            throw err;
+          },
+        ),
+      versionOf: (aggregate) => Number((aggregate as unknown as ProtosourceEventFields).version),
+      lastVersion: async () => (await this.stores.events.loadTail(this.streamId(id), 1, options)).records[0]?.version ?? 0,
+      rebuild: async () => (await this.load(id, options)).aggregate,
+      // Go's documents carry no version to order writes by: this is an upsert, as Go's own materialization is.
+      repair: (aggregate) => this.materialize(aggregate, [], options),
+      notFound: () => new NotFoundError(`no ${this.definition.schema.name} ${JSON.stringify(id)}`),
+    });
   }
 
   /**
