@@ -22,7 +22,8 @@ beforeAll(async () => {
   const opaque = new CosmosOpaqueStore(env.client.database(env.events.database.id).container('aggregates'), { retries });
   const events = new CosmosEventStore(env.events, { opaqueStore: opaque, retries });
   stores = { events, aggregates: events, opaque };
-  orders = new Repository(Order, stores, { logger: { warn: (message: string) => void warnings.push(message) } });
+  // The stream path (no tip), which streams written before the tip and stores without one take.
+  orders = new Repository(Order, stores, { tip: false, logger: { warn: (message: string) => void warnings.push(message) } });
   direct = new CosmosOpaqueStore(env.directEvents.database.container('aggregates'));
   // Warm the client's container metadata before anything is counted.
   const warm = `warm-${randomUUID()}`;
@@ -73,7 +74,7 @@ it('answers a command that landed although its instance died before materializin
   const id = `landed-${randomUUID()}`;
   await orders.apply(new PlaceOrder(id, 'c-2'));
   // Another instance stored version 2 and died: its events are there, its materialization never ran.
-  const dying = new Repository(Order, { ...stores, aggregates: { saveAggregate: () => new Promise<never>(() => undefined) } });
+  const dying = new Repository(Order, { ...stores, aggregates: { saveAggregate: () => new Promise<never>(() => undefined) } }, { tip: false });
   void dying.apply(new AddLine(id, 'cup', 1, 7));
   while ((await stores.events.loadTail(`Order/${id}`, 1)).records[0]?.version !== 2) await new Promise((r) => setTimeout(r, 5));
   expect(await storedVersion(id)).toBe(1);
@@ -86,17 +87,18 @@ it('answers a command that landed although its instance died before materializin
 it('never writes older over newer when another writer materializes a later version during the rebuild', async () => {
   const id = `newer-${randomUUID()}`;
   await orders.apply(new PlaceOrder(id, 'c-3'));
-  const other = new Repository(Order, stores, { logger: { warn: () => undefined } });
+  const other = new Repository(Order, stores, { tip: false, logger: { warn: () => undefined } });
   env.proxy.addRule({ kind: 'write', path: aggregatesWrites.path, times: 1, action: { type: 'status', status: 400 } });
   await other.apply(new AddLine(id, 'tea', 1, 1)); // version 2, not materialized
   expect(await storedVersion(id)).toBe(1);
-  // The reader's repair (its second read of the document: the first is get's own) is held at the proxy ...
+  // The reader's repair (its write of the document: a replace under the etag of its own version-1 write,
+  // or a read and a write) is held at the proxy ...
   const held = gate();
   const { pk } = Object.assign(new Order(), { id }).keys();
-  let reads = 0;
-  env.proxy.addRule({ kind: 'read', match: (r) => r.partitionKey === pk && ++reads === 2, action: { type: 'latency', until: held.promise } });
+  let writes = 0;
+  env.proxy.addRule({ kind: 'write', match: (r) => r.partitionKey === pk && ++writes === 1, action: { type: 'latency', until: held.promise } });
   const reading = orders.get(id);
-  await until(() => reads >= 2);
+  await until(() => writes >= 1);
   // ... while another writer stores and materializes version 3.
   await other.apply(new AddLine(id, 'cup', 1, 2));
   expect(await storedVersion(id)).toBe(3);
@@ -117,4 +119,20 @@ it('costs one single-partition query of one record beside the point read, and no
   const kinds = env.proxy.records.map((r) => `${r.kind} ${r.path.includes('/aggregates/') ? 'aggregates' : 'events'}`).sort();
   // The store's single-partition queries send no query-plan request (see docs/wire-format.md).
   expect(kinds).toEqual(['query events', 'read aggregates']);
+});
+
+it('with the tip: get answers the acknowledged version from one point read of the tip, materialization failing or not', async () => {
+  const tipped = new Repository(Order, stores, { logger: { warn: () => undefined } });
+  const id = `tip-${randomUUID()}`;
+  expect(await tipped.apply(new PlaceOrder(id, 'c-5'))).toBe(1);
+  env.proxy.addRule({ kind: 'write', path: aggregatesWrites.path, action: { type: 'status', status: 400 } });
+  expect(await tipped.apply(new AddLine(id, 'tea', 2, 3))).toBe(2);
+  expect(await storedVersion(id)).toBe(1);
+  await env.proxy.settle();
+  env.proxy.clearRecords();
+  // Another instance (its own cache): one plain read of the tip, in the events container.
+  const read = await new Repository(Order, stores).get(id);
+  expect([read.version, read.total]).toEqual([2, 6]);
+  await env.proxy.settle();
+  expect(env.proxy.records.map((r) => `${r.kind} ${r.path.includes('/aggregates/') ? 'aggregates' : 'events'}`)).toEqual(['read events']);
 });

@@ -271,4 +271,18 @@ describe('client mistakes are 4xx, not Go\'s 500', () => {
     expect((await post('additem', { id }).expect(400)).body).toMatchObject({ code: 'CMD_VALIDATION' });
     expect((await post('create', { id: 'x'.repeat(3000), customerId: 'c' }).expect(400)).body).toMatchObject({ code: 'CMD_VALIDATION' });
   });
+
+  it('refuses an item whose total overflows int64 with 400 naming the field, stores nothing, and the order stays usable (issue 20)', async () => {
+    const id = uid('px');
+    await post('create', { id, customerId: 'pc' }).expect(200);
+    const refused = await post('additem', { id, item: { itemId: 'i', priceCents: '5000000000000000000', quantity: 2 } }).expect(400);
+    expect(refused.body).toMatchObject({ code: 'CMD_VALIDATION' });
+    expect(refused.body.message).toContain('total_cents');
+    // Nothing was stored: the order reads, loads and takes commands at version 1.
+    expect((await getJson(`${P}/${id}`).expect(200)).body).toMatchObject({ id, version: '1' });
+    expect((await getJson(`${P}/load/${id}`).expect(200)).body).toMatchObject({ id, version: '1' });
+    expect((await getJson(`${P}/${id}/history`).expect(200)).body.records).toHaveLength(1);
+    expect((await post('additem', { id, item: { itemId: 'i', priceCents: '5', quantity: 2 } }).expect(200)).body).toEqual({ id, version: '2' });
+    expect((await post('cancel', { id }).expect(200)).body).toEqual({ id, version: '3' });
+  });
 });

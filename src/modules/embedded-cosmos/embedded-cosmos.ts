@@ -95,7 +95,8 @@ export interface EmbeddedCosmosOptions {
  *   commit, real continuations, 304 when nothing is new, a transactional batch's items on one page, and
  *   `partitionKeyRanges` physical partitions per container;
  * - an item `ttl` Cosmos DB would refuse (not -1 nor an integer from 1 to 2^31-1) is refused with 400;
- * - queries cost time linear in the documents scanned, not quadratic (see linear-queries.ts).
+ * - queries cost time linear in the documents scanned, not quadratic (see linear-queries.ts);
+ * - a point read whose If-None-Match holds the item's etag answers 304 without a body.
  * - partitions split on request (`splitPartition`), answering change feed requests for the split range 410/1002.
  * Still not enforced: expiry itself (the store filters expired items), stored procedures.
  *
@@ -186,6 +187,12 @@ async function handle(account: ServerAccount, feeds: ChangeFeeds, req: IncomingM
       body = await partitionScopedQuery(account, replay, res, params, raw);
     } else {
       body = await handler(account, replay, res, params);
+      // A point read with If-None-Match holding the item's etag: 304 and no body, as Cosmos DB answers.
+      const ifNoneMatch = header(req, 'if-none-match');
+      if (req.method === 'GET' && params.docId && res.statusCode === 200 && ifNoneMatch !== undefined && (body as ServerDocument | undefined)?._etag === ifNoneMatch) {
+        res.statusCode = 304;
+        body = undefined;
+      }
     }
     // Cosmos DB tells a missing container or database (sub-status 1003) from a missing item (0).
     if (res.statusCode === 404 && params.collId && !account.database(params.dbId).collection(params.collId).read()) {

@@ -55,6 +55,37 @@ export class CommandRejectedError extends CommandError {
 }
 
 /**
+ * `apply(command, { idempotencyKey })` with a key this aggregate already applied to a different command
+ * (another type or other fields), as payment APIs refuse it. Nothing was stored. HTTP: 422.
+ */
+export class IdempotencyKeyReusedError extends CommandRejectedError {
+  constructor(
+    command: string,
+    readonly idempotencyKey: string,
+  ) {
+    super(command, `idempotency key ${JSON.stringify(idempotencyKey)} was used for a different command on this aggregate`);
+  }
+}
+
+/**
+ * `apply(command, { expectedVersion })` found the aggregate at another version than the caller decided on:
+ * nothing was stored, and the command is not re-run (the caller must look again). A `ConcurrencyError`.
+ * HTTP: 409 (412 for an `If-Match`).
+ */
+export class ExpectedVersionError extends ConcurrencyError {
+  constructor(
+    readonly aggregateType: string,
+    readonly id: string,
+    streamId: string,
+    readonly expected: number,
+    readonly found: number,
+  ) {
+    super(streamId, [expected + 1]);
+    this.message = `${aggregateType} ${JSON.stringify(id)} is at version ${found}, not the expected ${expected}; nothing was stored`;
+  }
+}
+
+/**
  * `apply` lost the concurrency race on every run within its retry budget (`RepositoryOptions.retry`):
  * other commands kept changing the aggregate first. Nothing of this command was stored, so running it again
  * is safe. A `ConcurrencyError` (so `isConflict(err)` holds): as on every one, `aggregateId` is the store's

@@ -50,6 +50,8 @@ export {
   CommandError,
   CommandRejectedError,
   CommandValidationError,
+  ExpectedVersionError,
+  IdempotencyKeyReusedError,
   InvalidStateError,
   UnreadableStreamError,
 } from './event-sourcing.errors.js';
@@ -69,6 +71,7 @@ export {
   SNAPSHOT_EVENT_TYPE,
   type AggregateClass,
   type AggregatePage,
+  type ApplyOptions,
   type CommandRetryOptions,
   type EventContext,
   type HistoryEvent,

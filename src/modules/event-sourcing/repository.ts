@@ -1,10 +1,11 @@
 import { Logger } from '@nestjs/common';
-import { performance } from 'node:perf_hooks';
+import { createHash } from 'node:crypto';
 import {
-  ConcurrencyError,
   decodeAggregateBody,
   EventStoreError,
   isConflict,
+  isTipStore,
+  isTrackedAggregateStore,
   NotFoundError,
   ValidationError,
   type AggregateStore,
@@ -14,7 +15,14 @@ import {
   type OpaqueStore,
   type OperationOptions,
   type SnapshotTailStore,
+  type StoredTip,
+  type TipStore,
 } from '../event-store/index.js';
+import { DEFAULT_COMPRESS_THRESHOLD } from '../event-store/event-store-base.js';
+import { materialize as toOpaqueData } from '../event-store/aggregate-documents.js';
+import { nowSeconds } from '../event-store/event-documents.js';
+import { canonicalJson, checkJsonEncodable, firstDifference } from './encoding-guard.js';
+import { CommandPipeline, readMaterialized, type AttemptState, type CommandStrategy, type Decision } from './command-pipeline.js';
 import { messageOf } from '../cosmos/index.js';
 import { AggregateRoot } from './aggregate-root.js';
 import {
@@ -35,6 +43,8 @@ import {
   CommandContentionError,
   CommandRejectedError,
   CommandValidationError,
+  ExpectedVersionError,
+  IdempotencyKeyReusedError,
   InvalidStateError,
   UnreadableStreamError,
 } from './event-sourcing.errors.js';
@@ -82,6 +92,48 @@ export interface RepositoryOptions {
   maxAttempts?: number;
   /** Where materialization failures are reported. Default: a Nest `Logger` named after the repository. */
   logger?: Pick<Logger, 'warn'>;
+  /**
+   * Keep a tip document per aggregate (JSON mode) when the event store can (`TipStore`: both stores of this
+   * package): its state and version, written in the same batch as the events, so `get`, `load` and
+   * `apply` read one document instead of the stream. Default `true`; `false` keeps the stream-only path
+   * (snapshot records in the stream, every `snapshotEvery` versions).
+   */
+  tip?: boolean;
+  /** Tips kept in memory to send `If-None-Match` (an unchanged tip then costs a 304). Default 10,000; 0: none. */
+  tipCacheSize?: number;
+  /**
+   * How long an idempotency key is remembered (in the aggregate's tip), in seconds. Default 86,400 (a day).
+   * The keys of an aggregate live in its tip: keep the window as short as retries need.
+   */
+  idempotencyWindowSeconds?: number;
+}
+
+/** Options of `apply`. */
+export interface ApplyOptions extends OperationOptions {
+  /**
+   * The command's idempotency key (needs the tip): a key this aggregate already applied within
+   * `idempotencyWindowSeconds` answers the first outcome (its version) and stores nothing; the same key
+   * with a different command is an `IdempotencyKeyReusedError`. The key is recorded in the tip, in the same
+   * transactional batch as the events it produced, so a retry after a lost acknowledgement
+   * (`WriteOutcomeUnknownError`) is safe with the same key. Keys never reach other aggregates.
+   */
+  idempotencyKey?: string;
+  /**
+   * The aggregate's version the caller decided on (0: it must not exist yet). Another version is an
+   * `ExpectedVersionError` (a `ConcurrencyError` with `expected` and `found`), never re-run; the check
+   * costs no request, and the save's etag condition makes it hold up to the write.
+   */
+  expectedVersion?: number;
+}
+
+/** Default of `RepositoryOptions.idempotencyWindowSeconds`: a day. */
+export const DEFAULT_IDEMPOTENCY_WINDOW_SECONDS = 86_400;
+
+/** An idempotency key's record in the tip: the version its command ended at, its command's hash, when (epoch seconds). */
+interface IdempotencyRecord {
+  v: number;
+  h: string;
+  at: number;
 }
 
 /** Throws a `ValidationError` naming the first option that is not usable. */
@@ -106,6 +158,14 @@ export function checkRepositoryOptions(options: RepositoryOptions): void {
     if (initialDelayMs > maxDelayMs) {
       throw new ValidationError('retry.initialDelayMs', `must be at most retry.maxDelayMs (${maxDelayMs})`);
     }
+  }
+  if (options.tip !== undefined && typeof options.tip !== 'boolean') throw new ValidationError('tip', 'must be a boolean');
+  const window = options.idempotencyWindowSeconds;
+  if (window !== undefined && (!Number.isSafeInteger(window) || window < 1)) {
+    throw new ValidationError('idempotencyWindowSeconds', 'must be a positive integer number of seconds');
+  }
+  if (options.tipCacheSize !== undefined && (!Number.isSafeInteger(options.tipCacheSize) || options.tipCacheSize < 0)) {
+    throw new ValidationError('tipCacheSize', 'must be a non-negative integer');
   }
   if (serializer !== undefined && (typeof serializer?.serialize !== 'function' || typeof serializer.deserialize !== 'function')) {
     throw new ValidationError('serializer', 'must have serialize(envelope) and deserialize(data) methods');
@@ -173,6 +233,14 @@ export class Repository<A extends AggregateRoot> {
   private readonly serializer: EventSerializer;
   private readonly retry: Required<CommandRetryOptions>;
   private readonly logger: Pick<Logger, 'warn'>;
+  /** The event store, when it keeps tips and `tip` is on. */
+  private readonly tips?: TipStore;
+  private readonly tipCache = new Map<string, StoredTip>();
+  private readonly tipCacheSize: number;
+  private readonly idempotencyWindow: number;
+  private readonly pipeline: CommandPipeline<Command<A>, Loaded<A>, Decided>;
+  /** Etags of the materialized documents as this process last wrote them: the next write is one conditional replace. */
+  private readonly materializedEtags = new Map<string, string>();
 
   constructor(
     private readonly aggregateClass: AggregateClass<A>,
@@ -197,6 +265,10 @@ export class Repository<A extends AggregateRoot> {
       maxAttempts: retry.maxAttempts ?? options.maxAttempts ?? Number.POSITIVE_INFINITY,
     };
     this.logger = options.logger ?? new Logger(`Repository<${this.type}>`);
+    if (options.tip !== false && isTipStore(stores.events)) this.tips = stores.events;
+    this.tipCacheSize = options.tipCacheSize ?? 10_000;
+    this.idempotencyWindow = options.idempotencyWindowSeconds ?? DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
+    this.pipeline = new CommandPipeline(this.strategy(), this.retry);
   }
 
   /** The event store's stream id of an aggregate: its id namespaced by the aggregate type. */
@@ -206,50 +278,148 @@ export class Repository<A extends AggregateRoot> {
   }
 
   /**
-   * Runs a command: lifecycle check, validation, state guard, evaluation, emit, persist, then materialize.
-   * Returns the aggregate's version afterwards. A lost concurrency race re-runs the command on fresh state
-   * within the retry budget (`RepositoryOptions.retry`); when it runs out, `CommandContentionError`.
+   * Runs a command: lifecycle check, validation, state guard, evaluation, emit, the encoding guard
+   * (`ValidationError`: nothing that could not be stored as it is), persist (events and tip in one batch),
+   * then materialize. Returns the version of the command's last event. Commands of this process on one
+   * aggregate queue; a lost race to another instance re-runs the command on fresh state within the retry
+   * budget (`RepositoryOptions.retry`); when it runs out, `CommandContentionError`. See `ApplyOptions` for
+   * idempotency keys and expected versions.
    */
-  async apply(command: Command<A>, options?: OperationOptions): Promise<number> {
-    const { maxElapsedMs, initialDelayMs, maxDelayMs, maxAttempts } = this.retry;
-    const started = performance.now();
-    let ceiling = initialDelayMs;
-    for (let attempt = 1; ; attempt++) {
-      let conflict: ConcurrencyError;
-      try {
-        return await this.applyOnce(command, options);
-      } catch (err) {
-        if (!isConflict(err)) throw err;
-        conflict = err;
-      }
-      // Full jitter: each loser waits a random time under a growing ceiling, so racing writers spread out.
-      const delay = Math.random() * ceiling;
-      // From 1 ms when initialDelayMs is 0: a ceiling of 0 would never grow, re-running at once for the whole budget.
-      ceiling = Math.min(maxDelayMs, Math.max(ceiling * 2, 1));
-      const elapsed = performance.now() - started;
-      if (attempt >= maxAttempts || elapsed + delay >= maxElapsedMs) {
-        throw new CommandContentionError(this.type, command.aggregateId, conflict.aggregateId, conflict.versions, attempt, elapsed);
-      }
-      await new Promise((resolve) => setTimeout(resolve, delay));
-      options?.abortSignal?.throwIfAborted();
-    }
+  async apply(command: Command<A>, options?: ApplyOptions): Promise<number> {
+    // Commands of this process on one aggregate run one after another: they never lose a race to each
+    // other (each reads the state the one before wrote, a 304 through the tip cache). Races with other
+    // instances remain, and are re-run within the retry budget.
+    return this.pipeline.run(command, options);
+  }
+
+  /** The JSON mode's steps of the command pipeline: the state in the tip (or the stream), JSON envelopes. */
+  private strategy(): CommandStrategy<Command<A>, Loaded<A>, Decided> {
+    return {
+      streamOf: (command) => this.streamId(command?.aggregateId),
+      load: async (command, attempt, options) => {
+        const current = await this.current(command.aggregateId, options, attempt, command.lifecycle === 'create' && !attempt.conflicted);
+        attempt.usedEtag = current.tip?.etag;
+        return { ...current, created: current.aggregate.version === 0 };
+      },
+      decide: (command, loaded, options) => this.decide(command, loaded, options),
+      save: async (command, { aggregate, tip, created }, { records, state, idempotency }, options) => {
+        const streamId = this.streamId(aggregate.id);
+        try {
+          if (this.tips) {
+            // Events and tip in one transactional batch: the tip is never behind the stream.
+            const tipBody = { version: aggregate.version, state, schemaVersion: aggregateSchemaVersion(this.aggregateClass), ...(idempotency && { idempotency }) };
+            const etag = await this.tips.saveWithTip(streamId, records, tipBody, { ...options, ifMatch: tip?.etag });
+            // No etag: it landed, but the tip has moved on since; the next read fetches it.
+            if (etag === undefined) this.tipCache.delete(streamId);
+            else this.remember(streamId, { etag, tip: tipBody });
+          } else {
+            // One transactional batch: a command's events are all stored or none, so a retry never re-applies half.
+            await this.stores.events.save(streamId, records, { ...options, atomic: true });
+          }
+        } catch (err) {
+          if (!isConflict(err)) throw err;
+          this.tipCache.delete(streamId);
+          // A create that lost the race for version 1: the aggregate exists (created by another command, or
+          // a stream written before tips that the create did not read).
+          if (created && command.lifecycle === 'create') throw new AggregateAlreadyExistsError(this.type, aggregate.id);
+          throw err;
+        }
+      },
+      materialize: (_command, { aggregate, created }, _decided, options) => this.materialize(aggregate, options, created),
+      contention: (command, conflict, attempts, elapsed) =>
+        new CommandContentionError(this.type, command.aggregateId, conflict.aggregateId, conflict.versions, attempts, elapsed),
+    };
   }
 
   /**
-   * The aggregate's current state from its events (newest snapshot first when snapshots are on);
-   * `UnreadableStreamError` naming the stream and version for a record it cannot replay.
+   * The aggregate's current state: its tip's (one point read) when it has one, else from its events (newest
+   * snapshot first when snapshots are on); `UnreadableStreamError` naming the stream and version for a
+   * record it cannot replay.
    */
   async load(id: string, options?: OperationOptions): Promise<A> {
+    return (await this.current(id, options)).aggregate;
+  }
+
+  /**
+   * The aggregate's current state and the tip it came from: the tip when the stream has one (one point
+   * read, a 304 when the cached tip is unchanged), else (no tip store, a stream written before tips, or a
+   * tip found behind the stream) the events.
+   */
+  private async current(
+    id: string,
+    options?: OperationOptions,
+    attempt?: AttemptState,
+    assumeNew = false,
+  ): Promise<{ aggregate: A; tip?: StoredTip }> {
+    const streamId = this.streamId(id);
+    if (!this.tips) return { aggregate: await this.loadFromStream(id, options) };
+    const tip = await this.readTip(streamId, options);
+    // A tip of another schema version (the aggregate's state changed shape) is passed over: the events rebuild it.
+    if (tip && snapshotFits(tip.tip, this.aggregateClass) && (attempt?.conflictEtag === undefined || tip.etag !== attempt.conflictEtag)) {
+      return { aggregate: this.fromTip(id, tip), tip };
+    }
+    if (!tip && assumeNew) {
+      // A create without a tip: most likely a new aggregate, so the stream is not read. Should a stream
+      // written before tips exist, the batch's create of version 1 conflicts, and the re-run reads it.
+      const blank = new this.aggregateClass();
+      blank.id = id;
+      return { aggregate: blank };
+    }
+    return { aggregate: await this.loadFromStream(id, options), tip };
+  }
+
+  /** The tip through the cache: `If-None-Match` with the cached etag, so an unchanged tip costs a 304. */
+  private async readTip(streamId: string, options?: OperationOptions): Promise<StoredTip | undefined> {
+    const tips = this.tips as TipStore;
+    const cached = this.tipCache.get(streamId);
+    let read = await tips.readTip(streamId, { ...options, ifNoneMatch: cached?.etag });
+    if (read === 'not-modified') {
+      if (cached) return cached;
+      read = await tips.readTip(streamId, options);
+      if (read === 'not-modified') throw new EventStoreError(`the tip of ${JSON.stringify(streamId)} answered 304 to a read without If-None-Match`);
+    }
+    if (!read) {
+      this.tipCache.delete(streamId);
+      return undefined;
+    }
+    this.remember(streamId, read);
+    return read;
+  }
+
+  private rememberMaterialized(key: string, etag: string): void {
+    if (this.tipCacheSize === 0) return;
+    this.materializedEtags.delete(key);
+    this.materializedEtags.set(key, etag);
+    if (this.materializedEtags.size > this.tipCacheSize) this.materializedEtags.delete(this.materializedEtags.keys().next().value as string);
+  }
+
+  private remember(streamId: string, tip: StoredTip): void {
+    if (this.tipCacheSize === 0) return;
+    this.tipCache.delete(streamId); // re-inserted last: the oldest entry is the first to go
+    this.tipCache.set(streamId, tip);
+    if (this.tipCache.size > this.tipCacheSize) this.tipCache.delete(this.tipCache.keys().next().value as string);
+  }
+
+  /** The aggregate a tip holds; its state deep-copied, so a command never changes the cached tip. */
+  private fromTip(id: string, stored: StoredTip): A {
+    const aggregate = new this.aggregateClass();
+    aggregate.restoreSnapshot(structuredClone(stored.tip.state) as Record<string, unknown>);
+    aggregate.id = id;
+    aggregate.version = stored.tip.version;
+    return aggregate;
+  }
+
+  private async loadFromStream(id: string, options?: OperationOptions): Promise<A> {
     const streamId = this.streamId(id);
     const every = this.options.snapshotEvery;
     if (every) {
-      const tail = (await this.stores.events.loadTail(streamId, every, options)).records.map((r) => this.decode(id, r));
+      const tail = eventsOnly((await this.stores.events.loadTail(streamId, every, options)).records).map((r) => this.decode(id, r));
       // A tail without a snapshot in a longer stream (snapshots turned on later, or expired) is not enough.
       if (tail.length === 0 || tail[0].version === 1 || tail.some((e) => e.type === SNAPSHOT_EVENT_TYPE && snapshotFits(e, this.aggregateClass))) {
         return this.replay(id, tail);
       }
     }
-    return this.replay(id, (await this.stores.events.load(streamId, options)).records.map((r) => this.decode(id, r)));
+    return this.replay(id, eventsOnly((await this.stores.events.load(streamId, options)).records).map((r) => this.decode(id, r)));
   }
 
   /**
@@ -258,7 +428,7 @@ export class Repository<A extends AggregateRoot> {
    */
   async history(id: string, options?: OperationOptions): Promise<HistoryEvent[]> {
     const { records } = await this.stores.events.load(this.streamId(id), options);
-    return records
+    return eventsOnly(records)
       .map((record) => this.decode(id, record))
       .filter((envelope) => envelope.type !== SNAPSHOT_EVENT_TYPE)
       .map((envelope) => {
@@ -292,6 +462,12 @@ export class Repository<A extends AggregateRoot> {
    * yet, and then `get` answers the newest version that instance can read, stream and document alike.
    */
   async get(id: string, options?: OperationOptions): Promise<A> {
+    if (this.tips) {
+      // The tip is written in the same batch as the events: never behind the stream as this client wrote it.
+      const tip = await this.readTip(this.streamId(id), options);
+      if (tip && snapshotFits(tip.tip, this.aggregateClass)) return this.fromTip(id, tip);
+      if (tip) return this.loadFromStream(id, options);
+    }
     const blank = new this.aggregateClass();
     blank.id = id;
     const { pk, sk } = blank.keys();
@@ -300,25 +476,25 @@ export class Repository<A extends AggregateRoot> {
         `get(id) reads the materialized ${this.type} by its main key, which must follow from the id alone; use load(id) or query()`,
       );
     }
-    // Both at once: the check adds a request, not a round trip.
-    const [materialized, tail] = await Promise.all([
-      this.stores.opaque.get(pk, sk, options).then(
-        (doc) => this.fromBody(doc.body),
-        (err: unknown) => {
-          if (err instanceof NotFoundError) return undefined;
-          throw err;
-        },
-      ),
-      this.stores.events.loadTail(this.streamId(id), 1, options),
-    ]);
-    const last = tail.records[0]?.version ?? 0;
-    // Also a document ahead of a stream whose events expired: the document is all there is.
-    if (materialized && materialized.version >= last) return materialized;
-    if (last === 0) throw new AggregateNotFoundError(this.type, id);
-    const aggregate = await this.load(id, options);
-    if (aggregate.version === 0) throw new AggregateNotFoundError(this.type, id);
-    await this.materialize(aggregate, options);
-    return aggregate;
+    return readMaterialized<A>({
+      document: () =>
+        this.stores.opaque.get(pk, sk, options).then(
+          (doc) => this.fromBody(doc.body),
+          (err: unknown) => {
+            if (err instanceof NotFoundError) return undefined;
+            throw err;
+          },
+        ),
+      versionOf: (aggregate) => aggregate.version,
+      lastVersion: async () => eventsOnly((await this.stores.events.loadTail(this.streamId(id), 1, options)).records)[0]?.version ?? 0,
+      rebuild: async () => {
+        const aggregate = await this.loadFromStream(id, options);
+        if (aggregate.version === 0) throw new AggregateNotFoundError(this.type, id);
+        return aggregate;
+      },
+      repair: (aggregate) => this.materialize(aggregate, options),
+      notFound: () => new AggregateNotFoundError(this.type, id),
+    });
   }
 
   /** Materialized aggregates by the main key (index 0) or a secondary-index slot, ascending by its sort key. */
@@ -333,9 +509,34 @@ export class Repository<A extends AggregateRoot> {
     return { items, continuationToken: page.continuationToken };
   }
 
-  private async applyOnce(command: Command<A>, options?: OperationOptions): Promise<number> {
-    const aggregate = await this.load(command.aggregateId, options);
+  /** Lifecycle, validation, state guard, evaluation, emit and the encoding guard, on the loaded state. */
+  private decide(command: Command<A>, { aggregate, tip }: Loaded<A>, options?: ApplyOptions): Decision<Decided> {
     const name = command.constructor.name;
+    const now = nowSeconds();
+    // The tip's keys still inside the window; a repeated key answers its first outcome, before anything else.
+    const keys = Object.fromEntries(
+      Object.entries((tip?.tip.idempotency ?? {}) as Record<string, IdempotencyRecord>).filter(([, r]) => r.at + this.idempotencyWindow > now),
+    );
+    const key = options?.idempotencyKey;
+    let hash: string | undefined;
+    if (key !== undefined) {
+      if (typeof key !== 'string' || key.length === 0 || key.length > 256) throw new ValidationError('idempotencyKey', 'must be a string of 1 to 256 characters');
+      if (!this.tips) throw new ValidationError('idempotencyKey', 'needs the tip (an event store with tips, and the tip option on)');
+      const fields = JSON.parse(JSON.stringify(command, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))) as unknown;
+      hash = createHash('sha256').update(canonicalJson({ command: name, fields })).digest('base64');
+      const first = keys[key];
+      if (first) {
+        if (first.h !== hash) throw new IdempotencyKeyReusedError(name, key);
+        return { answer: first.v };
+      }
+    }
+    const expected = options?.expectedVersion;
+    if (expected !== undefined) {
+      if (!Number.isSafeInteger(expected) || expected < 0) throw new ValidationError('expectedVersion', 'must be a non-negative integer');
+      if (aggregate.version !== expected) {
+        throw new ExpectedVersionError(this.type, aggregate.id, this.streamId(aggregate.id), expected, aggregate.version);
+      }
+    }
     if (command.lifecycle === 'create' && aggregate.version > 0) throw new AggregateAlreadyExistsError(this.type, aggregate.id);
     if (command.lifecycle === 'mutate' && aggregate.version === 0) throw new AggregateNotFoundError(this.type, aggregate.id);
     const problems = command.validate();
@@ -344,21 +545,59 @@ export class Repository<A extends AggregateRoot> {
       throw new InvalidStateError(name, aggregate.currentState(), command.allowedStates);
     }
     const evaluation = command.evaluate(aggregate);
-    if (evaluation === 'skip') return aggregate.version;
+    if (evaluation === 'skip') return { answer: aggregate.version };
     if (typeof evaluation === 'object' && evaluation !== null) throw new CommandRejectedError(name, evaluation.reject);
 
     const emitted = command.emit(aggregate);
     const events = Array.isArray(emitted) ? (emitted as readonly object[]) : [emitted as object];
-    if (events.length === 0) return aggregate.version;
-    const records = this.recordsFor(aggregate, events, command.actor || 'anonymous');
-    // One transactional batch: a command's events are all stored or none, so a retry never re-applies half.
-    await this.stores.events.save(this.streamId(aggregate.id), records, { ...options, atomic: true });
-    await this.materialize(aggregate, options);
-    return aggregate.version;
+    if (events.length === 0) return { answer: aggregate.version };
+    events.forEach((event, i) => checkJsonEncodable(event, `events[${i}] (${eventTypeOf(event)})`));
+    const records = this.recordsFor(aggregate, events, command.actor || 'anonymous', !this.tips);
+    // Nothing is stored that would leave the aggregate unreadable: the state, the tip and every
+    // materialized view are encoded (and the state read back) before the save.
+    const state = this.checkState(aggregate);
+    if (key !== undefined && hash !== undefined) keys[key] = { v: aggregate.version, h: hash, at: now };
+    const idempotency = Object.keys(keys).length > 0 ? keys : undefined;
+    return { store: { records, state, idempotency }, version: aggregate.version };
+  }
+
+  /**
+   * The aggregate's state as it would be stored, checked: JSON holds every value as it is, the state read
+   * back (`restoreSnapshot`) is the same state, and every materialized document (body, keys, index slots)
+   * encodes within Cosmos DB's limits. A `ValidationError` naming the field otherwise.
+   */
+  private checkState(aggregate: A): unknown {
+    checkJsonEncodable(aggregate, 'state');
+    const state = toPayload(aggregate);
+    if (this.tips || this.options.snapshotEvery) {
+      const restored = new this.aggregateClass();
+      restored.restoreSnapshot(structuredClone(state) as Record<string, unknown>);
+      restored.id = aggregate.id;
+      restored.version = aggregate.version;
+      const back = toPayload(restored);
+      if (canonicalJson(back) !== canonicalJson(state)) {
+        throw new ValidationError(
+          firstDifference(state, back, 'state') ?? 'state',
+          'does not survive its JSON round trip (restoreSnapshot of the stored JSON gives another value); override restoreSnapshot',
+        );
+      }
+    }
+    const now = nowSeconds();
+    for (const [i, view] of [this.materialized(aggregate), ...aggregate.projections()].entries()) {
+      const field = i === 0 ? 'materialized' : `projections[${i - 1}]`;
+      checkJsonEncodable(view, field);
+      try {
+        toOpaqueData(view, DEFAULT_COMPRESS_THRESHOLD, now);
+      } catch (err) {
+        if (err instanceof ValidationError) throw new ValidationError(`${field}.${err.field}`, err.message.slice(err.field.length + 2));
+        throw err;
+      }
+    }
+    return state;
   }
 
   /** Applies the events to the aggregate and builds their records, with a snapshot at every Nth version. */
-  private recordsFor(aggregate: A, events: readonly object[], actor: string): EventRecord[] {
+  private recordsFor(aggregate: A, events: readonly object[], actor: string, snapshots: boolean): EventRecord[] {
     const at = nowMicros();
     const ttl = this.options.eventTtlSeconds ? Math.floor(Date.now() / 1000) + this.options.eventTtlSeconds : undefined;
     const records: EventRecord[] = [];
@@ -367,11 +606,13 @@ export class Repository<A extends AggregateRoot> {
       const envelope: EventEnvelope = { type, aggregateId: aggregate.id, version: aggregate.version + 1, at, actor, payload, ...stamp(type, SNAPSHOT_EVENT_TYPE) };
       if (type === SNAPSHOT_EVENT_TYPE) aggregate.version = envelope.version;
       else this.applyEnvelope(aggregate, envelope);
-      const record: EventRecord = { version: envelope.version, data: this.serializer.serialize(envelope) };
+      // The type is stored beside the payload (field `y`) so that readAll can select events by type.
+      const record: EventRecord = { version: envelope.version, data: this.serializer.serialize(envelope), type };
       if (ttl) record.ttl = ttl;
       records.push(record);
     };
-    const every = this.options.snapshotEvery;
+    // With a tip, the state is in the tip: no snapshot record, so every version is an event.
+    const every = snapshots ? this.options.snapshotEvery : undefined;
     for (const event of events) {
       append(eventTypeOf(event), toPayload(event));
       // Snapshots sit exactly at multiples of N, so the newest N records always include one.
@@ -380,13 +621,29 @@ export class Repository<A extends AggregateRoot> {
     return records;
   }
 
-  /** Best effort, as in protosource: the events are stored, so a failure here is logged, not thrown. */
-  private async materialize(aggregate: A, options?: OperationOptions): Promise<void> {
+  /**
+   * Best effort, as in protosource: the events are stored, so a failure here is logged, not thrown. One
+   * conditional request per view when this process wrote it last (a replace under its etag) or the command
+   * created the aggregate (a create); else a read, then a conditional write. Never older over newer.
+   */
+  private async materialize(aggregate: A, options?: OperationOptions, created = false): Promise<void> {
+    const aggregates = this.stores.aggregates;
     for (const view of [this.materialized(aggregate), ...aggregate.projections()]) {
+      let key: string | undefined;
       try {
+        if (view.version && isTrackedAggregateStore(aggregates)) {
+          const { pk, sk } = view.keys();
+          key = JSON.stringify([pk, sk]);
+          const known = this.materializedEtags.get(key) ?? (created ? null : undefined);
+          const { etag } = await aggregates.saveAggregateTracked(view, known, options);
+          if (etag) this.rememberMaterialized(key, etag);
+          else this.materializedEtags.delete(key);
+          continue;
+        }
         // A view without a version cannot be ordered: it is upserted, as protosource does.
-        await this.stores.aggregates.saveAggregate(view, { ...options, onlyIfNewer: Boolean(view.version) });
+        await aggregates.saveAggregate(view, { ...options, onlyIfNewer: Boolean(view.version) });
       } catch (err) {
+        if (key) this.materializedEtags.delete(key);
         this.logger.warn(
           `materializing ${this.type} ${JSON.stringify(aggregate.id)} at version ${aggregate.version} failed: ${messageOf(err)}`,
         );
@@ -508,6 +765,29 @@ function metadataOf({ eventId, correlationId, causationId, headers }: EventEnvel
   if (causationId !== undefined) metadata.causationId = causationId;
   if (headers !== undefined) metadata.headers = headers;
   return metadata;
+}
+
+/** What a run of a JSON command starts from: the aggregate, the tip it came from, and whether it is new. */
+interface Loaded<A> {
+  aggregate: A;
+  tip?: StoredTip;
+  created: boolean;
+}
+
+/** What a JSON command stores: its event records and the state after them (the tip's). */
+interface Decided {
+  records: EventRecord[];
+  state: unknown;
+  /** The tip's idempotency keys after this command (expired ones dropped). */
+  idempotency?: Record<string, IdempotencyRecord>;
+}
+
+/**
+ * Event records only: a document without a numeric version (an aggregate's tip, to a store whose reads do
+ * not leave it out) is not an event.
+ */
+function eventsOnly(records: readonly EventRecord[]): EventRecord[] {
+  return records.filter((r) => Number.isSafeInteger(r.version));
 }
 
 /** An object's JSON form: what is stored as an event's payload or a snapshot. */

@@ -1,5 +1,5 @@
 import type { Container, JSONObject, OperationInput, SqlParameter } from '@azure/cosmos';
-import type { OperationOptions } from './event-store.interfaces.js';
+import type { EventRecord, OperationOptions } from './event-store.interfaces.js';
 import { ConcurrencyError, EventStoreError, WriteOutcomeUnknownError } from './event-store.errors.js';
 import { nowSeconds, toEventDocument, type EventDocument, type PreparedEvent } from './event-documents.js';
 import {
@@ -22,6 +22,7 @@ import {
   sdkRetriedUnknownOutcome,
   type StoreRetryOptions,
 } from './transient-faults.js';
+import { readCosmosTip, saveCosmosTip, type ReadTipOptions, type SaveWithTipOptions, type StoredTip, type TipBody, type TipStore } from './tip-store.js';
 
 // Expired records are filtered by the query itself, so a tail page of n holds n live records.
 const LIVE = '(NOT IS_DEFINED(c.t) OR c.t = 0 OR c.t > @now)';
@@ -64,7 +65,7 @@ const DOCUMENTS_SQL = 'SELECT c.id, c.v, c.y, c.t FROM c WHERE c.a = @a';
  * await store.save('order-1', [{ version: 1, data: new TextEncoder().encode('{"placed":true}') }]);
  * const { records } = await store.load('order-1');
  */
-export class CosmosEventStore extends ChunkedEventStore {
+export class CosmosEventStore extends ChunkedEventStore implements TipStore {
   private readonly retries: Required<StoreRetryOptions>;
 
   constructor(
@@ -73,6 +74,16 @@ export class CosmosEventStore extends ChunkedEventStore {
   ) {
     super(options);
     this.retries = resolveRetryOptions(options.retries);
+  }
+
+  /** The stream's tip document: one point read, answered 304 (`'not-modified'`) when `ifNoneMatch` still holds (see `TipStore`). */
+  readTip(aggregateId: string, options?: ReadTipOptions): Promise<StoredTip | 'not-modified' | undefined> {
+    return readCosmosTip(this.events, this.retries, aggregateId, options);
+  }
+
+  /** Events and the tip in one transactional batch (see `TipStore.saveWithTip`). */
+  saveWithTip(aggregateId: string, records: readonly EventRecord[], tip: TipBody, options?: SaveWithTipOptions): Promise<string | undefined> {
+    return saveCosmosTip(this.events, this.retries, this.eventTtlSeconds, aggregateId, records, tip, options);
   }
 
   /**

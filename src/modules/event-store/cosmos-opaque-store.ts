@@ -3,7 +3,6 @@ import type {
   OpaqueData,
   OpaqueQuery,
   OpaqueQueryResult,
-  OpaqueStore,
   OperationOptions,
   SortCondition,
 } from './event-store.interfaces.js';
@@ -22,6 +21,7 @@ import {
 import { nowSeconds } from './event-documents.js';
 import { BodyAddressedDocuments } from './body-addressed-documents.js';
 import { checkSignal } from './validation.js';
+import type { TrackedOpaqueStore, TrackedPut } from './tracked-opaque-store.js';
 import { statusOf, substatusOf } from '../cosmos/index.js';
 import { resolveRetryOptions, retryTransient, type StoreRetryOptions } from './transient-faults.js';
 
@@ -78,7 +78,7 @@ export interface CosmosOpaqueStoreOptions {
  * const opaque = new CosmosOpaqueStore(aggregatesContainer, { retries: { maxAttempts: 3 } });
  * await opaque.putIfNewer({ pk: 'customer-42', sk: 'order-1', version: 7, body });
  */
-export class CosmosOpaqueStore implements OpaqueStore {
+export class CosmosOpaqueStore implements TrackedOpaqueStore {
   private readonly retries: Required<StoreRetryOptions>;
   // Sort keys whose id holds `#` or `?`, or whose document may sit under another id (see documentIdForSortKey).
   private readonly byBody: BodyAddressedDocuments;
@@ -112,6 +112,41 @@ export class CosmosOpaqueStore implements OpaqueStore {
       const sent: AggregateDocument[] = [];
       return this.call(what, options, () => this.byBody.putIfNewer(doc, options?.abortSignal, sent));
     }
+    return (await this.readThenPut(doc, options)).written;
+  }
+
+  /**
+   * `putIfNewer` in one request when the caller knows what is stored (see `TrackedOpaqueStore`): `known` an
+   * etag (from this call's last answer): a replace under `if-match`; `null` (the aggregate's first
+   * version): a create. When the document changed since (412), exists (409) or is gone (404), it falls back
+   * to `putIfNewer`'s read-then-write. Never older over newer, either way.
+   */
+  async putIfNewerTracked(doc: OpaqueData, known: string | null | undefined, options?: OperationOptions): Promise<TrackedPut> {
+    checkSignal(options);
+    validateOpaqueData(doc);
+    if (BodyAddressedDocuments.handles(doc.sk)) return { written: await this.putIfNewer(doc, options) };
+    if (known !== undefined) {
+      const body = toAggregateDocument(doc, nowSeconds());
+      const abortSignal = options?.abortSignal;
+      try {
+        const response = await this.call(`put ${key(doc.pk, doc.sk)}`, options, () =>
+          known === null
+            ? this.aggregates.items.create(body, { abortSignal })
+            : this.aggregates.item(body.id, doc.pk).replace(body, { accessCondition: { type: 'IfMatch', condition: known }, abortSignal }),
+        );
+        return { written: true, etag: response.etag };
+      } catch (err) {
+        const status = statusOf(err) ?? statusOf((err as { cause?: unknown }).cause);
+        if (status !== 404 && status !== 409 && status !== 412) throw err;
+        // Not what the caller thought: read what is there and decide.
+      }
+    }
+    return this.readThenPut(doc, options);
+  }
+
+  /** The read-then-conditional-write of `putIfNewer`, with the etag of what it wrote. */
+  private async readThenPut(doc: OpaqueData, options?: OperationOptions): Promise<TrackedPut> {
+    const what = `put ${key(doc.pk, doc.sk)}`;
     const item = this.aggregates.item(documentIdForSortKey(doc.sk), doc.pk);
     const abortSignal = options?.abortSignal;
     // Writes that failed: the service may have applied them all the same (a lost answer, or a write the SDK
@@ -125,14 +160,16 @@ export class CosmosOpaqueStore implements OpaqueStore {
         if (statusCode === 404 && substatus === MISSING_CONTAINER) throw this.missingContainer(what);
         if (resource && !isExpired(resource.t, now) && (resource.version ?? 0) >= (doc.version ?? 0)) {
           // Never older over newer; ours when the stored document is exactly one we sent.
-          return failedWrites.some((sent) => isStoredAsSent(resource, sent));
+          const ours = failedWrites.some((sent) => isStoredAsSent(resource, sent));
+          return ours ? { written: true, etag: resource._etag } : { written: false };
         }
         const body = toAggregateDocument(doc, now);
         try {
           // Create fails with 409 and an etag-checked replace with 412 when another writer got in between.
-          if (resource) await item.replace(body, { accessCondition: { type: 'IfMatch', condition: resource._etag }, abortSignal });
-          else await this.aggregates.items.create(body, { abortSignal });
-          return true;
+          const response = resource
+            ? await item.replace(body, { accessCondition: { type: 'IfMatch', condition: resource._etag }, abortSignal })
+            : await this.aggregates.items.create(body, { abortSignal });
+          return { written: true, etag: response.etag };
         } catch (err) {
           failedWrites.push(body);
           const status = statusOf(err);

@@ -32,6 +32,7 @@ import {
 import { materialize } from './aggregate-documents.js';
 import { checkPartitionKey, checkSeconds, checkSignal, checkVersion, streamPageSize, tailCount } from './validation.js';
 import { resolveRetryOptions, type StoreRetryOptions } from './transient-faults.js';
+import { isTrackedOpaqueStore, type TrackedAggregateStore, type TrackedPut } from './tracked-opaque-store.js';
 
 export interface EventStoreOptions {
   /** Where `saveAggregate` writes; without one it fails with a clear error. */
@@ -161,7 +162,7 @@ export function resolveStoreOptions(
  * options and materialization. A store supplies how a chunk is written and how live records are read.
  */
 export abstract class ChunkedEventStore
-  implements SnapshotTailStore, StreamingStore, AggregateStore, StreamLifecycleStore, ReadAllStore
+  implements SnapshotTailStore, StreamingStore, AggregateStore, StreamLifecycleStore, ReadAllStore, TrackedAggregateStore
 {
   protected readonly eventTtlSeconds: number;
   private readonly compressThreshold: number;
@@ -380,5 +381,16 @@ export abstract class ChunkedEventStore
     const doc = materialize(aggregate, this.compressThreshold, nowSeconds());
     if (options?.onlyIfNewer) await this.opaqueStore.putIfNewer(doc, options);
     else await this.opaqueStore.put(doc, options);
+  }
+
+  /** `saveAggregate` with `onlyIfNewer`, in one request when `known` says what is stored (see `TrackedAggregateStore`). */
+  async saveAggregateTracked(aggregate: Materializable, known: string | null | undefined, options?: OperationOptions): Promise<TrackedPut> {
+    checkSignal(options);
+    if (!this.opaqueStore) {
+      throw new EventStoreError(`saveAggregate needs the aggregates container: construct ${this.constructor.name} with { opaqueStore }`);
+    }
+    const doc = materialize(aggregate, this.compressThreshold, nowSeconds());
+    if (isTrackedOpaqueStore(this.opaqueStore)) return this.opaqueStore.putIfNewerTracked(doc, known, options);
+    return { written: await this.opaqueStore.putIfNewer(doc, options) };
   }
 }

@@ -11,6 +11,8 @@ import {
   type ReadAllFilter,
   type Removal,
 } from './event-store-base.js';
+import type { EventRecord } from './event-store.interfaces.js';
+import { prepareTipSave, toTipDocument, type ReadTipOptions, type SaveWithTipOptions, type StoredTip, type TipBody, type TipStore } from './tip-store.js';
 
 /** One event as `InMemoryEventStore` committed it: what a change feed would hand out. */
 export interface CommittedEvent {
@@ -32,7 +34,7 @@ export interface CommittedEvent {
  *   .overrideProvider(STORE).useValue(new InMemoryEventStore())
  *   .compile();
  */
-export class InMemoryEventStore extends ChunkedEventStore {
+export class InMemoryEventStore extends ChunkedEventStore implements TipStore {
   private readonly streams = new Map<string, Map<number, CommittedDocument>>();
   // Streams whose version 1 was removed by truncation or erasure and stays taken (Cosmos DB keeps a stub).
   // The stub's expiry, epoch seconds (0: never), as the Cosmos DB store's stub document carries it.
@@ -43,8 +45,54 @@ export class InMemoryEventStore extends ChunkedEventStore {
   private readonly committed: Array<CommittedEvent | null> = [];
   private readonly commitListeners = new Set<() => void>();
 
+  private readonly tips = new Map<string, StoredTip>();
+  private tipEtags = 0;
+
   constructor(options: EventStoreOptions = {}) {
     super(options);
+  }
+
+  /** The stream's tip (see `TipStore.readTip`); a deep copy, as a read from Cosmos DB would be. */
+  async readTip(aggregateId: string, options?: ReadTipOptions): Promise<StoredTip | 'not-modified' | undefined> {
+    await Promise.resolve();
+    checkSignal(options);
+    const stored = this.tips.get(aggregateId);
+    if (!stored) return undefined;
+    if (options?.ifNoneMatch !== undefined && options.ifNoneMatch === stored.etag) return 'not-modified';
+    return structuredClone(stored);
+  }
+
+  /** Events and the tip, all or nothing (see `TipStore.saveWithTip`). */
+  async saveWithTip(aggregateId: string, records: readonly EventRecord[], tip: TipBody, options?: SaveWithTipOptions): Promise<string | undefined> {
+    checkSignal(options);
+    const tipDoc = toTipDocument(aggregateId, tip);
+    const prepared = prepareTipSave(aggregateId, records, tipDoc, this.eventTtlSeconds);
+    await Promise.resolve(); // one request: other callers may interleave before it, never inside it
+    checkSignal(options);
+    const current = this.tips.get(aggregateId);
+    const stream = this.streams.get(aggregateId);
+    const stubExpiry = this.stubs.get(aggregateId);
+    const stubbed = stubExpiry !== undefined && !isExpired(stubExpiry, nowSeconds());
+    const taken = prepared.find(({ record }) => stream?.has(record.version) || (record.version === 1 && stubbed));
+    if (taken) throw new ConcurrencyError(aggregateId, [taken.record.version]);
+    if (options?.ifMatch === undefined ? current !== undefined : current?.etag !== options.ifMatch) {
+      throw new ConcurrencyError(aggregateId, prepared.map((p) => p.record.version));
+    }
+    // Checked and written without yielding: one transactional batch.
+    const target = stream ?? new Map<number, CommittedDocument>();
+    const now = nowSeconds();
+    for (const { record } of prepared) {
+      const doc: CommittedDocument = { ...toEventDocument(aggregateId, record, now, this.eventTtlSeconds), _ts: now };
+      target.set(record.version, doc);
+      const event: CommittedEvent = { aggregateId, version: doc.v, data: fromEventDocument(doc).data, committedAt: new Date(now * 1000) };
+      if (doc.y !== undefined) event.type = doc.y;
+      this.committed.push(event);
+    }
+    this.streams.set(aggregateId, target);
+    const etag = `"${++this.tipEtags}"`;
+    this.tips.set(aggregateId, { etag, tip: structuredClone(tipDoc.tip) });
+    if (prepared.length > 0) for (const listener of this.commitListeners) listener();
+    return etag;
   }
 
   protected async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions, expected?: number): Promise<void> {
@@ -149,6 +197,8 @@ export class InMemoryEventStore extends ChunkedEventStore {
   }
 
   private remove(aggregateId: string, stream: Map<number, CommittedDocument>, removal: Removal): void {
+    // An erasure (it leads with a tombstone) takes the tip with the events, as the Cosmos DB store does.
+    if (removal.lead) this.tips.delete(aggregateId);
     for (const [version, doc] of stream) {
       if (removal.lead && version === removal.lead.record.version) continue;
       if (!removal.remove(doc)) continue;

@@ -67,3 +67,20 @@ export { MAX_EVENT_TYPE_BYTES, STREAM_DELETED_TYPE } from './event-documents.js'
 export { DEFAULT_COMPRESS_THRESHOLD, type EventStoreOptions } from './event-store-base.js';
 export { CosmosOpaqueStore, type CosmosOpaqueStoreOptions } from './cosmos-opaque-store.js';
 export { compressAtOrAbove, decodeAggregateBody, decompressIfGzipped } from './aggregate-documents.js';
+export {
+  isTipStore,
+  TIP_DOCUMENT_ID,
+  type ReadTipOptions,
+  type SaveWithTipOptions,
+  type StoredTip,
+  type TipBody,
+  type TipDocument,
+  type TipStore,
+} from './tip-store.js';
+export {
+  isTrackedAggregateStore,
+  isTrackedOpaqueStore,
+  type TrackedAggregateStore,
+  type TrackedOpaqueStore,
+  type TrackedPut,
+} from './tracked-opaque-store.js';

@@ -23,6 +23,8 @@ import {
   type ProtosourceIndexes,
 } from './protosource-keys.js';
 import { ProtosourceCommandError } from './protosource.errors.js';
+import { MAX_DOCUMENT_BYTES } from '../event-store/cosmos-limits.js';
+import { CommandPipeline, readMaterialized, type CommandStrategy, type Decision } from '../event-sourcing/command-pipeline.js';
 
 export { SNAPSHOT_ACTOR } from './protosource-codec.js';
 
@@ -101,6 +103,12 @@ export interface LoadedAggregate<A> {
   version: number;
 }
 
+/** What a protosource command stores: its events (the snapshot's included) and their records. */
+interface ProtosourceDecided {
+  events: Array<Message & ProtosourceEventFields>;
+  records: EventRecord[];
+}
+
 /**
  * An event-sourced aggregate stored exactly as protosource's Go `Repository` stores it, so both read each
  * other's streams and views and run commands on the same aggregates:
@@ -125,6 +133,7 @@ export class ProtosourceRepository<A extends Message> {
   readonly codec: ProtosourceEventCodec;
   private readonly logger = new Logger('ProtosourceRepository');
   private readonly compressThreshold: number;
+  private readonly pipeline: CommandPipeline<ProtosourceCommand<A>, LoadedAggregate<A>, ProtosourceDecided>;
 
   constructor(
     readonly definition: ProtosourceAggregateDefinition<A>,
@@ -137,6 +146,8 @@ export class ProtosourceRepository<A extends Message> {
       encoding: definition.encoding,
       compressThreshold: this.compressThreshold,
     });
+    // One run per command: a lost race fails with ConcurrencyError, as Go's create does.
+    this.pipeline = new CommandPipeline(this.strategy(), { maxAttempts: 1, maxElapsedMs: Number.POSITIVE_INFINITY, initialDelayMs: 0, maxDelayMs: 0 });
   }
 
   /** The events container's stream id of an aggregate. */
@@ -196,14 +207,37 @@ export class ProtosourceRepository<A extends Message> {
    * fail with `ConcurrencyError`.
    */
   async apply(command: ProtosourceCommand<A>, options?: OperationOptions): Promise<number> {
-    if (!command?.id) throw new ProtosourceCommandError('CMD_EMPTY_ID', 'aggregate id is required');
-    let loaded: LoadedAggregate<A>;
-    try {
-      loaded = await this.load(command.id, options);
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-      loaded = { aggregate: create(this.definition.schema) as A, version: 0 };
-    }
+    return this.pipeline.run(command, options);
+  }
+
+  /**
+   * protosource's steps of the command pipeline shared with `Repository`: the state in the stream (Go's
+   * documents, no tip), protobuf events, no re-run of a lost race (Go's `ConcurrencyError` surfaces, as
+   * Go's create fails). Commands of this process on one aggregate still queue, so they never race.
+   */
+  private strategy(): CommandStrategy<ProtosourceCommand<A>, LoadedAggregate<A>, ProtosourceDecided> {
+    return {
+      streamOf: (command) => {
+        if (!command?.id) throw new ProtosourceCommandError('CMD_EMPTY_ID', 'aggregate id is required');
+        return this.streamId(command.id);
+      },
+      load: async (command, _attempt, options) => {
+        try {
+          return await this.load(command.id, options);
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err;
+          return { aggregate: create(this.definition.schema) as A, version: 0 };
+        }
+      },
+      decide: (command, loaded) => this.decide(command, loaded),
+      save: (command, _loaded, { records }, options) => this.stores.events.save(this.streamId(command.id), records, { ...options, atomic: true }),
+      materialize: (_command, { aggregate }, { events }, options) => this.materialize(aggregate, events, options),
+      contention: (_command, conflict) => conflict,
+    };
+  }
+
+  /** protosource's pipeline on the loaded state: lifecycle, validation, allowed states, evaluation, events, snapshot, then the encoding guard. */
+  private decide(command: ProtosourceCommand<A>, loaded: LoadedAggregate<A>): Decision<ProtosourceDecided> {
     const { aggregate } = loaded;
     const current = Number((aggregate as unknown as ProtosourceEventFields).version);
     if (command.lifecycle === 'creation' && current !== 0) {
@@ -220,18 +254,18 @@ export class ProtosourceRepository<A extends Message> {
         throw new ProtosourceCommandError('CMD_STATE_VIOLATION', `command ${command.name} not allowed in state ${this.stateName(state)}`);
       }
     }
-    if (command.evaluate?.(aggregate) === SKIP) return loaded.version;
+    if (command.evaluate?.(aggregate) === SKIP) return { answer: loaded.version };
 
-    const events = this.emit(command, aggregate, current);
-    if (events.length === 0) return loaded.version;
-    await this.stores.events.save(
-      this.streamId(command.id),
-      events.map((event) => ({ version: Number(event.version), data: this.codec.encode(this.schemaOf(event), event) })),
-      { ...options, atomic: true },
-    );
-    const version = Number(events[events.length - 1].version);
-    await this.materialize(aggregate, events, options);
-    return version;
+    const { events, after } = this.emit(command, aggregate, current);
+    if (events.length === 0) return { answer: loaded.version };
+    // Everything the command would store is encoded first: an event, a state or a view protobuf cannot
+    // encode (an int64 overflow, say) refuses the command with a ValidationError, and nothing is stored.
+    const records = events.map((event) => ({
+      version: Number(event.version),
+      data: encodeOrRefuse(`events[${Number(event.version) - current - 1}]`, () => this.codec.encode(this.schemaOf(event), event)),
+    }));
+    this.checkViews(after);
+    return { store: { events, records }, version: Number(events[events.length - 1].version) };
   }
 
   /**
@@ -243,24 +277,22 @@ export class ProtosourceRepository<A extends Message> {
    */
   async get(id: string, options?: OperationOptions): Promise<A> {
     checkId(id);
-    const [materialized, tail] = await Promise.all([
-      this.stores.opaque.get(protosourcePartitionKey(this.definition.schema, id), AGGREGATE_SORT_KEY, options).then(
-        (doc) => this.decodeBody(doc.body),
-        (err: unknown) => {
-          if (err instanceof NotFoundError) return undefined;
-          throw err;
-        },
-      ),
-      this.stores.events.loadTail(this.streamId(id), 1, options),
-    ]);
-    const last = tail.records[0]?.version ?? 0;
-    // Also a document ahead of a stream whose events expired: the document is all there is.
-    if (materialized && Number((materialized as unknown as ProtosourceEventFields).version) >= last) return materialized;
-    if (last === 0) throw new NotFoundError(`no ${this.definition.schema.name} ${JSON.stringify(id)}`);
-    const { aggregate } = await this.load(id, options);
-    // Go's documents carry no version to order writes by: this is an upsert, as Go's own materialization is.
-    await this.materialize(aggregate, [], options);
-    return aggregate;
+    return readMaterialized<A>({
+      document: () =>
+        this.stores.opaque.get(protosourcePartitionKey(this.definition.schema, id), AGGREGATE_SORT_KEY, options).then(
+          (doc) => this.decodeBody(doc.body),
+          (err: unknown) => {
+            if (err instanceof NotFoundError) return undefined;
+            throw err;
+          },
+        ),
+      versionOf: (aggregate) => Number((aggregate as unknown as ProtosourceEventFields).version),
+      lastVersion: async () => (await this.stores.events.loadTail(this.streamId(id), 1, options)).records[0]?.version ?? 0,
+      rebuild: async () => (await this.load(id, options)).aggregate,
+      // Go's documents carry no version to order writes by: this is an upsert, as Go's own materialization is.
+      repair: (aggregate) => this.materialize(aggregate, [], options),
+      notFound: () => new NotFoundError(`no ${this.definition.schema.name} ${JSON.stringify(id)}`),
+    });
   }
 
   /**
@@ -296,7 +328,31 @@ export class ProtosourceRepository<A extends Message> {
     return out;
   }
 
-  private emit(command: ProtosourceCommand<A>, aggregate: A, current: number): Array<Message & ProtosourceEventFields> {
+  /**
+   * Encodes what materialization will store for the state after the command (the aggregate, each
+   * projection, their index slots, within Cosmos DB's item limit): a `ValidationError` naming the field
+   * when one cannot be stored, so the command is refused before its events are.
+   */
+  private checkViews(after: A): void {
+    const state = clone(this.definition.schema, after) as A;
+    this.definition.afterOn?.(state);
+    const { schema, projections = [], indexes } = this.definition;
+    const views: Array<{ schema: DescMessage; message: () => Message; indexes?: ProtosourceIndexes; field: string }> = [
+      { schema, message: () => state, indexes, field: 'state' },
+      ...projections.map((p, i) => ({ schema: p.schema, message: () => p.project(state), indexes: p.indexes, field: `projections[${i}]` })),
+    ];
+    for (const view of views) {
+      const message = encodeOrRefuse(view.field, view.message);
+      const body = encodeOrRefuse(view.field, () => compressAtOrAbove(toBinary(view.schema, message), this.compressThreshold));
+      encodeOrRefuse(`${view.field} index slots`, () => protosourceIndexSlots(view.schema, message, view.indexes));
+      // The body travels base64 in a JSON document: 4/3 of its bytes, within Cosmos DB's 2 MB item limit.
+      if (Math.ceil(body.byteLength / 3) * 4 > MAX_DOCUMENT_BYTES) {
+        throw new ValidationError(view.field, `makes a materialized body of ${body.byteLength} bytes; Cosmos DB items are limited to 2 MB`);
+      }
+    }
+  }
+
+  private emit(command: ProtosourceCommand<A>, aggregate: A, current: number): { events: Array<Message & ProtosourceEventFields>; after: A } {
     const after = clone(this.definition.schema, aggregate) as A;
     const events: Array<Message & ProtosourceEventFields> = [];
     let version = current;
@@ -325,7 +381,7 @@ export class ProtosourceRepository<A extends Message> {
         } as MessageInitShape<DescMessage>) as Message & ProtosourceEventFields,
       );
     }
-    return events;
+    return { events, after };
   }
 
   private async materialize(aggregate: A, events: ReadonlyArray<Message & ProtosourceEventFields>, options?: OperationOptions): Promise<void> {
@@ -407,6 +463,21 @@ function checkDefinition<A extends Message>(definition: ProtosourceAggregateDefi
       throw new ValidationError('snapshot.schema', `must hold the ${definition.schema.typeName} in field 5 "snapshot", as protosource writes it`);
     }
     if (!definition.registry.getMessage(snapshot.schema.typeName)) throw new ValidationError('registry', `must contain ${snapshot.schema.typeName}`);
+  }
+}
+
+/**
+ * Runs an encoding step; an error it throws becomes a `ValidationError` naming the field (protobuf-es says
+ * which: "cannot encode field example.app.order.v1.Order.total_cents to binary: invalid int64: …").
+ */
+function encodeOrRefuse<T>(field: string, encode: () => T): T {
+  try {
+    return encode();
+  } catch (err) {
+    if (err instanceof ValidationError) throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    const named = /cannot encode field ([\w.]+) to binary: (.*)/s.exec(message);
+    throw new ValidationError(named ? `${field}.${named[1].split('.').pop()}` : field, named ? named[2] : `cannot be encoded: ${message}`);
   }
 }
 
