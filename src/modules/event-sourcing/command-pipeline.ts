@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { isConflict, type ConcurrencyError, type OperationOptions } from '../event-store/index.js';
-import { ExpectedVersionError } from './event-sourcing.errors.js';
+import { ExpectedVersionError, isConflict, type ConcurrencyError, type OperationOptions } from '../event-store/index.js';
 
 /** What one run of a command carries to the next, after it lost a race. */
 export interface AttemptState {

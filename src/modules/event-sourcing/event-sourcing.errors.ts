@@ -1,4 +1,4 @@
-import { ConcurrencyError, EventStoreError, NotFoundError } from '../event-store/index.js';
+import { ConcurrencyError, EventStoreError, ExpectedVersionError, NotFoundError } from '../event-store/index.js';
 
 /** Base class of the errors a repository raises when it refuses a command. */
 export class CommandError extends EventStoreError {}
@@ -69,18 +69,19 @@ export class IdempotencyKeyReusedError extends CommandRejectedError {
 
 /**
  * `apply(command, { expectedVersion })` found the aggregate at another version than the caller decided on:
- * nothing was stored, and the command is not re-run (the caller must look again). A `ConcurrencyError`.
+ * nothing was stored, and the command is not re-run (the caller must look again). The store's
+ * `ExpectedVersionError` (so a `ConcurrencyError`), naming the aggregate as the application knows it.
  * HTTP: 409 (412 for an `If-Match`).
  */
-export class ExpectedVersionError extends ConcurrencyError {
+export class AggregateVersionMismatchError extends ExpectedVersionError {
   constructor(
     readonly aggregateType: string,
     readonly id: string,
     streamId: string,
-    readonly expected: number,
-    readonly found: number,
+    expected: number,
+    found: number,
   ) {
-    super(streamId, [expected + 1]);
+    super(streamId, expected, found);
     this.message = `${aggregateType} ${JSON.stringify(id)} is at version ${found}, not the expected ${expected}; nothing was stored`;
   }
 }

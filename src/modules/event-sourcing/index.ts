@@ -50,7 +50,7 @@ export {
   CommandError,
   CommandRejectedError,
   CommandValidationError,
-  ExpectedVersionError,
+  AggregateVersionMismatchError,
   IdempotencyKeyReusedError,
   InvalidStateError,
   UnreadableStreamError,

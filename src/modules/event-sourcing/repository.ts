@@ -43,7 +43,7 @@ import {
   CommandContentionError,
   CommandRejectedError,
   CommandValidationError,
-  ExpectedVersionError,
+  AggregateVersionMismatchError,
   IdempotencyKeyReusedError,
   InvalidStateError,
   UnreadableStreamError,
@@ -534,7 +534,7 @@ export class Repository<A extends AggregateRoot> {
     if (expected !== undefined) {
       if (!Number.isSafeInteger(expected) || expected < 0) throw new ValidationError('expectedVersion', 'must be a non-negative integer');
       if (aggregate.version !== expected) {
-        throw new ExpectedVersionError(this.type, aggregate.id, this.streamId(aggregate.id), expected, aggregate.version);
+        throw new AggregateVersionMismatchError(this.type, aggregate.id, this.streamId(aggregate.id), expected, aggregate.version);
       }
     }
     if (command.lifecycle === 'create' && aggregate.version > 0) throw new AggregateAlreadyExistsError(this.type, aggregate.id);
