@@ -129,9 +129,9 @@ const serializer = new JsonEventSerializer();
 
 describe.each(storeSuites())('event schema evolution (%s)', (_name, makeStores) => {
   let stores: StoresUnderTest;
-  function repository<A extends AggregateRoot>(aggregateClass: AggregateClass<A>): Repository<A> {
+  function repository<A extends AggregateRoot>(aggregateClass: AggregateClass<A>, tip = true): Repository<A> {
     stores ??= makeStores();
-    return new Repository(aggregateClass, { events: stores.events, aggregates: stores.events, opaque: stores.opaque }, { logger: { warn: () => undefined } });
+    return new Repository(aggregateClass, { events: stores.events, aggregates: stores.events, opaque: stores.opaque }, { logger: { warn: () => undefined }, tip });
   }
   /** Stores envelopes as older code did: JSON, with `schemaVersion` only when given. */
   async function storeOld(wallets: Repository<Wallet>, id: string, envelopes: Array<[type: string, payload: unknown, schemaVersion?: number]>) {
@@ -203,9 +203,29 @@ describe.each(storeSuites())('event schema evolution (%s)', (_name, makeStores) 
     expect(((error as Error).cause as EventSchemaError)).toMatchObject({ eventType: 'FundsDeposited', storedVersion: 4, currentVersion: 3 });
   });
 
-  it('passes a snapshot of another state schema version over, replaying the events or from an older snapshot that fits', async () => {
+  it('passes a tip of another state schema version over, replaying the events, and writes a tip of its own', async () => {
     const v1 = repository(PurseV1);
     const v2 = repository(PurseV2);
+    const id = `p-${randomUUID()}`;
+    await v1.apply(new AddCoin<PurseV1>(id, 100, 'create'));
+    await v1.apply(new AddCoin<PurseV1>(id, 20));
+    // The state lives in the tip: no snapshot record in the stream.
+    const types = async () => (await stores.events.load(v1.streamId(id))).records.map((r) => serializer.deserializeStored(r.data).type);
+    expect(await types()).toEqual(['CoinAdded', 'CoinAdded']);
+    restoredFrom.length = 0;
+    expect(await v2.get(id)).toMatchObject({ totalCents: 120, version: 2 });
+    expect(restoredFrom).toEqual([]); // the v1 tip was not restored into the v2 shape
+    await v2.apply(new AddCoin<PurseV2>(id, 3));
+    restoredFrom.length = 0;
+    expect(await v2.get(id)).toMatchObject({ totalCents: 123, version: 3 });
+    expect(restoredFrom).toEqual([3]); // its own tip now
+    restoredFrom.length = 0;
+    expect(await v1.get(id)).toMatchObject({ coins: [100, 20, 3], version: 3 });
+  });
+
+  it('passes a snapshot record of another state schema version over (streams without a tip), replaying the events or from an older snapshot that fits', async () => {
+    const v1 = repository(PurseV1, false);
+    const v2 = repository(PurseV2, false);
     const id = `p-${randomUUID()}`;
     // Version 1 of the code: records 1 coin, 2 snapshot, 3 coin, 4 snapshot (both of the v1 shape).
     await v1.apply(new AddCoin<PurseV1>(id, 100, 'create'));
