@@ -2,7 +2,7 @@ import type { Container, ContainerDefinition, CosmosClient, Database, IndexingPo
 import { Logger } from '@nestjs/common';
 // The stores' own classifier of transient faults: start-up retries exactly what they retry. A direct import
 // of the file (not the event-store index), which uses the cosmos module only when called.
-import { backoffMs, isTransientReadFailure, pause } from '../event-store/transient-faults.js';
+import { backoffMs, isTransientReadFailure, pause } from './transient-faults.js';
 import { messageOf, statusOf } from './cosmos-errors.js';
 
 export const DEFAULT_EVENTS_CONTAINER = 'events';

@@ -22,6 +22,15 @@ export {
 } from './cosmos-infrastructure.js';
 export type { CosmosTokenCredential } from './cosmos-credential.js';
 export { messageOf, statusOf, substatusOf } from './cosmos-errors.js';
+export {
+  backoffMs,
+  classifyBatchFailure,
+  isLostConnection,
+  isTransientReadFailure,
+  pause,
+  sdkRetriedUnknownOutcome,
+  type BatchFailure,
+} from './transient-faults.js';
 export { evictFailedRoutingMaps } from './routing-map-cache.js';
 export {
   CosmosHealthIndicator,
