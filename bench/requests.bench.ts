@@ -19,6 +19,7 @@ import {
 } from '../src/index.js';
 import { startEmbeddedCosmos, startFaultProxy, type FaultProxy } from '../src/testing.js';
 import { printTable } from './support.js';
+import { repositoryCases } from './requests-repository.js';
 
 /** One counted operation. */
 export interface RequestCase {
@@ -161,7 +162,7 @@ export const storeCases: CaseGroup = async ({ proxy, database, store }) => {
 };
 
 /** The groups run, in order. Repository and subscription benches add theirs here. */
-export const CASE_GROUPS: CaseGroup[] = [storeCases];
+export const CASE_GROUPS: CaseGroup[] = [storeCases, repositoryCases];
 
 export default async function (): Promise<void> {
   const cosmos = await startEmbeddedCosmos();
