@@ -110,6 +110,11 @@ export interface FaultProxyOptions {
   rewriteAccountLocations?: boolean;
   /** Fields merged into the account document the client reads (`GET /`), to make it believe in features. */
   accountOverrides?: Record<string, unknown>;
+  /**
+   * The `x-ms-request-charge` each forwarded answer carries (the embedded server charges nothing), for tests
+   * of what request units are reported: a number for every answer, or one per request.
+   */
+  requestCharge?: number | ((request: ProxiedRequest) => number);
 }
 
 export interface FaultProxy {
@@ -290,6 +295,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     const headers: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(response.headers)) {
       if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+    }
+    if (options.requestCharge !== undefined) {
+      const charge = typeof options.requestCharge === 'number' ? options.requestCharge : options.requestCharge(request);
+      headers['x-ms-request-charge'] = String(charge);
     }
     if (action?.type === 'truncate') return truncate(response.status, headers, payload, action.fraction ?? 0.5);
     answer(response.status, headers, payload);

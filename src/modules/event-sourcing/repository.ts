@@ -16,6 +16,7 @@ import {
   type SnapshotTailStore,
 } from '../event-store/index.js';
 import { messageOf } from '../cosmos/index.js';
+import { traceCommand } from '../telemetry/index.js';
 import { AggregateRoot } from './aggregate-root.js';
 import { aggregateMetadata, aggregateTypeOf, eventTypeOf, type AggregateOptions, type EventClass } from './aggregate-metadata.js';
 import type { Command } from './command.js';
@@ -196,7 +197,11 @@ export class Repository<A extends AggregateRoot> {
    * Returns the aggregate's version afterwards. A lost concurrency race re-runs the command on fresh state
    * within the retry budget (`RepositoryOptions.retry`); when it runs out, `CommandContentionError`.
    */
-  async apply(command: Command<A>, options?: OperationOptions): Promise<number> {
+  apply(command: Command<A>, options?: OperationOptions): Promise<number> {
+    return traceCommand(this.type, command, () => this.applyWithRetries(command, options));
+  }
+
+  private async applyWithRetries(command: Command<A>, options?: OperationOptions): Promise<number> {
     const { maxElapsedMs, initialDelayMs, maxDelayMs, maxAttempts } = this.retry;
     const started = performance.now();
     let ceiling = initialDelayMs;

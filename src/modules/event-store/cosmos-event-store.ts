@@ -1,5 +1,5 @@
 import type { Container, OperationInput, SqlParameter } from '@azure/cosmos';
-import type { OperationOptions } from './event-store.interfaces.js';
+import type { EventRecord, History, OperationOptions, SaveOptions } from './event-store.interfaces.js';
 import { ConcurrencyError, EventStoreError, WriteOutcomeUnknownError } from './event-store.errors.js';
 import { nowSeconds, toEventDocument, type EventDocument, type PreparedEvent } from './event-documents.js';
 import { ChunkedEventStore, type EventStoreOptions } from './event-store-base.js';
@@ -13,6 +13,7 @@ import {
   sdkRetriedUnknownOutcome,
   type StoreRetryOptions,
 } from './transient-faults.js';
+import { traceStore } from '../telemetry/index.js';
 
 // Expired records are filtered by the query itself, so a tail page of n holds n live records.
 const LIVE = '(NOT IS_DEFINED(c.t) OR c.t = 0 OR c.t > @now)';
@@ -58,12 +59,29 @@ export class CosmosEventStore extends ChunkedEventStore {
     this.retries = resolveRetryOptions(options.retries);
   }
 
+  // Telemetry: one-line wrappers; spans, attributes and metrics are the telemetry module's (src/modules/telemetry).
+  override save(aggregateId: string, records: readonly EventRecord[], options?: SaveOptions): Promise<void> {
+    return traceStore(this.events, 'save', { records: records.length, version: records.at(-1)?.version }, () => super.save(aggregateId, records, options));
+  }
+
+  override load(aggregateId: string, options?: OperationOptions): Promise<History> {
+    return traceStore(this.events, 'load', {}, () => super.load(aggregateId, options), tracedHistory);
+  }
+
+  override loadTail(aggregateId: string, n: number, options?: OperationOptions): Promise<History> {
+    return traceStore(this.events, 'loadTail', { records: n }, () => super.loadTail(aggregateId, n, options), tracedHistory);
+  }
+
+  protected writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions): Promise<void> {
+    return traceStore(this.events, 'batch', { records: chunk.length, version: chunk.at(-1)?.record.version }, () => this.sendChunk(aggregateId, chunk, options));
+  }
+
   /**
    * One transactional batch, retried on transient failures. Every attempt sends the very documents of the
    * first (same `t` and `ttl`): after an attempt whose outcome is unknown, a 409 on a retry may be our own
    * first attempt, and only identical documents prove that.
    */
-  protected async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions): Promise<void> {
+  private async sendChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions): Promise<void> {
     // Expiry is computed against this chunk's clock (SPEC §3); only TTL digits can differ from the sizing pass.
     const now = nowSeconds();
     const docs = chunk.map(({ record }) => toEventDocument(aggregateId, record, now, this.eventTtlSeconds));
@@ -175,11 +193,11 @@ export class CosmosEventStore extends ChunkedEventStore {
     // One request per page, made only when the caller asks for more: the SDK holds one page at a time.
     let iterator = open();
     while (iterator.hasMoreResults()) {
-      const page = await retryTransient(`readStream ${JSON.stringify(aggregateId)}`, this.retries, signal, (attempt) => {
+      const page = await traceStore(this.events, 'readStream', { records: pageSize }, () => retryTransient(`readStream ${JSON.stringify(aggregateId)}`, this.retries, signal, (attempt) => {
         // A read changes nothing: a fresh query picks up after the last version read.
         if (attempt > 1) iterator = open();
         return iterator.fetchNext();
-      });
+      }), (found) => ({ records: found.resources?.length ?? 0 }));
       const docs = page.resources ?? [];
       if (docs.length > 0) {
         after = docs[docs.length - 1].v;
@@ -223,6 +241,8 @@ export class CosmosEventStore extends ChunkedEventStore {
     });
   }
 }
+
+const tracedHistory = ({ records }: History) => ({ records: records.length, version: records.at(-1)?.version });
 
 function describe(aggregateId: string, chunk: PreparedEvent[]): string {
   return `of aggregate ${JSON.stringify(aggregateId)} versions ${chunk[0].doc.v}..${chunk[chunk.length - 1].doc.v}`;
