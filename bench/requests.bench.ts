@@ -3,11 +3,11 @@
  * Cosmos DB allows: `save` of N records = ceil(N/100) transactional batches, `loadTail(n)` one query page,
  * `load` one query round trip. Everything the SDK sends beside them is counted too, by kind.
  */
-import { CosmosClient } from '@azure/cosmos';
+import { CosmosClient, type CosmosClientOptions } from '@azure/cosmos';
 import { randomUUID } from 'node:crypto';
 import { CosmosEventStore, ensureContainers, ensureDatabase, type EventRecord } from '../src/index.js';
 import { startEmbeddedCosmos, startFaultProxy, type FaultProxy } from '../src/testing.js';
-import { printTable } from './support.js';
+import { LIVE, liveBenchAccount, printTable, requestCharges } from './support.js';
 
 const records = (from: number, count: number): EventRecord[] =>
   Array.from({ length: count }, (_, i) => ({ version: from + i, data: new TextEncoder().encode(`{"n":${from + i}}`) }));
@@ -21,16 +21,22 @@ interface Case {
 }
 
 export default async function (): Promise<void> {
-  const cosmos = await startEmbeddedCosmos();
+  // --live: the same calls through the proxy to a real account, with the request units it charges.
+  const cosmos = LIVE ? { ...liveBenchAccount(), close: async () => undefined } : await startEmbeddedCosmos();
   const proxy = await startFaultProxy({ target: cosmos.endpoint });
+  const charges = requestCharges();
+  let cleanup: () => Promise<void> = async () => undefined;
   const client = new CosmosClient({
     endpoint: proxy.endpoint,
-    key: cosmos.key,
+    ...(cosmos.key ? { key: cosmos.key } : { aadCredentials: new (await import('@azure/identity')).DefaultAzureCredential() }),
     // No timer-driven account refresh may add a request while a call is counted.
     connectionPolicy: { enableBackgroundEndpointRefreshing: false },
-  });
+    plugins: [charges.plugin],
+  } as unknown as CosmosClientOptions);
   try {
     const database = await ensureDatabase(client, `requests-${randomUUID()}`);
+    // On a real account the bench's database goes when it ends.
+    if (LIVE) cleanup = () => database.delete().then(() => undefined);
     await ensureContainers(database);
     const events = database.container('events');
     await events.read();
@@ -66,14 +72,18 @@ export default async function (): Promise<void> {
       },
     ];
 
-    const rows: Array<Array<string | number>> = [['operation', 'minimum', 'sent', 'sent by kind', 'sent / minimum', 'without query plans']];
+    const rows: Array<Array<string | number>> = [
+      ['operation', 'minimum', 'sent', 'sent by kind', 'sent / minimum', 'without query plans', ...(LIVE ? ['request units'] : [])],
+    ];
     for (const c of cases) {
       // Warm-up call first (metadata the SDK caches once per client is not a per-call cost), then the counted one.
       await c.run(store, proxy);
       await proxy.settle();
       proxy.clearRecords();
+      charges.take();
       await c.run(store, proxy);
       await proxy.settle();
+      const units = charges.take();
       const byKind = new Map<string, number>();
       for (const r of proxy.records) byKind.set(r.kind, (byKind.get(r.kind) ?? 0) + 1);
       const sent = proxy.records.length;
@@ -85,6 +95,7 @@ export default async function (): Promise<void> {
         [...byKind].map(([kind, n]) => `${n} ${kind}`).join(', '),
         `${(sent / c.minimum).toFixed(2)}x`,
         `${((sent - plans) / c.minimum).toFixed(2)}x`,
+        ...(LIVE ? [units] : []),
       ]);
     }
     printTable(rows);
@@ -93,6 +104,7 @@ export default async function (): Promise<void> {
         'partition key; it runs in parallel and is used only if the gateway refuses the query, and no option turns it off.',
     );
   } finally {
+    await cleanup().catch(() => undefined);
     client.dispose();
     await proxy.close();
     await cosmos.close();
