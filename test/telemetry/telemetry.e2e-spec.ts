@@ -20,6 +20,7 @@ import {
   currentTraceparent,
   telemetryReady,
   traceSubscriberPage,
+  WriteOutcomeUnknownError,
 } from '../../src/index.js';
 import { gate, startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
 
@@ -99,6 +100,19 @@ beforeEach(() => spans.reset());
 const byName = (name: string) => spans.getFinishedSpans().filter((s) => s.name === name);
 const childrenOf = (parent: ReadableSpan) =>
   spans.getFinishedSpans().filter((s) => s.parentSpanContext?.spanId === parent.spanContext().spanId);
+
+/** The sum of a counter over every attribute set, as collected now. */
+async function counterTotal(name: string): Promise<number> {
+  const { resourceMetrics } = await reader.collect();
+  let total = 0;
+  for (const scope of resourceMetrics.scopeMetrics) {
+    for (const metric of scope.metrics) {
+      if (metric.descriptor.name !== name) continue;
+      for (const point of metric.dataPoints) total += point.value as number;
+    }
+  }
+  return total;
+}
 
 async function chargeByOperation(): Promise<Map<string, { sum: number; count: number }>> {
   const { resourceMetrics } = await reader.collect();
@@ -226,5 +240,27 @@ describe('telemetry with an OpenTelemetry SDK registered', () => {
     expect(page.kind).toBe(SpanKind.CONSUMER);
     expect(page.attributes).toMatchObject({ 'eventstore.subscriber.group': 'order-stats', 'eventstore.record.count': 3 });
     expect(page.links.map((l) => `00-${l.context.traceId}-${l.context.spanId}-01`)).toEqual([stored]);
+  });
+
+  it('a batch retried after a 503 counts its retry; a write whose outcome stays unknown is counted as such', async () => {
+    const retriesBefore = await counterTotal('eventstore.retries');
+    const unknownBefore = await counterTotal('eventstore.unknown_outcomes');
+    const record = { version: 1, data: new Uint8Array([1]) };
+    faulty.proxy.addRule({ kind: 'batch', times: 1, action: { type: 'status', status: 503 } });
+    await events.save(randomUUID(), [record]);
+    const batch = byName('batch events').at(-1)!;
+    expect(batch.attributes).toMatchObject({ 'eventstore.retries': 1, 'db.response.status_code': '200' });
+    expect(byName('save events').at(-1)!.attributes['eventstore.retries']).toBe(1);
+    expect((await counterTotal('eventstore.retries')) - retriesBefore).toBe(1);
+
+    // Every attempt's answer lost after the server ran it: the store cannot tell whether the chunk landed.
+    const impatient = new CosmosEventStore(faulty.events, { retries: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 1 } });
+    const rule = faulty.proxy.addRule({ kind: 'batch', action: { type: 'reset', when: 'before' } });
+    await expect(impatient.save(randomUUID(), [record])).rejects.toBeInstanceOf(WriteOutcomeUnknownError);
+    rule.remove();
+    const failed = byName('batch events').at(-1)!;
+    expect(failed.status.code).toBe(SpanStatusCode.ERROR);
+    expect(failed.attributes).toMatchObject({ 'error.type': 'WriteOutcomeUnknownError', 'eventstore.outcome': 'unknown', 'eventstore.retries': 1 });
+    expect((await counterTotal('eventstore.unknown_outcomes')) - unknownBefore).toBe(1);
   });
 });
