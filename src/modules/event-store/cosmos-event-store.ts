@@ -13,7 +13,7 @@ import {
   sdkRetriedUnknownOutcome,
   type StoreRetryOptions,
 } from './transient-faults.js';
-import { traceStore } from '../telemetry/index.js';
+import { recordsDetails, traceStore } from '../telemetry/index.js';
 
 // Expired records are filtered by the query itself, so a tail page of n holds n live records.
 const LIVE = '(NOT IS_DEFINED(c.t) OR c.t = 0 OR c.t > @now)';
@@ -61,7 +61,7 @@ export class CosmosEventStore extends ChunkedEventStore {
 
   // Telemetry: one-line wrappers; spans, attributes and metrics are the telemetry module's (src/modules/telemetry).
   override save(aggregateId: string, records: readonly EventRecord[], options?: SaveOptions): Promise<void> {
-    return traceStore(this.events, 'save', { records: records.length, version: records.at(-1)?.version }, () => super.save(aggregateId, records, options));
+    return traceStore(this.events, 'save', recordsDetails(records), () => super.save(aggregateId, records, options));
   }
 
   override load(aggregateId: string, options?: OperationOptions): Promise<History> {

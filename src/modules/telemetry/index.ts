@@ -3,6 +3,7 @@ export {
   cosmosTelemetryPlugin,
   currentTraceparent,
   INSTRUMENTATION_SCOPE,
+  recordsDetails,
   recordSubscriberLag,
   traceCommand,
   traceStore,

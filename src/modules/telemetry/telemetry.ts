@@ -159,14 +159,15 @@ export function traceStore<T>(
     'db.collection.name': container.id,
     'eventstore.operation': operation,
   };
-  if (details.records !== undefined) attributes['eventstore.record.count'] = details.records;
-  if (details.version !== undefined) attributes['eventstore.aggregate.version'] = details.version;
+  // Details come from the caller's input, checked only later by the store: numbers or nothing.
+  if (Number.isFinite(details.records)) attributes['eventstore.record.count'] = details.records;
+  if (Number.isFinite(details.version)) attributes['eventstore.aggregate.version'] = details.version;
   return run(api, `${operation} ${container.id}`, api.SpanKind.CLIENT, attributes, [], fn, (scope, result, err, metricAttributes) => {
     const done: Attributes = {};
     if (result !== undefined && describe) {
       const found = describe(result);
-      if (found.records !== undefined) done['eventstore.record.count'] = found.records;
-      if (found.version !== undefined) done['eventstore.aggregate.version'] = found.version;
+      if (Number.isFinite(found.records)) done['eventstore.record.count'] = found.records;
+      if (Number.isFinite(found.version)) done['eventstore.aggregate.version'] = found.version;
     }
     const name = errorName(err);
     const meter = meterOf(api);
@@ -187,6 +188,17 @@ export function traceStore<T>(
     }
     return done;
   });
+}
+
+/**
+ * The details of a write of `records` (the caller's input, not yet validated: anything at all), for
+ * `traceStore`; never throws.
+ */
+export function recordsDetails(records: unknown): StoreCallDetails {
+  if (!Array.isArray(records)) return {};
+  const last: unknown = records[records.length - 1];
+  const version = typeof last === 'object' && last !== null ? (last as { version?: unknown }).version : undefined;
+  return { records: records.length, version: typeof version === 'number' ? version : undefined };
 }
 
 /** Why a command ended, as the `eventstore.outcome` attribute of its span. */
