@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CosmosEventStore, CosmosOpaqueStore, JsonEventSerializer, LEASES_PARTITION_KEY_PATH, SUBSCRIPTIONS, type Subscriptions } from '../../src/index.js';
-import { EXIT, main } from '../../src/cli/main.js';
+import { EXIT, main } from '../../src/cli/cli.js';
 import { startCosmosFixture, type CosmosFixture } from '../support/cosmos.js';
 import { eventually } from '../support/subscriptions.js';
 import { behaviour } from './app-fixture.js';

@@ -1,10 +1,10 @@
-export { otel, telemetryReady, type OtelApiModule } from './otel-api.js';
 export {
   cosmosTelemetryPlugin,
   currentTraceparent,
   INSTRUMENTATION_SCOPE,
   recordsDetails,
   recordSubscriberLag,
+  telemetryReady,
   traceCommand,
   traceStore,
   traceSubscriberPage,

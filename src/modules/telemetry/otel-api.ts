@@ -24,11 +24,7 @@ export function otel(): OtelApiModule | undefined {
   return api ?? undefined;
 }
 
-/**
- * Resolves once the library knows whether `@opentelemetry/api` is installed. Calls made before that are not
- * traced; an app that registers its SDK before creating its Nest application never sees the difference,
- * a test can await this before its first traced call.
- */
-export function telemetryReady(): Promise<void> {
+/** Settles once the import of `@opentelemetry/api` has (see `telemetryReady`). */
+export function otelLoaded(): Promise<void> {
   return loading;
 }

@@ -1,7 +1,19 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Container, PluginConfig } from '@azure/cosmos';
 import type { Attributes, Counter, Gauge, Histogram, Link, Meter, MeterProvider, Span, Tracer } from '@opentelemetry/api';
-import { otel, type OtelApiModule } from './otel-api.js';
+import { otel, otelLoaded, type OtelApiModule } from './otel-api.js';
+
+// This module's declarations name no type of @opentelemetry/api: an app compiling against the library
+// without that optional package installed sees no missing module.
+
+/**
+ * Resolves once the library knows whether `@opentelemetry/api` is installed. Calls made before that are not
+ * traced; an app that registers its SDK before creating its Nest application never sees the difference,
+ * a test can await this before its first traced call.
+ */
+export function telemetryReady(): Promise<void> {
+  return otelLoaded();
+}
 
 /** The instrumentation scope of the library's tracer and meter. */
 export const INSTRUMENTATION_SCOPE = 'nest-cosmos-eventstore';
