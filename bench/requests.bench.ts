@@ -7,7 +7,7 @@
  * a proxied client, the database (containers `events` and `aggregates`, made by `ensureContainers`) and the
  * store; its cases run after a warm-up call each, counted one at a time.
  */
-import { CosmosClient, type Database } from '@azure/cosmos';
+import { CosmosClient, type CosmosClientOptions, type Database } from '@azure/cosmos';
 import { randomUUID } from 'node:crypto';
 import {
   CosmosEventStore,
@@ -18,7 +18,7 @@ import {
   type Materializable,
 } from '../src/index.js';
 import { startEmbeddedCosmos, startFaultProxy, type FaultProxy } from '../src/testing.js';
-import { printTable } from './support.js';
+import { LIVE, liveBenchAccount, printTable, requestCharges } from './support.js';
 import { repositoryCases } from './requests-repository.js';
 
 /** One counted operation. */
@@ -165,30 +165,40 @@ export const storeCases: CaseGroup = async ({ proxy, database, store }) => {
 export const CASE_GROUPS: CaseGroup[] = [storeCases, repositoryCases];
 
 export default async function (): Promise<void> {
-  const cosmos = await startEmbeddedCosmos();
+  // --live: the same calls through the proxy to a real account, with the request units it charges.
+  const cosmos = LIVE ? { ...liveBenchAccount(), close: async () => undefined } : await startEmbeddedCosmos();
   const proxy = await startFaultProxy({ target: cosmos.endpoint });
+  const charges = requestCharges();
+  let cleanup: () => Promise<void> = async () => undefined;
   const client = new CosmosClient({
     endpoint: proxy.endpoint,
-    key: cosmos.key,
+    ...(cosmos.key ? { key: cosmos.key } : { aadCredentials: new (await import('@azure/identity')).DefaultAzureCredential() }),
     // No timer-driven account refresh may add a request while a call is counted.
     connectionPolicy: { enableBackgroundEndpointRefreshing: false },
-  });
+    plugins: [charges.plugin],
+  } as unknown as CosmosClientOptions);
   try {
     const database = await ensureDatabase(client, `requests-${randomUUID()}`);
+    // On a real account the bench's database goes when it ends.
+    if (LIVE) cleanup = () => database.delete().then(() => undefined);
     await ensureContainers(database);
     const events = database.container('events');
     await events.read();
     const context: RequestBenchContext = { proxy, client, database, store: new CosmosEventStore(events) };
 
-    const rows: Array<Array<string | number>> = [['operation', 'minimum', 'sent', 'sent by kind', 'sent / minimum']];
+    const rows: Array<Array<string | number>> = [
+      ['operation', 'minimum', 'sent', 'sent by kind', 'sent / minimum', ...(LIVE ? ['request units'] : [])],
+    ];
     for (const group of CASE_GROUPS) {
       for (const c of await group(context)) {
         // Warm-up call first (metadata the SDK caches once per client is not a per-call cost), then the counted one.
         await c.run();
         await proxy.settle();
         proxy.clearRecords();
+        charges.take();
         await c.run();
         await proxy.settle();
+        const units = charges.take();
         const byKind = new Map<string, number>();
         for (const r of proxy.records) byKind.set(r.kind, (byKind.get(r.kind) ?? 0) + 1);
         const sent = proxy.records.length;
@@ -198,11 +208,13 @@ export default async function (): Promise<void> {
           sent,
           [...byKind].map(([kind, n]) => `${n} ${kind}`).join(', '),
           `${(sent / c.minimum).toFixed(2)}x`,
+          ...(LIVE ? [units.toFixed(2)] : []),
         ]);
       }
     }
     printTable(rows);
   } finally {
+    await cleanup().catch(() => undefined);
     client.dispose();
     await proxy.close();
     await cosmos.close();

@@ -8,7 +8,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cpus, totalmem } from 'node:os';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const filters = process.argv.slice(2);
+// `--live` is an option of the benches (see support.ts), not a file filter.
+const filters = process.argv.slice(2).filter((a) => a !== '--live');
 const files = (await readdir(here))
   .filter((f) => f.endsWith('.bench.js'))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))

@@ -38,3 +38,12 @@ export {
 export * from './modules/event-store/index.js';
 export * from './modules/event-sourcing/index.js';
 export * from './modules/subscriptions/index.js';
+export {
+  cosmosTelemetryPlugin,
+  currentTraceparent,
+  INSTRUMENTATION_SCOPE,
+  recordSubscriberLag,
+  telemetryReady,
+  traceSubscriberPage,
+  type SubscriberPage,
+} from './modules/telemetry/index.js';

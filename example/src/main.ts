@@ -4,6 +4,7 @@
  * COSMOS_ENDPOINT the data lives in an embedded in-memory server.
  */
 import 'reflect-metadata';
+import './telemetry.js';
 import { ConsoleLogger, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';

@@ -2,6 +2,7 @@ import { CosmosClient, type Container, type CosmosClientOptions, type PluginConf
 import { randomUUID } from 'node:crypto';
 import { ensureContainers, ensureDatabase } from '../../src/modules/cosmos/index.js';
 import { startEmbeddedCosmos, type EmbeddedCosmos, type EmbeddedCosmosOptions } from '../../src/modules/embedded-cosmos/index.js';
+import { accountAuth, liveAccount, type LiveAccount } from './live.js';
 
 /** An embedded Cosmos server with a client and a fresh database of our two containers. */
 export interface CosmosFixture {
@@ -13,30 +14,32 @@ export interface CosmosFixture {
 }
 
 /**
- * A real account for the suites that take a fixture, when `COSMOS_TEST_ENDPOINT` (and `COSMOS_TEST_KEY`) are
- * set: each fixture gets a database of its own, deleted on close. Tests that need the embedded server's own
- * powers (splits, the fault proxy over plain HTTP) are not meant for it: `npm run test:account` runs the rest.
+ * The account of `COSMOS_TEST_ENDPOINT` and `COSMOS_TEST_KEY` when they are set (see `liveAccount`, the one
+ * switch), for the suites that take a fixture: each fixture gets a database of its own, deleted on close.
+ * Tests that need the embedded server's own powers (splits) are skipped there (`itEmbedded`).
  */
 export function testAccount(): { endpoint: string; key: string } | undefined {
-  const endpoint = process.env.COSMOS_TEST_ENDPOINT;
-  const key = process.env.COSMOS_TEST_KEY;
-  if (!endpoint) return undefined;
-  if (!key) throw new Error('COSMOS_TEST_ENDPOINT is set without COSMOS_TEST_KEY');
-  return { endpoint, key };
+  const account = liveAccount();
+  return account ? { endpoint: account.endpoint, key: account.key ?? '' } : undefined;
+}
+
+/** A stand-in for `EmbeddedCosmos` naming a real account: nothing to close, no split on demand. */
+export function liveCosmos(account: LiveAccount): EmbeddedCosmos {
+  return {
+    endpoint: account.endpoint,
+    // Empty when keyless: clients then sign in with Entra ID (`accountAuth`).
+    key: account.key ?? '',
+    splitPartition() {
+      throw new Error('splitPartition needs the embedded server, not COSMOS_TEST_ENDPOINT');
+    },
+    close: async () => undefined,
+  } as EmbeddedCosmos;
 }
 
 export async function startCosmosFixture(options: EmbeddedCosmosOptions = {}): Promise<CosmosFixture> {
-  const account = testAccount();
-  const cosmos: EmbeddedCosmos = account
-    ? {
-        ...account,
-        splitPartition() {
-          throw new Error('splitPartition needs the embedded server, not COSMOS_TEST_ENDPOINT');
-        },
-        close: async () => undefined,
-      }
-    : await startEmbeddedCosmos(options);
-  const client = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
+  const account = liveAccount();
+  const cosmos: EmbeddedCosmos = account ? liveCosmos(account) : await startEmbeddedCosmos(options);
+  const client = new CosmosClient({ endpoint: cosmos.endpoint, ...(await accountAuth(cosmos.key)) });
   const database = await ensureDatabase(client, `db-${randomUUID()}`);
   await ensureContainers(database, 'events', 'aggregates');
   return {

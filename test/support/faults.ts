@@ -8,7 +8,8 @@ import {
   type FaultProxy,
   type FaultProxyOptions,
 } from '../../src/modules/embedded-cosmos/index.js';
-import { clientWithPlugins } from './cosmos.js';
+import { clientWithPlugins, liveCosmos } from './cosmos.js';
+import { accountAuth, liveAccount } from './live.js';
 
 /**
  * The embedded server behind a fault proxy: `events` goes through the proxy, `directEvents` straight to the
@@ -31,12 +32,13 @@ export interface FaultyCosmosOptions {
 }
 
 export async function startFaultyCosmos(options: FaultyCosmosOptions = {}): Promise<FaultyCosmos> {
-  const cosmos = await startEmbeddedCosmos();
+  const account = liveAccount();
+  const cosmos = account ? liveCosmos(account) : await startEmbeddedCosmos();
   const proxy = await startFaultProxy({ target: cosmos.endpoint, ...options.proxy });
-  const direct = new CosmosClient({ endpoint: cosmos.endpoint, key: cosmos.key });
+  const direct = new CosmosClient({ endpoint: cosmos.endpoint, ...(await accountAuth(cosmos.key)) });
   const database = await ensureDatabase(direct, `db-${randomUUID()}`);
   await ensureContainers(database, 'events', 'aggregates');
-  const client = proxiedClient(cosmos, proxy, options.client, options.plugins);
+  const client = proxiedClient(cosmos, proxy, { ...(await accountAuth(cosmos.key)), ...options.client }, options.plugins);
   const events = client.database(database.id).container('events');
   try {
     // The client's first call reads the account document: make it before a test counts or injects anything.
@@ -56,6 +58,8 @@ export async function startFaultyCosmos(options: FaultyCosmosOptions = {}): Prom
     events,
     directEvents: database.container('events'),
     async close() {
+      // On a real account the test's database goes with it.
+      if (account) await database.delete().catch(() => undefined);
       client.dispose();
       direct.dispose();
       await proxy.close();
@@ -72,9 +76,10 @@ export function proxiedClient(
   plugins: PluginConfig[] = [],
 ): CosmosClient {
   const clientOptions: CosmosClientOptions = {
+    // The embedded server's key, or the live account's (absent when keyless: then `options` signs in).
+    ...(cosmos.key ? { key: cosmos.key } : {}),
     ...options,
     endpoint: proxy.endpoint,
-    key: cosmos.key,
     connectionPolicy: { enableBackgroundEndpointRefreshing: false, ...options.connectionPolicy },
   };
   // An empty plugin list makes @azure/cosmos 4.9 fail on its first request.

@@ -168,7 +168,8 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     imports: [
       CosmosModule.forRoot({
         endpoint: options.endpoint,
-        key: options.key,
+        // Empty for a keyless live account: the module then signs in with Entra ID.
+        ...(options.key ? { key: options.key } : {}),
         databaseId: options.databaseId,
         // `plugins` is read by the SDK but hidden from its typings.
         clientOptions: { plugins: [network] } as Partial<CosmosClientOptions>,

@@ -20,6 +20,7 @@ import {
 } from './cosmos-infrastructure.js';
 import { evictFailedRoutingMaps } from './routing-map-cache.js';
 import { CosmosHealthIndicator } from './cosmos.health.js';
+import { cosmosTelemetryPlugin } from '../telemetry/index.js';
 
 const COSMOS_ACCOUNT = Symbol('COSMOS_ACCOUNT');
 const COSMOS_CONTAINERS = Symbol('COSMOS_CONTAINERS');
@@ -139,7 +140,7 @@ async function createClient(account: CosmosAccount): Promise<CosmosClient> {
   const record: { fault?: unknown } = {};
   // `plugins` is an option @azure/cosmos reads but leaves out of its typings.
   const withPlugins = clientOptions as CosmosClientOptions & { plugins?: PluginConfig[] };
-  withPlugins.plugins = [...(withPlugins.plugins ?? []), faultRecorder(record)];
+  withPlugins.plugins = [...(withPlugins.plugins ?? []), faultRecorder(record), cosmosTelemetryPlugin()];
   if (options.key !== undefined) clientOptions.key = options.key;
   else clientOptions.aadCredentials = options.credential ?? (await defaultAzureCredential());
   // (With an embedded server the key is its own: nothing above can fail after it started.)

@@ -7,6 +7,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
 /**
@@ -99,7 +100,7 @@ export interface ProxyRecord {
 }
 
 export interface FaultProxyOptions {
-  /** The server to forward to, e.g. an `EmbeddedCosmos` endpoint. */
+  /** The server to forward to, e.g. an `EmbeddedCosmos` endpoint (http), or a real account (https, verified). */
   target: string;
   /** Seed of the generator behind `probability`: the same seed draws the same sequence. Default 1. */
   seed?: number;
@@ -110,6 +111,11 @@ export interface FaultProxyOptions {
   rewriteAccountLocations?: boolean;
   /** Fields merged into the account document the client reads (`GET /`), to make it believe in features. */
   accountOverrides?: Record<string, unknown>;
+  /**
+   * The `x-ms-request-charge` each forwarded answer carries (the embedded server charges nothing), for tests
+   * of what request units are reported: a number for every answer, or one per request.
+   */
+  requestCharge?: number | ((request: ProxiedRequest) => number);
 }
 
 export interface FaultProxy {
@@ -182,10 +188,14 @@ export function requestKind(method: string, path: string, headers: IncomingHttpH
  */
 export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
   const target = new URL(options.target);
-  if (target.protocol !== 'http:') throw new Error(`startFaultProxy: target must be an http:// endpoint, got ${target.protocol}`);
+  // https: a real account or the emulator behind the proxy (the live suites); its certificate is verified.
+  if (target.protocol !== 'http:' && target.protocol !== 'https:') {
+    throw new Error(`startFaultProxy: target must be an http:// or https:// endpoint, got ${target.protocol}`);
+  }
+  const secure = target.protocol === 'https:';
   const random = seededRandom(options.seed ?? 1);
   const rewrite = options.rewriteAccountLocations ?? true;
-  const upstream = new Agent({ keepAlive: true });
+  const upstream = secure ? new HttpsAgent({ keepAlive: true }) : new Agent({ keepAlive: true });
   const started = performance.now();
   const rules: Array<{ rule: FaultRule; fired: number }> = [];
   let records: ProxyRecord[] = [];
@@ -291,6 +301,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     for (const [name, value] of Object.entries(response.headers)) {
       if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
     }
+    if (options.requestCharge !== undefined) {
+      const charge = typeof options.requestCharge === 'number' ? options.requestCharge : options.requestCharge(request);
+      headers['x-ms-request-charge'] = String(charge);
+    }
     if (action?.type === 'truncate') return truncate(response.status, headers, payload, action.fraction ?? 0.5);
     answer(response.status, headers, payload);
   }
@@ -319,7 +333,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     headers.host = target.host;
     headers['content-length'] = String(body.length);
     return new Promise((resolve, reject) => {
-      const out = httpRequest(
+      const out = (secure ? httpsRequest : httpRequest)(
         { host: target.hostname, port: target.port, method: req.method, path: url.pathname + url.search, headers, agent: upstream },
         (response) => {
           readBody(response).then(

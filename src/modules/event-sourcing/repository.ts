@@ -24,6 +24,7 @@ import { nowSeconds } from '../event-store/event-documents.js';
 import { canonicalJson, checkJsonEncodable, firstDifference } from './encoding-guard.js';
 import { CommandPipeline, readMaterialized, type AttemptState, type CommandStrategy, type Decision } from './command-pipeline.js';
 import { messageOf } from '../cosmos/index.js';
+import { traceCommand } from '../telemetry/index.js';
 import { AggregateRoot } from './aggregate-root.js';
 import {
   aggregateMetadata,
@@ -289,7 +290,7 @@ export class Repository<A extends AggregateRoot> {
     // Commands of this process on one aggregate run one after another: they never lose a race to each
     // other (each reads the state the one before wrote, a 304 through the tip cache). Races with other
     // instances remain, and are re-run within the retry budget.
-    return this.pipeline.run(command, options);
+    return traceCommand(this.type, command, () => this.pipeline.run(command, options));
   }
 
   /** The JSON mode's steps of the command pipeline: the state in the tip (or the stream), JSON envelopes. */

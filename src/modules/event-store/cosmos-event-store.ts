@@ -1,5 +1,5 @@
 import type { Container, JSONObject, OperationInput, SqlParameter } from '@azure/cosmos';
-import type { EventRecord, OperationOptions } from './event-store.interfaces.js';
+import type { EventRecord, History, OperationOptions, SaveOptions } from './event-store.interfaces.js';
 import { ConcurrencyError, EventStoreError, WriteOutcomeUnknownError } from './event-store.errors.js';
 import { nowSeconds, toEventDocument, type EventDocument, type PreparedEvent } from './event-documents.js';
 import {
@@ -23,6 +23,7 @@ import {
   type StoreRetryOptions,
 } from './transient-faults.js';
 import { readCosmosTip, saveCosmosTip, type ReadTipOptions, type SaveWithTipOptions, type StoredTip, type TipBody, type TipStore } from './tip-store.js';
+import { recordsDetails, traceStore } from '../telemetry/index.js';
 
 // Expired records are filtered by the query itself, so a tail page of n holds n live records.
 const LIVE = '(NOT IS_DEFINED(c.t) OR c.t = 0 OR c.t > @now)';
@@ -78,12 +79,31 @@ export class CosmosEventStore extends ChunkedEventStore implements TipStore {
 
   /** The stream's tip document: one point read, answered 304 (`'not-modified'`) when `ifNoneMatch` still holds (see `TipStore`). */
   readTip(aggregateId: string, options?: ReadTipOptions): Promise<StoredTip | 'not-modified' | undefined> {
-    return readCosmosTip(this.events, this.retries, aggregateId, options);
+    return traceStore(this.events, 'readTip', {}, () => readCosmosTip(this.events, this.retries, aggregateId, options));
   }
 
   /** Events and the tip in one transactional batch (see `TipStore.saveWithTip`). */
   saveWithTip(aggregateId: string, records: readonly EventRecord[], tip: TipBody, options?: SaveWithTipOptions): Promise<string | undefined> {
-    return saveCosmosTip(this.events, this.retries, this.eventTtlSeconds, aggregateId, records, tip, options);
+    const details = { ...recordsDetails(records), version: tip.version };
+    return traceStore(this.events, 'saveWithTip', details, () => saveCosmosTip(this.events, this.retries, this.eventTtlSeconds, aggregateId, records, tip, options));
+  }
+
+  // Telemetry: one-line wrappers; spans, attributes and metrics are the telemetry module's (src/modules/telemetry).
+  override save(aggregateId: string, records: readonly EventRecord[], options?: SaveOptions): Promise<void> {
+    return traceStore(this.events, 'save', recordsDetails(records), () => super.save(aggregateId, records, options));
+  }
+
+  override load(aggregateId: string, options?: OperationOptions): Promise<History> {
+    return traceStore(this.events, 'load', {}, () => super.load(aggregateId, options), tracedHistory);
+  }
+
+  override loadTail(aggregateId: string, n: number, options?: OperationOptions): Promise<History> {
+    return traceStore(this.events, 'loadTail', { records: n }, () => super.loadTail(aggregateId, n, options), tracedHistory);
+  }
+
+  protected writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions, expected?: number): Promise<void> {
+    const details = { records: chunk.length, version: chunk.at(-1)?.record.version };
+    return traceStore(this.events, 'batch', details, () => this.sendChunk(aggregateId, chunk, options, expected));
   }
 
   /**
@@ -91,7 +111,7 @@ export class CosmosEventStore extends ChunkedEventStore implements TipStore {
    * first (same `t` and `ttl`): after an attempt whose outcome is unknown, a 409 on a retry may be our own
    * first attempt, and only identical documents prove that.
    */
-  protected async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions, expected?: number): Promise<void> {
+  private async sendChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions, expected?: number): Promise<void> {
     // Expiry is computed against this chunk's clock (SPEC §3); only TTL digits can differ from the sizing pass.
     const now = nowSeconds();
     const docs = chunk.map(({ record }) => toEventDocument(aggregateId, record, now, this.eventTtlSeconds));
@@ -214,11 +234,11 @@ export class CosmosEventStore extends ChunkedEventStore implements TipStore {
     // One request per page, made only when the caller asks for more: the SDK holds one page at a time.
     let iterator = open();
     while (iterator.hasMoreResults()) {
-      const page = await retryTransient(`readStream ${JSON.stringify(aggregateId)}`, this.retries, signal, (attempt) => {
+      const page = await traceStore(this.events, 'readStream', { records: pageSize }, () => retryTransient(`readStream ${JSON.stringify(aggregateId)}`, this.retries, signal, (attempt) => {
         // A read changes nothing: a fresh query picks up after the last version read.
         if (attempt > 1) iterator = open();
         return iterator.fetchNext();
-      });
+      }), (found) => ({ records: found.resources?.length ?? 0 }));
       const docs = page.resources ?? [];
       if (docs.length > 0) {
         after = docs[docs.length - 1].v;
@@ -366,6 +386,8 @@ function stub(aggregateId: string, { stubVersion, stubExpiry }: Removal): JSONOb
   }
   return doc;
 }
+
+const tracedHistory = ({ records }: History) => ({ records: records.length, version: records.at(-1)?.version });
 
 function describe(aggregateId: string, chunk: PreparedEvent[]): string {
   return `of aggregate ${JSON.stringify(aggregateId)} versions ${chunk[0].doc.v}..${chunk[chunk.length - 1].doc.v}`;

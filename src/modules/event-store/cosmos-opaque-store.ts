@@ -24,6 +24,7 @@ import { checkSignal } from './validation.js';
 import type { TrackedOpaqueStore, TrackedPut } from './tracked-opaque-store.js';
 import { statusOf, substatusOf } from '../cosmos/index.js';
 import { resolveRetryOptions, retryTransient, type StoreRetryOptions } from './transient-faults.js';
+import { traceStore, type StoreOperation } from '../telemetry/index.js';
 
 // Sub-status of a 404 whose container (or database) is missing, as opposed to the item.
 const MISSING_CONTAINER = 1003;
@@ -110,7 +111,7 @@ export class CosmosOpaqueStore implements TrackedOpaqueStore {
     const what = `put ${key(doc.pk, doc.sk)}`;
     if (BodyAddressedDocuments.handles(doc.sk)) {
       const sent: AggregateDocument[] = [];
-      return this.call(what, options, () => this.byBody.putIfNewer(doc, options?.abortSignal, sent));
+      return this.call(what, options, () => this.byBody.putIfNewer(doc, options?.abortSignal, sent), 'putIfNewer');
     }
     return (await this.readThenPut(doc, options)).written;
   }
@@ -177,7 +178,7 @@ export class CosmosOpaqueStore implements TrackedOpaqueStore {
           throw err;
         }
       }
-    });
+    }, 'putIfNewer');
   }
 
   async get(pk: string, sk: string, options?: OperationOptions): Promise<OpaqueData> {
@@ -281,9 +282,9 @@ export class CosmosOpaqueStore implements TrackedOpaqueStore {
     return new EventStoreError(`${what} failed: container ${JSON.stringify(this.aggregates.id)} does not exist`);
   }
 
-  /** `fn` retried on transient failures; its last failure an `EventStoreError` "`what` failed". */
-  private call<T>(what: string, options: OperationOptions | undefined, fn: () => Promise<T>): Promise<T> {
-    return retryTransient(what, this.retries, options?.abortSignal, fn);
+  /** `fn` retried on transient failures, in a span; its last failure an `EventStoreError` "`what` failed". */
+  private call<T>(what: string, options: OperationOptions | undefined, fn: () => Promise<T>, op?: StoreOperation): Promise<T> {
+    return traceStore(this.aggregates, op ?? (what.split(' ')[0] as StoreOperation), {}, () => retryTransient(what, this.retries, options?.abortSignal, fn));
   }
 }
 

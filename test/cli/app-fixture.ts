@@ -1,0 +1,36 @@
+/*
+ * The application module the CLI test hands to `--app`: the test's consumer group with its real handler,
+ * configured from the same COSMOS_* variables as the CLI, as an operator's app module would be.
+ */
+import { Module } from '@nestjs/common';
+import { CosmosModule, EventStoreModule, OnEvent, Subscriber, SubscriptionsModule, type SubscribedEvent } from '../../src/index.js';
+
+/** What the handler does: fail (to make a dead letter) or handle; the test switches it. */
+export const behaviour = { fail: true, handled: [] as string[] };
+
+@Subscriber({ name: 'strict', onFailure: 'stop', retry: { attempts: 1, initialDelayMs: 1 } })
+export class Strict {
+  @OnEvent()
+  handle({ aggregateId, version }: SubscribedEvent): void {
+    if (behaviour.fail) throw new Error(`cannot handle ${aggregateId}@${version}`);
+    behaviour.handled.push(`${aggregateId}@${version}`);
+  }
+}
+
+@Module({
+  imports: [
+    // Read when the app starts, not when this file is imported.
+    CosmosModule.forRootAsync({
+      useFactory: () => ({
+        endpoint: process.env.COSMOS_ENDPOINT!,
+        key: process.env.COSMOS_KEY,
+        databaseId: process.env.COSMOS_DATABASE!,
+        ensure: false,
+      }),
+    }),
+    EventStoreModule.forRoot(),
+    SubscriptionsModule.forRoot({ pollIntervalMs: 20, leaseDurationMs: 3_000, renewIntervalMs: 300, instanceId: 'fixture-app' }),
+    SubscriptionsModule.forFeature([Strict]),
+  ],
+})
+export class FixtureAppModule {}
