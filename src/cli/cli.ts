@@ -238,15 +238,19 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   program
     .command('ensure')
     .description('create the database and the events, aggregates and leases containers where missing')
-    .action(async () => {
+    .option('--indexing-policy', "apply the library's indexing policy to existing events and aggregates containers too")
+    .action(async (options: { indexingPolicy?: boolean }) => {
       await withClient(configOf(), async (client, cfg) => {
         const database = await ensureDatabase(client, cfg.databaseId);
-        await ensureContainers(database, cfg.eventsContainerId, cfg.aggregatesContainerId);
+        await ensureContainers(database, cfg.eventsContainerId, cfg.aggregatesContainerId, { applyIndexingPolicy: options.indexingPolicy === true });
         await database.containers.createIfNotExists({ id: cfg.leasesContainerId, partitionKey: { paths: [LEASES_PARTITION_KEY_PATH] } });
-        // TODO(lead, after the "store" merge): apply the indexing policy of the request-economy issue to existing
-        // containers here, with the function the store helper exports for it.
-        const done = { database: cfg.databaseId, containers: [cfg.eventsContainerId, cfg.aggregatesContainerId, cfg.leasesContainerId] };
-        print(json(), done, () => `database ${done.database}: containers ${done.containers.join(', ')} present`);
+        const done = {
+          database: cfg.databaseId,
+          containers: [cfg.eventsContainerId, cfg.aggregatesContainerId, cfg.leasesContainerId],
+          indexingPolicyApplied: options.indexingPolicy === true,
+        };
+        const policy = done.indexingPolicyApplied ? ', indexing policy applied' : '';
+        print(json(), done, () => `database ${done.database}: containers ${done.containers.join(', ')} present${policy}`);
       });
     });
 

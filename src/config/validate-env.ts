@@ -1,10 +1,10 @@
 import type { CosmosModuleOptions } from '../modules/cosmos/index.js';
 import type { EventStoreModuleOptions } from '../modules/event-store/index.js';
 import type { SubscriptionsModuleOptions } from '../modules/subscriptions/index.js';
-import { readCosmosEnv, type CosmosEnvOptions } from './cosmos.config.js';
+import { readCosmosEnv, type CosmosEnvOptions } from './cosmos.env.js';
 import { readEnv, type Env } from './env-reader.js';
-import { readEventStoreEnv } from './event-store.config.js';
-import { readSubscriptionsEnv } from './subscriptions.config.js';
+import { readEventStoreEnv } from './event-store.env.js';
+import { readSubscriptionsEnv } from './subscriptions.env.js';
 
 /** Every module's options the library reads from the environment. */
 export interface LibraryEnv {

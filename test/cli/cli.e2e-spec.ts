@@ -4,7 +4,7 @@
  * through the app's handler, the group resumed; exit codes and --json; no secret printed.
  */
 import { randomUUID } from 'node:crypto';
-import { CosmosEventStore, CosmosOpaqueStore, JsonEventSerializer, LEASES_PARTITION_KEY_PATH, SUBSCRIPTIONS, type Subscriptions } from '../../src/index.js';
+import { CosmosEventStore, CosmosOpaqueStore, EVENTS_INDEXING_POLICY, JsonEventSerializer, LEASES_PARTITION_KEY_PATH, SUBSCRIPTIONS, type Subscriptions } from '../../src/index.js';
 import { EXIT, main } from '../../src/cli/cli.js';
 import { startCosmosFixture, type CosmosFixture } from '../support/cosmos.js';
 import { eventually } from '../support/subscriptions.js';
@@ -49,9 +49,21 @@ describe('nest-cosmos-eventstore CLI', () => {
   it('ensure creates the leases container beside the existing ones', async () => {
     const run = await cli('--json', 'ensure');
     expect(run.code).toBe(EXIT.ok);
-    expect(run.json()).toEqual({ database: fixture.events.database.id, containers: ['events', 'aggregates', 'leases'] });
+    expect(run.json()).toEqual({ database: fixture.events.database.id, containers: ['events', 'aggregates', 'leases'], indexingPolicyApplied: false });
     const { resource } = await fixture.events.database.container('leases').read();
     expect(resource?.partitionKey?.paths).toEqual([LEASES_PARTITION_KEY_PATH]);
+  });
+
+  it('ensure --indexing-policy applies the library\'s indexing policy to an existing container', async () => {
+    const database = fixture.events.database;
+    const id = `old-${randomUUID()}`;
+    // A container as an earlier version (or Go) created it: the default index-everything policy.
+    await database.containers.create({ id, partitionKey: { paths: ['/a'] } });
+    const policyOf = async () => (await database.container(id).read()).resource?.indexingPolicy;
+    const run = await main(['--json', 'ensure', '--indexing-policy'], { stdout: () => undefined, stderr: () => undefined, env: { ...env, COSMOS_EVENTS_CONTAINER: id } });
+    expect(run).toBe(EXIT.ok);
+    expect((await policyOf())?.excludedPaths).toEqual(expect.arrayContaining(EVENTS_INDEXING_POLICY.excludedPaths ?? []));
+    expect((await policyOf())?.includedPaths).toEqual(expect.arrayContaining(EVENTS_INDEXING_POLICY.includedPaths ?? []));
   });
 
   it('dump decodes what the JSON serializer wrote and shows other bytes raw', async () => {
@@ -91,7 +103,7 @@ describe('nest-cosmos-eventstore CLI', () => {
     const run = await cli('dump', 'x');
     env = saved;
     expect(run.code).toBe(EXIT.usage);
-    expect(run.err).toContain('COSMOS_ENDPOINT is not set');
+    expect(run.err).toContain('COSMOS_ENDPOINT is required');
     expect((await cli('--help')).code).toBe(EXIT.ok);
   });
 

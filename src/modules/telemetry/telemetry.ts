@@ -199,7 +199,7 @@ export function traceStore<T>(
     } else if (name === 'WriteOutcomeUnknownError') {
       done['eventstore.outcome'] = 'unknown';
       if (first && meter.live) meter.unknownOutcomes.add(1, metricAttributes);
-    } else if (err === undefined && (operation === 'save' || operation === 'batch')) {
+    } else if (err === undefined && (operation === 'save' || operation === 'batch' || operation === 'saveWithTip')) {
       for (let up = scope.parent; up; up = up.parent) up.saves++;
     }
     return done;
