@@ -70,3 +70,10 @@ export {
   type RepositoryStores,
 } from './repository.js';
 export { EventStoreExceptionFilter, isCosmosUnavailable, type ErrorBody } from './event-store-exception.filter.js';
+export {
+  errorBodySchema,
+  errorBodySchemaFor,
+  eventStoreErrorAnswers,
+  type ErrorAnswer,
+  type ErrorBodyJsonSchema,
+} from './error-body.schema.js';
