@@ -60,7 +60,7 @@ export function ApiErrors(
   { body = false, admin = false }: { body?: boolean; admin?: boolean } = {},
 ): MethodDecorator & ClassDecorator {
   const all: Partial<Record<ServiceErrorStatus, ErrorAnswerDescription>> = {
-    400: INPUT_400,
+    400: body ? `${INPUT_400}; a body that is not valid JSON or UTF-8, not an object, or with a field the route does not take (\`field: 'body'\` or the field)` : INPUT_400,
     405: 'The path is served for other methods only: `Allow` lists them',
     500: 'The service failed; its log has the detail',
     ...(body && {
@@ -242,7 +242,8 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
       'Orders (event-sourced on Cosmos DB), their statistics, the raw event store, subscriptions admin and protosource-compatible routes. ' +
         'Every error of the service is JSON `{ statusCode, error, message }` (`ErrorBody`, plus `field`, `versions`, `problems` or `retryable` where they apply); ' +
         "protosource's routes answer `funinthecloud.protosource.apierror.v1.Error` instead. " +
-        'Admin routes need `Authorization: Bearer <ADMIN_TOKEN>` when `ADMIN_TOKEN` is set.',
+        'Admin routes need `Authorization: Bearer <ADMIN_TOKEN>` when `ADMIN_TOKEN` is set. ' +
+        'On any route, a body that is not JSON is answered 415 and one over 16 MB 413; a path no route serves 404.',
     )
     .setVersion('1')
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, for the admin routes' }, 'admin')
