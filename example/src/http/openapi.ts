@@ -8,6 +8,7 @@ import { applyDecorators } from '@nestjs/common';
 import type { INestApplication } from '@nestjs/common';
 import { ScalarType, type DescField, type DescMessage } from '@bufbuild/protobuf';
 import {
+  ApiExtension,
   ApiHeader,
   ApiResponse,
   DocumentBuilder,
@@ -231,6 +232,46 @@ export function ApiProtosourceErrors(
   );
 }
 
+const PATH_PER_VALUE = 'x-path-per-value';
+
+/**
+ * An operation whose path parameter takes a fixed set of values, each with a body of its own
+ * (`POST …/{command}`): the document lists one path per value (`POST …/create` with `Create`), as the
+ * clients call them. It could not keep the template: `…/{command}` beside `…/{id}` are one path to OpenAPI.
+ */
+export function ApiPathPerValue(param: string, bodies: Record<string, SchemaObject | ReferenceObject>): MethodDecorator {
+  return ApiExtension(PATH_PER_VALUE, { param, bodies }) as MethodDecorator;
+}
+
+type Operations = Record<string, Record<string, unknown> | undefined>;
+
+/** Replaces each operation marked by `ApiPathPerValue` by one operation per value, on its own path. */
+function expandPathsPerValue(document: OpenAPIObject): void {
+  for (const [path, item] of Object.entries(document.paths)) {
+    const operations = item as Operations;
+    for (const [method, operation] of Object.entries(operations)) {
+      const marker = operation?.[PATH_PER_VALUE] as { param: string; bodies: Record<string, SchemaObject | ReferenceObject> } | undefined;
+      if (operation === undefined || marker === undefined) continue;
+      const { [PATH_PER_VALUE]: _marker, ...rest } = operation;
+      for (const [value, body] of Object.entries(marker.bodies)) {
+        const concrete = path.replace(`{${marker.param}}`, value);
+        const parameters = ((rest.parameters ?? []) as Array<{ name: string; in: string }>).filter((p) => !(p.in === 'path' && p.name === marker.param));
+        const requestBody = {
+          required: true,
+          content: {
+            'application/json': { schema: body },
+            'application/protobuf': { schema: { type: 'string', format: 'binary', description: 'The same message, binary' } },
+          },
+        };
+        const target = ((document.paths[concrete] as Operations | undefined) ??= {} as Operations);
+        target[method] = { ...rest, operationId: `${String(rest.operationId)}_${value}`, parameters, requestBody };
+      }
+      delete operations[method];
+    }
+    if (Object.keys(operations).length === 0) delete document.paths[path];
+  }
+}
+
 /**
  * The document, built from the controllers' decorators, with the library's error body and the protobuf
  * messages as reusable components.
@@ -249,6 +290,7 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, for the admin routes' }, 'admin')
     .build();
   const document = SwaggerModule.createDocument(app, config);
+  expandPathsPerValue(document);
   document.components ??= {};
   document.components.schemas = {
     ...document.components.schemas,

@@ -28,8 +28,8 @@ import {
 } from './gen/example-order/order_pb.js';
 import { ItemAlreadyPresentError, orderCommands } from './order.domain.js';
 import { actorOf, checkId } from '../../http/request-input.js';
-import { ApiBody, ApiConsumes, ApiExcludeEndpoint, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { ApiActorHeader, ApiProtosourceErrors, protoContent, protoMessageSchema } from '../../http/openapi.js';
+import { ApiExcludeEndpoint, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiActorHeader, ApiPathPerValue, ApiProtosourceErrors, protoContent, protoMessageSchema } from '../../http/openapi.js';
 
 /** The route prefix protosource generates for the package `example.app.order.v1`. */
 export const PREFIX = 'example/app/order/v1';
@@ -89,12 +89,11 @@ export class ProtosourceOrdersController {
   @Post(`${PREFIX}/:command`)
   @ApiOperation({
     summary: 'Run a command on an order (protosource\'s generated route)',
-    description: 'The body is the command\'s message (`Create` for `create`, `AddItem` for `additem`, ...): binary protobuf, or JSON with `Content-Type: application/json`.',
+    description: 'The body is the command\'s message: binary protobuf, or JSON with `Content-Type: application/json`.',
   })
   @ApiParam({ name: 'command', enum: Object.keys(COMMANDS) })
-  // The same message either way: JSON (protobuf's JSON mapping) or its binary encoding.
-  @ApiConsumes('application/json', 'application/protobuf')
-  @ApiBody({ schema: { oneOf: Object.values(COMMANDS).map(({ schema }) => protoMessageSchema(schema)) } })
+  // Listed as one path per command, each with its message as the body.
+  @ApiPathPerValue('command', Object.fromEntries(Object.entries(COMMANDS).map(([name, { schema }]) => [name, protoMessageSchema(schema)])))
   @ApiOkResponse({ description: "The order's id and new version", content: protoContent(CommandResponseSchema) })
   @ApiProtosourceErrors(
     {
