@@ -20,6 +20,7 @@ import { actorOf } from './http/request-input.js';
 import { HttpExceptionFilter } from './http/http-exception.filter.js';
 import { jsonBodiesOnly } from './http/json-bodies-only.js';
 import { methodNotAllowed, type RouteLayer } from './http/method-not-allowed.js';
+import { DOCS_PATH, OPENAPI_JSON_PATH, setupOpenApi } from './http/openapi.js';
 
 /** Largest JSON request body: a few events near Cosmos DB's 2 MB item limit (express's default is 100 kB). */
 export const MAX_REQUEST_BODY = '16mb';
@@ -121,8 +122,11 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.useBodyParser('json', { limit: MAX_REQUEST_BODY, verify: markInvalidUtf8, strict: false });
   app.use(refuseInvalidUtf8);
   app.use(explainMalformedJson);
-  app.use(checkActorHeader([`/${PROTOSOURCE_ROUTES}/`]));
+  // The API's description is no request of the API: no actor to check there.
+  app.use(checkActorHeader([`/${PROTOSOURCE_ROUTES}/`, OPENAPI_JSON_PATH, DOCS_PATH]));
   app.useGlobalFilters(new HttpExceptionFilter(app.get(HttpAdapterHost)));
   answerClientErrors(app.getHttpServer());
+  // GET /openapi.json and Swagger UI at /docs, open to all (no ADMIN_TOKEN): they describe, never act.
+  setupOpenApi(app);
   return app;
 }

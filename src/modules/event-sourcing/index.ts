@@ -84,3 +84,10 @@ export {
   isCosmosUnavailable,
   type ErrorBody,
 } from './event-store-exception.filter.js';
+export {
+  errorBodySchema,
+  errorBodySchemaFor,
+  eventStoreErrorAnswers,
+  type ErrorAnswer,
+  type ErrorBodyJsonSchema,
+} from './error-body.schema.js';

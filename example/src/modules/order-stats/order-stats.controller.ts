@@ -10,7 +10,10 @@ import {
   ServiceUnavailableException,
   UseFilters,
 } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags, type SchemaObject } from '@nestjs/swagger';
 import { AdminEndpoint } from '../store-api/index.js';
+import { ApiActorHeader, ApiErrors, errorSchema } from '../../http/openapi.js';
+import { ORDER_STATUSES } from '../orders/orders.dto.js';
 import { acceptToken, issueToken, pageLimit, pathId, queryParams, type QueryParams } from '../../http/request-input.js';
 import {
   DEFAULT_STORE_RETRY_OPTIONS,
@@ -37,6 +40,72 @@ interface Freshness {
 /** `stale`: events are known not to be counted yet (some pending, or a rebuild refilling the counters). */
 type Served<T> = T & { stale: boolean; lag: Freshness };
 
+// ---- The OpenAPI description of the answers above (see http/openapi.ts) ----
+
+const FRESHNESS_SCHEMA: SchemaObject = {
+  type: 'object',
+  required: ['state', 'estimatedPending', 'behindMs'],
+  properties: {
+    state: { type: 'string', enum: ['running', 'rebuilding', 'stopped', 'not-started'] },
+    estimatedPending: { type: 'integer', description: 'Events not counted yet (an estimate)' },
+    behindMs: { type: 'integer', description: 'Milliseconds since the oldest event not counted yet was committed' },
+    reason: { type: 'string', description: 'Why the subscriber stopped, when it did' },
+  },
+};
+
+const PER_STATUS = <T extends SchemaObject>(value: T): SchemaObject => ({
+  type: 'object',
+  required: [...ORDER_STATUSES],
+  properties: Object.fromEntries(ORDER_STATUSES.map((status) => [status, value])),
+});
+
+const CUSTOMER_SCHEMA: SchemaObject = {
+  type: 'object',
+  required: ['customerId', 'orders', 'byStatus', 'revenue'],
+  properties: {
+    customerId: { type: 'string' },
+    orders: { type: 'integer' },
+    byStatus: PER_STATUS({ type: 'integer' }),
+    revenue: { type: 'string', description: 'Totals of submitted and shipped orders, an exact decimal' },
+  },
+};
+
+const STATS_SCHEMA: SchemaObject = {
+  type: 'object',
+  required: ['byStatus', 'customers'],
+  properties: {
+    byStatus: PER_STATUS({
+      type: 'object',
+      required: ['orders', 'total'],
+      properties: { orders: { type: 'integer' }, total: { type: 'string', description: 'An exact decimal' } },
+    }),
+    customers: { type: 'array', items: CUSTOMER_SCHEMA },
+    continuationToken: { type: 'string', description: 'There when more customers follow' },
+  },
+};
+
+/** `Served<T>`: the view, `stale` and `lag`. */
+function served(view: SchemaObject): SchemaObject {
+  return {
+    ...view,
+    required: [...(view.required ?? []), 'stale', 'lag'],
+    properties: {
+      ...view.properties,
+      stale: { type: 'boolean', description: 'Some events are known not to be counted yet' },
+      lag: FRESHNESS_SCHEMA,
+    },
+  };
+}
+
+/** What a read of the statistics can answer besides them. */
+const READ_ERRORS = {
+  503: {
+    description:
+      'The subscriber stopped on a failure: the statistics are stale until an admin resumes it (`lag` says why); or Cosmos DB is unavailable (no `lag`)',
+    schema: errorSchema(503, { lag: FRESHNESS_SCHEMA }),
+  },
+} as const;
+
 /**
  * The order statistics read model: counts and totals per status, orders and revenue per customer (revenue:
  * totals of submitted and shipped orders). Eventually consistent: `lag` says how far behind it is, `stale`
@@ -46,6 +115,8 @@ type Served<T> = T & { stale: boolean; lag: Freshness };
  */
 @Controller()
 @UseFilters(EventStoreExceptionFilter)
+@ApiTags('order statistics')
+@ApiActorHeader()
 export class OrderStatsController {
   constructor(
     private readonly stats: OrderStatsStore,
@@ -58,6 +129,11 @@ export class OrderStatsController {
    * decimal strings. `continuationToken` is there when more customers follow.
    */
   @Get('order-stats')
+  @ApiOperation({ summary: 'Counts and totals per status, and one page of customers' })
+  @ApiQuery({ name: 'limit', required: false, description: 'Customers per page, 1-1000 (default 50)', schema: { type: 'integer', minimum: 1, maximum: 1000 } })
+  @ApiQuery({ name: 'continuationToken', required: false, description: 'From the previous page', type: String })
+  @ApiOkResponse({ description: 'The statistics, with their lag', schema: served(STATS_SCHEMA) })
+  @ApiErrors({ ...READ_ERRORS, 400: 'Invalid input, `field` names it: `limit`, a `continuationToken` this service did not issue, an unknown, repeated or empty parameter, `x-actor`' })
   async all(@Query() query: QueryParams): Promise<Served<OrderStatsView>> {
     const params = queryParams(query, ['limit', 'continuationToken']);
     const page = { limit: pageLimit(params.limit), continuationToken: acceptToken(STATS_SCOPE, params.continuationToken) };
@@ -69,6 +145,10 @@ export class OrderStatsController {
 
   /** `GET /order-stats/customers/:id`: one customer (one point read); 404 when the read model has no order of theirs. */
   @Get('order-stats/customers/:id')
+  @ApiOperation({ summary: "One customer's statistics" })
+  @ApiParam({ name: 'id', description: 'The customer id' })
+  @ApiOkResponse({ description: "The customer's statistics, with their lag", schema: served(CUSTOMER_SCHEMA) })
+  @ApiErrors({ ...READ_ERRORS, 404: 'No order of this customer in the statistics (yet)' })
   async customer(@Param('id') customerId: string, @Query() query: QueryParams): Promise<Served<CustomerStatsView>> {
     queryParams(query, []);
     pathId('id', customerId);
@@ -85,6 +165,13 @@ export class OrderStatsController {
   @Post('admin/projections/order-stats/rebuild')
   @AdminEndpoint()
   @HttpCode(HttpStatus.ACCEPTED)
+  @ApiOperation({ summary: 'Empty the read model and replay every event into it (an admin action)' })
+  @ApiBearerAuth('admin')
+  @ApiAcceptedResponse({
+    description: 'The replay has started; `lag` tells its progress',
+    schema: { type: 'object', required: ['rebuilding', 'lag'], properties: { rebuilding: { type: 'string' }, lag: FRESHNESS_SCHEMA } },
+  })
+  @ApiErrors({ 503: 'Cosmos DB is unavailable; retry later' }, { admin: true })
   async rebuild(): Promise<{ rebuilding: string; lag: Freshness }> {
     await this.subscriptions.rebuild(ORDER_STATS_SUBSCRIBER, { from: 'beginning' });
     return { rebuilding: ORDER_STATS_SUBSCRIBER, lag: await this.lag() };

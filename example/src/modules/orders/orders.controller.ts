@@ -1,8 +1,10 @@
 import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Query, Req, UseFilters, UseInterceptors } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { AggregateNotFoundError, CorrelationIdInterceptor, InjectRepository, Repository, type Command } from 'nest-cosmos-eventstore';
+import { AggregateNotFoundError, CorrelationIdInterceptor, eventStoreErrorAnswers, InjectRepository, Repository, type Command } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
+import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiActorHeader, ApiErrors } from '../../http/openapi.js';
 import { actorOf, bodyFields, checkId, pathId, queryParams, type QueryParams } from '../../http/request-input.js';
 import { Order } from './order.aggregate.js';
 import { AddLine, CancelOrder, PlaceOrder, RemoveLine, ShipOrder, SubmitOrder } from './order.commands.js';
@@ -12,10 +14,42 @@ import {
   toHistoryEventDto,
   toOrderDto,
   toOrderPageDto,
+  ADD_LINE_BODY,
+  EMPTY_BODY,
+  HISTORY_SCHEMA,
+  ORDER_PAGE_SCHEMA,
+  ORDER_SCHEMA,
+  ORDER_STATUSES,
+  PLACE_ORDER_BODY,
+  VERSION_SCHEMA,
   type HistoryEventDto,
   type OrderDto,
   type OrderPageDto,
 } from './orders.dto.js';
+
+/** What a command on an existing order can answer besides its new version. */
+const COMMAND_ERRORS = {
+  404: 'No such order',
+  409: 'The order\'s state does not allow the command, or (`retryable: true`) the command kept losing the race to concurrent ones: send it again',
+  422: 'The command refused its input (`problems`) or refused to run',
+  503: eventStoreErrorAnswers[503].description,
+} as const;
+
+/** What reading one order can answer besides the order. */
+const READ_ERRORS = {
+  404: 'No such order',
+  500: eventStoreErrorAnswers[500].description,
+  503: 'Cosmos DB is unavailable; retry later',
+} as const;
+
+/** What a page of orders can answer besides the page. */
+const LIST_ERRORS = {
+  400: 'Invalid input, `field` names it: `limit` not 1-1000, a `continuationToken` not issued for this query, an unknown, repeated or empty parameter, a bad id or `x-actor`',
+  503: 'Cosmos DB is unavailable; retry later',
+} as const;
+
+const LIMIT_QUERY = { name: 'limit', required: false, description: 'Items per page, 1-1000 (default 50)', schema: { type: 'integer', minimum: 1, maximum: 1000 } } as const;
+const TOKEN_QUERY = { name: 'continuationToken', required: false, description: 'From the previous page of the same query', type: String } as const;
 
 /** Slot 1 indexes orders by customer, slot 2 by status (see `Order`). */
 const BY_CUSTOMER = 1;
@@ -36,12 +70,18 @@ interface VersionDto {
 @Controller()
 @UseFilters(EventStoreExceptionFilter)
 @UseInterceptors(CorrelationIdInterceptor)
+@ApiTags('orders')
+@ApiActorHeader()
 export class OrdersController {
   constructor(@InjectRepository(Order) private readonly orders: Repository<Order>) {}
 
   /** `POST /orders` `{ customerId, orderId? }` → 201 `{ id, version }`; an `orderId` that exists → 409. */
   @Post('orders')
   @HttpCode(HttpStatus.CREATED)
+  @ApiOperation({ summary: 'Place an order' })
+  @ApiBody({ schema: PLACE_ORDER_BODY })
+  @ApiCreatedResponse({ description: 'The order and its first version', schema: { type: 'object', required: ['id', 'version'], properties: { id: { type: 'string' }, version: { type: 'integer' } } } })
+  @ApiErrors({ 409: 'An order with this `orderId` exists', 422: 'The command refused its input (`problems`)', 503: 'Cosmos DB is unavailable' }, { body: true })
   async place(@Body() body: unknown, @Query() query: QueryParams, @Req() req: IncomingMessage): Promise<{ id: string; version: number }> {
     queryParams(query, []);
     const { customerId, orderId = randomUUID() } = bodyFields(body, ['customerId', 'orderId']);
@@ -55,6 +95,11 @@ export class OrdersController {
   /** `POST /orders/:id/lines` `{ sku, quantity, unitPrice }`. */
   @Post('orders/:id/lines')
   @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: 'Add a line to an open order' })
+  @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
+  @ApiBody({ schema: ADD_LINE_BODY })
+  @ApiOkResponse({ description: "The order's new version", schema: VERSION_SCHEMA })
+  @ApiErrors(COMMAND_ERRORS, { body: true })
   async addLine(@Param('id') id: string, @Body() body: unknown, @Query() query: QueryParams, @Req() req: IncomingMessage): Promise<VersionDto> {
     queryParams(query, []);
     const { sku, quantity, unitPrice } = bodyFields(body, ['sku', 'quantity', 'unitPrice']);
@@ -64,6 +109,12 @@ export class OrdersController {
 
   /** `DELETE /orders/:id/lines/:sku`; removing a line that is not there succeeds without a new version. */
   @Delete('orders/:id/lines/:sku')
+  @ApiOperation({ summary: 'Remove a line; removing one that is not there succeeds without a new version' })
+  @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
+  @ApiParam({ name: 'sku', description: 'The line to remove' })
+  @ApiBody({ schema: EMPTY_BODY, required: false })
+  @ApiOkResponse({ description: "The order's version", schema: VERSION_SCHEMA })
+  @ApiErrors(COMMAND_ERRORS, { body: true })
   async removeLine(
     @Param('id') id: string,
     @Param('sku') sku: string,
@@ -78,24 +129,43 @@ export class OrdersController {
 
   @Post('orders/:id/submit')
   @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: 'Submit an open order' })
+  @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
+  @ApiBody({ schema: EMPTY_BODY, required: false })
+  @ApiOkResponse({ description: "The order's new version", schema: VERSION_SCHEMA })
+  @ApiErrors(COMMAND_ERRORS, { body: true })
   async submit(@Param('id') id: string, @Body() body: unknown, @Query() query: QueryParams, @Req() req: IncomingMessage): Promise<VersionDto> {
     return { version: await this.run(new SubmitOrder(pathId('id', id)), req, body, query) };
   }
 
   @Post('orders/:id/ship')
   @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: 'Ship a submitted order' })
+  @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
+  @ApiBody({ schema: EMPTY_BODY, required: false })
+  @ApiOkResponse({ description: "The order's new version", schema: VERSION_SCHEMA })
+  @ApiErrors(COMMAND_ERRORS, { body: true })
   async ship(@Param('id') id: string, @Body() body: unknown, @Query() query: QueryParams, @Req() req: IncomingMessage): Promise<VersionDto> {
     return { version: await this.run(new ShipOrder(pathId('id', id)), req, body, query) };
   }
 
   @Post('orders/:id/cancel')
   @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: 'Cancel an order' })
+  @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
+  @ApiBody({ schema: EMPTY_BODY, required: false })
+  @ApiOkResponse({ description: "The order's new version", schema: VERSION_SCHEMA })
+  @ApiErrors(COMMAND_ERRORS, { body: true })
   async cancel(@Param('id') id: string, @Body() body: unknown, @Query() query: QueryParams, @Req() req: IncomingMessage): Promise<VersionDto> {
     return { version: await this.run(new CancelOrder(pathId('id', id)), req, body, query) };
   }
 
   /** The materialized order; rebuilt from its events when materializing it failed (best effort). */
   @Get('orders/:id')
+  @ApiOperation({ summary: 'The order (materialized; rebuilt from its events when materializing it failed)' })
+  @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
+  @ApiOkResponse({ description: 'The order', schema: ORDER_SCHEMA })
+  @ApiErrors(READ_ERRORS)
   async get(@Param('id') id: string, @Query() query: QueryParams): Promise<OrderDto> {
     queryParams(query, []);
     pathId('id', id);
@@ -111,6 +181,10 @@ export class OrdersController {
 
   /** Every event of the order, oldest first, with its `eventId`, `correlationId` and `causationId`. */
   @Get('orders/:id/history')
+  @ApiOperation({ summary: "The order's events, oldest first" })
+  @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
+  @ApiOkResponse({ description: 'The events', schema: HISTORY_SCHEMA })
+  @ApiErrors(READ_ERRORS)
   async history(@Param('id') id: string, @Query() query: QueryParams): Promise<{ events: HistoryEventDto[] }> {
     queryParams(query, []);
     const events = await this.orders.history(pathId('id', id));
@@ -120,6 +194,12 @@ export class OrdersController {
 
   /** A customer's orders, oldest first: `?limit=&continuationToken=`. */
   @Get('customers/:id/orders')
+  @ApiOperation({ summary: "A customer's orders, oldest first" })
+  @ApiParam({ name: 'id', description: 'The customer id' })
+  @ApiQuery(LIMIT_QUERY)
+  @ApiQuery(TOKEN_QUERY)
+  @ApiOkResponse({ description: 'A page of orders', schema: ORDER_PAGE_SCHEMA })
+  @ApiErrors(LIST_ERRORS)
   async byCustomer(@Param('id') customerId: string, @Query() query: QueryParams): Promise<OrderPageDto> {
     const params = queryParams(query, ['limit', 'continuationToken']);
     pathId('id', customerId);
@@ -129,6 +209,12 @@ export class OrdersController {
 
   /** Orders in one status, least recently changed first: `?status=open&limit=&continuationToken=`. */
   @Get('orders')
+  @ApiOperation({ summary: 'Orders in one status, least recently changed first' })
+  @ApiQuery({ name: 'status', required: true, enum: ORDER_STATUSES })
+  @ApiQuery(LIMIT_QUERY)
+  @ApiQuery(TOKEN_QUERY)
+  @ApiOkResponse({ description: 'A page of orders', schema: ORDER_PAGE_SCHEMA })
+  @ApiErrors({ ...LIST_ERRORS, 400: `${LIST_ERRORS[400]}; \`status\` missing or not a status` })
   async byStatus(@Query() query: QueryParams): Promise<OrderPageDto> {
     const params = queryParams(query, ['status', 'limit', 'continuationToken']);
     const status = statusParam(params.status);

@@ -1,3 +1,4 @@
+import type { SchemaObject } from '@nestjs/swagger';
 import { ValidationError } from 'nest-cosmos-eventstore';
 import type { AggregatePage, HistoryEvent } from 'nest-cosmos-eventstore';
 import { acceptToken, issueToken, pageLimit } from '../../http/request-input.js';
@@ -78,3 +79,93 @@ export function statusParam(value: unknown): OrderStatus {
   }
   return value as OrderStatus;
 }
+
+// ---- The OpenAPI description of the bodies above (see http/openapi.ts) ----
+
+/** `POST /orders`. */
+export const PLACE_ORDER_BODY: SchemaObject = {
+  type: 'object',
+  required: ['customerId'],
+  additionalProperties: false,
+  properties: {
+    customerId: { type: 'string', description: 'Who orders' },
+    orderId: { type: 'string', description: 'The new order id; a random UUID when left out' },
+  },
+};
+
+/** `POST /orders/:id/lines`. */
+export const ADD_LINE_BODY: SchemaObject = {
+  type: 'object',
+  required: ['sku', 'quantity', 'unitPrice'],
+  additionalProperties: false,
+  properties: {
+    sku: { type: 'string' },
+    quantity: { type: 'integer', minimum: 1 },
+    unitPrice: { type: 'number', description: 'In currency units (`12.5`), at most two decimals' },
+  },
+};
+
+/** The body of a command without input: none, or `{}`. */
+export const EMPTY_BODY: SchemaObject = { type: 'object', additionalProperties: false, description: 'No body, or `{}`' };
+
+/** A command's answer. */
+export const VERSION_SCHEMA: SchemaObject = { type: 'object', required: ['version'], properties: { version: { type: 'integer' } } };
+
+/** `OrderDto`. */
+export const ORDER_SCHEMA: SchemaObject = {
+  type: 'object',
+  required: ['id', 'customerId', 'status', 'lines', 'total', 'version', 'createdAt', 'updatedAt'],
+  properties: {
+    id: { type: 'string' },
+    customerId: { type: 'string' },
+    status: { type: 'string', enum: [...ORDER_STATUSES] },
+    lines: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['sku', 'quantity', 'unitPrice'],
+        properties: { sku: { type: 'string' }, quantity: { type: 'integer' }, unitPrice: { type: 'number' } },
+      },
+    },
+    total: { type: 'number' },
+    version: { type: 'integer' },
+    createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' },
+  },
+};
+
+/** `OrderPageDto`. */
+export const ORDER_PAGE_SCHEMA: SchemaObject = {
+  type: 'object',
+  required: ['items'],
+  properties: {
+    items: { type: 'array', items: ORDER_SCHEMA },
+    continuationToken: { type: 'string', description: 'There when more items follow: send it with the same query' },
+  },
+};
+
+/** `GET /orders/:id/history`: `{ events: HistoryEventDto[] }`. */
+export const HISTORY_SCHEMA: SchemaObject = {
+  type: 'object',
+  required: ['events'],
+  properties: {
+    events: {
+      type: 'array',
+      items: {
+        type: 'object',
+        description: "The event's own fields (prices in currency units) beside these",
+        required: ['type', 'version', 'at', 'actor'],
+        additionalProperties: true,
+        properties: {
+          type: { type: 'string' },
+          version: { type: 'integer' },
+          at: { type: 'string', format: 'date-time' },
+          actor: { type: 'string' },
+          eventId: { type: 'string' },
+          correlationId: { type: 'string' },
+          causationId: { type: 'string' },
+        },
+      },
+    },
+  },
+};

@@ -28,6 +28,8 @@ import {
 } from './gen/example-order/order_pb.js';
 import { ItemAlreadyPresentError, orderCommands } from './order.domain.js';
 import { actorOf, checkId } from '../../http/request-input.js';
+import { ApiExcludeEndpoint, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiActorHeader, ApiPathPerValue, ApiProtosourceErrors, protoContent, protoMessageSchema } from '../../http/openapi.js';
 
 /** The route prefix protosource generates for the package `example.app.order.v1`. */
 export const PREFIX = 'example/app/order/v1';
@@ -77,13 +79,30 @@ const COMMAND_MESSAGES: Record<string, string | undefined> = {
  * never a field of the body.
  */
 @Controller()
+@ApiTags('protosource orders')
+@ApiActorHeader()
 export class ProtosourceOrdersController {
   private readonly logger = new Logger('ProtosourceOrders');
 
   constructor(@InjectProtosourceRepository(OrderSchema) private readonly orders: ProtosourceRepository<Order>) {}
 
   @Post(`${PREFIX}/:command`)
-  async command(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
+  @ApiOperation({
+    summary: 'Run a command on an order (protosource\'s generated route)',
+    description: 'The body is the command\'s message: binary protobuf, or JSON with `Content-Type: application/json`.',
+  })
+  @ApiParam({ name: 'command', enum: Object.keys(COMMANDS) })
+  // Listed as one path per command, each with its message as the body.
+  @ApiPathPerValue('command', Object.fromEntries(Object.entries(COMMANDS).map(([name, { schema }]) => [name, protoMessageSchema(schema)])))
+  @ApiOkResponse({ description: "The order's id and new version", content: protoContent(CommandResponseSchema) })
+  @ApiProtosourceErrors(
+    {
+      400: '`CMD_UNMARSHAL` (a body that is not the command\'s message), `CMD_VALIDATION` (a bad id or `x-actor`, a value the store refuses), `CMD_EMPTY_ID`',
+      404: '`CMD_NOT_CREATED`: no such order; `NOT_FOUND`: no such command',
+      409: '`CMD_ALREADY_CREATED`, `CMD_STATE_VIOLATION` (the order\'s state does not allow the command), `CMD_REJECTED` (an item already present), `CMD_CONFLICT` (another command changed the order first: retry)',
+    },
+    { body: true },
+  )  async command(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
     const route = COMMANDS[req.params.command];
     if (!route) return this.notRouted(req, res);
     let actor: string;
@@ -125,6 +144,17 @@ export class ProtosourceOrdersController {
   }
 
   @Get(`${PREFIX}/query/by-customer-id`)
+  @ApiOperation({ summary: "A customer's orders, optionally by creation time" })
+  @ApiQuery({ name: 'customer_id', required: true })
+  @ApiQuery({ name: 'sk_op', required: false, description: 'A condition on `create_at` (any letter case)', enum: Object.keys(SORT_OPERATORS) })
+  @ApiQuery({ name: 'create_at', required: false, description: 'Needed with `sk_op` (an int64)', schema: { type: 'string', format: 'int64' } })
+  @ApiQuery({ name: 'create_at2', required: false, description: 'The inclusive upper bound of `between` (an int64)', schema: { type: 'string', format: 'int64' } })
+  @ApiOkResponse({ description: 'The orders', content: protoContent(OrderListSchema) })
+  @ApiProtosourceErrors({
+    400: '`QUERY_MISSING_PK`, `QUERY_BAD_PARAM` (a bad id, int64 or `x-actor`), `QUERY_BAD_OP`, `QUERY_MISSING_SK`',
+    500: '`QUERY_EXEC`: the query failed',
+    503: '`QUERY_EXEC`: Cosmos DB was unavailable through the retries',
+  })
   async byCustomer(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
     const customerId = queryParam(req, 'customer_id');
     if (!customerId) return reply(req, res, 400, ...apiError('QUERY_MISSING_PK', 'missing required parameter: customer_id'));
@@ -160,6 +190,15 @@ export class ProtosourceOrdersController {
   }
 
   @Get(`${PREFIX}/load/:id`)
+  @ApiOperation({ summary: 'The order replayed from its events' })
+  @ApiParam({ name: 'id', description: 'The order id' })
+  @ApiOkResponse({ description: 'The order', content: protoContent(OrderSchema) })
+  @ApiProtosourceErrors({
+    400: '`LOAD_BAD_ID`: a bad id or `x-actor`',
+    404: '`LOAD_NOT_FOUND`: no such order',
+    500: '`LOAD_FAILED`',
+    503: '`LOAD_FAILED`: Cosmos DB was unavailable through the retries',
+  })
   async load(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
     if (!validPathId(req, res, 'LOAD_BAD_ID')) return;
     try {
@@ -172,6 +211,15 @@ export class ProtosourceOrdersController {
   }
 
   @Get(`${PREFIX}/:id/history`)
+  @ApiOperation({ summary: "The order's stored records" })
+  @ApiParam({ name: 'id', description: 'The order id' })
+  @ApiOkResponse({ description: 'The records', content: protoContent(HistorySchema) })
+  @ApiProtosourceErrors({
+    400: '`HIST_BAD_ID`: a bad id or `x-actor`',
+    404: '`HIST_NOT_FOUND`: no such order',
+    500: '`HIST_LOAD`',
+    503: '`HIST_LOAD`: Cosmos DB was unavailable through the retries',
+  })
   async history(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
     if (!validPathId(req, res, 'HIST_BAD_ID')) return;
     try {
@@ -188,6 +236,15 @@ export class ProtosourceOrdersController {
   }
 
   @Get(`${PREFIX}/:id`)
+  @ApiOperation({ summary: 'The materialized order' })
+  @ApiParam({ name: 'id', description: 'The order id' })
+  @ApiOkResponse({ description: 'The order', content: protoContent(OrderSchema) })
+  @ApiProtosourceErrors({
+    400: '`GET_BAD_ID`: a bad id or `x-actor`',
+    404: '`GET_NOT_FOUND`: no such order',
+    500: '`GET_FAILED`',
+    503: '`GET_FAILED`: Cosmos DB was unavailable through the retries',
+  })
   async get(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
     if (!validPathId(req, res, 'GET_BAD_ID')) return;
     try {
@@ -200,6 +257,8 @@ export class ProtosourceOrdersController {
 
   /** Any other method or path under the prefix: 405 where another method has the path, else 404, as protosource's router. */
   @All([PREFIX, `${PREFIX}/*rest`])
+  // Not an operation: the prefix's fallback, whose 404 and 405 every protosource operation describes.
+  @ApiExcludeEndpoint()
   notRouted(@Req() req: HttpRequest, @Res() res: ServerResponse): void {
     const segments = (req.url ?? '').split('?')[0].split('/').filter(Boolean).slice(4);
     // One segment is GET {id} (or a command); two are load/{id}, {id}/history and query/by-customer-id.

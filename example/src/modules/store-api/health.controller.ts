@@ -1,5 +1,7 @@
 import { Controller, Get, Optional } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, type HealthCheckResult, type HealthIndicatorFunction } from '@nestjs/terminus';
+import { ApiOkResponse, ApiOperation, ApiResponse, ApiTags, type SchemaObject } from '@nestjs/swagger';
+import { ApiActorHeader, ApiErrors } from '../../http/openapi.js';
 import { CosmosHealthIndicator, SubscriptionsHealthIndicator } from 'nest-cosmos-eventstore';
 
 /** `GET /health`: terminus's answer, each indicator under `info` when up and under `error` when down. */
@@ -12,6 +14,8 @@ export type ServiceHealth = HealthCheckResult;
  * `GET /health/live` is the liveness one.
  */
 @Controller('health')
+@ApiTags('health')
+@ApiActorHeader()
 export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
@@ -24,16 +28,40 @@ export class HealthController {
    * subscribers say: a restart would not bring an account back nor resume a subscriber stopped on a failure.
    */
   @Get('live')
+  @ApiOperation({ summary: 'Liveness: 200 while the process serves HTTP' })
+  @ApiOkResponse({ description: 'Alive', schema: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } } })
+  @ApiErrors({})
   live(): { status: 'ok' } {
     return { status: 'ok' };
   }
 
   @Get()
   @HealthCheck()
+  @ApiOperation({ summary: 'Readiness: Cosmos DB answers and no subscriber stopped on a failure' })
+  @ApiOkResponse({ description: 'Ready: every indicator under `info` (and `details`)', schema: healthSchema('ok') })
+  @ApiResponse({ status: 503, description: 'Not ready: the indicators down under `error`, the others under `info`', content: { 'application/json': { schema: healthSchema('error') } } })
+  @ApiErrors({})
   check(): Promise<ServiceHealth> {
     const checks: HealthIndicatorFunction[] = [() => this.cosmos.isHealthy()];
     const { subscriptions } = this;
     if (subscriptions) checks.push(() => subscriptions.isHealthy());
     return this.health.check(checks);
   }
+}
+
+/** terminus's answer with `status` ok (200) or error (503). */
+function healthSchema(status: 'ok' | 'error'): SchemaObject {
+  const indicator: SchemaObject = {
+    type: 'object',
+    required: ['status'],
+    additionalProperties: true,
+    description: '`cosmos`: `{ status, message? }`; `subscriptions`: `{ status, subscribers, message? }` (every subscriber\'s state and lag)',
+    properties: { status: { type: 'string', enum: ['up', 'down'] }, message: { type: 'string' } },
+  };
+  const results: SchemaObject = { type: 'object', additionalProperties: indicator };
+  return {
+    type: 'object',
+    required: ['status', 'info', 'error', 'details'],
+    properties: { status: { type: 'string', enum: [status] }, info: results, error: results, details: results },
+  };
 }

@@ -1,3 +1,4 @@
+import type { SchemaObject } from '@nestjs/swagger';
 import { acceptToken, integerParam, pageLimit, queryParams, type QueryParams } from '../../http/request-input.js';
 import {
   decodeAggregateBody,
@@ -175,3 +176,50 @@ export function toMaterializedDto(doc: OpaqueData): MaterializedDto {
   }
   return dto;
 }
+
+// ---- The OpenAPI description of the bodies above (see http/openapi.ts) ----
+
+/** `RecordDto`. */
+export const RECORD_SCHEMA: SchemaObject = {
+  type: 'object',
+  required: ['version', 'data'],
+  additionalProperties: false,
+  properties: {
+    version: { type: 'integer', minimum: 1 },
+    data: { type: 'string', format: 'byte', description: 'Standard base64 with padding' },
+    ttl: { type: 'integer', description: 'Absolute expiry in epoch seconds (in the future), 0 or absent for none' },
+  },
+};
+
+/** `RecordsDto`: the body of an append (at most `MAX_RECORDS_PER_APPEND` records) and the answer of a read. */
+export const RECORDS_SCHEMA: SchemaObject = {
+  type: 'object',
+  required: ['records'],
+  additionalProperties: false,
+  properties: { records: { type: 'array', items: RECORD_SCHEMA, maxItems: MAX_RECORDS_PER_APPEND } },
+};
+
+/** `MaterializedDto`. */
+export const MATERIALIZED_SCHEMA: SchemaObject = {
+  type: 'object',
+  required: ['pk', 'sk'],
+  properties: {
+    pk: { type: 'string' },
+    sk: { type: 'string' },
+    version: { type: 'integer' },
+    t: { type: 'integer', description: 'Epoch time of the last change' },
+    gsi: { type: 'object', additionalProperties: true, description: 'The index slots: `gsi1pk`, `gsi1sk`, ...' },
+    body: { description: 'The stored body as JSON (gunzipped when compressed)' },
+    bodyBase64: { type: 'string', format: 'byte', description: 'A body that is not JSON, in base64, instead of `body`' },
+  },
+};
+
+/** `MaterializedPageDto`. */
+export const MATERIALIZED_PAGE_SCHEMA: SchemaObject = {
+  type: 'object',
+  required: ['items'],
+  properties: {
+    items: { type: 'array', items: MATERIALIZED_SCHEMA },
+    continuationToken: { type: 'string', description: 'There when more items follow: send it with the same query' },
+  },
+};
