@@ -1,6 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import type { ChangeFeedPullModelIterator, Container, FeedRange } from '@azure/cosmos';
 import { changeFeedIterator, eventsOfPage } from './change-feed-reader.js';
+import { pageFault } from './sdk-adapter.js';
 import type { OwnedLease } from './owned-lease.js';
 import type { LeaseStore, SettledEvent } from './lease-store.js';
 import { describe, type SubscriberRuntime } from './subscriber-runtime.js';
@@ -101,6 +102,12 @@ export class RangeWorker {
         }
         // Asked to stop while reading: leave the page unread rather than delay the shutdown.
         if (signal.aborted) break;
+        // Only a page that answered 200/304 with every position kept may be handled and checkpointed.
+        const fault = pageFault(page, position);
+        if (fault) {
+          await failed('reading the change feed failed', new Error(fault));
+          continue;
+        }
         const { events: batch, foreign } = eventsOfPage(page.result ?? []);
         if (foreign > 0) logger.warn(`${name}: ${foreign} document(s) in the events container are not events; not delivered`);
         if (batch.length > 0) {

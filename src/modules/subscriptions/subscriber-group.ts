@@ -16,6 +16,7 @@ import {
   type Stored,
 } from './lease-store.js';
 import { OwnedLease } from './owned-lease.js';
+import { FeedRanges } from './sdk-adapter.js';
 import { RangeWorker } from './range-worker.js';
 import { describe, type SubscriberRuntime } from './subscriber-runtime.js';
 import { SubscriptionTimeoutError, UnknownDeadLetterError } from './subscriptions.errors.js';
@@ -53,6 +54,7 @@ export class SubscriberGroup {
   private wake = new AbortController();
   private stopping = false;
   private feedRanges?: Promise<readonly FeedRange[]>;
+  private readonly feedRangeObjects: FeedRanges;
   private state?: GroupState;
   private session?: string;
   /** A start asked for while the loop of a timed-out stop was still finishing. */
@@ -70,6 +72,7 @@ export class SubscriberGroup {
     private readonly logger: Logger,
   ) {
     this.store = new LeaseStore(leases, runtime.subscriber.name);
+    this.feedRangeObjects = new FeedRanges(events);
   }
 
   get name(): string {
@@ -550,15 +553,9 @@ export class SubscriberGroup {
     return ranges;
   }
 
-  /**
-   * The SDK's feed range object for a lease's bounds. @azure/cosmos accepts only its own (internal) class
-   * there and offers no public constructor, so the class is taken from a range it handed out. A lease keeps
-   * its bounds across a partition split: the SDK follows the split inside one feed range by itself.
-   */
-  private async feedRangeOf(range: Range): Promise<FeedRange> {
-    const [any] = await this.ranges();
-    const FeedRangeClass = any.constructor as new (minInclusive: string, maxExclusive: string) => FeedRange;
-    return new FeedRangeClass(range.minInclusive, range.maxExclusive);
+  /** The SDK's feed range object for a lease's bounds (see `FeedRanges`). */
+  private feedRangeOf(range: Range): Promise<FeedRange> {
+    return this.feedRangeObjects.of(range);
   }
 }
 
