@@ -33,6 +33,9 @@ export async function startCosmosFixture(options: EmbeddedCosmosOptions = {}): P
         splitPartition() {
           throw new Error('splitPartition needs the embedded server, not COSMOS_TEST_ENDPOINT');
         },
+        mergePartitions() {
+          throw new Error('mergePartitions needs the embedded server, not COSMOS_TEST_ENDPOINT');
+        },
         close: async () => undefined,
       }
     : await startEmbeddedCosmos(options);

@@ -15,6 +15,7 @@ import {
   type SettledEvent,
   type Stored,
 } from './lease-store.js';
+import { uncovered } from './lease-layout.js';
 import { OwnedLease } from './owned-lease.js';
 import { FeedRanges } from './sdk-adapter.js';
 import { RangeWorker } from './range-worker.js';
@@ -504,12 +505,12 @@ export class SubscriberGroup {
     }
   }
 
-  /** The container's feed ranges that no lease covers (a lease keeps its bounds across a split, so covers). */
+  /**
+   * The parts of the container's feed ranges that no lease covers (see `uncovered`): a lease keeps its bounds
+   * across a split, and leases together cover a merged range.
+   */
   private async missingRanges(leases: ReadonlyArray<{ feedRange: Range }>): Promise<Range[]> {
-    const ranges = (await this.ranges()) as unknown as readonly Range[];
-    return ranges
-      .filter((r) => !leases.some((l) => l.feedRange.minInclusive <= r.minInclusive && r.maxExclusive <= l.feedRange.maxExclusive))
-      .map((r) => ({ minInclusive: r.minInclusive, maxExclusive: r.maxExclusive }));
+    return uncovered((await this.ranges()) as unknown as readonly Range[], leases);
   }
 
   /**
