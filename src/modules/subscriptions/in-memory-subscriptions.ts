@@ -122,6 +122,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
         handled,
         passedOver,
         deadLettered,
+        parkedAggregates: [],
         ...(lastError === undefined ? {} : { lastError }),
       };
     });
@@ -159,6 +160,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
         state: group.position === undefined ? 'not-started' : group.state,
         estimatedPending: group.position === undefined ? end : pending.length,
         behindMs: oldest ? Math.max(0, now - oldest.getTime()) : 0,
+        parkedAggregates: [],
         ranges: [
           {
             range: IN_MEMORY_RANGE,
@@ -219,6 +221,14 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
 
   async deadLetters(name: string): Promise<DeadLetter[]> {
     return [...this.group(name).deadLetters.values()].sort((x, y) => x.failedAt.getTime() - y.failedAt.getTime());
+  }
+
+  async deadLetterPage(name: string, options: { maxItems?: number; continuation?: string } = {}): Promise<{ letters: DeadLetter[]; continuation?: string }> {
+    const all = await this.deadLetters(name);
+    const from = Number(options.continuation ?? 0);
+    const to = from + (options.maxItems ?? 100);
+    const letters = all.slice(from, to);
+    return to < all.length ? { letters, continuation: String(to) } : { letters };
   }
 
   async replayDeadLetter(name: string, id: string): Promise<void> {

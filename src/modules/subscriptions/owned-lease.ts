@@ -1,5 +1,5 @@
 import { LeaseLostError } from './subscriptions.errors.js';
-import { isHeldBy, type Holder, type LeaseDocument, type LeaseStore, type Stored } from './lease-store.js';
+import { isHeldBy, type Holder, type LeaseDocument, type LeaseStore, type ParkedAggregate, type Stored } from './lease-store.js';
 
 /** Attempts at one lease write when others keep annotating the document (a hand-over request, say). */
 const MAX_WRITE_ATTEMPTS = 10;
@@ -53,10 +53,15 @@ export class OwnedLease {
     return this.write(() => {});
   }
 
-  checkpoint(continuation: string): Promise<void> {
+  /** Writes the checkpoint and, when given, the parked aggregates (which go with it: see `LeaseDocument.parked`). */
+  checkpoint(continuation: string | null, parked?: readonly ParkedAggregate[]): Promise<void> {
     return this.write((doc) => {
-      doc.continuation = continuation;
+      if (continuation !== null) doc.continuation = continuation;
       doc.checkpointedAt = Date.now();
+      if (parked) {
+        if (parked.length > 0) doc.parked = [...parked];
+        else delete doc.parked;
+      }
     });
   }
 

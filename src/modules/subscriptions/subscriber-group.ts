@@ -31,6 +31,7 @@ export interface GroupSettings {
   renewIntervalMs: number;
   pollIntervalMs: number;
   shutdownTimeoutMs: number;
+  deadLetterTtlSeconds?: number;
 }
 
 /** How old a partition list `lag()` may use: a split shows in its estimates this much later at most. */
@@ -72,7 +73,7 @@ export class SubscriberGroup {
     private readonly settings: GroupSettings,
     private readonly logger: Logger,
   ) {
-    this.store = new LeaseStore(leases, runtime.subscriber.name);
+    this.store = new LeaseStore(leases, runtime.subscriber.name, settings.deadLetterTtlSeconds);
     this.feedRangeObjects = new FeedRanges(events);
   }
 
@@ -93,6 +94,7 @@ export class SubscriberGroup {
       handled,
       passedOver,
       deadLettered,
+      parkedAggregates: [...this.workers.values()].flatMap((w) => w.parkedAggregates.map((p) => p.aggregateId)),
       ...(lastError === undefined ? {} : { lastError }),
     };
   }
@@ -380,10 +382,9 @@ export class SubscriberGroup {
   /**
    * A `stop` letter's event is where the group's checkpoint waits: settled, a resume passes that handler over
    * for it instead of failing on it again (or, after a replay, calling it twice). A `dead-letter` letter's
-   * event is behind the checkpoint already.
+   * aggregate is parked: settled, the reader of its range delivers the events that waited behind it.
    */
   private async settle(letter: DeadLetter, discarded: boolean): Promise<void> {
-    if (letter.policy !== 'stop') return;
     await this.store.settle({ aggregateId: letter.aggregateId, version: letter.version, handler: letter.handler, discarded });
   }
 
@@ -459,6 +460,7 @@ export class SubscriberGroup {
       state: leases.length === 0 || !group ? 'not-started' : group.state,
       estimatedPending: ranges.reduce((sum, r) => sum + r.estimatedPending, 0),
       behindMs: Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0,
+      parkedAggregates: leases.flatMap((l) => (l.parked ?? []).map((p) => p.aggregateId)),
       ranges,
     };
     if (group?.reason && group.state === 'stopped') lag.reason = group.reason;

@@ -16,6 +16,7 @@ export interface ResolvedSubscriptionsOptions {
   onFailure: FailurePolicy;
   autoStart: boolean;
   shutdownTimeoutMs: number;
+  deadLetterTtlSeconds?: number;
 }
 
 export const DEFAULT_RETRY: Required<RetryOptions> = { attempts: 5, initialDelayMs: 200, maxDelayMs: 10_000 };
@@ -53,6 +54,7 @@ export function resolveSubscriptionsOptions(options: SubscriptionsModuleOptions 
     onFailure,
     autoStart: options.autoStart ?? true,
     shutdownTimeoutMs: positive('shutdownTimeoutMs', 10_000),
+    ...(options.deadLetterTtlSeconds === undefined ? {} : { deadLetterTtlSeconds: positive('deadLetterTtlSeconds', 0) }),
   };
 }
 
