@@ -291,9 +291,26 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
   private async read(group: MemoryGroup): Promise<void> {
     // Off the committing caller's stack: a save returns before its events are handled, as on Cosmos DB.
     await new Promise((resolve) => setImmediate(resolve));
+    // Linked by hand and unlinked when this read ends (AbortSignal.any over the long-lived stop signal keeps
+    // every read's signal alive on Node 20).
+    const linked = new AbortController();
+    const signal = linked.signal;
+    const follow = () => linked.abort();
+    const sources = [this.stopRequest.signal, group.interrupt.signal];
+    for (const source of sources) {
+      if (source.aborted) linked.abort();
+      else source.addEventListener('abort', follow, { once: true });
+    }
+    try {
+      await this.readLinked(group, signal);
+    } finally {
+      for (const source of sources) source.removeEventListener('abort', follow);
+    }
+  }
+
+  private async readLinked(group: MemoryGroup, signal: AbortSignal): Promise<void> {
     const { runtime } = group;
     const name = runtime.subscriber.name;
-    const signal = AbortSignal.any([this.stopRequest.signal, group.interrupt.signal]);
     while (this.started && group.state === 'running' && !signal.aborted) {
       group.again = false;
       const from = group.position ?? 0;

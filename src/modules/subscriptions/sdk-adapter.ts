@@ -78,11 +78,11 @@ type FeedRangeClass = new (minInclusive: string, maxExclusive: string) => FeedRa
 export class FeedRanges {
   private classOf?: Promise<FeedRangeClass>;
 
-  constructor(private readonly container: Container) {}
+  /** `list`: the container's feed ranges (e.g. a cached `container.getFeedRanges()`), asked once for the class. */
+  constructor(private readonly list: () => Promise<readonly FeedRange[]>) {}
 
   async of(bounds: EpkBounds): Promise<FeedRange> {
-    const Class = await (this.classOf ??= this.container
-      .getFeedRanges()
+    const Class = await (this.classOf ??= this.list()
       .then(([any]) => feedRangeClass(any))
       .catch((err: unknown) => {
         this.classOf = undefined;

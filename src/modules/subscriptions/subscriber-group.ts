@@ -74,7 +74,7 @@ export class SubscriberGroup {
     private readonly logger: Logger,
   ) {
     this.store = new LeaseStore(leases, runtime.subscriber.name, settings.deadLetterTtlSeconds);
-    this.feedRangeObjects = new FeedRanges(events);
+    this.feedRangeObjects = new FeedRanges(() => this.ranges());
   }
 
   get name(): string {

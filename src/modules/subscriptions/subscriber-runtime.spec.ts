@@ -1,3 +1,5 @@
+import { jest } from '@jest/globals';
+import { getEventListeners } from 'node:events';
 import type { Logger } from '@nestjs/common';
 import { JsonEventSerializer, SNAPSHOT_EVENT_TYPE } from '../event-sourcing/index.js';
 import type { FeedEvent } from './change-feed-reader.js';
@@ -289,5 +291,46 @@ describe('SubscriberRuntime: snapshots and typed handlers', () => {
     await runtime.replay(letter);
     expect(calls.map((c) => c.handler)).toEqual(['either']);
     await expect(runtime.replay({ ...letter, handler: 'Typed.gone' })).rejects.toThrow(/has no handler Typed.gone/);
+  });
+});
+
+describe('SubscriberRuntime.deliverPage and the reader signal', () => {
+  it('keeps nothing per page on the long-lived signal (no AbortSignal.any, no listener left), and still passes its abort on', async () => {
+    const seen: AbortSignal[] = [];
+    const subscriber: ResolvedSubscriber = {
+      name: 'sub',
+      className: 'Sub',
+      instance: { handle: (e: SubscribedEvent) => void seen.push(e.signal!) },
+      handlers: [{ method: 'handle', filter: {} } as ResolvedSubscriber['handlers'][number]],
+      retry: { attempts: 1, initialDelayMs: 1, maxDelayMs: 1 },
+      onFailure: 'dead-letter',
+      maxItemCount: 100,
+      concurrency: 1,
+    };
+    const runtime = new SubscriberRuntime(subscriber, quiet);
+    const reader = new AbortController();
+    const control: DeliveryControl = { mayContinue: () => true, signal: reader.signal, deadLetter: () => Promise.resolve() };
+    const any = jest.spyOn(AbortSignal, 'any');
+    try {
+      for (let i = 1; i <= 200; i++) await runtime.deliverPage([event('a', i)], control);
+      expect(any).not.toHaveBeenCalled();
+      expect(getEventListeners(reader.signal, 'abort')).toHaveLength(0);
+    } finally {
+      any.mockRestore();
+    }
+    // A handler in flight hears the reader's abort.
+    let heard: AbortSignal | undefined;
+    const slow: ResolvedSubscriber = {
+      ...subscriber,
+      instance: {
+        handle: async (e: SubscribedEvent) => {
+          heard = e.signal;
+          reader.abort();
+          await tick();
+        },
+      },
+    };
+    await new SubscriberRuntime(slow, quiet).deliverPage([event('b', 1)], control);
+    expect(heard?.aborted).toBe(true);
   });
 });

@@ -102,11 +102,16 @@ export class SubscriberRuntime {
     // page never runs beside lanes still delivering its events.
     let failure: { error: unknown } | undefined;
     // Once the page failed, the other lanes' retry waits end too, and their handlers are told (event.signal).
+    // Linked by hand, with the listener removed after the page: on Node 20, AbortSignal.any over the reader's
+    // long-lived signal keeps every page's composite signal alive for as long as the reader runs.
     const pageFailed = new AbortController();
+    const follow = () => pageFailed.abort(control.signal.reason);
+    if (control.signal.aborted) follow();
+    else control.signal.addEventListener('abort', follow, { once: true });
     const laneControl: DeliveryControl = {
       ...control,
       mayContinue: () => !failure && control.mayContinue(),
-      signal: AbortSignal.any([control.signal, pageFailed.signal]),
+      signal: pageFailed.signal,
     };
     let next = 0;
     const lane = async () => {
@@ -124,7 +129,11 @@ export class SubscriberRuntime {
         pageFailed.abort();
       }
     };
-    await Promise.allSettled(Array.from({ length: Math.min(this.subscriber.concurrency, lanes.length) }, lane));
+    try {
+      await Promise.allSettled(Array.from({ length: Math.min(this.subscriber.concurrency, lanes.length) }, lane));
+    } finally {
+      control.signal.removeEventListener('abort', follow);
+    }
     if (failure) throw failure.error;
     return outcome;
   }
