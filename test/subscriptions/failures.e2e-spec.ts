@@ -30,7 +30,7 @@ abstract class Fragile {
   ) {}
 
   @OnEvent()
-  handle({ aggregateId, version, attempt }: SubscribedEvent): void {
+  handle({ streamId: aggregateId, version, attempt }: SubscribedEvent): void {
     this.log.record({ instance: this.instance, subscriber: this.name, aggregateId, version, attempt });
     if (this.poison.has(`${aggregateId}@${version}`)) throw new Error(`cannot handle ${aggregateId}@${version}`);
   }
@@ -57,7 +57,7 @@ class Decoding {
   constructor(@Inject(DELIVERY_LOG) private readonly log: DeliveryLog) {}
 
   @OnEvent()
-  handle({ aggregateId, version }: SubscribedEvent): void {
+  handle({ streamId: aggregateId, version }: SubscribedEvent): void {
     this.log.record({ instance: 'A', subscriber: 'decoding', aggregateId, version, attempt: 1 });
   }
 }

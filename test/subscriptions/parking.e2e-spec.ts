@@ -20,7 +20,7 @@ class Parking {
   ) {}
 
   @OnEvent()
-  handle({ aggregateId, version, attempt }: SubscribedEvent): void {
+  handle({ streamId: aggregateId, version, attempt }: SubscribedEvent): void {
     this.log.record({ instance: this.instance, subscriber: 'parking', aggregateId, version, attempt });
     if (this.poison.has(`${aggregateId}@${version}`)) throw new Error(`cannot handle ${aggregateId}@${version}`);
   }

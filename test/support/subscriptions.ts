@@ -53,7 +53,7 @@ export class Recorder {
   ) {}
 
   @OnEvent()
-  async record({ aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
+  async record({ streamId: aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
     this.log.record({ instance: this.instance, subscriber: 'recorder', aggregateId, version, attempt });
     // Yield, as a handler that writes somewhere would: other ranges' readers interleave.
     await new Promise((resolve) => setImmediate(resolve));

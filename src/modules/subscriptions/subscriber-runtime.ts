@@ -252,7 +252,7 @@ export class SubscriberRuntime {
 
   private async call(handler: HandlerDefinition, feedEvent: FeedEvent, decoded: Decoded | undefined, attempt: number, signal?: AbortSignal): Promise<void> {
     const method = (this.subscriber.instance as Record<string | symbol, (...args: unknown[]) => unknown>)[handler.method];
-    const event: SubscribedEvent = { ...feedEvent, attempt };
+    const event: SubscribedEvent = { ...streamParts(feedEvent.aggregateId), version: feedEvent.version, data: feedEvent.data, committedAt: feedEvent.committedAt, attempt };
     if (signal) event.signal = signal;
     if (decoded) {
       event.event = decoded.value;
@@ -314,6 +314,13 @@ interface Decoded {
   type?: string;
   snapshot: boolean;
   payload(): unknown;
+}
+
+/** A stream id's parts as repositories use them: `Order/42` is type `Order`, id `42`. */
+export function streamParts(streamId: string): Pick<SubscribedEvent, 'streamId' | 'aggregateType' | 'aggregateId'> {
+  const slash = streamId.indexOf('/');
+  if (slash <= 0 || slash === streamId.length - 1) return { streamId, aggregateId: streamId };
+  return { streamId, aggregateType: streamId.slice(0, slash), aggregateId: streamId.slice(slash + 1) };
 }
 
 /** What the stored document decides: the stream. */

@@ -27,7 +27,17 @@ export type StartFrom = 'beginning' | 'now' | Date;
  * (`@OnEvent(OrderPlaced)`) gets the typed event as its first argument and this as its second.
  */
 export interface SubscribedEvent<E = unknown> {
-  /** The stream (the events container's partition key, e.g. `Order/42`); opaque to the subscription. */
+  /** The stream (the events container's partition key, e.g. `Order/42`), as `EventFilter.aggregateIdPrefix` sees it. */
+  streamId: string;
+  /**
+   * The aggregate's type as repositories name it: what precedes the first `/` of the stream id (`Order` for
+   * `Order/42`); absent for a stream id without `/` (a raw stream, or protosource's).
+   */
+  aggregateType?: string;
+  /**
+   * The aggregate's id as repositories take it: what follows the first `/` of the stream id (`42` for
+   * `Order/42`); the whole stream id when it has no `/`.
+   */
   aggregateId: string;
   version: number;
   /** The stored bytes. */
