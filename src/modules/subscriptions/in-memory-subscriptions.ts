@@ -9,7 +9,7 @@ import {
   resolveSubscriber,
   type SubscriberRegistry,
 } from './subscriptions-manager.js';
-import { SubscriptionTimeoutError, UnknownDeadLetterError, UnknownSubscriberError } from './subscriptions.errors.js';
+import { RebuildInProgressError, SubscriptionTimeoutError, UnknownDeadLetterError, UnknownSubscriberError } from './subscriptions.errors.js';
 import type {
   DeadLetter,
   EventDeserializer,
@@ -58,6 +58,8 @@ interface MemoryGroup {
   state: GroupState;
   reason?: string;
   deadLetters: Map<string, DeadLetter>;
+  /** When the rebuild running now began. */
+  rebuildingSince?: Date;
   settled: SettledEvent[];
   /** The delivery loop while it runs; `again` asks it for one more round. */
   pump?: Promise<void>;
@@ -197,6 +199,16 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
 
   async rebuild(name: string, options: RebuildOptions = {}): Promise<void> {
     const group = this.group(name);
+    if (group.rebuildingSince !== undefined) throw new RebuildInProgressError(name, this.settings.instanceId, group.rebuildingSince);
+    group.rebuildingSince = new Date();
+    try {
+      await this.rebuildOne(group, options);
+    } finally {
+      group.rebuildingSince = undefined;
+    }
+  }
+
+  private async rebuildOne(group: MemoryGroup, options: RebuildOptions): Promise<void> {
     const from = options.from ?? 'beginning';
     group.state = 'rebuilding';
     group.interrupt.abort();

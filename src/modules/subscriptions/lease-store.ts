@@ -129,6 +129,16 @@ interface DeadLetterDocument extends ItemDefinition {
 
 const DEAD_LETTER_PREFIX = 'dead:';
 
+/** The lock that lets one rebuild of a group run at a time, across instances. */
+interface RebuildLockDocument extends ItemDefinition {
+  id: 'rebuild';
+  group: string;
+  type: 'rebuild';
+  holder: string;
+  startedAt: number;
+  expiresAt: number;
+}
+
 export type Stored<T> = T & { _etag: string };
 
 /**
@@ -398,6 +408,58 @@ export class LeaseStore {
 
   private partitionOfLetter(id: string): string {
     return `${this.group}:dead:${id.slice(0, 16)}`;
+  }
+
+  /**
+   * Takes the group's rebuild lock (document `rebuild` in the group's partition) for `holder` until
+   * `expiresAt`: created, or taken over once expired. The lock that stands in the way when it is not free.
+   */
+  async lockRebuild(
+    holder: string,
+    expiresAt: number,
+  ): Promise<{ taken: true; etag: string; startedAt: number } | { taken: false; holder: string; startedAt: number }> {
+    const now = Date.now();
+    const doc: RebuildLockDocument = { id: 'rebuild', group: this.group, type: 'rebuild', holder, startedAt: now, expiresAt };
+    for (;;) {
+      try {
+        const { resource } = await this.container.items.create(doc);
+        return { taken: true, etag: (resource as unknown as Stored<RebuildLockDocument>)._etag, startedAt: now };
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err;
+      }
+      const { resource: current } = await this.container.item('rebuild', this.group).read<Stored<RebuildLockDocument>>();
+      if (!current) continue; // released meanwhile
+      if (current.expiresAt > Date.now()) return { taken: false, holder: current.holder, startedAt: current.startedAt };
+      try {
+        const { resource } = await this.container
+          .item('rebuild', this.group)
+          .replace(doc, { accessCondition: { type: 'IfMatch', condition: current._etag } });
+        return { taken: true, etag: (resource as unknown as Stored<RebuildLockDocument>)._etag, startedAt: now };
+      } catch (err) {
+        if (statusOf(err) !== 412 && statusOf(err) !== 404) throw err;
+      }
+    }
+  }
+
+  /** Extends the rebuild lock `holder` took; the new ETag, or undefined when the lock is no longer ours. */
+  async renewRebuild(etag: string, holder: string, startedAt: number, expiresAt: number): Promise<string | undefined> {
+    const doc: RebuildLockDocument = { id: 'rebuild', group: this.group, type: 'rebuild', holder, startedAt, expiresAt };
+    try {
+      const { resource } = await this.container.item('rebuild', this.group).replace(doc, { accessCondition: { type: 'IfMatch', condition: etag } });
+      return (resource as unknown as Stored<RebuildLockDocument> | undefined)?._etag;
+    } catch (err) {
+      if (statusOf(err) === 412 || statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Lets the rebuild lock go (when still ours). */
+  async unlockRebuild(etag: string): Promise<void> {
+    try {
+      await this.container.item('rebuild', this.group).delete({ accessCondition: { type: 'IfMatch', condition: etag } });
+    } catch (err) {
+      if (statusOf(err) !== 412 && statusOf(err) !== 404) throw err;
+    }
   }
 
   /** Records an event of a parked aggregate (idempotent: a page read again writes the same document). */

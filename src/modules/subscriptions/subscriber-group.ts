@@ -20,7 +20,7 @@ import { OwnedLease } from './owned-lease.js';
 import { FeedRanges } from './sdk-adapter.js';
 import { RangeWorker } from './range-worker.js';
 import { describe, type SubscriberRuntime } from './subscriber-runtime.js';
-import { SubscriptionTimeoutError, UnknownDeadLetterError } from './subscriptions.errors.js';
+import { RebuildInProgressError, SubscriptionTimeoutError, UnknownDeadLetterError } from './subscriptions.errors.js';
 import type { DeadLetter, GroupState, RangeLag, StartFrom, SubscriberLag, SubscriberStatus } from './subscriptions.interfaces.js';
 import { sleep } from './sleep.js';
 
@@ -393,6 +393,30 @@ export class SubscriberGroup {
    * rewinds every lease to `from`, and lets the group run again.
    */
   async rebuild(from: StartFrom, timeoutMs: number): Promise<void> {
+    // One rebuild at a time per group, across instances: the lock lives in the leases container, renewed
+    // while the rebuild runs (its hook may take long), and taken over only once it has expired.
+    const lockFor = () => Date.now() + 2 * this.settings.leaseDurationMs;
+    const lock = await this.store.lockRebuild(this.settings.instanceId, lockFor());
+    if (!lock.taken) throw new RebuildInProgressError(this.name, lock.holder, new Date(lock.startedAt));
+    let etag: string | undefined = lock.etag;
+    const renewal = setInterval(() => {
+      if (etag === undefined) return;
+      void this.store.renewRebuild(etag, this.settings.instanceId, lock.startedAt, lockFor()).then(
+        (next) => (etag = next ?? etag),
+        (err: unknown) => this.logger.warn(`${this.label}: renewing the rebuild lock failed: ${describe(err)}`),
+      );
+    }, this.settings.renewIntervalMs);
+    try {
+      await this.rebuildLocked(from, timeoutMs);
+    } finally {
+      clearInterval(renewal);
+      await this.store.unlockRebuild(etag).catch((err: unknown) => {
+        this.logger.warn(`${this.label}: releasing the rebuild lock failed (it expires): ${describe(err)}`);
+      });
+    }
+  }
+
+  private async rebuildLocked(from: StartFrom, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     await this.store.setState('rebuilding');
     this.poke();
