@@ -127,6 +127,8 @@ export interface FeedProbe {
   /** The range's latest LSN, from the session token. */
   latestLsn?: number;
   oldestPendingAt?: Date;
+  /** The ranges the answer's continuation names: more than one when the SDK found the range split. */
+  ranges?: EpkBounds[];
 }
 
 /**
@@ -140,11 +142,14 @@ export async function probe(events: Container, range: FeedRange, position: FeedP
   const fault = pageFault(page, position.continuation);
   if (fault) throw new Error(`probing the change feed failed: ${fault}`);
   const latestLsn = lsnOfSessionToken(page.sessionToken);
+  const token = page.continuationToken ? parseComposite(page.continuationToken) : undefined;
+  const ranges = token?.Continuation.map(({ minInclusive, maxExclusive }) => ({ minInclusive, maxExclusive }));
   const first = page.result?.[0];
-  if (page.statusCode === 304 || !first) return { caughtUp: true, latestLsn };
+  if (page.statusCode === 304 || !first) return { caughtUp: true, latestLsn, ranges };
   return {
     caughtUp: false,
     latestLsn,
+    ranges,
     firstPendingLsn: typeof first._lsn === 'number' ? first._lsn : undefined,
     oldestPendingAt: typeof first._ts === 'number' ? new Date(first._ts * 1000) : undefined,
   };

@@ -126,6 +126,10 @@ export async function checkSdkInternals(container: Container): Promise<void> {
   if (made.minInclusive !== '' || made.maxExclusive !== 'FF') {
     throw new SdkInternalsError('feed range class', 'its constructor no longer takes (minInclusive, maxExclusive)');
   }
+  const internal = container.database.container(container.id) as unknown as { readInternal?: unknown };
+  if (typeof internal.readInternal !== 'function') {
+    throw new SdkInternalsError('container rid cache', 'Container.readInternal is gone: change feed iterators may read the container per probe');
+  }
   let page: ChangeFeedIteratorResponse<unknown>;
   try {
     page = await container.items
@@ -141,4 +145,30 @@ export async function checkSdkInternals(container: Container): Promise<void> {
   if (page.statusCode !== 200 && page.statusCode !== 304) {
     throw new SdkInternalsError('change feed response', `a read from "now" answered status ${String(page.statusCode)}`);
   }
+}
+
+/**
+ * A handle on `container` for the change feed readers whose container read is answered once: @azure/cosmos
+ * 4.9 reads the container (a metadata request, throttled by Azure at high rates) at the first `readNext` of
+ * every change feed iterator, only to learn its `_rid`, which never changes for the container. The readers
+ * and the lag probes make a new iterator per position, so without this every probe costs a metadata
+ * request. A separate `Container` object of the same client: the application's own `read()` still reads.
+ */
+export function changeFeedContainer(container: Container): Container {
+  const own = container.database.container(container.id);
+  const internal = own as unknown as { readInternal?: (...args: unknown[]) => Promise<unknown> };
+  if (typeof internal.readInternal !== 'function') {
+    // A newer SDK: no cache, every iterator reads the container again (more metadata requests, still right).
+    return own;
+  }
+  const read = internal.readInternal.bind(own);
+  let cached: Promise<unknown> | undefined;
+  internal.readInternal = (...args: unknown[]) => {
+    const result = (cached ??= read(...args));
+    result.catch(() => {
+      if (cached === result) cached = undefined;
+    });
+    return result;
+  };
+  return own;
 }

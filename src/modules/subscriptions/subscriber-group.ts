@@ -17,7 +17,7 @@ import {
 } from './lease-store.js';
 import { uncovered } from './lease-layout.js';
 import { OwnedLease } from './owned-lease.js';
-import { FeedRanges } from './sdk-adapter.js';
+import { changeFeedContainer, FeedRanges } from './sdk-adapter.js';
 import { RangeWorker } from './range-worker.js';
 import { describe, type SubscriberRuntime } from './subscriber-runtime.js';
 import { RebuildInProgressError, SubscriptionTimeoutError, UnknownDeadLetterError } from './subscriptions.errors.js';
@@ -33,9 +33,6 @@ export interface GroupSettings {
   shutdownTimeoutMs: number;
   deadLetterTtlSeconds?: number;
 }
-
-/** How old a partition list `lag()` may use: a split shows in its estimates this much later at most. */
-const LAG_PARTITIONS_MAX_AGE_MS = 5_000;
 
 type Range = { minInclusive: string; maxExclusive: string };
 
@@ -61,18 +58,20 @@ export class SubscriberGroup {
   private session?: string;
   /** A start asked for while the loop of a timed-out stop was still finishing. */
   private restartWith?: string;
-  private partitionList?: { at: number; list: Promise<EpkBounds[]> };
   /** The group document's settled events, as of the last look at it. */
   private settled: readonly SettledEvent[] = [];
 
+  private readonly events: Container;
+
   constructor(
-    private readonly events: Container,
+    events: Container,
     leases: Container,
     readonly runtime: SubscriberRuntime,
     private readonly startFrom: StartFrom,
     private readonly settings: GroupSettings,
     private readonly logger: Logger,
   ) {
+    this.events = changeFeedContainer(events);
     this.store = new LeaseStore(leases, runtime.subscriber.name, settings.deadLetterTtlSeconds);
     this.feedRangeObjects = new FeedRanges(() => this.ranges());
   }
@@ -467,7 +466,8 @@ export class SubscriberGroup {
       })),
       ...(await this.missingRanges(leases)).map((range) => ({ range, position: { continuation: null, startFrom: start } })),
     ];
-    const partitions = await this.partitions(LAG_PARTITIONS_MAX_AGE_MS);
+    // No partition listing: each lease is looked at per range its own checkpoint names (see `probeParts`).
+    const partitions: EpkBounds[] = [];
     const ranges: RangeLag[] = await Promise.all(
       positions.map(async ({ range, owner, position }) => {
         const parts = await this.probeParts(range, position, partitions);
@@ -501,7 +501,7 @@ export class SubscriberGroup {
       const { leases } = await this.store.list();
       // A feed range without a lease is pending: nobody reads it until its lease exists.
       if (leases.length > 0 && (await this.missingRanges(leases)).length === 0) {
-        const partitions = await this.partitions();
+        const partitions: EpkBounds[] = [];
         const probes = (
           await Promise.all(
             leases.map((l) => this.probeParts(l.feedRange, { continuation: l.continuation, startFrom: l.startFrom }, partitions)),
@@ -540,35 +540,30 @@ export class SubscriberGroup {
   }
 
   /**
-   * The container's physical partitions (they change when a partition splits), read afresh when the list
-   * at hand is older than `maxAgeMs`: `lag()` serves health checks and HTTP reads, which should not send a
-   * partition listing each, while `waitForCatchUp` must not miss a split that happened since.
+   * Looks at what follows `position` in each range its checkpoint names (one per physical partition the reader
+   * knew; see `positionParts`), with no partition listing: a split since is followed by the SDK inside a part.
    */
-  private async partitions(maxAgeMs = 0): Promise<EpkBounds[]> {
-    const now = Date.now();
-    if (!this.partitionList || now - this.partitionList.at >= maxAgeMs) {
-      const list = this.events.getFeedRanges().then((ranges) => ranges as unknown as EpkBounds[]);
-      this.partitionList = { at: now, list };
-      // A failed listing is not kept: the next call asks again.
-      list.catch(() => {
-        if (this.partitionList?.list === list) this.partitionList = undefined;
-      });
-    }
-    return this.partitionList.list;
-  }
-
-  /** Looks at what follows `position` in each physical partition `range` spans (see `positionParts`). */
   private async probeParts(
     range: Range,
     position: FeedPosition,
     partitions: readonly EpkBounds[],
+    depth = 0,
   ): Promise<Array<{ part: EpkBounds; probe: FeedProbe }>> {
-    return Promise.all(
+    const probed = await Promise.all(
       positionParts(range, position, partitions).map(async (part) => ({
-        part: part.range,
+        part,
         probe: await probe(this.events, await this.feedRangeOf(part.range), part.position),
       })),
     );
+    const results: Array<{ part: EpkBounds; probe: FeedProbe }> = [];
+    for (const { part, probe: result } of probed) {
+      // The SDK found the part split (its answer names several ranges): LSNs are per partition, so each child
+      // is looked at on its own, cut along the ranges the SDK now knows (no listing of ours).
+      const children = result.ranges?.filter((r) => r.minInclusive < part.range.maxExclusive && part.range.minInclusive < r.maxExclusive) ?? [];
+      if (depth < 2 && children.length > 1) results.push(...(await this.probeParts(part.range, part.position, children, depth + 1)));
+      else results.push({ part: part.range, probe: result });
+    }
+    return results;
   }
 
   /** The container's feed ranges (read once). */
