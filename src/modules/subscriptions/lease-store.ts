@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Container, ItemDefinition, OperationInput } from '@azure/cosmos';
+import type { Container, ItemDefinition, JSONObject, OperationInput } from '@azure/cosmos';
 import { statusOf } from '../cosmos/index.js';
 import type { DeadLetter, FailurePolicy, GroupState, StartFrom } from './subscriptions.interfaces.js';
 import { sleep } from './sleep.js';
@@ -290,6 +290,42 @@ export class LeaseStore {
       group: results[0].resourceBody as unknown as Stored<GroupDocument>,
       lease: results[1].resourceBody as unknown as Stored<LeaseDocument>,
     };
+  }
+
+  /**
+   * Replaces a free lease by leases over its sub-ranges, each resuming at the whole lease's position clipped
+   * to it, in one transactional batch conditional on the lease's ETag: nothing is read twice, and two
+   * instances never both cut it. False when the lease changed since it was read.
+   */
+  async cutLease(lease: Stored<LeaseDocument>, parts: ReadonlyArray<{ feedRange: { minInclusive: string; maxExclusive: string }; continuation: string | null }>): Promise<boolean> {
+    // The whole lease becomes a tombstone (conditional on its ETag; a batch delete takes no condition), which
+    // no listing returns, and is deleted once the cut is done.
+    const tombstone = { id: lease.id, group: this.group, type: 'cut', into: parts.map((p) => leaseId(p.feedRange)) };
+    const operations: OperationInput[] = [
+      { operationType: 'Replace', id: lease.id, resourceBody: tombstone, ifMatch: lease._etag },
+      ...parts.map(
+        (part): OperationInput => ({
+          operationType: 'Create',
+          resourceBody: {
+            id: leaseId(part.feedRange),
+            group: this.group,
+            type: 'lease',
+            feedRange: part.feedRange,
+            ...unclaimed(lease.startFrom),
+            continuation: part.continuation,
+            checkpointedAt: lease.checkpointedAt,
+          } satisfies LeaseDocument as unknown as JSONObject,
+        }) as OperationInput,
+      ),
+    ];
+    const response = await this.container.items.batch(operations, this.group);
+    const results = response.result ?? [];
+    if (results.length !== operations.length || results.some((r) => r.statusCode >= 400)) return false;
+    await this.container
+      .item(lease.id, this.group)
+      .delete()
+      .catch(() => undefined); // a tombstone left behind is harmless
+    return true;
   }
 
   /** Sets the group's state (creating its document when missing), whatever it was. */

@@ -15,7 +15,7 @@ import {
   type SettledEvent,
   type Stored,
 } from './lease-store.js';
-import { uncovered } from './lease-layout.js';
+import { clipContinuation, cutRange, uncovered } from './lease-layout.js';
 import { OwnedLease } from './owned-lease.js';
 import { changeFeedContainer, FeedRanges } from './sdk-adapter.js';
 import { RangeWorker } from './range-worker.js';
@@ -32,6 +32,8 @@ export interface GroupSettings {
   pollIntervalMs: number;
   shutdownTimeoutMs: number;
   deadLetterTtlSeconds?: number;
+  /** Leases the group is cut into (see `SubscriptionsModuleOptions.leases`); default: one per physical partition. */
+  leases?: number;
 }
 
 type Range = { minInclusive: string; maxExclusive: string };
@@ -198,7 +200,9 @@ export class SubscriberGroup {
       // have its lease, or its events are never read.
       const missing = await this.missingRanges(leases);
       if (!group || missing.length > 0) {
-        await this.store.initialize(missing, leases[0]?.startFrom ?? this.startFrom);
+        await this.store.initialize(await this.cut(missing, leases.length), leases[0]?.startFrom ?? this.startFrom);
+        ({ group, leases } = await this.store.list());
+      } else if (group.state === 'running' && (await this.cutOneFreeLease(leases))) {
         ({ group, leases } = await this.store.list());
       }
     }
@@ -256,6 +260,36 @@ export class SubscriberGroup {
         await this.store.replace({ ...candidate, requestedBy: me.instanceId, requestedSession: me.session }, candidate._etag);
       }
     }
+  }
+
+  /** Ranges without a lease, cut so that a new group gets `leases` in all (at least one per range). */
+  private async cut(missing: Range[], existing: number): Promise<Range[]> {
+    const desired = this.settings.leases ?? 1;
+    if (missing.length === 0 || existing > 0) return missing;
+    const physical = (await this.ranges()).length;
+    const perRange = Math.max(1, Math.ceil(desired / Math.max(physical, 1)));
+    return missing.flatMap((range) => cutRange(range, perRange));
+  }
+
+  /**
+   * Migrates a group made with fewer leases than wanted: cuts one free lease (nobody holds it, none asked for
+   * it, nothing parked on it) into sub-ranges, each resuming at its checkpoint. True when it cut one.
+   */
+  private async cutOneFreeLease(leases: ReadonlyArray<Stored<LeaseDocument>>): Promise<boolean> {
+    const desired = this.settings.leases ?? 1;
+    if (leases.length >= desired) return false;
+    const now = Date.now();
+    for (const lease of leases) {
+      if ((lease.owner && lease.expiresAt > now) || lease.requestedBy !== null || (lease.parked?.length ?? 0) > 0) continue;
+      const parts = cutRange(lease.feedRange, Math.min(desired - leases.length + 1, desired));
+      if (parts.length < 2) continue;
+      const positions = parts.map((feedRange) => ({ feedRange, continuation: clipContinuation(lease.continuation, feedRange) }));
+      if (positions.some((p) => p.continuation === undefined)) continue;
+      const done = await this.store.cutLease(lease, positions as Array<{ feedRange: Range; continuation: string | null }>);
+      if (done) this.logger.log(`${this.label}: cut ${rangeKey(lease.feedRange)} into ${parts.length} leases`);
+      return done;
+    }
+    return false;
   }
 
   /**

@@ -17,6 +17,7 @@ export interface ResolvedSubscriptionsOptions {
   autoStart: boolean;
   shutdownTimeoutMs: number;
   deadLetterTtlSeconds?: number;
+  leases: number;
 }
 
 export const DEFAULT_RETRY: Required<RetryOptions> = { attempts: 5, initialDelayMs: 200, maxDelayMs: 10_000 };
@@ -54,6 +55,7 @@ export function resolveSubscriptionsOptions(options: SubscriptionsModuleOptions 
     onFailure,
     autoStart: options.autoStart ?? true,
     shutdownTimeoutMs: positive('shutdownTimeoutMs', 10_000),
+    leases: positive('leases', 8),
     ...(options.deadLetterTtlSeconds === undefined ? {} : { deadLetterTtlSeconds: positive('deadLetterTtlSeconds', 0) }),
   };
 }
