@@ -69,3 +69,27 @@ describe.each([
     expect(versions).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 });
+
+describe('a change feed answer cut mid-body', () => {
+  it('is read again from the last good position: nothing twice, nothing skipped', async () => {
+    const log = new DeliveryLog();
+    const aggregateId = `Cut/${++tests}`;
+    const instance = await startInstance({
+      name: 'A',
+      endpoint: faulty.proxy.endpoint,
+      key: faulty.cosmos.key,
+      databaseId: faulty.events.database.id,
+      subscribers: [Recorder],
+      log,
+      options: { leasesContainerId: `leases-gone-${tests}` },
+    });
+    instances.push(instance);
+    await writeVersions(aggregateId, 1, 5);
+    await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 10_000 });
+    const rule = faulty.proxy.addRule({ match: changeFeedRead, times: 3, action: { type: 'truncate' } });
+    await writeVersions(aggregateId, 6, 10);
+    await eventually('three answers were cut', () => rule.fired >= 3);
+    await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 10_000 });
+    expect(log.of('recorder').filter((d) => d.aggregateId === aggregateId).map((d) => d.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+});
