@@ -1,6 +1,5 @@
 import type { Logger } from '@nestjs/common';
 import type { Container, FeedRange } from '@azure/cosmos';
-import { estimatePending, positionParts, probe, type EpkBounds, type FeedPosition, type FeedProbe } from './change-feed-reader.js';
 import {
   holderKey,
   isHeldBy,
@@ -16,12 +15,13 @@ import {
   type Stored,
 } from './lease-store.js';
 import { clipContinuation, cutRange, uncovered } from './lease-layout.js';
+import { LagEstimator } from './lag-estimator.js';
 import { OwnedLease } from './owned-lease.js';
 import { changeFeedContainer, FeedRanges } from './sdk-adapter.js';
 import { RangeWorker } from './range-worker.js';
 import { describe, type SubscriberRuntime } from './subscriber-runtime.js';
 import { RebuildInProgressError, SubscriptionTimeoutError, UnknownDeadLetterError } from './subscriptions.errors.js';
-import type { DeadLetter, GroupState, RangeLag, StartFrom, SubscriberLag, SubscriberStatus } from './subscriptions.interfaces.js';
+import type { DeadLetter, GroupState, StartFrom, SubscriberLag, SubscriberStatus } from './subscriptions.interfaces.js';
 import { sleep } from './sleep.js';
 
 /** The module settings a group works with. */
@@ -56,6 +56,7 @@ export class SubscriberGroup {
   private stopping = false;
   private feedRanges?: Promise<readonly FeedRange[]>;
   private readonly feedRangeObjects: FeedRanges;
+  private readonly estimator: LagEstimator;
   private state?: GroupState;
   private session?: string;
   /** A start asked for while the loop of a timed-out stop was still finishing. */
@@ -76,6 +77,15 @@ export class SubscriberGroup {
     this.events = changeFeedContainer(events);
     this.store = new LeaseStore(leases, runtime.subscriber.name, settings.deadLetterTtlSeconds);
     this.feedRangeObjects = new FeedRanges(() => this.ranges());
+    this.estimator = new LagEstimator({
+      name: runtime.subscriber.name,
+      events: this.events,
+      store: this.store,
+      startFrom,
+      pollIntervalMs: settings.pollIntervalMs,
+      missingRanges: (leases) => this.missingRanges(leases),
+      feedRangeOf: (range) => this.feedRangeOf(range),
+    });
   }
 
   get name(): string {
@@ -487,82 +497,14 @@ export class SubscriberGroup {
     this.poke();
   }
 
-  async lag(): Promise<SubscriberLag> {
-    const { group, leases } = await this.store.list();
-    const now = Date.now();
-    // A feed range without a lease (not created yet, or its creation was interrupted) is pending from its start.
-    const start = leases[0]?.startFrom ?? toStoredStart(this.startFrom, now);
-    const positions: Array<{ range: Range; owner?: string; position: FeedPosition }> = [
-      ...leases.map((l) => ({
-        range: l.feedRange,
-        owner: l.owner && l.expiresAt > now ? l.owner : undefined,
-        position: { continuation: l.continuation, startFrom: l.startFrom },
-      })),
-      ...(await this.missingRanges(leases)).map((range) => ({ range, position: { continuation: null, startFrom: start } })),
-    ];
-    // No partition listing: each lease is looked at per range its own checkpoint names (see `probeParts`).
-    const partitions: EpkBounds[] = [];
-    const ranges: RangeLag[] = await Promise.all(
-      positions.map(async ({ range, owner, position }) => {
-        const parts = await this.probeParts(range, position, partitions);
-        const lag: RangeLag = { range: rangeKey(range), estimatedPending: parts.reduce((sum, { probe }) => sum + estimatePending(probe), 0) };
-        if (owner) lag.owner = owner;
-        const oldest = Math.min(...parts.map(({ probe }) => probe.oldestPendingAt?.getTime() ?? Number.POSITIVE_INFINITY));
-        if (Number.isFinite(oldest)) lag.oldestPendingAt = new Date(oldest);
-        return lag;
-      }),
-    );
-    const oldest = Math.min(...ranges.map((r) => r.oldestPendingAt?.getTime() ?? Number.POSITIVE_INFINITY));
-    const lag: SubscriberLag = {
-      name: this.name,
-      state: leases.length === 0 || !group ? 'not-started' : group.state,
-      estimatedPending: ranges.reduce((sum, r) => sum + r.estimatedPending, 0),
-      behindMs: Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0,
-      parkedAggregates: leases.flatMap((l) => (l.parked ?? []).map((p) => p.aggregateId)),
-      ranges,
-    };
-    if (group?.reason && group.state === 'stopped') lag.reason = group.reason;
-    return lag;
+  /** The group's lag, computed by the lag estimator (see `LagEstimator.lag`). */
+  lag(): Promise<SubscriberLag> {
+    return this.estimator.lag();
   }
 
   /** Resolves once every change committed before the call is checkpointed. */
-  async waitForCatchUp(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    // The latest LSN of each physical partition when the call began: LSNs are per partition, so a lease whose
-    // range split since its creation is looked at partition by partition.
-    let targets: Array<{ range: EpkBounds; lsn: number | undefined }> | undefined;
-    for (;;) {
-      const { leases } = await this.store.list();
-      // A feed range without a lease is pending: nobody reads it until its lease exists.
-      if (leases.length > 0 && (await this.missingRanges(leases)).length === 0) {
-        const partitions: EpkBounds[] = [];
-        const probes = (
-          await Promise.all(
-            leases.map((l) => this.probeParts(l.feedRange, { continuation: l.continuation, startFrom: l.startFrom }, partitions)),
-          )
-        ).flat();
-        const known = (targets ??= probes.map(({ part, probe }) => ({ range: part, lsn: probe.latestLsn })));
-        const caughtUp = probes.every(({ part, probe }) => {
-          if (probe.caughtUp) return true;
-          // A partition that split since the call has its parent's target: a child goes on with its parent's LSNs.
-          const target = known.find((t) => t.range.minInclusive <= part.minInclusive && part.maxExclusive <= t.range.maxExclusive);
-          if (!target) {
-            known.push({ range: part, lsn: probe.latestLsn });
-            return false;
-          }
-          return target.lsn !== undefined && probe.firstPendingLsn !== undefined && probe.firstPendingLsn > target.lsn;
-        });
-        if (caughtUp) return;
-      }
-      if (Date.now() > deadline) {
-        const lag = await this.lag().catch(() => undefined);
-        throw new SubscriptionTimeoutError(
-          `${this.name} did not catch up within ${timeoutMs} ms` +
-            (lag ? ` (state ${lag.state}, about ${lag.estimatedPending} change(s) pending${lag.reason ? `: ${lag.reason}` : ''})` : ''),
-        );
-      }
-      await sleep(Math.min(this.settings.pollIntervalMs, 200));
-    }
+  waitForCatchUp(timeoutMs: number): Promise<void> {
+    return this.estimator.waitForCatchUp(timeoutMs);
   }
 
   /**
@@ -571,33 +513,6 @@ export class SubscriberGroup {
    */
   private async missingRanges(leases: ReadonlyArray<{ feedRange: Range }>): Promise<Range[]> {
     return uncovered((await this.ranges()) as unknown as readonly Range[], leases);
-  }
-
-  /**
-   * Looks at what follows `position` in each range its checkpoint names (one per physical partition the reader
-   * knew; see `positionParts`), with no partition listing: a split since is followed by the SDK inside a part.
-   */
-  private async probeParts(
-    range: Range,
-    position: FeedPosition,
-    partitions: readonly EpkBounds[],
-    depth = 0,
-  ): Promise<Array<{ part: EpkBounds; probe: FeedProbe }>> {
-    const probed = await Promise.all(
-      positionParts(range, position, partitions).map(async (part) => ({
-        part,
-        probe: await probe(this.events, await this.feedRangeOf(part.range), part.position),
-      })),
-    );
-    const results: Array<{ part: EpkBounds; probe: FeedProbe }> = [];
-    for (const { part, probe: result } of probed) {
-      // The SDK found the part split (its answer names several ranges): LSNs are per partition, so each child
-      // is looked at on its own, cut along the ranges the SDK now knows (no listing of ours).
-      const children = result.ranges?.filter((r) => r.minInclusive < part.range.maxExclusive && part.range.minInclusive < r.maxExclusive) ?? [];
-      if (depth < 2 && children.length > 1) results.push(...(await this.probeParts(part.range, part.position, children, depth + 1)));
-      else results.push({ part: part.range, probe: result });
-    }
-    return results;
   }
 
   /** The container's feed ranges (read once). */
