@@ -36,6 +36,17 @@ it('runs the action for the token', async () => {
   expect(logger.text).toMatch(/order-stats: rebuilding from beginning/);
 });
 
+it('runs one rebuild at a time: five concurrent requests answer 202 once and 409 otherwise, never 500', async () => {
+  const answers = await Promise.all(
+    Array.from({ length: 5 }, () => request(service.http).post(REBUILD).set('authorization', `Bearer ${TOKEN}`)),
+  );
+  // The five arrive together, well within the first rebuild's time: it runs, the others are refused.
+  expect(answers.map((res) => res.status).sort()).toEqual([202, 409, 409, 409, 409]);
+  for (const res of answers.filter((r) => r.status === 409)) {
+    expect(res.body).toMatchObject({ statusCode: 409, rebuilding: { subscriber: 'order-stats' } });
+  }
+});
+
 it('guards the raw event API’s writes as /admin: 401 without the token, 201 with it; reads stay open', async () => {
   const id = `raw-${randomUUID()}`;
   const body = { records: [{ version: 1, data: '' }] };

@@ -73,7 +73,7 @@ class OpenedAccounts {
   readonly owners: string[] = [];
 
   @OnEvent({ events: [Opened], aggregateIdPrefix: 'Account/' })
-  onOpened(event: Opened, { aggregateId }: SubscribedEvent): void {
+  onOpened(event: Opened, { streamId: aggregateId }: SubscribedEvent): void {
     if (event instanceof Opened && aggregateId.startsWith('Account/')) this.owners.push(event.owner);
   }
 }

@@ -81,7 +81,7 @@ class BalancesProjection {
   constructor(private readonly balances: Balances) {}
 
   @OnEvent({ events: [Deposited, Withdrawn], aggregateIdPrefix: 'Account/' })
-  apply(event: Deposited | Withdrawn, { aggregateId, version }: SubscribedEvent): void {
+  apply(event: Deposited | Withdrawn, { streamId: aggregateId, version }: SubscribedEvent): void {
     const row = this.balances.byAccount.get(aggregateId) ?? { balance: 0, version: 0 };
     if (version <= row.version) return; // delivered again: at least once
     const delta = event instanceof Deposited ? event.amount : -event.amount;

@@ -27,12 +27,12 @@ class ProtobufOrders {
   constructor(@Inject(SEEN) private readonly seen: Seen) {}
 
   @OnEvent({ aggregateIdPrefix: 'example_app_order_v1#', types: [CreatedSchema.typeName] })
-  created({ aggregateId, version, event }: SubscribedEvent<ProtosourceSubscribedMessage<Created>>): void {
+  created({ streamId: aggregateId, version, event }: SubscribedEvent<ProtosourceSubscribedMessage<Created>>): void {
     this.seen.push({ stream: aggregateId, version, type: event!.type, customerId: event!.message.customerId });
   }
 
   @OnEvent({ aggregateIdPrefix: 'example_app_order_v1#', types: [PlacedSchema.typeName] })
-  placed({ aggregateId, version, event }: SubscribedEvent<ProtosourceSubscribedMessage<Placed>>): void {
+  placed({ streamId: aggregateId, version, event }: SubscribedEvent<ProtosourceSubscribedMessage<Placed>>): void {
     this.seen.push({ stream: aggregateId, version, type: event!.type, placedAt: event!.message.placedAt });
   }
 }

@@ -2,7 +2,7 @@
  * Declaring subscribers: mistakes are refused when the class is decorated or when the module starts, with a
  * message that says what to change. No Cosmos DB is involved (nothing is read before `start()`).
  */
-import { Injectable, Module, type DynamicModule } from '@nestjs/common';
+import { Injectable, Module, Scope, type DynamicModule } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
   EVENTS_CONTAINER,
@@ -101,7 +101,7 @@ describe('@Subscriber and @OnEvent', () => {
       @OnEvent(Placed, Shipped)
       narrow(_event: Placed): void {}
     }
-    expect(SubscriptionsModule.forFeature([Classes]).providers).toHaveLength(2);
+    expect(SubscriptionsModule.forFeature([Classes]).providers).toHaveLength(3);
     expect(() => OnEvent({ events: [Placed], types: ['Placed'] } as never)).toThrow(/events \(classes\) or types \(names\), not both/);
     expect(() => OnEvent({ events: [] } as never)).toThrow(/non-empty array of event classes/);
     class Placed2 {
@@ -127,10 +127,41 @@ describe('registration', () => {
     );
     expect(subscriptions.names().sort()).toEqual(['plain', 'typed']);
     expect(subscriptions.status()).toEqual([
-      { name: 'plain', ownedRanges: [], handled: 0, passedOver: 0, deadLettered: 0 },
-      { name: 'typed', ownedRanges: [], handled: 0, passedOver: 0, deadLettered: 0 },
+      { name: 'plain', ownedRanges: [], handled: 0, passedOver: 0, deadLettered: 0, parkedAggregates: [] },
+      { name: 'typed', ownedRanges: [], handled: 0, passedOver: 0, deadLettered: 0, parkedAggregates: [] },
     ]);
     await expect(subscriptions.lag('nope')).rejects.toThrow(UnknownSubscriberError);
+  });
+
+  it('fails the start naming a subscriber that cannot be a singleton, and the dependency that makes it so', async () => {
+    @Injectable({ scope: Scope.REQUEST })
+    class RequestContext {}
+
+    @Injectable()
+    class Middle {
+      constructor(readonly context: RequestContext) {}
+    }
+
+    @Subscriber({ name: 'scoped' })
+    class Scoped {
+      constructor(readonly middle: Middle) {}
+
+      @OnEvent()
+      handle(): void {}
+    }
+
+    @Subscriber({ name: 'transient' })
+    @Injectable({ scope: Scope.TRANSIENT })
+    class Transient {
+      @OnEvent()
+      handle(): void {}
+    }
+
+    await expect(boot(SubscriptionsModule.forFeature([Scoped], { providers: [Middle, RequestContext] }))).rejects.toThrow(
+      /subscriber Scoped cannot be a singleton: it depends on Middle, which depends on RequestContext \(request-scoped\)/,
+    );
+    // Transient with static dependencies: its registration gets one instance, which is all a reader needs.
+    expect((await boot(SubscriptionsModule.forFeature([Transient]))).names()).toEqual(['transient']);
   });
 
   it('refuses two subscribers of one name: a name is a consumer group', async () => {

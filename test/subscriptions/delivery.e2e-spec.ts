@@ -38,12 +38,12 @@ class Router {
   constructor(@Inject(DELIVERY_LOG) private readonly log: DeliveryLog) {}
 
   @OnEvent('Placed', 'Paid')
-  money({ aggregateId, version, event }: SubscribedEvent<OrderEvent>): void {
+  money({ streamId: aggregateId, version, event }: SubscribedEvent<OrderEvent>): void {
     this.log.record({ instance: `money:${event?.type}:${event?.total ?? 0}`, subscriber: 'router', aggregateId, version, attempt: 1 });
   }
 
   @OnEvent({ aggregateIdPrefix: 'Order/' })
-  orders({ aggregateId, version }: SubscribedEvent<OrderEvent>): void {
+  orders({ streamId: aggregateId, version }: SubscribedEvent<OrderEvent>): void {
     this.log.record({ instance: 'orders', subscriber: 'router', aggregateId, version, attempt: 1 });
   }
 }

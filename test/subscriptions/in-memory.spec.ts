@@ -30,7 +30,7 @@ class All {
   ) {}
 
   @OnEvent()
-  async handle({ aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
+  async handle({ streamId: aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
     // Each subclass is a subscriber of its own, named as its class.
     this.log.record({ instance: 'memory', subscriber: this.constructor.name.toLowerCase(), aggregateId, version, attempt });
     await new Promise((resolve) => setImmediate(resolve));

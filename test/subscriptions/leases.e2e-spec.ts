@@ -82,7 +82,7 @@ class Ledger {
   ) {}
 
   @OnEvent()
-  async handle({ aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
+  async handle({ streamId: aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
     const start = performance.now();
     this.log.record({ instance: this.instance, subscriber: 'ledger', aggregateId, version, attempt });
     await this.hold.pass(this.instance, `${aggregateId}@${version}`);

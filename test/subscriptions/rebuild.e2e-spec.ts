@@ -48,7 +48,7 @@ class BalanceProjection implements OnSubscriberRebuild {
   ) {}
 
   @OnEvent()
-  async apply({ aggregateId, version, event, attempt }: SubscribedEvent<{ amount: number }>): Promise<void> {
+  async apply({ streamId: aggregateId, version, event, attempt }: SubscribedEvent<{ amount: number }>): Promise<void> {
     this.log.record({ instance: this.instance, subscriber: 'balances', aggregateId, version, attempt });
     this.balances.apply(aggregateId, version, event!.amount);
     await new Promise((resolve) => setImmediate(resolve));

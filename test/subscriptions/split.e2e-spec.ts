@@ -38,7 +38,7 @@ class HeldRecorder {
   ) {}
 
   @OnEvent()
-  async record({ aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
+  async record({ streamId: aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
     if (this.held.aggregates.has(aggregateId)) await this.held.gate;
     this.log.record({ instance: 'held', subscriber: 'held', aggregateId, version, attempt });
   }

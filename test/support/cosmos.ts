@@ -32,6 +32,9 @@ export function liveCosmos(account: LiveAccount): EmbeddedCosmos {
     splitPartition() {
       throw new Error('splitPartition needs the embedded server, not COSMOS_TEST_ENDPOINT');
     },
+    mergePartitions() {
+      throw new Error('mergePartitions needs the embedded server, not COSMOS_TEST_ENDPOINT');
+    },
     close: async () => undefined,
   } as EmbeddedCosmos;
 }

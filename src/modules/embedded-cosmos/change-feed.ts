@@ -161,6 +161,33 @@ export class ContainerChangeFeed {
     return { parent: parent.range, children: [children[0].range, children[1].range] };
   }
 
+  /**
+   * Merges two adjacent physical partitions into one, as Cosmos DB does when throughput or storage shrink:
+   * both leave the listing and one range with a new id takes their joint EPK span, naming both in `parents`.
+   * The merged log holds both parents' entries with their LSNs, in LSN order (each parent's own order kept),
+   * and continues from the higher of their LSNs, so a continuation of either parent stays valid on it for
+   * that parent's EPK span (which @azure/cosmos sends after a 410/1002 on the parent, with EPK headers).
+   * Requests still naming a parent are answered 410 with sub-status 1002. By default the first two ranges.
+   */
+  merge(leftId?: string): { parents: [PartitionKeyRange, PartitionKeyRange]; merged: PartitionKeyRange } {
+    const index = leftId === undefined ? 0 : this.logs.findIndex((log) => log.range.id === leftId);
+    if (index < 0 || index + 1 >= this.logs.length) {
+      throw new Error(`no partition key range ${String(leftId)} with a right neighbour: the ranges are ${this.logs.map((log) => log.range.id).join(', ')}`);
+    }
+    const left = this.logs[index];
+    const right = this.logs[index + 1];
+    const entries = [...left.entries, ...right.entries].sort((x, y) => x.lsn - y.lsn);
+    const merged: RangeLog = {
+      range: { id: String(this.nextRangeId++), minInclusive: left.range.minInclusive, maxExclusive: right.range.maxExclusive },
+      parents: [...left.parents, left.range.id, right.range.id],
+      lsn: Math.max(left.lsn, right.lsn),
+      entries,
+      superseded: left.superseded + right.superseded,
+    };
+    this.logs = [...this.logs.slice(0, index), merged, ...this.logs.slice(index + 2)];
+    return { parents: [left.range, right.range], merged: merged.range };
+  }
+
   /** Index of the log with the most current documents (the first of those). */
   private busiestLog(): number {
     let best = 0;

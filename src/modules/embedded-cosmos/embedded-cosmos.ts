@@ -61,8 +61,22 @@ export interface EmbeddedCosmos {
    * const { parent, children } = cosmos.splitPartition('db', 'events');
    */
   splitPartition(databaseId: string, containerId: string, rangeId?: string): PartitionSplit;
+  /**
+   * Merges a physical partition (by id; by default the first) with its right neighbour, as Cosmos DB does
+   * after throughput or storage shrink: requests naming either answer 410/1002 from then on.
+   *
+   * @example
+   * const { parents, merged } = cosmos.mergePartitions('db', 'events');
+   */
+  mergePartitions(databaseId: string, containerId: string, leftRangeId?: string): PartitionMerge;
   /** Stops accepting requests and closes open connections. */
   close(): Promise<void>;
+}
+
+/** What `mergePartitions` did: the two ranges that went and the one that replaced them. */
+export interface PartitionMerge {
+  parents: [PartitionKeyRange, PartitionKeyRange];
+  merged: PartitionKeyRange;
 }
 
 /** What `splitPartition` did: the range that went and the two that replaced it. */
@@ -96,8 +110,9 @@ export interface EmbeddedCosmosOptions {
  *   `partitionKeyRanges` physical partitions per container;
  * - an item `ttl` Cosmos DB would refuse (not -1 nor an integer from 1 to 2^31-1) is refused with 400;
  * - queries cost time linear in the documents scanned, not quadratic (see linear-queries.ts);
- * - a point read whose If-None-Match holds the item's etag answers 304 without a body.
- * - partitions split on request (`splitPartition`), answering change feed requests for the split range 410/1002.
+ * - a point read whose If-None-Match holds the item's etag answers 304 without a body;
+ * - partitions split and merge on request (`splitPartition`, `mergePartitions`), answering change feed requests
+ *   for a range that went 410/1002.
  * Still not enforced: expiry itself (the store filters expired items), stored procedures.
  *
  * @example
@@ -135,6 +150,11 @@ export async function startEmbeddedCosmos(options: EmbeddedCosmosOptions = {}): 
       const feed = feeds.of(account.database(databaseId).collection(containerId));
       if (!feed) throw new Error(`splitPartition: no container ${containerId} in database ${databaseId}`);
       return feed.split(rangeId);
+    },
+    mergePartitions(databaseId, containerId, leftRangeId) {
+      const feed = feeds.of(account.database(databaseId).collection(containerId));
+      if (!feed) throw new Error(`mergePartitions: no container ${containerId} in database ${databaseId}`);
+      return feed.merge(leftRangeId);
     },
     close: () =>
       new Promise<void>((resolve, reject) => {

@@ -35,7 +35,8 @@ export interface ProxiedRequest {
  * What a firing rule does to a request:
  * - `latency`: waits `ms`, and until `until` settles when given (to hold a request while a test acts), then
  *   forwards the request as usual;
- * - `status`: answers `status` (e.g. 429 with `retryAfterMs`, 503, 408). `when: 'before'` (default): the
+ * - `status`: answers `status` (e.g. 429 with `retryAfterMs`, 503, 408, 410 with `subStatus` 1002), the
+ *   sub-status in `x-ms-substatus` when given. `when: 'before'` (default): the
  *   server never sees the request; `when: 'after'`: the server executes it and its answer is thrown away;
  * - `reset`: resets the client's connection. `when: 'before'`: the server never sees the request;
  *   `when: 'after'`: the server executes it, the client never gets the answer (a lost acknowledgement).
@@ -46,7 +47,7 @@ export interface ProxiedRequest {
  */
 export type FaultAction =
   | { type: 'latency'; ms?: number; until?: PromiseLike<unknown> }
-  | { type: 'status'; status: number; retryAfterMs?: number; when?: 'before' | 'after' }
+  | { type: 'status'; status: number; retryAfterMs?: number; subStatus?: number; when?: 'before' | 'after' }
   | { type: 'reset'; when: 'before' | 'after' }
   | { type: 'truncate'; fraction?: number };
 
@@ -268,9 +269,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         req.socket.destroy();
       });
     };
-    const fault = (status: number, retryAfterMs: number | undefined) => {
+    const fault = (status: number, retryAfterMs: number | undefined, subStatus?: number) => {
       const headers: Record<string, string> = { 'content-type': 'application/json', 'x-ms-activity-id': randomUUID() };
       if (retryAfterMs !== undefined) headers['x-ms-retry-after-ms'] = String(retryAfterMs);
+      if (subStatus !== undefined) headers['x-ms-substatus'] = String(subStatus);
       const payload = { code: REASONS[status] ?? String(status), message: `fault proxy: injected ${status}` };
       answer(status, headers, Buffer.from(JSON.stringify(payload)));
     };
@@ -280,7 +282,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       if (action.until) await action.until;
     }
     if (action?.type === 'reset' && action.when === 'before') return reset();
-    if (action?.type === 'status' && action.when !== 'after') return fault(action.status, action.retryAfterMs);
+    if (action?.type === 'status' && action.when !== 'after') return fault(action.status, action.retryAfterMs, action.subStatus);
 
     let response: { status: number; headers: IncomingHttpHeaders; body: Buffer };
     try {
@@ -291,7 +293,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     }
     record.upstreamStatus = response.status;
     if (action?.type === 'reset') return reset();
-    if (action?.type === 'status') return fault(action.status, action.retryAfterMs);
+    if (action?.type === 'status') return fault(action.status, action.retryAfterMs, action.subStatus);
 
     let payload = response.body;
     if (method === 'GET' && url.pathname === '/' && response.status === 200) {

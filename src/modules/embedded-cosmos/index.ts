@@ -1,6 +1,6 @@
 import type { EmbeddedCosmos, EmbeddedCosmosOptions } from './embedded-cosmos.js';
 
-export type { EmbeddedCosmos, EmbeddedCosmosOptions, PartitionSplit } from './embedded-cosmos.js';
+export type { EmbeddedCosmos, EmbeddedCosmosOptions, PartitionMerge, PartitionSplit } from './embedded-cosmos.js';
 export type { PartitionKeyRange } from './partition-key-ranges.js';
 export {
   requestKind,

@@ -1,4 +1,5 @@
 import { estimatePending, eventsOfPage, lsnOfSessionToken, positionParts } from './change-feed-reader.js';
+import { clipContinuation, cutRange, uncovered } from './lease-layout.js';
 
 const doc = (a: string, v: number, lsn: number, d?: string) => ({ id: String(v), a, v, _lsn: lsn, _ts: 1_700_000_000, ...(d ? { d } : {}) });
 
@@ -64,5 +65,44 @@ describe('positionParts', () => {
   it('keeps a continuation it cannot read whole', () => {
     const position = { continuation: 'opaque', startFrom: beginning };
     expect(positionParts(lease, position, partitions)).toEqual([{ range: lease, position }]);
+  });
+});
+
+describe('uncovered', () => {
+  const lease = (minInclusive: string, maxExclusive: string) => ({ feedRange: { minInclusive, maxExclusive } });
+
+  it('counts a range covered by the union of leases (after a merge) as covered', () => {
+    expect(uncovered([{ minInclusive: '', maxExclusive: 'FF' }], [lease('', '20'), lease('20', 'FF')])).toEqual([]);
+  });
+
+  it('returns only the gaps, so a new lease never overlaps another', () => {
+    expect(uncovered([{ minInclusive: '', maxExclusive: 'FF' }], [lease('10', '20'), lease('30', '40')])).toEqual([
+      { minInclusive: '', maxExclusive: '10' },
+      { minInclusive: '20', maxExclusive: '30' },
+      { minInclusive: '40', maxExclusive: 'FF' },
+    ]);
+    expect(uncovered([{ minInclusive: '10', maxExclusive: '20' }], [lease('', '18')])).toEqual([{ minInclusive: '18', maxExclusive: '20' }]);
+    expect(uncovered([{ minInclusive: '10', maxExclusive: '20' }], [])).toEqual([{ minInclusive: '10', maxExclusive: '20' }]);
+  });
+});
+
+describe('cutRange and clipContinuation', () => {
+  it('cuts the whole hash space into contiguous parts, and leaves bounds it cannot read whole', () => {
+    const parts = cutRange({ minInclusive: '', maxExclusive: 'FF' }, 4);
+    expect(parts).toEqual([
+      { minInclusive: '', maxExclusive: '10000000000000000000000000000000' },
+      { minInclusive: '10000000000000000000000000000000', maxExclusive: '20000000000000000000000000000000' },
+      { minInclusive: '20000000000000000000000000000000', maxExclusive: '30000000000000000000000000000000' },
+      { minInclusive: '30000000000000000000000000000000', maxExclusive: 'FF' },
+    ]);
+    expect(cutRange({ minInclusive: '05C1C9CD673398', maxExclusive: 'FF' }, 4)).toEqual([{ minInclusive: '05C1C9CD673398', maxExclusive: 'FF' }]);
+  });
+
+  it('narrows a continuation to a sub-range, keeping each position', () => {
+    const token = JSON.stringify({ rid: 'r', Continuation: [{ minInclusive: '', maxExclusive: 'FF', continuationToken: '"42"' }] });
+    const sub = { minInclusive: '10000000000000000000000000000000', maxExclusive: '20000000000000000000000000000000' };
+    expect(JSON.parse(clipContinuation(token, sub)!)).toEqual({ rid: 'r', Continuation: [{ ...sub, continuationToken: '"42"' }] });
+    expect(clipContinuation(null, sub)).toBeNull();
+    expect(clipContinuation('opaque', sub)).toBeUndefined();
   });
 });

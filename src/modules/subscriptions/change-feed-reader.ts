@@ -1,5 +1,8 @@
 import { ChangeFeedStartFrom, type ChangeFeedPullModelIterator, type Container, type FeedRange } from '@azure/cosmos';
 import type { StoredStart } from './lease-store.js';
+import { pageFault, parseComposite, type EpkBounds } from './sdk-adapter.js';
+
+export type { EpkBounds } from './sdk-adapter.js';
 
 /** An event document of the events container as the change feed hands it out (SPEC §3 plus system fields). */
 interface FeedItem {
@@ -43,7 +46,8 @@ function startOf(range: FeedRange, { continuation, startFrom }: FeedPosition): C
 /**
  * The events of a change feed page in the order to hand them out: by commit (`_lsn`) and, inside one commit
  * (a transactional batch, whose items Cosmos DB returns in no particular order), by version. Documents that
- * are not events (no string `a`, no integer `v`) are counted, not returned.
+ * are not events (no string `a`, no integer `v`) are never returned; those other than an aggregate's tip
+ * document (id `tip`) are counted.
  */
 export function eventsOfPage(items: readonly unknown[]): { events: FeedEvent[]; foreign: number } {
   const keyed: Array<{ event: FeedEvent; lsn: number; index: number }> = [];
@@ -51,7 +55,9 @@ export function eventsOfPage(items: readonly unknown[]): { events: FeedEvent[]; 
   items.forEach((item, index) => {
     const { a, v, d, _ts, _lsn } = (item ?? {}) as FeedItem;
     if (typeof a !== 'string' || typeof v !== 'number' || !Number.isSafeInteger(v)) {
-      foreign++;
+      // An aggregate's "tip" (id `tip`, no numeric `v`, rewritten by every command) is expected: skipped
+      // silently. Anything else is counted, for a warning.
+      if ((item as { id?: unknown } | null)?.id !== 'tip') foreign++;
       return;
     }
     const bytes = typeof d === 'string' ? Buffer.from(d, 'base64') : Buffer.alloc(0);
@@ -70,22 +76,10 @@ export function eventsOfPage(items: readonly unknown[]): { events: FeedEvent[]; 
   return { events: keyed.map((k) => k.event), foreign };
 }
 
-/** A feed range by its effective partition key bounds. */
-export interface EpkBounds {
-  minInclusive: string;
-  maxExclusive: string;
-}
-
 /** A reader's position in one physical partition's share of its feed range. */
 export interface PositionPart {
   range: EpkBounds;
   position: FeedPosition;
-}
-
-/** @azure/cosmos's change feed continuation: the container's rid and one continuation per range it reads. */
-interface CompositeContinuation {
-  rid: string;
-  Continuation: Array<{ minInclusive: string; maxExclusive: string; continuationToken?: string | null }>;
 }
 
 /**
@@ -124,21 +118,6 @@ export function positionParts(range: EpkBounds, position: FeedPosition, partitio
   return parts.length > 0 ? parts : [{ range, position }];
 }
 
-function parseComposite(continuation: string): CompositeContinuation | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(continuation);
-  } catch {
-    return undefined;
-  }
-  const token = parsed as Partial<CompositeContinuation> | null;
-  const valid =
-    typeof token?.rid === 'string' &&
-    Array.isArray(token.Continuation) &&
-    token.Continuation.every((e) => typeof e?.minInclusive === 'string' && typeof e.maxExclusive === 'string');
-  return valid ? (token as CompositeContinuation) : undefined;
-}
-
 /** What one look at a feed range from a position tells about what is left to read. */
 export interface FeedProbe {
   /** Nothing after the position. */
@@ -148,6 +127,8 @@ export interface FeedProbe {
   /** The range's latest LSN, from the session token. */
   latestLsn?: number;
   oldestPendingAt?: Date;
+  /** The ranges the answer's continuation names: more than one when the SDK found the range split. */
+  ranges?: EpkBounds[];
 }
 
 /**
@@ -157,12 +138,18 @@ export interface FeedProbe {
  */
 export async function probe(events: Container, range: FeedRange, position: FeedPosition): Promise<FeedProbe> {
   const page = await changeFeedIterator(events, range, position, 1).readNext();
+  // A 410 (or any answer but 200/304) says nothing about what is left: it is not "caught up".
+  const fault = pageFault(page, position.continuation);
+  if (fault) throw new Error(`probing the change feed failed: ${fault}`);
   const latestLsn = lsnOfSessionToken(page.sessionToken);
+  const token = page.continuationToken ? parseComposite(page.continuationToken) : undefined;
+  const ranges = token?.Continuation.map(({ minInclusive, maxExclusive }) => ({ minInclusive, maxExclusive }));
   const first = page.result?.[0];
-  if (page.statusCode === 304 || !first) return { caughtUp: true, latestLsn };
+  if (page.statusCode === 304 || !first) return { caughtUp: true, latestLsn, ranges };
   return {
     caughtUp: false,
     latestLsn,
+    ranges,
     firstPendingLsn: typeof first._lsn === 'number' ? first._lsn : undefined,
     oldestPendingAt: typeof first._ts === 'number' ? new Date(first._ts * 1000) : undefined,
   };

@@ -9,7 +9,7 @@ import {
   resolveSubscriber,
   type SubscriberRegistry,
 } from './subscriptions-manager.js';
-import { SubscriptionTimeoutError, UnknownDeadLetterError, UnknownSubscriberError } from './subscriptions.errors.js';
+import { RebuildInProgressError, SubscriptionTimeoutError, UnknownDeadLetterError, UnknownSubscriberError } from './subscriptions.errors.js';
 import type {
   DeadLetter,
   EventDeserializer,
@@ -58,6 +58,8 @@ interface MemoryGroup {
   state: GroupState;
   reason?: string;
   deadLetters: Map<string, DeadLetter>;
+  /** When the rebuild running now began. */
+  rebuildingSince?: Date;
   settled: SettledEvent[];
   /** The delivery loop while it runs; `again` asks it for one more round. */
   pump?: Promise<void>;
@@ -122,6 +124,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
         handled,
         passedOver,
         deadLettered,
+        parkedAggregates: [],
         ...(lastError === undefined ? {} : { lastError }),
       };
     });
@@ -159,6 +162,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
         state: group.position === undefined ? 'not-started' : group.state,
         estimatedPending: group.position === undefined ? end : pending.length,
         behindMs: oldest ? Math.max(0, now - oldest.getTime()) : 0,
+        parkedAggregates: [],
         ranges: [
           {
             range: IN_MEMORY_RANGE,
@@ -195,6 +199,16 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
 
   async rebuild(name: string, options: RebuildOptions = {}): Promise<void> {
     const group = this.group(name);
+    if (group.rebuildingSince !== undefined) throw new RebuildInProgressError(name, this.settings.instanceId, group.rebuildingSince);
+    group.rebuildingSince = new Date();
+    try {
+      await this.rebuildOne(group, options);
+    } finally {
+      group.rebuildingSince = undefined;
+    }
+  }
+
+  private async rebuildOne(group: MemoryGroup, options: RebuildOptions): Promise<void> {
     const from = options.from ?? 'beginning';
     group.state = 'rebuilding';
     group.interrupt.abort();
@@ -219,6 +233,14 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
 
   async deadLetters(name: string): Promise<DeadLetter[]> {
     return [...this.group(name).deadLetters.values()].sort((x, y) => x.failedAt.getTime() - y.failedAt.getTime());
+  }
+
+  async deadLetterPage(name: string, options: { maxItems?: number; continuation?: string } = {}): Promise<{ letters: DeadLetter[]; continuation?: string }> {
+    const all = await this.deadLetters(name);
+    const from = Number(options.continuation ?? 0);
+    const to = from + (options.maxItems ?? 100);
+    const letters = all.slice(from, to);
+    return to < all.length ? { letters, continuation: String(to) } : { letters };
   }
 
   async replayDeadLetter(name: string, id: string): Promise<void> {
@@ -281,9 +303,26 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
   private async read(group: MemoryGroup): Promise<void> {
     // Off the committing caller's stack: a save returns before its events are handled, as on Cosmos DB.
     await new Promise((resolve) => setImmediate(resolve));
+    // Linked by hand and unlinked when this read ends (AbortSignal.any over the long-lived stop signal keeps
+    // every read's signal alive on Node 20).
+    const linked = new AbortController();
+    const signal = linked.signal;
+    const follow = () => linked.abort();
+    const sources = [this.stopRequest.signal, group.interrupt.signal];
+    for (const source of sources) {
+      if (source.aborted) linked.abort();
+      else source.addEventListener('abort', follow, { once: true });
+    }
+    try {
+      await this.readLinked(group, signal);
+    } finally {
+      for (const source of sources) source.removeEventListener('abort', follow);
+    }
+  }
+
+  private async readLinked(group: MemoryGroup, signal: AbortSignal): Promise<void> {
     const { runtime } = group;
     const name = runtime.subscriber.name;
-    const signal = AbortSignal.any([this.stopRequest.signal, group.interrupt.signal]);
     while (this.started && group.state === 'running' && !signal.aborted) {
       group.again = false;
       const from = group.position ?? 0;

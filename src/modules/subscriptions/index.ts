@@ -38,6 +38,7 @@ export {
   DeadLetterReplayError,
   isLeaseLost,
   LeaseLostError,
+  RebuildInProgressError,
   SubscriberDefinitionError,
   SubscriptionError,
   SubscriptionTimeoutError,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Container, ItemDefinition, OperationInput } from '@azure/cosmos';
+import type { Container, ItemDefinition, JSONObject, OperationInput } from '@azure/cosmos';
 import { statusOf } from '../cosmos/index.js';
 import type { DeadLetter, FailurePolicy, GroupState, StartFrom } from './subscriptions.interfaces.js';
 import { sleep } from './sleep.js';
@@ -16,7 +16,11 @@ const MAX_SETTLED = 100;
  *   dead letter of policy `stop` was replayed or discarded (`settled`), which a resumed group passes over;
  * - `lease:<min>-<max>`: one per feed range: holder (owner and session), expiry, checkpoint (the change feed
  *   continuation);
- * - `dead:<hash>`: one per event a handler gave up on.
+ * Dead letters and parked events live outside the group's partition (a flood of them must not fill the 20 GB
+ * logical partition the leases are written in): in a partition per aggregate, `<group>:dead:<hash of the
+ * aggregate id>`, so that each aggregate's parked events are read in one single-partition query:
+ * - `dead:<hash>`: one per event a handler gave up on;
+ * - `parked:<hash>`: one per event of a parked aggregate, waiting for its dead letter to be settled.
  * Every write of a lease or of the group is conditional on the ETag read before it, so two instances never
  * both believe they took the same lease.
  */
@@ -70,11 +74,46 @@ export interface LeaseDocument extends ItemDefinition {
   continuation: string | null;
   startFrom: StoredStart;
   checkpointedAt: number | null;
+  /**
+   * Aggregates of this range parked after a handler gave up on one of their events (policy `dead-letter`):
+   * their later events wait as parked documents until that dead letter is replayed or discarded. Written with
+   * the checkpoint, so a takeover keeps them parked.
+   */
+  parked?: ParkedAggregate[];
+}
+
+/** An aggregate whose events wait behind a dead letter. */
+export interface ParkedAggregate {
+  aggregateId: string;
+  /** The event the handler gave up on, and the handler (`Class.method` or `(deserialize)`). */
+  version: number;
+  handler: string;
+  letterId: string;
+}
+
+/** An event of a parked aggregate, as stored while it waits. */
+export interface ParkedEvent {
+  aggregateId: string;
+  version: number;
+  data: Uint8Array;
+  committedAt: Date;
+}
+
+interface ParkedDocument extends ItemDefinition {
+  id: string;
+  group: string;
+  subscriber: string;
+  type: 'parked';
+  aggregateId: string;
+  version: number;
+  d: string;
+  committedAt: number;
 }
 
 interface DeadLetterDocument extends ItemDefinition {
   id: string;
   group: string;
+  subscriber: string;
   type: 'dead-letter';
   handler: string;
   aggregateId: string;
@@ -89,6 +128,16 @@ interface DeadLetterDocument extends ItemDefinition {
 }
 
 const DEAD_LETTER_PREFIX = 'dead:';
+
+/** The lock that lets one rebuild of a group run at a time, across instances. */
+interface RebuildLockDocument extends ItemDefinition {
+  id: 'rebuild';
+  group: string;
+  type: 'rebuild';
+  holder: string;
+  startedAt: number;
+  expiresAt: number;
+}
 
 export type Stored<T> = T & { _etag: string };
 
@@ -155,7 +204,14 @@ export class LeaseStore {
   constructor(
     readonly container: Container,
     readonly group: string,
+    /** Seconds a dead letter is kept (Cosmos DB's per-item `ttl`); undefined: until replayed or discarded. */
+    private readonly deadLetterTtlSeconds?: number,
   ) {}
+
+  /** The partition of an aggregate's dead letters and parked events. */
+  deadPartition(aggregateId: string): string {
+    return `${this.group}:dead:${aggregateHash(aggregateId)}`;
+  }
 
   /** The group document and every lease, in one single-partition query. */
   async list(): Promise<{ group?: Stored<GroupDocument>; leases: Stored<LeaseDocument>[] }> {
@@ -236,6 +292,42 @@ export class LeaseStore {
     };
   }
 
+  /**
+   * Replaces a free lease by leases over its sub-ranges, each resuming at the whole lease's position clipped
+   * to it, in one transactional batch conditional on the lease's ETag: nothing is read twice, and two
+   * instances never both cut it. False when the lease changed since it was read.
+   */
+  async cutLease(lease: Stored<LeaseDocument>, parts: ReadonlyArray<{ feedRange: { minInclusive: string; maxExclusive: string }; continuation: string | null }>): Promise<boolean> {
+    // The whole lease becomes a tombstone (conditional on its ETag; a batch delete takes no condition), which
+    // no listing returns, and is deleted once the cut is done.
+    const tombstone = { id: lease.id, group: this.group, type: 'cut', into: parts.map((p) => leaseId(p.feedRange)) };
+    const operations: OperationInput[] = [
+      { operationType: 'Replace', id: lease.id, resourceBody: tombstone, ifMatch: lease._etag },
+      ...parts.map(
+        (part): OperationInput => ({
+          operationType: 'Create',
+          resourceBody: {
+            id: leaseId(part.feedRange),
+            group: this.group,
+            type: 'lease',
+            feedRange: part.feedRange,
+            ...unclaimed(lease.startFrom),
+            continuation: part.continuation,
+            checkpointedAt: lease.checkpointedAt,
+          } satisfies LeaseDocument as unknown as JSONObject,
+        }) as OperationInput,
+      ),
+    ];
+    const response = await this.container.items.batch(operations, this.group);
+    const results = response.result ?? [];
+    if (results.length !== operations.length || results.some((r) => r.statusCode >= 400)) return false;
+    await this.container
+      .item(lease.id, this.group)
+      .delete()
+      .catch(() => undefined); // a tombstone left behind is harmless
+    return true;
+  }
+
   /** Sets the group's state (creating its document when missing), whatever it was. */
   async setState(state: GroupState, reason?: string): Promise<Stored<GroupDocument>> {
     for (let attempt = 0; ; attempt++) {
@@ -275,16 +367,20 @@ export class LeaseStore {
     }
   }
 
-  async writeDeadLetter(letter: Omit<DeadLetter, 'subscriber' | 'id'>): Promise<void> {
+  /** Writes a dead letter (again: the id depends on the event and handler only) and answers its id. */
+  async writeDeadLetter(letter: Omit<DeadLetter, 'subscriber' | 'id'>): Promise<string> {
     const bytes = Buffer.from(letter.data.buffer, letter.data.byteOffset, letter.data.byteLength);
-    // Aggregate ids may hold characters Cosmos DB forbids in ids and be 2 KB long: the id is a digest.
+    // Aggregate ids may hold characters Cosmos DB forbids in ids and be 2 KB long: the id is a digest, whose
+    // first 16 digits name the aggregate's partition (so that a letter is read by its id alone).
     const digest = createHash('sha256')
-      .update(JSON.stringify([letter.aggregateId, letter.version, letter.handler, letter.failedAt.getTime()]))
+      .update(JSON.stringify([letter.aggregateId, letter.version, letter.handler]))
       .digest('hex')
-      .slice(0, 40);
+      .slice(0, 24);
+    const id = `${aggregateHash(letter.aggregateId)}${digest}`;
     const doc: DeadLetterDocument = {
-      id: `${DEAD_LETTER_PREFIX}${digest}`,
-      group: this.group,
+      id: `${DEAD_LETTER_PREFIX}${id}`,
+      group: this.deadPartition(letter.aggregateId),
+      subscriber: this.group,
       type: 'dead-letter',
       handler: letter.handler,
       aggregateId: letter.aggregateId,
@@ -297,36 +393,161 @@ export class LeaseStore {
       policy: letter.policy,
     };
     if (letter.committedAt) doc.committedAt = letter.committedAt.getTime();
+    if (this.deadLetterTtlSeconds !== undefined) doc.ttl = this.deadLetterTtlSeconds;
     // An upsert: a retried write after a lost answer must not fail on its own first attempt.
     await this.container.items.upsert(doc);
+    return id;
   }
 
+  /** Every dead letter of the group, oldest first (a cross-partition query: see `deadLetterPage` to page). */
   async deadLetters(): Promise<DeadLetter[]> {
-    const { resources } = await this.container.items
+    const letters: DeadLetter[] = [];
+    let continuation: string | undefined;
+    do {
+      const page = await this.deadLetterPage({ maxItems: 100, continuation });
+      letters.push(...page.letters);
+      continuation = page.continuation;
+    } while (continuation);
+    return letters.sort((x, y) => x.failedAt.getTime() - y.failedAt.getTime());
+  }
+
+  /** One page of the group's dead letters (in no promised order), and the continuation of the next. */
+  async deadLetterPage(options: { maxItems?: number; continuation?: string } = {}): Promise<{ letters: DeadLetter[]; continuation?: string }> {
+    const response = await this.container.items
       .query<DeadLetterDocument>(
-        { query: "SELECT * FROM c WHERE c.type = 'dead-letter' ORDER BY c.failedAt", parameters: [] },
-        { partitionKey: this.group },
+        { query: "SELECT * FROM c WHERE c.type = 'dead-letter' AND c.subscriber = @group", parameters: [{ name: '@group', value: this.group }] },
+        { maxItemCount: options.maxItems ?? 100, continuationToken: options.continuation },
       )
-      .fetchAll();
-    return resources.map((doc) => this.toDeadLetter(doc));
+      .fetchNext();
+    const letters = response.resources.map((doc) => this.toDeadLetter(doc));
+    return response.continuationToken ? { letters, continuation: response.continuationToken } : { letters };
   }
 
   /** One dead letter by its id (as `deadLetters()` gives it), or undefined. */
   async deadLetter(id: string): Promise<DeadLetter | undefined> {
     if (!DEAD_LETTER_ID.test(id)) return undefined;
-    const { resource } = await this.container.item(`${DEAD_LETTER_PREFIX}${id}`, this.group).read<DeadLetterDocument>();
-    return resource?.type === 'dead-letter' ? this.toDeadLetter(resource) : undefined;
+    const { resource } = await this.container.item(`${DEAD_LETTER_PREFIX}${id}`, this.partitionOfLetter(id)).read<DeadLetterDocument>();
+    return resource?.type === 'dead-letter' && resource.subscriber === this.group ? this.toDeadLetter(resource) : undefined;
   }
 
   /** Deletes a dead letter; false when it was not there. */
   async deleteDeadLetter(id: string): Promise<boolean> {
     if (!DEAD_LETTER_ID.test(id)) return false;
     try {
-      await this.container.item(`${DEAD_LETTER_PREFIX}${id}`, this.group).delete();
+      await this.container.item(`${DEAD_LETTER_PREFIX}${id}`, this.partitionOfLetter(id)).delete();
       return true;
     } catch (err) {
       if (statusOf(err) === 404) return false;
       throw err;
+    }
+  }
+
+  private partitionOfLetter(id: string): string {
+    return `${this.group}:dead:${id.slice(0, 16)}`;
+  }
+
+  /**
+   * Takes the group's rebuild lock (document `rebuild` in the group's partition) for `holder` until
+   * `expiresAt`: created, or taken over once expired. The lock that stands in the way when it is not free.
+   */
+  async lockRebuild(
+    holder: string,
+    expiresAt: number,
+  ): Promise<{ taken: true; etag: string; startedAt: number } | { taken: false; holder: string; startedAt: number }> {
+    const now = Date.now();
+    const doc: RebuildLockDocument = { id: 'rebuild', group: this.group, type: 'rebuild', holder, startedAt: now, expiresAt };
+    for (;;) {
+      try {
+        const { resource } = await this.container.items.create(doc);
+        return { taken: true, etag: (resource as unknown as Stored<RebuildLockDocument>)._etag, startedAt: now };
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err;
+      }
+      const { resource: current } = await this.container.item('rebuild', this.group).read<Stored<RebuildLockDocument>>();
+      if (!current) continue; // released meanwhile
+      if (current.expiresAt > Date.now()) return { taken: false, holder: current.holder, startedAt: current.startedAt };
+      try {
+        const { resource } = await this.container
+          .item('rebuild', this.group)
+          .replace(doc, { accessCondition: { type: 'IfMatch', condition: current._etag } });
+        return { taken: true, etag: (resource as unknown as Stored<RebuildLockDocument>)._etag, startedAt: now };
+      } catch (err) {
+        if (statusOf(err) !== 412 && statusOf(err) !== 404) throw err;
+      }
+    }
+  }
+
+  /** Extends the rebuild lock `holder` took; the new ETag, or undefined when the lock is no longer ours. */
+  async renewRebuild(etag: string, holder: string, startedAt: number, expiresAt: number): Promise<string | undefined> {
+    const doc: RebuildLockDocument = { id: 'rebuild', group: this.group, type: 'rebuild', holder, startedAt, expiresAt };
+    try {
+      const { resource } = await this.container.item('rebuild', this.group).replace(doc, { accessCondition: { type: 'IfMatch', condition: etag } });
+      return (resource as unknown as Stored<RebuildLockDocument> | undefined)?._etag;
+    } catch (err) {
+      if (statusOf(err) === 412 || statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Lets the rebuild lock go (when still ours). */
+  async unlockRebuild(etag: string): Promise<void> {
+    try {
+      await this.container.item('rebuild', this.group).delete({ accessCondition: { type: 'IfMatch', condition: etag } });
+    } catch (err) {
+      if (statusOf(err) !== 412 && statusOf(err) !== 404) throw err;
+    }
+  }
+
+  /** Records an event of a parked aggregate (idempotent: a page read again writes the same document). */
+  async park(event: ParkedEvent): Promise<void> {
+    const bytes = Buffer.from(event.data.buffer, event.data.byteOffset, event.data.byteLength);
+    const doc: ParkedDocument = {
+      id: `parked:${createHash('sha256').update(JSON.stringify([event.aggregateId, event.version])).digest('hex').slice(0, 40)}`,
+      group: this.deadPartition(event.aggregateId),
+      subscriber: this.group,
+      type: 'parked',
+      aggregateId: event.aggregateId,
+      version: event.version,
+      d: bytes.toString('base64'),
+      committedAt: event.committedAt.getTime(),
+    };
+    await this.container.items.upsert(doc);
+  }
+
+  /** An aggregate's parked events, in version order. */
+  async parkedEvents(aggregateId: string): Promise<Array<ParkedEvent & { id: string }>> {
+    const { resources } = await this.container.items
+      .query<ParkedDocument>(
+        {
+          query: "SELECT * FROM c WHERE c.type = 'parked' AND c.subscriber = @group AND c.aggregateId = @a",
+          parameters: [
+            { name: '@group', value: this.group },
+            { name: '@a', value: aggregateId },
+          ],
+        },
+        { partitionKey: this.deadPartition(aggregateId) },
+      )
+      .fetchAll();
+    return resources
+      .sort((x, y) => x.version - y.version)
+      .map((doc) => {
+        const bytes = Buffer.from(doc.d, 'base64');
+        return {
+          id: doc.id,
+          aggregateId: doc.aggregateId,
+          version: doc.version,
+          data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+          committedAt: new Date(doc.committedAt),
+        };
+      });
+  }
+
+  /** Deletes a parked event once handled (or parked again behind a new dead letter). */
+  async unpark(aggregateId: string, id: string): Promise<void> {
+    try {
+      await this.container.item(id, this.deadPartition(aggregateId)).delete();
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
     }
   }
 
@@ -360,6 +581,11 @@ export class LeaseStore {
 
 /** What a dead letter's id looks like: the hex digest its document id carries. */
 const DEAD_LETTER_ID = /^[0-9a-f]{40}$/;
+
+/** 16 hex digits of an aggregate id's hash: names its dead-letter partition. */
+function aggregateHash(aggregateId: string): string {
+  return createHash('sha256').update(aggregateId).digest('hex').slice(0, 16);
+}
 
 function withoutSystemFields<T extends object>(doc: T): T & ItemDefinition {
   const copy = { ...doc } as Record<string, unknown>;

@@ -47,4 +47,44 @@ describe('OwnedLease', () => {
     expect(written).toEqual([expect.objectContaining({ owner: 'A', session: 's1', requestedSession: 's2', continuation: 'c1' })]);
     expect(lease.isValid()).toBe(true);
   });
+
+  it('stops being valid a safety margin before its expiry', () => {
+    const store = {} as LeaseStore;
+    const lease = new OwnedLease(store, { ...held, expiresAt: Date.now() + 200 }, { instanceId: 'A', session: 's1' }, 1_000);
+    expect(lease.marginMs).toBe(250);
+    expect(lease.isValid()).toBe(false);
+    const later = new OwnedLease(store, { ...held, expiresAt: Date.now() + 400 }, { instanceId: 'A', session: 's1' }, 1_000);
+    expect(later.isValid()).toBe(true);
+  });
+
+  it('gives up a lease write that hangs after its timeout, shorter than the margin', async () => {
+    const store = { replace: () => new Promise(() => {}), read: () => new Promise(() => {}) } as unknown as LeaseStore;
+    const lease = new OwnedLease(store, held, { instanceId: 'A', session: 's1' }, 1_000);
+    expect(lease.writeTimeoutMs).toBeLessThan(lease.marginMs);
+    await expect(lease.renew()).rejects.toThrow(/took longer than 125 ms/);
+    expect(lease.lost).toBe(false);
+  });
+
+  it('never queues a renewal behind a checkpoint: the renewal is the write in flight', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let replaces = 0;
+    const store = {
+      replace: async (doc: LeaseDocument, etag: string) => {
+        replaces++;
+        await gate;
+        return { ...doc, _etag: `${etag}+` };
+      },
+    } as unknown as LeaseStore;
+    const lease = new OwnedLease(store, held, { instanceId: 'A', session: 's1' }, 60_000);
+    const checkpoint = lease.checkpoint('c1');
+    const renewal = lease.renew();
+    const again = lease.renew();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(replaces).toBe(1);
+    release();
+    await Promise.all([checkpoint, renewal, again]);
+    expect(replaces).toBe(1);
+    expect(lease.continuation).toBe('c1');
+  });
 });

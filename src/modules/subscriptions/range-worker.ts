@@ -1,9 +1,10 @@
 import type { Logger } from '@nestjs/common';
 import type { ChangeFeedPullModelIterator, Container, FeedRange } from '@azure/cosmos';
 import { changeFeedIterator, eventsOfPage } from './change-feed-reader.js';
+import { pageFault } from './sdk-adapter.js';
 import type { OwnedLease } from './owned-lease.js';
-import type { LeaseStore, SettledEvent } from './lease-store.js';
-import { describe, type SubscriberRuntime } from './subscriber-runtime.js';
+import type { LeaseStore, ParkedAggregate, SettledEvent } from './lease-store.js';
+import { describe, type DeliveryControl, type PageOutcome, type Parking, type SubscriberRuntime } from './subscriber-runtime.js';
 import { isLeaseLost } from './subscriptions.errors.js';
 import { sleep } from './sleep.js';
 
@@ -35,8 +36,71 @@ export class RangeWorker {
   private readonly stopRequest = new AbortController();
   private readonly abandonRequest = new AbortController();
   private running?: Promise<void>;
+  /** Aggregates of this range parked behind a dead letter (see `LeaseDocument.parked`). */
+  private readonly parked: Map<string, ParkedAggregate>;
+  /** The parked aggregates changed since the last checkpoint. */
+  private parkedChanged = false;
 
-  constructor(private readonly options: RangeWorkerOptions) {}
+  constructor(private readonly options: RangeWorkerOptions) {
+    this.parked = new Map((options.lease.document.parked ?? []).map((p) => [p.aggregateId, p]));
+  }
+
+  /** The aggregates this reader holds parked. */
+  get parkedAggregates(): ParkedAggregate[] {
+    return [...this.parked.values()];
+  }
+
+  private readonly parking: Parking = {
+    isParked: (aggregateId) => this.parked.has(aggregateId),
+    park: (event) => this.options.store.park(event),
+    parkAggregate: (parked) => {
+      this.parked.set(parked.aggregateId, parked);
+      this.parkedChanged = true;
+    },
+  };
+
+  private deliveryControl(signal: AbortSignal): DeliveryControl {
+    const lease = this.options.lease;
+    return {
+      mayContinue: () => !this.abandoned && lease.isValid(),
+      signal,
+      deadLetter: (letter) => this.options.store.writeDeadLetter({ ...letter, instanceId: this.options.instanceId }),
+      isSettled: this.options.isSettled,
+      parking: this.parking,
+    };
+  }
+
+  /**
+   * Delivers the waiting events of every parked aggregate whose dead letter was settled (replayed or
+   * discarded), in version order, then lets the aggregate go. An event that fails for good again parks the
+   * aggregate again behind its new letter, the events after it still waiting. False when interrupted.
+   */
+  private async drainSettled(signal: AbortSignal): Promise<PageOutcome> {
+    const { store, runtime, isSettled } = this.options;
+    for (const parked of [...this.parked.values()]) {
+      if (signal.aborted) return 'interrupted';
+      if (!isSettled({ aggregateId: parked.aggregateId, version: parked.version, handler: parked.handler })) continue;
+      const waiting = await store.parkedEvents(parked.aggregateId);
+      this.parked.delete(parked.aggregateId);
+      const outcome = await runtime.deliverPage(waiting, this.deliveryControl(signal));
+      if (outcome !== 'handled') {
+        // Not done: it stays parked where it was; what was handled of it may be handed out again.
+        if (!this.parked.has(parked.aggregateId)) this.parked.set(parked.aggregateId, parked);
+        return outcome;
+      }
+      this.parkedChanged = true;
+      const again = this.parked.get(parked.aggregateId);
+      for (const event of waiting) {
+        if (again && event.version > again.version) continue;
+        await store.unpark(event.aggregateId, event.id);
+      }
+      this.options.logger.log(
+        `${runtime.subscriber.name}@${this.options.instanceId}: ${parked.aggregateId} ${again ? `parked again at ${again.version}` : 'released'} ` +
+          `after its dead letter was settled (${waiting.length} waiting event(s))`,
+      );
+    }
+    return 'handled';
+  }
 
   get lease(): OwnedLease {
     return this.options.lease;
@@ -92,6 +156,21 @@ export class RangeWorker {
     };
     try {
       while (!signal.aborted && lease.isValid()) {
+        if (this.parked.size > 0) {
+          let drained;
+          try {
+            drained = await this.drainSettled(signal);
+          } catch (err) {
+            await failed('delivering parked events failed', err);
+            continue;
+          }
+          if (drained === 'stopped') {
+            await this.options.onStopped(runtime.stats.lastError ?? 'a handler failed');
+            break;
+          }
+          if (drained === 'interrupted') break;
+          if (this.parkedChanged && !(await this.checkpoint(position))) break;
+        }
         let page;
         try {
           page = await iterator.readNext();
@@ -101,17 +180,18 @@ export class RangeWorker {
         }
         // Asked to stop while reading: leave the page unread rather than delay the shutdown.
         if (signal.aborted) break;
+        // Only a page that answered 200/304 with every position kept may be handled and checkpointed.
+        const fault = pageFault(page, position);
+        if (fault) {
+          await failed('reading the change feed failed', new Error(fault));
+          continue;
+        }
         const { events: batch, foreign } = eventsOfPage(page.result ?? []);
         if (foreign > 0) logger.warn(`${name}: ${foreign} document(s) in the events container are not events; not delivered`);
         if (batch.length > 0) {
           let outcome;
           try {
-            outcome = await runtime.deliverPage(batch, {
-              mayContinue: () => !this.abandoned && lease.isValid(),
-              signal,
-              deadLetter: (letter) => this.options.store.writeDeadLetter({ ...letter, instanceId: this.options.instanceId }),
-              isSettled: this.options.isSettled,
-            });
+            outcome = await runtime.deliverPage(batch, this.deliveryControl(signal));
           } catch (err) {
             await failed('recording a dead letter failed', err);
             continue;
@@ -125,7 +205,7 @@ export class RangeWorker {
         errorDelay = pollIntervalMs;
         position = page.continuationToken;
         // After a 304 too: the first one fixes where a "now" or time start really began.
-        if (position !== lease.continuation && !(await this.checkpoint(position))) break;
+        if ((position !== lease.continuation || this.parkedChanged) && !(await this.checkpoint(position))) break;
         if (batch.length === 0 && foreign === 0) await sleep(pollIntervalMs, signal);
       }
     } catch (err) {
@@ -146,12 +226,14 @@ export class RangeWorker {
    * handled, its checkpoint saves a redelivery, but shutdown must not wait for an unreachable account). False
    * when the range must be let go without it.
    */
-  private async checkpoint(continuation: string): Promise<boolean> {
+  private async checkpoint(continuation: string | null): Promise<boolean> {
     const { lease, pollIntervalMs, runtime, rangeName } = this.options;
     let delay = pollIntervalMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        await lease.checkpoint(continuation);
+        const changed = this.parkedChanged;
+        await lease.checkpoint(continuation, changed ? this.parkedAggregates : undefined);
+        if (changed) this.parkedChanged = false;
         return true;
       } catch (err) {
         if (isLeaseLost(err)) throw err;

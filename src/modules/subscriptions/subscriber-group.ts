@@ -1,6 +1,5 @@
 import type { Logger } from '@nestjs/common';
 import type { Container, FeedRange } from '@azure/cosmos';
-import { estimatePending, positionParts, probe, type EpkBounds, type FeedPosition, type FeedProbe } from './change-feed-reader.js';
 import {
   holderKey,
   isHeldBy,
@@ -15,11 +14,14 @@ import {
   type SettledEvent,
   type Stored,
 } from './lease-store.js';
+import { clipContinuation, cutRange, uncovered } from './lease-layout.js';
+import { LagEstimator } from './lag-estimator.js';
 import { OwnedLease } from './owned-lease.js';
+import { changeFeedContainer, FeedRanges } from './sdk-adapter.js';
 import { RangeWorker } from './range-worker.js';
 import { describe, type SubscriberRuntime } from './subscriber-runtime.js';
-import { SubscriptionTimeoutError, UnknownDeadLetterError } from './subscriptions.errors.js';
-import type { DeadLetter, GroupState, RangeLag, StartFrom, SubscriberLag, SubscriberStatus } from './subscriptions.interfaces.js';
+import { RebuildInProgressError, SubscriptionTimeoutError, UnknownDeadLetterError } from './subscriptions.errors.js';
+import type { DeadLetter, GroupState, StartFrom, SubscriberLag, SubscriberStatus } from './subscriptions.interfaces.js';
 import { sleep } from './sleep.js';
 
 /** The module settings a group works with. */
@@ -29,10 +31,10 @@ export interface GroupSettings {
   renewIntervalMs: number;
   pollIntervalMs: number;
   shutdownTimeoutMs: number;
+  deadLetterTtlSeconds?: number;
+  /** Leases the group is cut into (see `SubscriptionsModuleOptions.leases`); default: one per physical partition. */
+  leases?: number;
 }
-
-/** How old a partition list `lag()` may use: a split shows in its estimates this much later at most. */
-const LAG_PARTITIONS_MAX_AGE_MS = 5_000;
 
 type Range = { minInclusive: string; maxExclusive: string };
 
@@ -53,23 +55,37 @@ export class SubscriberGroup {
   private wake = new AbortController();
   private stopping = false;
   private feedRanges?: Promise<readonly FeedRange[]>;
+  private readonly feedRangeObjects: FeedRanges;
+  private readonly estimator: LagEstimator;
   private state?: GroupState;
   private session?: string;
   /** A start asked for while the loop of a timed-out stop was still finishing. */
   private restartWith?: string;
-  private partitionList?: { at: number; list: Promise<EpkBounds[]> };
   /** The group document's settled events, as of the last look at it. */
   private settled: readonly SettledEvent[] = [];
 
+  private readonly events: Container;
+
   constructor(
-    private readonly events: Container,
+    events: Container,
     leases: Container,
     readonly runtime: SubscriberRuntime,
     private readonly startFrom: StartFrom,
     private readonly settings: GroupSettings,
     private readonly logger: Logger,
   ) {
-    this.store = new LeaseStore(leases, runtime.subscriber.name);
+    this.events = changeFeedContainer(events);
+    this.store = new LeaseStore(leases, runtime.subscriber.name, settings.deadLetterTtlSeconds);
+    this.feedRangeObjects = new FeedRanges(() => this.ranges());
+    this.estimator = new LagEstimator({
+      name: runtime.subscriber.name,
+      events: this.events,
+      store: this.store,
+      startFrom,
+      pollIntervalMs: settings.pollIntervalMs,
+      missingRanges: (leases) => this.missingRanges(leases),
+      feedRangeOf: (range) => this.feedRangeOf(range),
+    });
   }
 
   get name(): string {
@@ -89,6 +105,7 @@ export class SubscriberGroup {
       handled,
       passedOver,
       deadLettered,
+      parkedAggregates: [...this.workers.values()].flatMap((w) => w.parkedAggregates.map((p) => p.aggregateId)),
       ...(lastError === undefined ? {} : { lastError }),
     };
   }
@@ -193,7 +210,9 @@ export class SubscriberGroup {
       // have its lease, or its events are never read.
       const missing = await this.missingRanges(leases);
       if (!group || missing.length > 0) {
-        await this.store.initialize(missing, leases[0]?.startFrom ?? this.startFrom);
+        await this.store.initialize(await this.cut(missing, leases.length), leases[0]?.startFrom ?? this.startFrom);
+        ({ group, leases } = await this.store.list());
+      } else if (group.state === 'running' && (await this.cutOneFreeLease(leases))) {
         ({ group, leases } = await this.store.list());
       }
     }
@@ -251,6 +270,36 @@ export class SubscriberGroup {
         await this.store.replace({ ...candidate, requestedBy: me.instanceId, requestedSession: me.session }, candidate._etag);
       }
     }
+  }
+
+  /** Ranges without a lease, cut so that a new group gets `leases` in all (at least one per range). */
+  private async cut(missing: Range[], existing: number): Promise<Range[]> {
+    const desired = this.settings.leases ?? 1;
+    if (missing.length === 0 || existing > 0) return missing;
+    const physical = (await this.ranges()).length;
+    const perRange = Math.max(1, Math.ceil(desired / Math.max(physical, 1)));
+    return missing.flatMap((range) => cutRange(range, perRange));
+  }
+
+  /**
+   * Migrates a group made with fewer leases than wanted: cuts one free lease (nobody holds it, none asked for
+   * it, nothing parked on it) into sub-ranges, each resuming at its checkpoint. True when it cut one.
+   */
+  private async cutOneFreeLease(leases: ReadonlyArray<Stored<LeaseDocument>>): Promise<boolean> {
+    const desired = this.settings.leases ?? 1;
+    if (leases.length >= desired) return false;
+    const now = Date.now();
+    for (const lease of leases) {
+      if ((lease.owner && lease.expiresAt > now) || lease.requestedBy !== null || (lease.parked?.length ?? 0) > 0) continue;
+      const parts = cutRange(lease.feedRange, Math.min(desired - leases.length + 1, desired));
+      if (parts.length < 2) continue;
+      const positions = parts.map((feedRange) => ({ feedRange, continuation: clipContinuation(lease.continuation, feedRange) }));
+      if (positions.some((p) => p.continuation === undefined)) continue;
+      const done = await this.store.cutLease(lease, positions as Array<{ feedRange: Range; continuation: string | null }>);
+      if (done) this.logger.log(`${this.label}: cut ${rangeKey(lease.feedRange)} into ${parts.length} leases`);
+      return done;
+    }
+    return false;
   }
 
   /**
@@ -376,10 +425,9 @@ export class SubscriberGroup {
   /**
    * A `stop` letter's event is where the group's checkpoint waits: settled, a resume passes that handler over
    * for it instead of failing on it again (or, after a replay, calling it twice). A `dead-letter` letter's
-   * event is behind the checkpoint already.
+   * aggregate is parked: settled, the reader of its range delivers the events that waited behind it.
    */
   private async settle(letter: DeadLetter, discarded: boolean): Promise<void> {
-    if (letter.policy !== 'stop') return;
     await this.store.settle({ aggregateId: letter.aggregateId, version: letter.version, handler: letter.handler, discarded });
   }
 
@@ -388,6 +436,30 @@ export class SubscriberGroup {
    * rewinds every lease to `from`, and lets the group run again.
    */
   async rebuild(from: StartFrom, timeoutMs: number): Promise<void> {
+    // One rebuild at a time per group, across instances: the lock lives in the leases container, renewed
+    // while the rebuild runs (its hook may take long), and taken over only once it has expired.
+    const lockFor = () => Date.now() + 2 * this.settings.leaseDurationMs;
+    const lock = await this.store.lockRebuild(this.settings.instanceId, lockFor());
+    if (!lock.taken) throw new RebuildInProgressError(this.name, lock.holder, new Date(lock.startedAt));
+    let etag: string | undefined = lock.etag;
+    const renewal = setInterval(() => {
+      if (etag === undefined) return;
+      void this.store.renewRebuild(etag, this.settings.instanceId, lock.startedAt, lockFor()).then(
+        (next) => (etag = next ?? etag),
+        (err: unknown) => this.logger.warn(`${this.label}: renewing the rebuild lock failed: ${describe(err)}`),
+      );
+    }, this.settings.renewIntervalMs);
+    try {
+      await this.rebuildLocked(from, timeoutMs);
+    } finally {
+      clearInterval(renewal);
+      await this.store.unlockRebuild(etag).catch((err: unknown) => {
+        this.logger.warn(`${this.label}: releasing the rebuild lock failed (it expires): ${describe(err)}`);
+      });
+    }
+  }
+
+  private async rebuildLocked(from: StartFrom, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     await this.store.setState('rebuilding');
     this.poke();
@@ -425,120 +497,22 @@ export class SubscriberGroup {
     this.poke();
   }
 
-  async lag(): Promise<SubscriberLag> {
-    const { group, leases } = await this.store.list();
-    const now = Date.now();
-    // A feed range without a lease (not created yet, or its creation was interrupted) is pending from its start.
-    const start = leases[0]?.startFrom ?? toStoredStart(this.startFrom, now);
-    const positions: Array<{ range: Range; owner?: string; position: FeedPosition }> = [
-      ...leases.map((l) => ({
-        range: l.feedRange,
-        owner: l.owner && l.expiresAt > now ? l.owner : undefined,
-        position: { continuation: l.continuation, startFrom: l.startFrom },
-      })),
-      ...(await this.missingRanges(leases)).map((range) => ({ range, position: { continuation: null, startFrom: start } })),
-    ];
-    const partitions = await this.partitions(LAG_PARTITIONS_MAX_AGE_MS);
-    const ranges: RangeLag[] = await Promise.all(
-      positions.map(async ({ range, owner, position }) => {
-        const parts = await this.probeParts(range, position, partitions);
-        const lag: RangeLag = { range: rangeKey(range), estimatedPending: parts.reduce((sum, { probe }) => sum + estimatePending(probe), 0) };
-        if (owner) lag.owner = owner;
-        const oldest = Math.min(...parts.map(({ probe }) => probe.oldestPendingAt?.getTime() ?? Number.POSITIVE_INFINITY));
-        if (Number.isFinite(oldest)) lag.oldestPendingAt = new Date(oldest);
-        return lag;
-      }),
-    );
-    const oldest = Math.min(...ranges.map((r) => r.oldestPendingAt?.getTime() ?? Number.POSITIVE_INFINITY));
-    const lag: SubscriberLag = {
-      name: this.name,
-      state: leases.length === 0 || !group ? 'not-started' : group.state,
-      estimatedPending: ranges.reduce((sum, r) => sum + r.estimatedPending, 0),
-      behindMs: Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0,
-      ranges,
-    };
-    if (group?.reason && group.state === 'stopped') lag.reason = group.reason;
-    return lag;
+  /** The group's lag, computed by the lag estimator (see `LagEstimator.lag`). */
+  lag(): Promise<SubscriberLag> {
+    return this.estimator.lag();
   }
 
   /** Resolves once every change committed before the call is checkpointed. */
-  async waitForCatchUp(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    // The latest LSN of each physical partition when the call began: LSNs are per partition, so a lease whose
-    // range split since its creation is looked at partition by partition.
-    let targets: Array<{ range: EpkBounds; lsn: number | undefined }> | undefined;
-    for (;;) {
-      const { leases } = await this.store.list();
-      // A feed range without a lease is pending: nobody reads it until its lease exists.
-      if (leases.length > 0 && (await this.missingRanges(leases)).length === 0) {
-        const partitions = await this.partitions();
-        const probes = (
-          await Promise.all(
-            leases.map((l) => this.probeParts(l.feedRange, { continuation: l.continuation, startFrom: l.startFrom }, partitions)),
-          )
-        ).flat();
-        const known = (targets ??= probes.map(({ part, probe }) => ({ range: part, lsn: probe.latestLsn })));
-        const caughtUp = probes.every(({ part, probe }) => {
-          if (probe.caughtUp) return true;
-          // A partition that split since the call has its parent's target: a child goes on with its parent's LSNs.
-          const target = known.find((t) => t.range.minInclusive <= part.minInclusive && part.maxExclusive <= t.range.maxExclusive);
-          if (!target) {
-            known.push({ range: part, lsn: probe.latestLsn });
-            return false;
-          }
-          return target.lsn !== undefined && probe.firstPendingLsn !== undefined && probe.firstPendingLsn > target.lsn;
-        });
-        if (caughtUp) return;
-      }
-      if (Date.now() > deadline) {
-        const lag = await this.lag().catch(() => undefined);
-        throw new SubscriptionTimeoutError(
-          `${this.name} did not catch up within ${timeoutMs} ms` +
-            (lag ? ` (state ${lag.state}, about ${lag.estimatedPending} change(s) pending${lag.reason ? `: ${lag.reason}` : ''})` : ''),
-        );
-      }
-      await sleep(Math.min(this.settings.pollIntervalMs, 200));
-    }
-  }
-
-  /** The container's feed ranges that no lease covers (a lease keeps its bounds across a split, so covers). */
-  private async missingRanges(leases: ReadonlyArray<{ feedRange: Range }>): Promise<Range[]> {
-    const ranges = (await this.ranges()) as unknown as readonly Range[];
-    return ranges
-      .filter((r) => !leases.some((l) => l.feedRange.minInclusive <= r.minInclusive && r.maxExclusive <= l.feedRange.maxExclusive))
-      .map((r) => ({ minInclusive: r.minInclusive, maxExclusive: r.maxExclusive }));
+  waitForCatchUp(timeoutMs: number): Promise<void> {
+    return this.estimator.waitForCatchUp(timeoutMs);
   }
 
   /**
-   * The container's physical partitions (they change when a partition splits), read afresh when the list
-   * at hand is older than `maxAgeMs`: `lag()` serves health checks and HTTP reads, which should not send a
-   * partition listing each, while `waitForCatchUp` must not miss a split that happened since.
+   * The parts of the container's feed ranges that no lease covers (see `uncovered`): a lease keeps its bounds
+   * across a split, and leases together cover a merged range.
    */
-  private async partitions(maxAgeMs = 0): Promise<EpkBounds[]> {
-    const now = Date.now();
-    if (!this.partitionList || now - this.partitionList.at >= maxAgeMs) {
-      const list = this.events.getFeedRanges().then((ranges) => ranges as unknown as EpkBounds[]);
-      this.partitionList = { at: now, list };
-      // A failed listing is not kept: the next call asks again.
-      list.catch(() => {
-        if (this.partitionList?.list === list) this.partitionList = undefined;
-      });
-    }
-    return this.partitionList.list;
-  }
-
-  /** Looks at what follows `position` in each physical partition `range` spans (see `positionParts`). */
-  private async probeParts(
-    range: Range,
-    position: FeedPosition,
-    partitions: readonly EpkBounds[],
-  ): Promise<Array<{ part: EpkBounds; probe: FeedProbe }>> {
-    return Promise.all(
-      positionParts(range, position, partitions).map(async (part) => ({
-        part: part.range,
-        probe: await probe(this.events, await this.feedRangeOf(part.range), part.position),
-      })),
-    );
+  private async missingRanges(leases: ReadonlyArray<{ feedRange: Range }>): Promise<Range[]> {
+    return uncovered((await this.ranges()) as unknown as readonly Range[], leases);
   }
 
   /** The container's feed ranges (read once). */
@@ -550,15 +524,9 @@ export class SubscriberGroup {
     return ranges;
   }
 
-  /**
-   * The SDK's feed range object for a lease's bounds. @azure/cosmos accepts only its own (internal) class
-   * there and offers no public constructor, so the class is taken from a range it handed out. A lease keeps
-   * its bounds across a partition split: the SDK follows the split inside one feed range by itself.
-   */
-  private async feedRangeOf(range: Range): Promise<FeedRange> {
-    const [any] = await this.ranges();
-    const FeedRangeClass = any.constructor as new (minInclusive: string, maxExclusive: string) => FeedRange;
-    return new FeedRangeClass(range.minInclusive, range.maxExclusive);
+  /** The SDK's feed range object for a lease's bounds (see `FeedRanges`). */
+  private feedRangeOf(range: Range): Promise<FeedRange> {
+    return this.feedRangeObjects.of(range);
   }
 }
 

@@ -1,7 +1,9 @@
+import { jest } from '@jest/globals';
+import { getEventListeners } from 'node:events';
 import type { Logger } from '@nestjs/common';
 import { JsonEventSerializer, SNAPSHOT_EVENT_TYPE } from '../event-sourcing/index.js';
 import type { FeedEvent } from './change-feed-reader.js';
-import { SubscriberRuntime, type DeliveryControl, type ResolvedSubscriber } from './subscriber-runtime.js';
+import { streamParts, SubscriberRuntime, type DeliveryControl, type ResolvedSubscriber } from './subscriber-runtime.js';
 import { OnEvent, Subscriber, subscriberDefinitionOf } from './subscriptions.decorators.js';
 import type { DeadLetter, SubscribedEvent } from './subscriptions.interfaces.js';
 
@@ -152,7 +154,7 @@ describe('SubscriberRuntime: what the stored document decides comes before decod
   @Subscriber({ name: 'orders-only', serializer: new JsonEventSerializer(), onFailure: 'stop' })
   class OrdersOnly {
     @OnEvent({ aggregateIdPrefix: 'Order/' })
-    handle({ aggregateId, version }: SubscribedEvent): void {
+    handle({ streamId: aggregateId, version }: SubscribedEvent): void {
       seen.push(`${aggregateId}@${version}`);
     }
   }
@@ -228,7 +230,7 @@ describe('SubscriberRuntime: snapshots and typed handlers', () => {
     expect(placed.event).toBeInstanceOf(Placed);
     expect((placed.event as Placed).customerId).toBe('c-1');
     expect((placed.event as Placed).shout).toBe('C-1');
-    expect(placed.context).toMatchObject({ aggregateId: 'Order/1', version: 1, type: 'Placed', attempt: 1 });
+    expect(placed.context).toMatchObject({ streamId: 'Order/1', aggregateType: 'Order', aggregateId: '1', version: 1, type: 'Placed', attempt: 1 });
     expect(calls.map((c) => c.handler)).toEqual(['placed', 'either', 'all', 'everything']);
   });
 
@@ -289,5 +291,72 @@ describe('SubscriberRuntime: snapshots and typed handlers', () => {
     await runtime.replay(letter);
     expect(calls.map((c) => c.handler)).toEqual(['either']);
     await expect(runtime.replay({ ...letter, handler: 'Typed.gone' })).rejects.toThrow(/has no handler Typed.gone/);
+  });
+});
+
+describe('SubscriberRuntime.deliverPage and the reader signal', () => {
+  it('keeps nothing per page on the long-lived signal (no AbortSignal.any, no listener left), and still passes its abort on', async () => {
+    const seen: AbortSignal[] = [];
+    const subscriber: ResolvedSubscriber = {
+      name: 'sub',
+      className: 'Sub',
+      instance: { handle: (e: SubscribedEvent) => void seen.push(e.signal!) },
+      handlers: [{ method: 'handle', filter: {} } as ResolvedSubscriber['handlers'][number]],
+      retry: { attempts: 1, initialDelayMs: 1, maxDelayMs: 1 },
+      onFailure: 'dead-letter',
+      maxItemCount: 100,
+      concurrency: 1,
+    };
+    const runtime = new SubscriberRuntime(subscriber, quiet);
+    const reader = new AbortController();
+    const control: DeliveryControl = { mayContinue: () => true, signal: reader.signal, deadLetter: () => Promise.resolve() };
+    const any = jest.spyOn(AbortSignal, 'any');
+    try {
+      for (let i = 1; i <= 200; i++) await runtime.deliverPage([event('a', i)], control);
+      expect(any).not.toHaveBeenCalled();
+      expect(getEventListeners(reader.signal, 'abort')).toHaveLength(0);
+    } finally {
+      any.mockRestore();
+    }
+    // A handler in flight hears the reader's abort.
+    let heard: AbortSignal | undefined;
+    const slow: ResolvedSubscriber = {
+      ...subscriber,
+      instance: {
+        handle: async (e: SubscribedEvent) => {
+          heard = e.signal;
+          reader.abort();
+          await tick();
+        },
+      },
+    };
+    await new SubscriberRuntime(slow, quiet).deliverPage([event('b', 1)], control);
+    expect(heard?.aborted).toBe(true);
+  });
+});
+
+describe('streamParts', () => {
+  it("gives the aggregate's type and id as repositories use them beside the stream id", () => {
+    expect(streamParts('Account/evo-1')).toEqual({ streamId: 'Account/evo-1', aggregateType: 'Account', aggregateId: 'evo-1' });
+    expect(streamParts('Order/a/b')).toEqual({ streamId: 'Order/a/b', aggregateType: 'Order', aggregateId: 'a/b' });
+    expect(streamParts('raw-stream')).toEqual({ streamId: 'raw-stream', aggregateId: 'raw-stream' });
+    expect(streamParts('/x')).toEqual({ streamId: '/x', aggregateId: '/x' });
+  });
+
+  it('hands handlers the three of them', async () => {
+    const got: SubscribedEvent[] = [];
+    const subscriber: ResolvedSubscriber = {
+      name: 'sub',
+      className: 'Sub',
+      instance: { handle: (e: SubscribedEvent) => void got.push(e) },
+      handlers: [{ method: 'handle', filter: {} } as ResolvedSubscriber['handlers'][number]],
+      retry: { attempts: 1, initialDelayMs: 1, maxDelayMs: 1 },
+      onFailure: 'dead-letter',
+      maxItemCount: 100,
+      concurrency: 1,
+    };
+    const control: DeliveryControl = { mayContinue: () => true, signal: new AbortController().signal, deadLetter: () => Promise.resolve() };
+    await new SubscriberRuntime(subscriber, quiet).deliverPage([event('Account/evo-1', 3)], control);
+    expect(got[0]).toMatchObject({ streamId: 'Account/evo-1', aggregateType: 'Account', aggregateId: 'evo-1', version: 3, attempt: 1 });
   });
 });

@@ -1,7 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import { SNAPSHOT_EVENT_TYPE, type EventClass } from '../event-sourcing/index.js';
 import type { FeedEvent } from './change-feed-reader.js';
-import type { SettledEvent } from './lease-store.js';
+import type { ParkedAggregate, SettledEvent } from './lease-store.js';
 import type { HandlerDefinition } from './subscriptions.decorators.js';
 import { DeadLetterReplayError } from './subscriptions.errors.js';
 import type {
@@ -37,10 +37,25 @@ export interface DeliveryControl {
   mayContinue(): boolean;
   /** Aborted when the reader is asked to stop: retry waits end early and the page is left unfinished. */
   signal: AbortSignal;
-  /** Records a dead letter durably; rejects when it could not (the page then stays unfinished). */
-  deadLetter(letter: Omit<DeadLetter, 'id' | 'subscriber' | 'instanceId'>): Promise<void>;
+  /** Records a dead letter durably and answers its id; rejects when it could not (the page then stays unfinished). */
+  deadLetter(letter: Omit<DeadLetter, 'id' | 'subscriber' | 'instanceId'>): Promise<string | void>;
+  /**
+   * Parking (policy `dead-letter` on Cosmos DB): an aggregate whose event a handler gave up on is parked, and
+   * its later events wait, recorded durably, instead of being delivered out of order. Without it, a dead
+   * letter is passed over and the aggregate's later events are delivered.
+   */
+  parking?: Parking;
   /** True when `handler`'s failure on the event was settled by hand (replayed or discarded): pass it over. */
   isSettled?(event: SettledEvent): boolean;
+}
+
+/** What the reader of a feed range keeps of its parked aggregates. */
+export interface Parking {
+  isParked(aggregateId: string): boolean;
+  /** Records an event of a parked aggregate durably (before the checkpoint passes it). */
+  park(event: FeedEvent): Promise<void>;
+  /** Parks an aggregate behind a dead letter. */
+  parkAggregate(parked: ParkedAggregate): void;
 }
 
 /** Handler name of the failures of the serializer, in dead letters. */
@@ -49,6 +64,8 @@ export const DESERIALIZE_HANDLER = '(deserialize)';
 /** Counters of one subscriber on this instance. */
 export interface SubscriberStats {
   handled: number;
+  /** Events that waited behind a parked aggregate's dead letter (counted again when handled). */
+  parked: number;
   /** Events no handler's stream filter admits (or only snapshots), passed over undecoded or unhandled. */
   passedOver: number;
   deadLettered: number;
@@ -61,7 +78,7 @@ export interface SubscriberStats {
  * policy). Shared by the readers of every feed range this instance holds for the subscriber.
  */
 export class SubscriberRuntime {
-  readonly stats: SubscriberStats = { handled: 0, passedOver: 0, deadLettered: 0 };
+  readonly stats: SubscriberStats = { handled: 0, parked: 0, passedOver: 0, deadLettered: 0 };
 
   constructor(
     readonly subscriber: ResolvedSubscriber,
@@ -85,11 +102,16 @@ export class SubscriberRuntime {
     // page never runs beside lanes still delivering its events.
     let failure: { error: unknown } | undefined;
     // Once the page failed, the other lanes' retry waits end too, and their handlers are told (event.signal).
+    // Linked by hand, with the listener removed after the page: on Node 20, AbortSignal.any over the reader's
+    // long-lived signal keeps every page's composite signal alive for as long as the reader runs.
     const pageFailed = new AbortController();
+    const follow = () => pageFailed.abort(control.signal.reason);
+    if (control.signal.aborted) follow();
+    else control.signal.addEventListener('abort', follow, { once: true });
     const laneControl: DeliveryControl = {
       ...control,
       mayContinue: () => !failure && control.mayContinue(),
-      signal: AbortSignal.any([control.signal, pageFailed.signal]),
+      signal: pageFailed.signal,
     };
     let next = 0;
     const lane = async () => {
@@ -107,13 +129,23 @@ export class SubscriberRuntime {
         pageFailed.abort();
       }
     };
-    await Promise.allSettled(Array.from({ length: Math.min(this.subscriber.concurrency, lanes.length) }, lane));
+    try {
+      await Promise.allSettled(Array.from({ length: Math.min(this.subscriber.concurrency, lanes.length) }, lane));
+    } finally {
+      control.signal.removeEventListener('abort', follow);
+    }
     if (failure) throw failure.error;
     return outcome;
   }
 
   private async deliver(feedEvent: FeedEvent, control: DeliveryControl): Promise<PageOutcome> {
     if (!control.mayContinue()) return 'interrupted';
+    if (control.parking?.isParked(feedEvent.aggregateId)) {
+      // Behind a dead letter of the same aggregate: waits, in order, until that letter is settled.
+      await control.parking.park(feedEvent);
+      this.stats.parked++;
+      return 'handled';
+    }
     // What the stored document decides comes first: an event no handler's stream takes is never decoded, so a
     // record of another writer (raw bytes, protobuf) cannot fail, stop or be dead-lettered by this subscriber.
     const candidates = this.subscriber.handlers.filter((h) => admitsStream(h.filter, feedEvent));
@@ -220,7 +252,7 @@ export class SubscriberRuntime {
 
   private async call(handler: HandlerDefinition, feedEvent: FeedEvent, decoded: Decoded | undefined, attempt: number, signal?: AbortSignal): Promise<void> {
     const method = (this.subscriber.instance as Record<string | symbol, (...args: unknown[]) => unknown>)[handler.method];
-    const event: SubscribedEvent = { ...feedEvent, attempt };
+    const event: SubscribedEvent = { ...streamParts(feedEvent.aggregateId), version: feedEvent.version, data: feedEvent.data, committedAt: feedEvent.committedAt, attempt };
     if (signal) event.signal = signal;
     if (decoded) {
       event.event = decoded.value;
@@ -246,11 +278,18 @@ export class SubscriberRuntime {
     const policy = this.subscriber.onFailure;
     // Also for the serializer's failures: a stopped group shows this as its reason.
     this.stats.lastError = `${handler} on ${event.aggregateId}@${event.version}: ${describe(err)}`;
+    const parking = policy === 'dead-letter' ? control.parking : undefined;
     this.logger.error(
       `${this.subscriber.name}: ${handler} failed on ${event.aggregateId}@${event.version} after ${attempts} attempt(s): ` +
-        `${describe(err)}; ${policy === 'stop' ? 'stopping the subscriber' : 'recorded as a dead letter, moving on'}`,
+        `${describe(err)}; ${
+          policy === 'stop'
+            ? 'stopping the subscriber'
+            : parking
+              ? `recorded as a dead letter; ${event.aggregateId} is parked until it is replayed or discarded`
+              : 'recorded as a dead letter, moving on'
+        }`,
     );
-    await control.deadLetter({
+    const letterId = await control.deadLetter({
       handler,
       aggregateId: event.aggregateId,
       version: event.version,
@@ -262,6 +301,9 @@ export class SubscriberRuntime {
       committedAt: event.committedAt,
     });
     this.stats.deadLettered++;
+    if (parking && typeof letterId === 'string') {
+      parking.parkAggregate({ aggregateId: event.aggregateId, version: event.version, handler, letterId });
+    }
     return policy === 'stop' ? 'stopped' : 'handled';
   }
 }
@@ -272,6 +314,13 @@ interface Decoded {
   type?: string;
   snapshot: boolean;
   payload(): unknown;
+}
+
+/** A stream id's parts as repositories use them: `Order/42` is type `Order`, id `42`. */
+export function streamParts(streamId: string): Pick<SubscribedEvent, 'streamId' | 'aggregateType' | 'aggregateId'> {
+  const slash = streamId.indexOf('/');
+  if (slash <= 0 || slash === streamId.length - 1) return { streamId, aggregateId: streamId };
+  return { streamId, aggregateType: streamId.slice(0, slash), aggregateId: streamId.slice(slash + 1) };
 }
 
 /** What the stored document decides: the stream. */

@@ -180,6 +180,10 @@ export class SubscriptionsManager implements Subscriptions, SubscriberRegistry, 
     return this.group(name).store.deadLetters();
   }
 
+  async deadLetterPage(name: string, options: { maxItems?: number; continuation?: string } = {}): Promise<{ letters: DeadLetter[]; continuation?: string }> {
+    return this.group(name).store.deadLetterPage(options);
+  }
+
   async replayDeadLetter(name: string, id: string): Promise<void> {
     return this.group(name).replayDeadLetter(id);
   }

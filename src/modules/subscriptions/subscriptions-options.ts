@@ -16,6 +16,8 @@ export interface ResolvedSubscriptionsOptions {
   onFailure: FailurePolicy;
   autoStart: boolean;
   shutdownTimeoutMs: number;
+  deadLetterTtlSeconds?: number;
+  leases: number;
 }
 
 export const DEFAULT_RETRY: Required<RetryOptions> = { attempts: 5, initialDelayMs: 200, maxDelayMs: 10_000 };
@@ -53,6 +55,8 @@ export function resolveSubscriptionsOptions(options: SubscriptionsModuleOptions 
     onFailure,
     autoStart: options.autoStart ?? true,
     shutdownTimeoutMs: positive('shutdownTimeoutMs', 10_000),
+    leases: positive('leases', 8),
+    ...(options.deadLetterTtlSeconds === undefined ? {} : { deadLetterTtlSeconds: positive('deadLetterTtlSeconds', 0) }),
   };
 }
 

@@ -42,7 +42,7 @@ const handlerDefinitions = new WeakMap<object, HandlerDefinition[]>();
  * @Subscriber({ name: 'order-stats', startFrom: 'beginning', serializer: new JsonEventSerializer() })
  * export class OrderStats {
  *   @OnEvent({ events: [OrderPlaced], aggregateIdPrefix: 'Order/' })
- *   async placed(event: OrderPlaced, { aggregateId, version }: SubscribedEvent) {
+ *   async placed(event: OrderPlaced, { aggregateId, version }: SubscribedEvent) { // aggregateId: '42' of 'Order/42'
  *     console.log(aggregateId, version, event.customerId);
  *   }
  * }

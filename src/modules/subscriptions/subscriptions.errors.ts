@@ -26,6 +26,20 @@ export class UnknownDeadLetterError extends SubscriptionError {
   }
 }
 
+/**
+ * A rebuild of this consumer group is already running (on this or another instance): one at a time per
+ * group. `holder` is the instance running it, `startedAt` when it began. An HTTP route answers 409 with it.
+ */
+export class RebuildInProgressError extends SubscriptionError {
+  constructor(
+    readonly subscriber: string,
+    readonly holder: string,
+    readonly startedAt: Date,
+  ) {
+    super(`a rebuild of ${JSON.stringify(subscriber)} is already running (on ${holder}, since ${startedAt.toISOString()}): wait for it to end`);
+  }
+}
+
 /** Replaying a dead letter failed again: the record is kept, `cause` is the handler's (or serializer's) error. */
 export class DeadLetterReplayError extends SubscriptionError {
   constructor(

@@ -27,7 +27,17 @@ export type StartFrom = 'beginning' | 'now' | Date;
  * (`@OnEvent(OrderPlaced)`) gets the typed event as its first argument and this as its second.
  */
 export interface SubscribedEvent<E = unknown> {
-  /** The stream (the events container's partition key, e.g. `Order/42`); opaque to the subscription. */
+  /** The stream (the events container's partition key, e.g. `Order/42`), as `EventFilter.aggregateIdPrefix` sees it. */
+  streamId: string;
+  /**
+   * The aggregate's type as repositories name it: what precedes the first `/` of the stream id (`Order` for
+   * `Order/42`); absent for a stream id without `/` (a raw stream, or protosource's).
+   */
+  aggregateType?: string;
+  /**
+   * The aggregate's id as repositories take it: what follows the first `/` of the stream id (`42` for
+   * `Order/42`); the whole stream id when it has no `/`.
+   */
   aggregateId: string;
   version: number;
   /** The stored bytes. */
@@ -60,7 +70,9 @@ export interface RetryOptions {
 /**
  * What happens to an event whose handler still fails after the last retry. In both cases a dead-letter
  * record goes to the leases container first; nothing is skipped without one.
- * - `dead-letter`: the subscriber moves on to the next event.
+ * - `dead-letter`: the subscriber moves on to the next event of other aggregates; the failing event's aggregate
+ *   is parked (on Cosmos DB): its later events wait, recorded durably, and are delivered in order once the
+ *   dead letter is replayed or discarded. (The in-memory subscriptions move on without parking.)
  * - `stop`: the consumer group halts on every instance, its checkpoint before the event, until `resume()`.
  */
 export type FailurePolicy = 'dead-letter' | 'stop';
@@ -150,6 +162,19 @@ export interface SubscriptionsModuleOptions {
   autoStart?: boolean;
   /** How long shutdown waits for in-flight handlers before leaving the leases to expire. Default 10 s. */
   shutdownTimeoutMs?: number;
+  /**
+   * Seconds a dead letter is kept before Cosmos DB deletes it (its per-item `ttl`; the leases container needs
+   * TTL enabled, as `ensure` creates it). Default: kept until replayed or discarded. A parked aggregate whose
+   * letter expires stays parked: settle letters before they expire.
+   */
+  deadLetterTtlSeconds?: number;
+  /**
+   * How many leases a consumer group is cut into (at least one per physical partition): sub-ranges of the hash
+   * space, so that up to this many instances share the work even on a container of one physical partition.
+   * Each aggregate's events fall in one sub-range, so its order holds. Leases of a group created before are
+   * cut when free, each part resuming at the whole lease's checkpoint: nothing is read twice. Default 8.
+   */
+  leases?: number;
 }
 
 /** A consumer group's state, shared by every instance through the leases container. */
@@ -180,6 +205,8 @@ export interface SubscriberLag {
   estimatedPending: number;
   /** Milliseconds since the oldest change not yet checkpointed was committed; 0 when caught up. */
   behindMs: number;
+  /** Aggregates parked behind a dead letter, across every range (their waiting events are not in `estimatedPending`). */
+  parkedAggregates: string[];
   /** Why the group stopped, when it did. */
   reason?: string;
   ranges: RangeLag[];
@@ -196,6 +223,11 @@ export interface SubscriberStatus {
   passedOver: number;
   /** Events that went to a dead-letter record on this instance since it started. */
   deadLettered: number;
+  /**
+   * Aggregates parked on the ranges this instance reads: a handler gave up on one of their events (policy
+   * `dead-letter`), and their later events wait until that dead letter is replayed or discarded.
+   */
+  parkedAggregates: string[];
   /** The last error seen (reading, checkpointing or handling), if any. */
   lastError?: string;
 }
@@ -258,6 +290,11 @@ export interface Subscriptions {
   resume(name: string): Promise<void>;
   /** The dead-letter records of a subscriber, oldest first. */
   deadLetters(name: string): Promise<DeadLetter[]>;
+  /**
+   * One page of a subscriber's dead letters (at most `maxItems`, default 100, in no promised order) and the
+   * continuation to pass for the next page, absent after the last.
+   */
+  deadLetterPage(name: string, options?: { maxItems?: number; continuation?: string }): Promise<{ letters: DeadLetter[]; continuation?: string }>;
   /**
    * Hands a dead letter's event to the handler that failed on it once more (to every handler that takes it,
    * for a letter of the serializer), then removes the record. A handler that fails again keeps the record

@@ -1,5 +1,7 @@
 import { Module, type DynamicModule, type InjectionToken, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
 import type { Container } from '@azure/cosmos';
+import { DiscoveryModule, DiscoveryService } from '@nestjs/core';
+import { SubscriberScopeCheck } from './subscriber-scope.js';
 import { ensureContainer, EVENTS_CONTAINER } from '../cosmos/index.js';
 import { STORE } from '../event-store/index.js';
 import { InMemorySubscriptions, isCommitFeed, type InMemorySubscriptionsOptions } from './in-memory-subscriptions.js';
@@ -121,7 +123,8 @@ export class SubscriptionsModule extends ConfigurableModuleClass {
   /**
    * Provides and registers `@Subscriber` classes. They are instantiated in the module this returns, which sees
    * global providers, `providers` (exported too, so the importer can inject them) and what `imports` export.
-   * A serializer given as an injection token is resolved there as well.
+   * A serializer given as an injection token is resolved there as well. A subscriber must be a singleton: one
+   * that is, or depends on, a request-scoped or transient provider fails the start naming it and the dependency.
    *
    * @example
    * @Module({
@@ -153,10 +156,16 @@ export class SubscriptionsModule extends ConfigurableModuleClass {
       };
     });
     const providers = dependencies.providers ?? [];
+    // A subscriber that cannot be a singleton would never be created (its registration with it): fail the start.
+    const scopeCheck: Provider = {
+      provide: Symbol('SUBSCRIBER_SCOPE_CHECK'),
+      useFactory: (discovery: DiscoveryService) => new SubscriberScopeCheck(discovery, subscribers),
+      inject: [DiscoveryService],
+    };
     return {
       module: SubscriptionsFeatureModule,
-      imports: dependencies.imports ?? [],
-      providers: [...providers, ...subscribers, ...registrations],
+      imports: [DiscoveryModule, ...(dependencies.imports ?? [])],
+      providers: [...providers, ...subscribers, ...registrations, scopeCheck],
       exports: [...providers.map((p) => (typeof p === 'function' ? p : p.provide)), ...subscribers],
     };
   }

@@ -1,4 +1,5 @@
 import {
+  ConflictException,
   Controller,
   Get,
   HttpCode,
@@ -19,6 +20,7 @@ import {
   DEFAULT_STORE_RETRY_OPTIONS,
   EventStoreExceptionFilter,
   InjectSubscriptions,
+  RebuildInProgressError,
   retryTransient,
   type Subscriptions,
 } from 'nest-cosmos-eventstore';
@@ -160,6 +162,7 @@ export class OrderStatsController {
   /**
    * `POST /admin/projections/order-stats/rebuild`: empties the read model and replays every event into it,
    * on whichever instances read the feed. Answers 202 once the replay has started; `lag` tells its progress.
+   * One rebuild at a time across every instance: a request while one runs answers 409 naming it.
    * An admin action: the service guards it with `ADMIN_TOKEN` (`AdminTokenGuard`); elsewhere, guard it yourself.
    */
   @Post('admin/projections/order-stats/rebuild')
@@ -173,7 +176,19 @@ export class OrderStatsController {
   })
   @ApiErrors({ 503: 'Cosmos DB is unavailable; retry later' }, { admin: true })
   async rebuild(): Promise<{ rebuilding: string; lag: Freshness }> {
-    await this.subscriptions.rebuild(ORDER_STATS_SUBSCRIBER, { from: 'beginning' });
+    try {
+      await this.subscriptions.rebuild(ORDER_STATS_SUBSCRIBER, { from: 'beginning' });
+    } catch (err) {
+      if (err instanceof RebuildInProgressError) {
+        throw new ConflictException({
+          statusCode: HttpStatus.CONFLICT,
+          error: 'Conflict',
+          message: err.message,
+          rebuilding: { subscriber: err.subscriber, instance: err.holder, startedAt: err.startedAt.toISOString() },
+        });
+      }
+      throw err;
+    }
     return { rebuilding: ORDER_STATS_SUBSCRIBER, lag: await this.lag() };
   }
 

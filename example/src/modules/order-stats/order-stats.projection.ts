@@ -33,9 +33,8 @@ export class OrderStatsProjection implements OnSubscriberRebuild {
     aggregateIdPrefix: ORDER_STREAMS,
   })
   async apply(event: OrderEvent, { aggregateId, version, signal }: SubscribedEvent): Promise<void> {
-    // The read model keys orders by their id as the application knows it, without the stream namespace.
-    const orderId = aggregateId.slice(ORDER_STREAMS.length);
-    await this.stats.apply({ type: eventTypeOf(event), aggregateId: orderId, version, payload: event }, signal);
+    // The read model keys orders by their id as the application knows it (`aggregateId`: `o-1` of `Order/o-1`).
+    await this.stats.apply({ type: eventTypeOf(event), aggregateId, version, payload: event }, signal);
   }
 
   /** A rebuild starts from an empty read model; only a full replay can refill it. */

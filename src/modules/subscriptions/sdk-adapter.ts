@@ -1,0 +1,174 @@
+import type { ChangeFeedIteratorResponse, Container, FeedRange } from '@azure/cosmos';
+
+/*
+ * Every use of @azure/cosmos internals by the subscriptions lives here: the feed range class (the SDK reads a
+ * feed range only as an instance of its own class, which it does not export), and the shape of its change
+ * feed continuation (a composite token with one position per range it reads). `checkSdkInternals` tells,
+ * loudly and by name, when a newer SDK changed either.
+ */
+
+/** A feed range by its effective partition key bounds. */
+export interface EpkBounds {
+  minInclusive: string;
+  maxExclusive: string;
+}
+
+/** One range's position in @azure/cosmos's change feed continuation. */
+export interface ContinuationElement extends EpkBounds {
+  continuationToken?: string | null;
+}
+
+/** @azure/cosmos's change feed continuation: the container's rid and one continuation per range it reads. */
+export interface CompositeContinuation {
+  rid: string;
+  Continuation: ContinuationElement[];
+}
+
+/** A change feed continuation in the SDK's composite shape, or undefined when it has another. */
+export function parseComposite(continuation: string): CompositeContinuation | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(continuation);
+  } catch {
+    return undefined;
+  }
+  const token = parsed as Partial<CompositeContinuation> | null;
+  const valid =
+    typeof token?.rid === 'string' &&
+    Array.isArray(token.Continuation) &&
+    token.Continuation.every((e) => typeof e?.minInclusive === 'string' && typeof e.maxExclusive === 'string');
+  return valid ? (token as CompositeContinuation) : undefined;
+}
+
+/**
+ * Why a change feed page must not be handled or checkpointed, or undefined when it may.
+ *
+ * @azure/cosmos 4.9 (`ChangeFeedForEpkRange`) turns every 410 answer into a normal-looking response: only
+ * sub-status 1002/1007 count as a split there; for any other 410 (none, 1000, 1008) it leaves that range's
+ * position empty in the continuation, and a checkpoint of it would read the range again from its start. So a
+ * page is good only when it answered 200 or 304 and its continuation keeps, for every range `previous` had a
+ * position in, a position (the SDK may answer 200 for one range after another answered 410).
+ */
+export function pageFault(page: Pick<ChangeFeedIteratorResponse<unknown>, 'statusCode' | 'subStatusCode' | 'continuationToken'>, previous: string | null): string | undefined {
+  if (page.statusCode !== 200 && page.statusCode !== 304) {
+    return `the change feed answered ${page.statusCode}${page.subStatusCode ? `/${page.subStatusCode}` : ''}`;
+  }
+  if (!previous) return undefined;
+  const before = parseComposite(previous);
+  if (!before) return undefined;
+  const after = page.continuationToken ? parseComposite(page.continuationToken) : undefined;
+  if (!after) return 'the change feed answered without a continuation';
+  for (const element of after.Continuation) {
+    if (element.continuationToken) continue;
+    // A range without a position now: only fine where every range it came from had none either.
+    const had = before.Continuation.some(
+      (b) => b.continuationToken && b.minInclusive < element.maxExclusive && element.minInclusive < b.maxExclusive,
+    );
+    if (had) return `the change feed lost the position of range ${element.minInclusive}-${element.maxExclusive}`;
+  }
+  return undefined;
+}
+
+type FeedRangeClass = new (minInclusive: string, maxExclusive: string) => FeedRange;
+
+/**
+ * Makes the SDK's feed range objects for any bounds. @azure/cosmos accepts only its own (internal) class in
+ * `ChangeFeedStartFrom` and offers no public constructor, so the class is taken from a range it handed out.
+ */
+export class FeedRanges {
+  private classOf?: Promise<FeedRangeClass>;
+
+  /** `list`: the container's feed ranges (e.g. a cached `container.getFeedRanges()`), asked once for the class. */
+  constructor(private readonly list: () => Promise<readonly FeedRange[]>) {}
+
+  async of(bounds: EpkBounds): Promise<FeedRange> {
+    const Class = await (this.classOf ??= this.list()
+      .then(([any]) => feedRangeClass(any))
+      .catch((err: unknown) => {
+        this.classOf = undefined;
+        throw err;
+      }));
+    return new Class(bounds.minInclusive, bounds.maxExclusive);
+  }
+}
+
+function feedRangeClass(sample: FeedRange | undefined): FeedRangeClass {
+  if (!sample) throw new SdkInternalsError('feed range class', 'Container.getFeedRanges() returned no range to take the class from');
+  return sample.constructor as FeedRangeClass;
+}
+
+/** A part of @azure/cosmos's internals the subscriptions rely on is not as expected: the SDK changed. */
+export class SdkInternalsError extends Error {
+  constructor(
+    readonly part: string,
+    detail: string,
+  ) {
+    super(`@azure/cosmos internals changed (${part}): ${detail}; nest-cosmos-eventstore's subscriptions need updating for this SDK version`);
+    this.name = 'SdkInternalsError';
+  }
+}
+
+/**
+ * Checks every SDK internal the subscriptions use against a live container: the feed range class builds a
+ * range with the given bounds that the SDK accepts, and a change feed continuation has the composite shape.
+ * Throws `SdkInternalsError` naming the part that changed. Costs one partition key range listing and one
+ * change feed read.
+ */
+export async function checkSdkInternals(container: Container): Promise<void> {
+  const { ChangeFeedStartFrom } = await import('@azure/cosmos');
+  const ranges = await container.getFeedRanges();
+  const Class = feedRangeClass(ranges[0]);
+  const bounds = ranges[0] as unknown as Partial<EpkBounds>;
+  if (typeof bounds.minInclusive !== 'string' || typeof bounds.maxExclusive !== 'string') {
+    throw new SdkInternalsError('feed range class', 'a feed range has no string minInclusive/maxExclusive');
+  }
+  const made = new Class('', 'FF') as unknown as Partial<EpkBounds>;
+  if (made.minInclusive !== '' || made.maxExclusive !== 'FF') {
+    throw new SdkInternalsError('feed range class', 'its constructor no longer takes (minInclusive, maxExclusive)');
+  }
+  const internal = container.database.container(container.id) as unknown as { readInternal?: unknown };
+  if (typeof internal.readInternal !== 'function') {
+    throw new SdkInternalsError('container rid cache', 'Container.readInternal is gone: change feed iterators may read the container per probe');
+  }
+  let page: ChangeFeedIteratorResponse<unknown>;
+  try {
+    page = await container.items
+      .getChangeFeedIterator({ changeFeedStartFrom: ChangeFeedStartFrom.Now(made as unknown as FeedRange), maxItemCount: 1 })
+      .readNext();
+  } catch (err) {
+    throw new SdkInternalsError('feed range class', `the SDK refused a range built with it: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const token = page.continuationToken ? parseComposite(page.continuationToken) : undefined;
+  if (!token || token.Continuation.length === 0) {
+    throw new SdkInternalsError('change feed continuation', `not the composite {rid, Continuation[]} shape: ${String(page.continuationToken)}`);
+  }
+  if (page.statusCode !== 200 && page.statusCode !== 304) {
+    throw new SdkInternalsError('change feed response', `a read from "now" answered status ${String(page.statusCode)}`);
+  }
+}
+
+/**
+ * A handle on `container` for the change feed readers whose container read is answered once: @azure/cosmos
+ * 4.9 reads the container (a metadata request, throttled by Azure at high rates) at the first `readNext` of
+ * every change feed iterator, only to learn its `_rid`, which never changes for the container. The readers
+ * and the lag probes make a new iterator per position, so without this every probe costs a metadata
+ * request. A separate `Container` object of the same client: the application's own `read()` still reads.
+ */
+export function changeFeedContainer(container: Container): Container {
+  const own = container.database.container(container.id);
+  const internal = own as unknown as { readInternal?: (...args: unknown[]) => Promise<unknown> };
+  if (typeof internal.readInternal !== 'function') {
+    // A newer SDK: no cache, every iterator reads the container again (more metadata requests, still right).
+    return own;
+  }
+  const read = internal.readInternal.bind(own);
+  let cached: Promise<unknown> | undefined;
+  internal.readInternal = (...args: unknown[]) => {
+    const result = (cached ??= read(...args));
+    result.catch(() => {
+      if (cached === result) cached = undefined;
+    });
+    return result;
+  };
+  return own;
+}

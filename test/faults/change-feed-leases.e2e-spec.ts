@@ -1,0 +1,71 @@
+/*
+ * Lease writes under faults, through the fault proxy: 429s with x-ms-retry-after-ms and a lease write that
+ * hangs. A lease write never outlasts the safety margin (it times out and is retried), a renewal never waits
+ * behind a checkpoint, and the reader keeps its range: every event handled once, in order.
+ */
+import { CosmosEventStore } from '../../src/index.js';
+import type { ProxiedRequest } from '../../src/modules/embedded-cosmos/index.js';
+import { gate, startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
+import { DeliveryLog, encode, eventually, Recorder, startInstance, type Instance } from '../support/subscriptions.js';
+
+let faulty: FaultyCosmos;
+let store: CosmosEventStore;
+const instances: Instance[] = [];
+let tests = 0;
+
+beforeAll(async () => {
+  faulty = await startFaultyCosmos();
+  store = new CosmosEventStore(faulty.directEvents);
+});
+
+afterEach(async () => {
+  faulty.proxy.clearRules();
+  await Promise.all(instances.splice(0).map((i) => i.close()));
+});
+
+afterAll(async () => {
+  await faulty?.close();
+});
+
+const leaseWrite = (r: ProxiedRequest) => r.kind === 'write' && /\/colls\/leases-faults-\d+\/docs\/lease/.test(r.path);
+
+async function start(log: DeliveryLog): Promise<Instance> {
+  const instance = await startInstance({
+    name: 'A',
+    endpoint: faulty.proxy.endpoint,
+    key: faulty.cosmos.key,
+    databaseId: faulty.events.database.id,
+    subscribers: [Recorder],
+    log,
+    options: { leasesContainerId: `leases-faults-${++tests}` },
+  });
+  instances.push(instance);
+  await eventually('the reader holds its range', () => instance.subscriptions.status()[0].ownedRanges.length === 1);
+  return instance;
+}
+
+const versionsOf = (log: DeliveryLog, aggregateId: string) => log.of('recorder').filter((d) => d.aggregateId === aggregateId).map((d) => d.version);
+
+it('keeps its range and handles every event once under 429s with x-ms-retry-after-ms on lease writes', async () => {
+  const log = new DeliveryLog();
+  const instance = await start(log);
+  const rule = faulty.proxy.addRule({ match: leaseWrite, probability: 0.5, times: 30, action: { type: 'status', status: 429, retryAfterMs: 5 } });
+  for (let v = 1; v <= 20; v++) await store.save('Throttled/1', [{ version: v, data: encode({ v }) }]);
+  await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 15_000 });
+  expect(rule.fired).toBeGreaterThan(0);
+  expect(versionsOf(log, 'Throttled/1')).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  expect(instance.subscriptions.status()[0].ownedRanges).toHaveLength(1);
+});
+
+it('times a hanging lease write out and goes on, keeping its range', async () => {
+  const log = new DeliveryLog();
+  const instance = await start(log);
+  const held = gate();
+  const rule = faulty.proxy.addRule({ match: leaseWrite, times: 1, action: { type: 'latency', until: held.promise } });
+  for (let v = 1; v <= 10; v++) await store.save('Hung/1', [{ version: v, data: encode({ v }) }]);
+  await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 15_000 });
+  expect(rule.fired).toBe(1);
+  expect(versionsOf(log, 'Hung/1')).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+  expect(instance.subscriptions.status()[0].ownedRanges).toHaveLength(1);
+  held.open();
+});

@@ -1,0 +1,45 @@
+/*
+ * Monitoring costs no metadata requests (Azure throttles those at high rates): `lag()` and `waitForCatchUp`
+ * send no partition key range listing and no container read (one change feed request per range a lease's
+ * checkpoint names); idle readers send change feed requests only. Counted at the fault proxy.
+ */
+import { CosmosEventStore } from '../../src/index.js';
+import { startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
+import { DeliveryLog, encode, Recorder, startInstance, type Instance } from '../support/subscriptions.js';
+
+let faulty: FaultyCosmos;
+let instance: Instance | undefined;
+
+afterAll(async () => {
+  await instance?.close();
+  await faulty?.close();
+});
+
+it('lag() and waitForCatchUp make no metadata request; idle readers neither', async () => {
+  faulty = await startFaultyCosmos();
+  const store = new CosmosEventStore(faulty.directEvents);
+  const log = new DeliveryLog();
+  instance = await startInstance({
+    name: 'A',
+    endpoint: faulty.proxy.endpoint,
+    key: faulty.cosmos.key,
+    databaseId: faulty.events.database.id,
+    subscribers: [Recorder],
+    log,
+  });
+  for (let i = 0; i < 5; i++) await store.save(`M/${i}`, [{ version: 1, data: encode({ i }) }]);
+  await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 10_000 });
+
+  await faulty.proxy.settle();
+  faulty.proxy.clearRecords();
+  for (let i = 0; i < 3; i++) await instance.subscriptions.lag('recorder');
+  await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 5_000 });
+  await faulty.proxy.settle();
+  expect(faulty.proxy.count({ kind: 'metadata' })).toBe(0);
+
+  // Idle: the readers' polls are change feed requests only.
+  faulty.proxy.clearRecords();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await faulty.proxy.settle();
+  expect(faulty.proxy.count({ kind: 'metadata' })).toBe(0);
+});
