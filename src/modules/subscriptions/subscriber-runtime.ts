@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import { SNAPSHOT_EVENT_TYPE, type EventClass } from '../event-sourcing/index.js';
+import { runInHandlerContext, SNAPSHOT_EVENT_TYPE, type EventClass } from '../event-sourcing/index.js';
 import type { FeedEvent } from './change-feed-reader.js';
 import type { ParkedAggregate, SettledEvent } from './lease-store.js';
 import type { HandlerDefinition } from './subscriptions.decorators.js';
@@ -257,14 +257,22 @@ export class SubscriberRuntime {
     if (decoded) {
       event.event = decoded.value;
       if (decoded.type !== undefined) event.type = decoded.type;
+      for (const field of ['eventId', 'correlationId', 'causationId'] as const) {
+        const value = envelopeField(decoded.value, field);
+        if (typeof value === 'string') event[field] = value;
+      }
     }
-    if (handler.eventClasses) {
-      // `admitsDecoded` made sure the type is one of the handler's classes.
-      const eventClass = handler.eventClasses.get(decoded!.type!)!;
-      await method.call(this.subscriber.instance, typedEvent(eventClass, decoded!.payload()), event);
-    } else {
-      await method.call(this.subscriber.instance, event);
-    }
+    // Commands the handler issues continue the handled event's story: its correlation id, and its id as their causation.
+    const handled = { aggregateId: event.streamId, version: event.version, event: decoded?.value };
+    await runInHandlerContext(handled, async () => {
+      if (handler.eventClasses) {
+        // `admitsDecoded` made sure the type is one of the handler's classes.
+        const eventClass = handler.eventClasses.get(decoded!.type!)!;
+        await method.call(this.subscriber.instance, typedEvent(eventClass, decoded!.payload()), event);
+      } else {
+        await method.call(this.subscriber.instance, event);
+      }
+    });
   }
 
   /** The last attempt failed: record it, then move on or stop, per policy. */
@@ -335,7 +343,7 @@ function admitsDecoded(filter: EventFilter, decoded: Decoded | undefined): boole
   return true;
 }
 
-function envelopeField(value: unknown, field: 'type' | 'payload'): unknown {
+function envelopeField(value: unknown, field: 'type' | 'payload' | 'eventId' | 'correlationId' | 'causationId'): unknown {
   return value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[field] : undefined;
 }
 

@@ -46,6 +46,12 @@ export interface SubscribedEvent<E = unknown> {
   event?: E;
   /** The decoded event's type name (see `EventDeserializer.typeOf`); absent without a serializer. */
   type?: string;
+  /** The event's id, from its envelope's metadata; absent for events stored before metadata, or without a serializer. */
+  eventId?: string;
+  /** The story the event belongs to (the command's correlation id); absent as `eventId` is. */
+  correlationId?: string;
+  /** The id of what caused the event (another event, or the correlation id for a story's first command). */
+  causationId?: string;
   /** When Cosmos DB committed the event (second precision). */
   committedAt: Date;
   /** 1 on the first delivery attempt in this process, more on retries after a failure. */
