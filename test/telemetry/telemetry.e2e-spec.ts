@@ -21,8 +21,18 @@ import {
   telemetryReady,
   traceSubscriberPage,
   WriteOutcomeUnknownError,
+  JsonEventSerializer,
+  OnEvent,
+  Subscriber,
 } from '../../src/index.js';
 import { gate, startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
+import { DeliveryLog, eventually, startInstance } from '../support/subscriptions.js';
+
+@Subscriber({ name: 'traced', serializer: new JsonEventSerializer() })
+class TracedRecorder {
+  @OnEvent()
+  handle(): void {}
+}
 
 class Counted {
   constructor(readonly by: number) {}
@@ -240,6 +250,31 @@ describe('telemetry with an OpenTelemetry SDK registered', () => {
     expect(page.kind).toBe(SpanKind.CONSUMER);
     expect(page.attributes).toMatchObject({ 'eventstore.subscriber.group': 'order-stats', 'eventstore.record.count': 3 });
     expect(page.links.map((l) => `00-${l.context.traceId}-${l.context.spanId}-01`)).toEqual([stored]);
+  });
+
+  it('a subscriber reading the change feed handles the page in a span linked to the command that stored it', async () => {
+    const instance = await startInstance({
+      name: 'traced',
+      endpoint: faulty.cosmos.endpoint,
+      key: faulty.cosmos.key,
+      databaseId: faulty.events.database.id,
+      subscribers: [TracedRecorder],
+      log: new DeliveryLog(),
+    });
+    try {
+      const id = randomUUID();
+      await repository.apply(new Start(id));
+      const command = byName('apply Tally').at(-1)!;
+      await instance.subscriptions.waitForCatchUp('traced', { timeoutMs: 10_000 });
+      await eventually('the page span is recorded', () => byName('process traced').length > 0);
+      const pages = byName('process traced');
+      expect(pages[0].kind).toBe(SpanKind.CONSUMER);
+      const linked = pages.flatMap((p) => p.links.map((l) => l.context.spanId));
+      // The events remember the span they were stored under (their envelope's traceparent header).
+      expect(linked).toContain(command.spanContext().spanId);
+    } finally {
+      await instance.close();
+    }
   });
 
   it('a batch retried after a 503 counts its retry; a write whose outcome stays unknown is counted as such', async () => {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventStoreError } from '../event-store/index.js';
+import { currentTraceparent } from '../telemetry/index.js';
 import { currentEventContext } from './event-context.js';
 import type { EventEnvelope } from './event-serializer.js';
 
@@ -148,12 +149,15 @@ export type EventStamp = Pick<EventEnvelope, 'eventId' | 'correlationId' | 'caus
  * correlation and causation ids of the current event context (`runWithEventContext`, the HTTP interceptor,
  * `runInHandlerContext`), or, outside any, a fresh correlation id that is also the causation id.
  * `snapshotSchemaVersion` is what snapshot records (`$snapshot`) carry: the aggregate's schema version.
+ * Under an active OpenTelemetry span the headers also hold its W3C `traceparent`.
  */
 export function commandStamper(snapshotSchemaVersion: number): (type: string, snapshotType: string) => EventStamp {
   const context = currentEventContext();
   const correlationId = context?.correlationId ?? randomUUID();
   const causationId = context?.causationId ?? correlationId;
-  const headers = context?.headers;
+  // Under an OpenTelemetry span (an SDK registered), the events remember it: a subscriber's page links to it.
+  const traceparent = currentTraceparent();
+  const headers = traceparent && context?.headers?.traceparent === undefined ? { ...context?.headers, traceparent } : context?.headers;
   return (type, snapshotType) => {
     const stamp: EventStamp = {
       eventId: randomUUID(),

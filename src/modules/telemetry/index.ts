@@ -2,6 +2,7 @@ export {
   cosmosTelemetryPlugin,
   currentTraceparent,
   INSTRUMENTATION_SCOPE,
+  isTracing,
   recordsDetails,
   recordSubscriberLag,
   telemetryReady,

@@ -314,6 +314,15 @@ export function recordSubscriberLag(lag: { name: string; estimatedPending: numbe
 }
 
 /** The W3C `traceparent` of the span active now (to store beside an event), or `undefined` when none records. */
+/** True when an OpenTelemetry SDK records spans: work done only for spans (reading traceparents) can be skipped otherwise. */
+export function isTracing(): boolean {
+  const api = otel();
+  if (!api) return false;
+  const provider = api.trace.getTracerProvider() as { getDelegate?: () => object };
+  // The global provider is a proxy; without an SDK registered it delegates to the API's no-op provider.
+  return (provider.getDelegate?.() ?? provider) !== new api.ProxyTracerProvider().getDelegate();
+}
+
 export function currentTraceparent(): string | undefined {
   const api = otel();
   if (!api) return undefined;
