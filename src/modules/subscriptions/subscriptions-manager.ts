@@ -7,6 +7,7 @@ import {
   type OnModuleDestroy,
   type Type,
 } from '@nestjs/common';
+import { recordSubscriberLag } from '../telemetry/index.js';
 import { randomBytes } from 'node:crypto';
 import type { Container } from '@azure/cosmos';
 import { EVENTS_CONTAINER } from '../cosmos/index.js';
@@ -157,7 +158,10 @@ export class SubscriptionsManager implements Subscriptions, SubscriberRegistry, 
 
   async lag(name?: string): Promise<SubscriberLag[]> {
     const groups = name === undefined ? [...this.groups.values()] : [this.group(name)];
-    return Promise.all(groups.map((g) => g.lag()));
+    const lags = await Promise.all(groups.map((g) => g.lag()));
+    // Each look at the lag (a health probe, an admin call) also feeds the OpenTelemetry lag gauges.
+    for (const lag of lags) recordSubscriberLag(lag);
+    return lags;
   }
 
   // Async, as every call of the interface: an unknown name rejects rather than throws.
