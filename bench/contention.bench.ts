@@ -1,6 +1,6 @@
 /**
  * Commands racing on one aggregate: a burst of N concurrent commutative commands (each adds 1) against one
- * counter, through `Repository.apply` on the Cosmos DB stores. Every command can be applied; the question
+ * counter, through `AggregateRepository.apply` on the Cosmos DB stores. Every command can be applied; the question
  * is how many are, and at what cost. Baseline, measured in the same run: the same N commands one after
  * another (no race at all). Within one instance the repository queues commands per aggregate, so a burst
  * loses no race; the same burst split over two instances (two repositories) still races, and shows the
@@ -16,7 +16,7 @@ import {
   CosmosOpaqueStore,
   isConflict,
   On,
-  Repository,
+  AggregateRepository,
   type RepositoryOptions,
   type SnapshotTailStore,
 } from '../src/index.js';
@@ -99,8 +99,8 @@ export default async function (): Promise<void> {
 
     async function run(n: number, mode: 'sequential' | 'burst' | 'two instances', options: RepositoryOptions): Promise<Outcome> {
       const { store, conflicts } = counting(new CosmosEventStore(events, { opaqueStore: opaque }));
-      const counters = new Repository(Counter, { events: store, aggregates: store as CosmosEventStore, opaque }, { ...options, logger: quiet });
-      const second = new Repository(Counter, { events: store, aggregates: store as CosmosEventStore, opaque }, { ...options, logger: quiet });
+      const counters = new AggregateRepository(Counter, { events: store, aggregates: store as CosmosEventStore, opaque }, { ...options, logger: quiet });
+      const second = new AggregateRepository(Counter, { events: store, aggregates: store as CosmosEventStore, opaque }, { ...options, logger: quiet });
       const id = `counter-${randomUUID()}`;
       await counters.apply(new Start(id));
       const start = performance.now();

@@ -1,6 +1,6 @@
 /**
  * What event metadata (eventId, correlationId, causationId, schemaVersion in each envelope) costs on the
- * append path: `Repository.apply` of commands emitting 1 and 10 events, with `JsonEventSerializer` as it is,
+ * append path: `AggregateRepository.apply` of commands emitting 1 and 10 events, with `JsonEventSerializer` as it is,
  * against the same repository whose serializer drops those fields (the envelope as it was before them). The
  * server runs in a child process; rounds are interleaved and medians taken.
  */
@@ -13,7 +13,7 @@ import {
   CosmosOpaqueStore,
   JsonEventSerializer,
   On,
-  Repository,
+  AggregateRepository,
   type EventEnvelope,
   type EventSerializer,
 } from '../src/index.js';
@@ -76,9 +76,9 @@ export default async function (): Promise<void> {
       },
       deserialize: (data) => serializer.deserialize(data),
     });
-    const contenders: Array<[string, Repository<Notebook>]> = [
-      ['without metadata (baseline)', new Repository(Notebook, { events: store, aggregates: store, opaque }, { serializer: counting(new WithoutMetadata()), logger: { warn: () => undefined } })],
-      ['with metadata', new Repository(Notebook, { events: store, aggregates: store, opaque }, { serializer: counting(new JsonEventSerializer()), logger: { warn: () => undefined } })],
+    const contenders: Array<[string, AggregateRepository<Notebook>]> = [
+      ['without metadata (baseline)', new AggregateRepository(Notebook, { events: store, aggregates: store, opaque }, { serializer: counting(new WithoutMetadata()), logger: { warn: () => undefined } })],
+      ['with metadata', new AggregateRepository(Notebook, { events: store, aggregates: store, opaque }, { serializer: counting(new JsonEventSerializer()), logger: { warn: () => undefined } })],
     ];
     const rows: (string | number)[][] = [['events per command', 'envelope', 'bytes per event', 'events/s (median)', 'vs baseline']];
     for (const size of [1, 10]) {

@@ -3,7 +3,7 @@
  * aggregate through the tip cache, and from a cold process), and a burst on one aggregate.
  */
 import { randomUUID } from 'node:crypto';
-import { Aggregate, AggregateRoot, Command, CosmosEventStore, CosmosOpaqueStore, On, Repository } from '../src/index.js';
+import { Aggregate, AggregateRoot, Command, CosmosEventStore, CosmosOpaqueStore, On, AggregateRepository } from '../src/index.js';
 import type { CaseGroup, RequestCase } from './requests.bench.js';
 
 class Added {
@@ -37,35 +37,35 @@ export const repositoryCases: CaseGroup = async ({ database }) => {
   const aggregates = new CosmosOpaqueStore(database.container('aggregates'));
   const store = new CosmosEventStore(events, { opaqueStore: aggregates });
   const stores = { events: store, aggregates: store, opaque: aggregates };
-  const warm = new Repository(Tally, stores);
+  const warm = new AggregateRepository(Tally, stores);
   const id = `t-${randomUUID()}`;
   await warm.apply(new Add(id, 'create'));
   await warm.apply(new Add(id));
   return [
     // The tip in the cache: If-None-Match answered 304.
-    { label: 'Repository.get, tip cached', minimum: 1, minimumIs: 'read', run: () => warm.get(id) },
-    { label: 'Repository.get, new process', minimum: 1, minimumIs: 'read', run: () => new Repository(Tally, stores).get(id) },
+    { label: 'AggregateRepository.get, tip cached', minimum: 1, minimumIs: 'read', run: () => warm.get(id) },
+    { label: 'AggregateRepository.get, new process', minimum: 1, minimumIs: 'read', run: () => new AggregateRepository(Tally, stores).get(id) },
     {
-      label: 'Repository.apply, new aggregate',
+      label: 'AggregateRepository.apply, new aggregate',
       minimum: 3,
       minimumIs: 'read + batch + view write',
       run: () => warm.apply(new Add(`t-${randomUUID()}`, 'create')),
     },
     {
-      label: 'Repository.apply, existing, tip cached',
+      label: 'AggregateRepository.apply, existing, tip cached',
       minimum: 3,
       minimumIs: 'read (304) + batch + view write',
       run: () => warm.apply(new Add(id)),
     },
     {
-      label: 'Repository.apply, existing, new process',
+      label: 'AggregateRepository.apply, existing, new process',
       // No etag of the view known: its never-older-over-newer write needs a read first.
       minimum: 3,
       minimumIs: 'read + batch + view write',
-      run: () => new Repository(Tally, stores).apply(new Add(id)),
+      run: () => new AggregateRepository(Tally, stores).apply(new Add(id)),
     },
     {
-      label: 'Repository.apply x20 at once, one aggregate',
+      label: 'AggregateRepository.apply x20 at once, one aggregate',
       minimum: 60,
       minimumIs: '20 x (read (304) + batch + view write)',
       run: () => Promise.all(Array.from({ length: 20 }, () => warm.apply(new Add(id)))),

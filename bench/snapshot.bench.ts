@@ -12,7 +12,7 @@ import {
   ensureContainers,
   ensureDatabase,
   On,
-  Repository,
+  AggregateRepository,
   type AggregateClass,
   type SnapshotTailStore,
 } from '../src/index.js';
@@ -80,7 +80,7 @@ export default async function (): Promise<void> {
       return history;
     }
     const repository = <A extends Counter>(cls: AggregateClass<A>) =>
-      new Repository(cls, { events: counted, aggregates: store, opaque }, { logger: { warn: () => undefined } });
+      new AggregateRepository(cls, { events: counted, aggregates: store, opaque }, { logger: { warn: () => undefined } });
 
     // One stream written with snapshots (every 100th version is one), so both classes read the same stream.
     const writer = repository(SnappedCounter);

@@ -10,7 +10,7 @@
 import { Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CosmosEventStore, OnEvent, Subscriber } from '../src/index.js';
+import { CosmosEventStore, OnStoredEvent, Subscriber } from '../src/index.js';
 import { ensureContainer } from '../src/modules/cosmos/index.js';
 import { SubscriptionsManager } from '../src/modules/subscriptions/subscriptions-manager.js';
 import { freshContainers, startServerProcess } from './embedded-process.js';
@@ -27,7 +27,7 @@ class Counting {
   /** One event at a time per instance, whatever leases it reads: an instance's capacity, as a process's CPU. */
   private turn: Promise<void> = Promise.resolve();
 
-  @OnEvent()
+  @OnStoredEvent()
   async handle(): Promise<void> {
     const mine = this.turn.then(() => sleep(HANDLER_MS));
     this.turn = mine;

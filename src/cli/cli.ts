@@ -12,7 +12,7 @@ import { JsonEventSerializer } from '../modules/event-sourcing/index.js';
 import {
   DeadLetterReplayError,
   LEASES_PARTITION_KEY_PATH,
-  OnEvent,
+  OnStoredEvent,
   Subscriber,
   SUBSCRIPTIONS,
   SubscriptionsModule,
@@ -407,7 +407,7 @@ function standInSubscriber(name: string, index: number): Type<unknown> {
   };
   Object.defineProperty(StandIn, 'name', { value: `CliStandIn${index}` });
   const descriptor = Object.getOwnPropertyDescriptor(StandIn.prototype, 'handle')!;
-  OnEvent()(StandIn.prototype, 'handle', descriptor as TypedPropertyDescriptor<never>);
+  OnStoredEvent()(StandIn.prototype, 'handle', descriptor as TypedPropertyDescriptor<never>);
   Subscriber({ name })(StandIn);
   return StandIn;
 }

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
-import { AGGREGATE_STORE, getRepositoryToken, type AggregateStore, type Repository } from '../../src/index.js';
+import { AGGREGATE_STORE, getAggregateRepositoryToken, type AggregateStore, type AggregateRepository } from '../../src/index.js';
 import { Order } from '../../example/src/modules/orders/index.js';
 import { CapturingLogger, startService, type ServiceUnderTest } from '../support/app.js';
 
@@ -126,7 +126,7 @@ describe('the JSON error shape for the refusals of the framework', () => {
   });
 
   it('500 for an unexpected failure: the shape without detail, logged once with its stack', async () => {
-    const orders = service.app.get<Repository<Order>>(getRepositoryToken(Order));
+    const orders = service.app.get<AggregateRepository<Order>>(getAggregateRepositoryToken(Order));
     const history = orders.history.bind(orders);
     orders.history = () => Promise.reject(new TypeError('a bug, not bad input'));
     const mark = logger.lines.length;

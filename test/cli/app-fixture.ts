@@ -3,14 +3,14 @@
  * configured from the same COSMOS_* variables as the CLI, as an operator's app module would be.
  */
 import { Module } from '@nestjs/common';
-import { CosmosModule, EventStoreModule, OnEvent, Subscriber, SubscriptionsModule, type SubscribedEvent } from '../../src/index.js';
+import { CosmosModule, EventStoreModule, OnStoredEvent, Subscriber, SubscriptionsModule, type SubscribedEvent } from '../../src/index.js';
 
 /** What the handler does: fail (to make a dead letter) or handle; the test switches it. */
 export const behaviour = { fail: true, handled: [] as string[] };
 
 @Subscriber({ name: 'strict', onFailure: 'stop', retry: { attempts: 1, initialDelayMs: 1 } })
 export class Strict {
-  @OnEvent()
+  @OnStoredEvent()
   handle({ aggregateId, version }: SubscribedEvent): void {
     if (behaviour.fail) throw new Error(`cannot handle ${aggregateId}@${version}`);
     behaviour.handled.push(`${aggregateId}@${version}`);

@@ -24,10 +24,10 @@ import {
   EventStoreModule,
   Gsi,
   JsonEventSerializer,
-  InjectRepository,
+  InjectAggregateRepository,
   On,
-  OnEvent,
-  Repository,
+  OnStoredEvent,
+  AggregateRepository,
   Subscriber,
   SUBSCRIPTIONS,
   SubscriptionsModule,
@@ -72,7 +72,7 @@ class Open extends Command<Account> {
 class OpenedAccounts {
   readonly owners: string[] = [];
 
-  @OnEvent({ events: [Opened], aggregateIdPrefix: 'Account/' })
+  @OnStoredEvent({ events: [Opened], aggregateIdPrefix: 'Account/' })
   onOpened(event: Opened, { streamId: aggregateId }: SubscribedEvent): void {
     if (event instanceof Opened && aggregateId.startsWith('Account/')) this.owners.push(event.owner);
   }
@@ -89,7 +89,7 @@ class OpenedHandler implements IEventHandler<Opened> {
 
 @Injectable()
 class Accounts {
-  constructor(@InjectRepository(Account) readonly repository: Repository<Account>) {}
+  constructor(@InjectAggregateRepository(Account) readonly repository: AggregateRepository<Account>) {}
 }
 
 function check(condition: boolean, what: string): void {

@@ -14,9 +14,9 @@ import {
   CosmosModule,
   EventSourcingModule,
   EventStoreModule,
-  InjectRepository,
+  InjectAggregateRepository,
   On,
-  Repository,
+  AggregateRepository,
   SUBSCRIPTIONS,
   SubscriptionsModule,
   type Lifecycle,
@@ -104,7 +104,7 @@ class AccountSagas {
 
 @Injectable()
 class Accounts {
-  constructor(@InjectRepository(Account) readonly repository: Repository<Account>) {}
+  constructor(@InjectAggregateRepository(Account) readonly repository: AggregateRepository<Account>) {}
 }
 
 let cosmos: EmbeddedCosmos;

@@ -1,6 +1,6 @@
 /*
- * EventSourcingModule in Nest's DI: forFeature registers a Repository per aggregate class, injected with
- * @InjectRepository, over whatever the event store tokens are bound to (here the in-memory stores).
+ * EventSourcingModule in Nest's DI: forFeature registers an AggregateRepository per aggregate class, injected with
+ * @InjectAggregateRepository, over whatever the event store tokens are bound to (here the in-memory stores).
  */
 import { Injectable, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
@@ -11,11 +11,11 @@ import {
   ConcurrencyError,
   EventSourcingModule,
   EventStoreModule,
-  getRepositoryToken,
-  InjectRepository,
+  getAggregateRepositoryToken,
+  InjectAggregateRepository,
   JsonEventSerializer,
   On,
-  Repository,
+  AggregateRepository,
   SNAPSHOT_TAIL_STORE,
   ValidationError,
   type EventEnvelope,
@@ -63,8 +63,8 @@ class Rename extends Name<Pet> {
 @Injectable()
 class Garden {
   constructor(
-    @InjectRepository(Pet) readonly pets: Repository<Pet>,
-    @InjectRepository(Plant) readonly plants: Repository<Plant>,
+    @InjectAggregateRepository(Pet) readonly pets: AggregateRepository<Pet>,
+    @InjectAggregateRepository(Plant) readonly plants: AggregateRepository<Plant>,
   ) {}
 }
 
@@ -79,7 +79,7 @@ describe('EventSourcingModule', () => {
   it('forFeature gives each aggregate class its own typed repository', async () => {
     const moduleRef = await compile([GardenModule]);
     const garden = moduleRef.get(Garden);
-    expect(garden.pets).toBeInstanceOf(Repository);
+    expect(garden.pets).toBeInstanceOf(AggregateRepository);
     expect(garden.pets.type).toBe('Pet');
     expect(garden.plants.type).toBe('Plant');
     await garden.pets.apply(new Name<Pet>('x', 'Rex'));
@@ -90,7 +90,7 @@ describe('EventSourcingModule', () => {
     const store = moduleRef.get<SnapshotTailStore>(SNAPSHOT_TAIL_STORE);
     expect((await store.load('Pet/x')).records).toHaveLength(1);
     expect((await store.load('Plant/x')).records).toHaveLength(1);
-    expect(moduleRef.get(getRepositoryToken(Pet))).toBe(garden.pets);
+    expect(moduleRef.get(getAggregateRepositoryToken(Pet))).toBe(garden.pets);
     await moduleRef.close();
   });
 
@@ -143,7 +143,7 @@ describe('EventSourcingModule', () => {
   it('a repository token is missing until forFeature registers the class', async () => {
     @Injectable()
     class Orphan {
-      constructor(@InjectRepository(Pet) readonly pets: Repository<Pet>) {}
+      constructor(@InjectAggregateRepository(Pet) readonly pets: AggregateRepository<Pet>) {}
     }
     await expect(Test.createTestingModule({ imports: [EventStoreModule.inMemory()], providers: [Orphan] }).compile()).rejects.toThrow(
       /Repository<Pet>/,
@@ -155,6 +155,6 @@ describe('EventSourcingModule', () => {
       id = '';
       version = 0;
     }
-    expect(() => new Repository(NotAnAggregate as never, {} as never)).toThrow(/must extend AggregateRoot/);
+    expect(() => new AggregateRepository(NotAnAggregate as never, {} as never)).toThrow(/must extend AggregateRoot/);
   });
 });

@@ -10,10 +10,10 @@ import {
   Command,
   EventSourcingModule,
   EventStoreModule,
-  InjectRepository,
+  InjectAggregateRepository,
   JsonEventSerializer,
   On,
-  Repository,
+  AggregateRepository,
   type EventEnvelope,
   type EventSourcingModuleOptions,
   type EventSourcingOptionsFactory,
@@ -63,7 +63,7 @@ class RepositoryOptionsFactory implements EventSourcingOptionsFactory {
 
 @Injectable()
 class Cats {
-  constructor(@InjectRepository(Cat) readonly repository: Repository<Cat>) {}
+  constructor(@InjectAggregateRepository(Cat) readonly repository: AggregateRepository<Cat>) {}
 }
 
 @Module({ imports: [EventSourcingModule.forFeature([Cat])], providers: [Cats], exports: [Cats] })

@@ -11,7 +11,7 @@ import {
   CosmosHealthIndicator,
   CosmosModule,
   EventStoreModule,
-  OnEvent,
+  OnStoredEvent,
   STORE,
   Subscriber,
   SUBSCRIPTIONS,
@@ -120,7 +120,7 @@ const FAIL = new Set<string>();
 
 @Subscriber({ name: 'strict', onFailure: 'stop' })
 class Strict {
-  @OnEvent()
+  @OnStoredEvent()
   handle({ aggregateId, version }: SubscribedEvent): void {
     if (FAIL.has(`${aggregateId}@${version}`)) throw new Error(`cannot handle ${aggregateId}@${version}`);
   }

@@ -11,7 +11,7 @@ import {
   Command,
   JsonEventSerializer,
   On,
-  Repository,
+  AggregateRepository,
   runInHandlerContext,
   runWithEventContext,
   SNAPSHOT_EVENT_TYPE,
@@ -66,10 +66,10 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 const serializer = new JsonEventSerializer();
 
 describe.each(storeSuites())('event metadata (%s)', (_name, makeStores) => {
-  function setUp(): { tabs: Repository<Tab>; stores: StoresUnderTest; stored: (id: string) => Promise<EventEnvelope[]> } {
+  function setUp(): { tabs: AggregateRepository<Tab>; stores: StoresUnderTest; stored: (id: string) => Promise<EventEnvelope[]> } {
     const stores = makeStores();
     // Without a tip, so that snapshots are records of the stream (with one, the state lives in the tip).
-    const tabs = new Repository(Tab, { events: stores.events, aggregates: stores.events, opaque: stores.opaque }, { logger: { warn: () => undefined }, tip: false });
+    const tabs = new AggregateRepository(Tab, { events: stores.events, aggregates: stores.events, opaque: stores.opaque }, { logger: { warn: () => undefined }, tip: false });
     const stored = async (id: string) => (await stores.events.load(tabs.streamId(id))).records.map((r) => serializer.deserializeStored(r.data));
     return { tabs, stores, stored };
   }

@@ -20,7 +20,7 @@ import {
   InvalidStateError,
   JsonEventSerializer,
   On,
-  Repository,
+  AggregateRepository,
   SNAPSHOT_EVENT_TYPE,
   UnreadableStreamError,
   ValidationError,
@@ -240,7 +240,7 @@ export function describeRepositoryContract(name: string, open: () => Promise<Rep
     });
 
     function repository<A extends AggregateRoot>(cls: AggregateClass<A>, options: RepositoryOptions = {}, events?: SnapshotTailStore) {
-      return new Repository(cls, { events: events ?? stores.events, aggregates: stores.events, opaque: stores.opaque }, { logger: quiet, ...options });
+      return new AggregateRepository(cls, { events: events ?? stores.events, aggregates: stores.events, opaque: stores.opaque }, { logger: quiet, ...options });
     }
 
     /** The stores, every save of which loses a race, as if other commands always got there first. */
@@ -772,7 +772,7 @@ export function describeRepositoryContract(name: string, open: () => Promise<Rep
             return stores.events.saveAggregate(aggregate, options);
           },
         };
-        const writer1 = new Repository(Account, { events: stores.events, aggregates: slow, opaque: stores.opaque }, { logger: quiet });
+        const writer1 = new AggregateRepository(Account, { events: stores.events, aggregates: slow, opaque: stores.opaque }, { logger: quiet });
         const writer2 = repository(Account);
         const first = writer1.apply(new Deposit(id, 1));
         while (!held) await new Promise((resolve) => setTimeout(resolve, 1));
@@ -787,7 +787,7 @@ export function describeRepositoryContract(name: string, open: () => Promise<Rep
         const { id } = await opened();
         const warnings: string[] = [];
         const broken: AggregateStore = { saveAggregate: async () => Promise.reject(new Error('aggregates container down')) };
-        const accounts = new Repository(Account, { events: stores.events, aggregates: broken, opaque: stores.opaque }, { logger: { warn: (m: string) => void warnings.push(m) } });
+        const accounts = new AggregateRepository(Account, { events: stores.events, aggregates: broken, opaque: stores.opaque }, { logger: { warn: (m: string) => void warnings.push(m) } });
         expect(await accounts.apply(new Deposit(id, 1))).toBe(2);
         expect(warnings.length).toBeGreaterThan(0);
         expect(warnings[0]).toContain(id);

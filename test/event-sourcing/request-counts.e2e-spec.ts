@@ -5,23 +5,23 @@
  * materialization of the aggregates container's document.
  */
 import { randomUUID } from 'node:crypto';
-import { CosmosEventStore, CosmosOpaqueStore, isOutcomeUnknown, Repository, TIP_DOCUMENT_ID } from '../../src/index.js';
+import { CosmosEventStore, CosmosOpaqueStore, isOutcomeUnknown, AggregateRepository, TIP_DOCUMENT_ID } from '../../src/index.js';
 import type { ProxyRecord } from '../../src/testing.js';
 import { AddLine, Order, PlaceOrder } from '../../example/src/modules/orders/index.js';
 import { startFaultyCosmos, until, type FaultyCosmos } from '../support/faults.js';
 
 let env: FaultyCosmos;
-let orders: Repository<Order>;
+let orders: AggregateRepository<Order>;
 /** Another instance: its own repository (and tip cache) on the same client. */
-let other: Repository<Order>;
+let other: AggregateRepository<Order>;
 
 beforeAll(async () => {
   env = await startFaultyCosmos();
   const opaque = new CosmosOpaqueStore(env.client.database(env.events.database.id).container('aggregates'));
   const events = new CosmosEventStore(env.events, { opaqueStore: opaque });
   const stores = { events, aggregates: events, opaque };
-  orders = new Repository(Order, stores);
-  other = new Repository(Order, stores);
+  orders = new AggregateRepository(Order, stores);
+  other = new AggregateRepository(Order, stores);
   // Warm the client's container metadata before anything is counted.
   const warm = `warm-${randomUUID()}`;
   await orders.apply(new PlaceOrder(warm, 'c'));
@@ -96,7 +96,7 @@ it('a command retried with its idempotency key after its acknowledgement was los
   const retries = { initialDelayMs: 5, maxDelayMs: 20 };
   const opaque = new CosmosOpaqueStore(env.client.database(env.events.database.id).container('aggregates'), { retries });
   const events = new CosmosEventStore(env.events, { opaqueStore: opaque, retries });
-  const repository = new Repository(Order, { events, aggregates: events, opaque });
+  const repository = new AggregateRepository(Order, { events, aggregates: events, opaque });
   const id = `idem-${randomUUID()}`;
   await repository.apply(new PlaceOrder(id, 'c'));
   // Every answer to this order's batches is lost: the first attempt lands, the resends are refused unseen.
@@ -117,7 +117,7 @@ it('a lost acknowledgement, then another instance commits before the resend: the
   const retries = { initialDelayMs: 2000, maxDelayMs: 2000 };
   const opaque = new CosmosOpaqueStore(env.client.database(env.events.database.id).container('aggregates'));
   const slow = new CosmosEventStore(env.events, { opaqueStore: opaque, retries });
-  const first = new Repository(Order, { events: slow, aggregates: slow, opaque });
+  const first = new AggregateRepository(Order, { events: slow, aggregates: slow, opaque });
   const id = `landed-${randomUUID()}`;
   await first.apply(new PlaceOrder(id, 'c'));
   const rule = env.proxy.addRule({ kind: 'batch', times: 1, match: (r) => r.partitionKey === `Order/${id}`, action: { type: 'reset', when: 'after' } });

@@ -14,7 +14,7 @@ import {
   EventSchemaError,
   JsonEventSerializer,
   On,
-  Repository,
+  AggregateRepository,
   SNAPSHOT_EVENT_TYPE,
   UnreadableStreamError,
   type AggregateClass,
@@ -129,12 +129,12 @@ const serializer = new JsonEventSerializer();
 
 describe.each(storeSuites())('event schema evolution (%s)', (_name, makeStores) => {
   let stores: StoresUnderTest;
-  function repository<A extends AggregateRoot>(aggregateClass: AggregateClass<A>, tip = true): Repository<A> {
+  function repository<A extends AggregateRoot>(aggregateClass: AggregateClass<A>, tip = true): AggregateRepository<A> {
     stores ??= makeStores();
-    return new Repository(aggregateClass, { events: stores.events, aggregates: stores.events, opaque: stores.opaque }, { logger: { warn: () => undefined }, tip });
+    return new AggregateRepository(aggregateClass, { events: stores.events, aggregates: stores.events, opaque: stores.opaque }, { logger: { warn: () => undefined }, tip });
   }
   /** Stores envelopes as older code did: JSON, with `schemaVersion` only when given. */
-  async function storeOld(wallets: Repository<Wallet>, id: string, envelopes: Array<[type: string, payload: unknown, schemaVersion?: number]>) {
+  async function storeOld(wallets: AggregateRepository<Wallet>, id: string, envelopes: Array<[type: string, payload: unknown, schemaVersion?: number]>) {
     await stores.events.save(
       wallets.streamId(id),
       envelopes.map(([type, payload, schemaVersion], i) => {

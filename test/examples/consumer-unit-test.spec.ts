@@ -12,11 +12,11 @@ import {
   ConcurrencyError,
   EventSourcingModule,
   EventStoreModule,
-  InjectRepository,
+  InjectAggregateRepository,
   InjectSnapshotTailStore,
   On,
   type Lifecycle,
-  Repository,
+  AggregateRepository,
   SNAPSHOT_TAIL_STORE,
   STORE,
   type SnapshotTailStore,
@@ -151,7 +151,7 @@ class Deposit extends Command<Wallet> {
 
 @Injectable()
 class Wallets {
-  constructor(@InjectRepository(Wallet) private readonly wallets: Repository<Wallet>) {}
+  constructor(@InjectAggregateRepository(Wallet) private readonly wallets: AggregateRepository<Wallet>) {}
 
   async open(id: string, amount: number): Promise<void> {
     await this.wallets.apply(new Deposit('create', id, amount));

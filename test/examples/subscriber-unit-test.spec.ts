@@ -11,12 +11,12 @@ import {
   Command,
   EventSourcingModule,
   EventStoreModule,
-  getRepositoryToken,
-  InjectRepository,
+  getAggregateRepositoryToken,
+  InjectAggregateRepository,
   JsonEventSerializer,
   On,
-  OnEvent,
-  Repository,
+  OnStoredEvent,
+  AggregateRepository,
   Subscriber,
   SUBSCRIPTIONS,
   SubscriptionsModule,
@@ -80,7 +80,7 @@ class Balances {
 class BalancesProjection {
   constructor(private readonly balances: Balances) {}
 
-  @OnEvent({ events: [Deposited, Withdrawn], aggregateIdPrefix: 'Account/' })
+  @OnStoredEvent({ events: [Deposited, Withdrawn], aggregateIdPrefix: 'Account/' })
   apply(event: Deposited | Withdrawn, { streamId: aggregateId, version }: SubscribedEvent): void {
     const row = this.balances.byAccount.get(aggregateId) ?? { balance: 0, version: 0 };
     if (version <= row.version) return; // delivered again: at least once
@@ -91,7 +91,7 @@ class BalancesProjection {
 
 @Injectable()
 class Bank {
-  constructor(@InjectRepository(Account) readonly accounts: Repository<Account>) {}
+  constructor(@InjectAggregateRepository(Account) readonly accounts: AggregateRepository<Account>) {}
 }
 
 @Module({
@@ -116,7 +116,7 @@ describe('a consumer unit-tests its subscriber in memory', () => {
   afterEach(() => moduleRef.close());
 
   it('the projection sees every committed event, typed, once caught up', async () => {
-    const accounts = moduleRef.get<Repository<Account>>(getRepositoryToken(Account));
+    const accounts = moduleRef.get<AggregateRepository<Account>>(getAggregateRepositoryToken(Account));
     // snapshotEvery 2: the snapshot lives in the aggregate's tip, so the stream is 1 Deposited, 2 Withdrawn,
     // 3 Deposited: every version is an event (tips never reach the projection).
     await accounts.apply(new Open('acc-1', 100));

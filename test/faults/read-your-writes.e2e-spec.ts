@@ -1,17 +1,17 @@
 /*
- * Read-your-writes of Repository.get (issue 12): materialization is best effort, so the materialized
+ * Read-your-writes of AggregateRepository.get (issue 12): materialization is best effort, so the materialized
  * document can be behind the events (a failed materialization, or an instance that died between storing
  * the events and materializing them). After a command acknowledged with version N, get never answers
  * less than N: it sees the stream's last version, rebuilds from the events and repairs the document.
  */
 import { randomUUID } from 'node:crypto';
-import { CosmosEventStore, CosmosOpaqueStore, Repository, type RepositoryStores } from '../../src/index.js';
+import { CosmosEventStore, CosmosOpaqueStore, AggregateRepository, type RepositoryStores } from '../../src/index.js';
 import { AddLine, Order, PlaceOrder, SubmitOrder } from '../../example/src/modules/orders/index.js';
 import { gate, startFaultyCosmos, until, type FaultyCosmos } from '../support/faults.js';
 
 let env: FaultyCosmos;
 let stores: RepositoryStores;
-let orders: Repository<Order>;
+let orders: AggregateRepository<Order>;
 // Straight at the server: what is really stored.
 let direct: CosmosOpaqueStore;
 const warnings: string[] = [];
@@ -23,7 +23,7 @@ beforeAll(async () => {
   const events = new CosmosEventStore(env.events, { opaqueStore: opaque, retries });
   stores = { events, aggregates: events, opaque };
   // The stream path (no tip), which streams written before the tip and stores without one take.
-  orders = new Repository(Order, stores, { tip: false, logger: { warn: (message: string) => void warnings.push(message) } });
+  orders = new AggregateRepository(Order, stores, { tip: false, logger: { warn: (message: string) => void warnings.push(message) } });
   direct = new CosmosOpaqueStore(env.directEvents.database.container('aggregates'));
   // Warm the client's container metadata before anything is counted.
   const warm = `warm-${randomUUID()}`;
@@ -74,7 +74,7 @@ it('answers a command that landed although its instance died before materializin
   const id = `landed-${randomUUID()}`;
   await orders.apply(new PlaceOrder(id, 'c-2'));
   // Another instance stored version 2 and died: its events are there, its materialization never ran.
-  const dying = new Repository(Order, { ...stores, aggregates: { saveAggregate: () => new Promise<never>(() => undefined) } }, { tip: false });
+  const dying = new AggregateRepository(Order, { ...stores, aggregates: { saveAggregate: () => new Promise<never>(() => undefined) } }, { tip: false });
   void dying.apply(new AddLine(id, 'cup', 1, 7));
   while ((await stores.events.loadTail(`Order/${id}`, 1)).records[0]?.version !== 2) await new Promise((r) => setTimeout(r, 5));
   expect(await storedVersion(id)).toBe(1);
@@ -87,7 +87,7 @@ it('answers a command that landed although its instance died before materializin
 it('never writes older over newer when another writer materializes a later version during the rebuild', async () => {
   const id = `newer-${randomUUID()}`;
   await orders.apply(new PlaceOrder(id, 'c-3'));
-  const other = new Repository(Order, stores, { tip: false, logger: { warn: () => undefined } });
+  const other = new AggregateRepository(Order, stores, { tip: false, logger: { warn: () => undefined } });
   env.proxy.addRule({ kind: 'write', path: aggregatesWrites.path, times: 1, action: { type: 'status', status: 400 } });
   await other.apply(new AddLine(id, 'tea', 1, 1)); // version 2, not materialized
   expect(await storedVersion(id)).toBe(1);
@@ -122,7 +122,7 @@ it('costs one single-partition query of one record beside the point read, and no
 });
 
 it('with the tip: get answers the acknowledged version from one point read of the tip, materialization failing or not', async () => {
-  const tipped = new Repository(Order, stores, { logger: { warn: () => undefined } });
+  const tipped = new AggregateRepository(Order, stores, { logger: { warn: () => undefined } });
   const id = `tip-${randomUUID()}`;
   expect(await tipped.apply(new PlaceOrder(id, 'c-5'))).toBe(1);
   env.proxy.addRule({ kind: 'write', path: aggregatesWrites.path, action: { type: 'status', status: 400 } });
@@ -131,7 +131,7 @@ it('with the tip: get answers the acknowledged version from one point read of th
   await env.proxy.settle();
   env.proxy.clearRecords();
   // Another instance (its own cache): one plain read of the tip, in the events container.
-  const read = await new Repository(Order, stores).get(id);
+  const read = await new AggregateRepository(Order, stores).get(id);
   expect([read.version, read.total]).toEqual([2, 6]);
   await env.proxy.settle();
   expect(env.proxy.records.map((r) => `${r.kind} ${r.path.includes('/aggregates/') ? 'aggregates' : 'events'}`)).toEqual(['read events']);

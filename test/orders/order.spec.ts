@@ -9,7 +9,7 @@ import {
   CommandRejectedError,
   CommandValidationError,
   InvalidStateError,
-  Repository,
+  AggregateRepository,
   type Command,
 } from '../../src/index.js';
 import { InMemoryEventStore, InMemoryOpaqueStore, given } from '../../src/testing.js';
@@ -38,10 +38,10 @@ const shipped = [...submitted, new OrderShipped()];
 const cancelled = [...open, new OrderCancelled()];
 
 /** A repository on a fresh in-memory store, as the application wires it, to look at the state events build. */
-function inMemoryRepository(): Repository<Order> {
+function inMemoryRepository(): AggregateRepository<Order> {
   const opaque = new InMemoryOpaqueStore();
   const events = new InMemoryEventStore({ opaqueStore: opaque });
-  return new Repository(Order, { events, aggregates: events, opaque }, { logger: { warn: () => undefined } });
+  return new AggregateRepository(Order, { events, aggregates: events, opaque }, { logger: { warn: () => undefined } });
 }
 
 /** Runs the commands in order and answers the order as loaded from its events. */

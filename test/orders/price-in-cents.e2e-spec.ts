@@ -12,7 +12,7 @@ import {
   CosmosEventStore,
   CosmosOpaqueStore,
   JsonEventSerializer,
-  Repository,
+  AggregateRepository,
   type AggregateStore,
   type OpaqueStore,
   type SnapshotTailStore,
@@ -60,9 +60,9 @@ const suites: Array<[string, () => Stores]> = [
 
 describe.each(suites)('orders written before prices moved to cents (%s)', (_name, makeStores) => {
   /** A repository over fresh stores holding the fixture's records of `which` under a fresh order id. */
-  async function withOldOrder(which: 'o-1' | 'o-long'): Promise<{ id: string; orders: Repository<Order>; stores: Stores; stored: () => Promise<string[]> }> {
+  async function withOldOrder(which: 'o-1' | 'o-long'): Promise<{ id: string; orders: AggregateRepository<Order>; stores: Stores; stored: () => Promise<string[]> }> {
     const stores = makeStores();
-    const orders = new Repository(Order, { events: stores.events, aggregates: stores.events, opaque: stores.opaque }, { logger: { warn: () => undefined } });
+    const orders = new AggregateRepository(Order, { events: stores.events, aggregates: stores.events, opaque: stores.opaque }, { logger: { warn: () => undefined } });
     const id = `old-${randomUUID()}`;
     // The envelopes name the fixture's id inside; the stream id is what the store keys them by.
     await stores.events.save(

@@ -14,7 +14,7 @@ import {
   CosmosEventStore,
   CosmosOpaqueStore,
   On,
-  Repository,
+  AggregateRepository,
   ValidationError,
   type RepositoryStores,
 } from '../../src/index.js';
@@ -96,7 +96,7 @@ async function check(stores: RepositoryStores, numRuns: number): Promise<void> {
   const quiet = { warn: () => undefined };
   await fc.assert(
     fc.asyncProperty(commands, async (cmds) => {
-      const ledgers = new Repository(Ledger, stores, { logger: quiet });
+      const ledgers = new AggregateRepository(Ledger, stores, { logger: quiet });
       const id = `l-${randomUUID()}`;
       await ledgers.apply(new Open(id));
       const accepted: Array<{ amount: unknown; note: string }> = [];
@@ -115,7 +115,7 @@ async function check(stores: RepositoryStores, numRuns: number): Promise<void> {
         for (const ledger of [
           await ledgers.load(id),
           await ledgers.get(id),
-          await new Repository(Ledger, stores, { logger: quiet, tip: false }).load(id),
+          await new AggregateRepository(Ledger, stores, { logger: quiet, tip: false }).load(id),
         ]) {
           expect({ balance: ledger.balance, entries: ledger.entries, notes: ledger.notes, version: ledger.version }).toEqual(expected);
           expect(Number.isFinite(ledger.balance)).toBe(true);

@@ -5,7 +5,7 @@
 import { Inject } from '@nestjs/common';
 import { createRegistry } from '@bufbuild/protobuf';
 import { randomUUID } from 'node:crypto';
-import { OnEvent, OPAQUE_STORE, SNAPSHOT_TAIL_STORE, Subscriber, type OpaqueStore, type SnapshotTailStore, type SubscribedEvent } from '../../src/index.js';
+import { OnStoredEvent, OPAQUE_STORE, SNAPSHOT_TAIL_STORE, Subscriber, type OpaqueStore, type SnapshotTailStore, type SubscribedEvent } from '../../src/index.js';
 import { ProtosourceEventDeserializer, ProtosourceRepository, type ProtosourceSubscribedMessage } from '../../src/protosource.js';
 import {
   CreatedSchema,
@@ -26,12 +26,12 @@ type Seen = Array<{ stream: string; version: number; type: string; customerId?: 
 class ProtobufOrders {
   constructor(@Inject(SEEN) private readonly seen: Seen) {}
 
-  @OnEvent({ aggregateIdPrefix: 'example_app_order_v1#', types: [CreatedSchema.typeName] })
+  @OnStoredEvent({ aggregateIdPrefix: 'example_app_order_v1#', types: [CreatedSchema.typeName] })
   created({ streamId: aggregateId, version, event }: SubscribedEvent<ProtosourceSubscribedMessage<Created>>): void {
     this.seen.push({ stream: aggregateId, version, type: event!.type, customerId: event!.message.customerId });
   }
 
-  @OnEvent({ aggregateIdPrefix: 'example_app_order_v1#', types: [PlacedSchema.typeName] })
+  @OnStoredEvent({ aggregateIdPrefix: 'example_app_order_v1#', types: [PlacedSchema.typeName] })
   placed({ streamId: aggregateId, version, event }: SubscribedEvent<ProtosourceSubscribedMessage<Placed>>): void {
     this.seen.push({ stream: aggregateId, version, type: event!.type, placedAt: event!.message.placedAt });
   }

@@ -8,7 +8,7 @@ import {
   EVENTS_CONTAINER,
   JsonEventSerializer,
   type EventEnvelope,
-  OnEvent,
+  OnStoredEvent,
   Subscriber,
   SubscriberDefinitionError,
   SUBSCRIPTIONS,
@@ -38,7 +38,7 @@ async function boot(...features: DynamicModule[]): Promise<Subscriptions> {
 
 @Subscriber({ name: 'plain' })
 class Plain {
-  @OnEvent()
+  @OnStoredEvent()
   handle(_event: SubscribedEvent): void {}
 }
 
@@ -53,11 +53,11 @@ class JsonDecoder {
 
 @Subscriber({ name: 'typed', serializer: JSON_DECODER })
 class Typed {
-  @OnEvent('Placed')
+  @OnStoredEvent('Placed')
   placed(_event: SubscribedEvent<{ type: string }>): void {}
 }
 
-describe('@Subscriber and @OnEvent', () => {
+describe('@Subscriber and @OnStoredEvent', () => {
   it.each([
     ['an empty name', { name: '' }, /name must be a non-empty string/],
     ['a name of 201 characters', { name: 'x'.repeat(201) }, /at most 200 characters/],
@@ -71,8 +71,8 @@ describe('@Subscriber and @OnEvent', () => {
   });
 
   it('refuses an empty event type and a filter mixed with names', () => {
-    expect(() => OnEvent('')).toThrow(SubscriberDefinitionError);
-    expect(() => OnEvent('A', { types: ['B'] } as never)).toThrow(/one filter object/);
+    expect(() => OnStoredEvent('')).toThrow(SubscriberDefinitionError);
+    expect(() => OnStoredEvent('A', { types: ['B'] } as never)).toThrow(/one filter object/);
   });
 
   it('takes event classes, and checks at compile time that the handler takes those events', () => {
@@ -85,29 +85,29 @@ describe('@Subscriber and @OnEvent', () => {
     }
     @Subscriber({ name: 'classes', serializer: new JsonEventSerializer() })
     class Classes {
-      @OnEvent(Placed)
+      @OnStoredEvent(Placed)
       placed(event: Placed, context: SubscribedEvent<EventEnvelope>): string {
         return `${event.customerId}@${context.version}`;
       }
 
-      @OnEvent({ events: [Placed, Shipped], aggregateIdPrefix: 'Order/' })
+      @OnStoredEvent({ events: [Placed, Shipped], aggregateIdPrefix: 'Order/' })
       either(_event: Placed | Shipped): void {}
 
       // @ts-expect-error: the handler takes a Shipped, the decorator selects Placed
-      @OnEvent(Placed)
+      @OnStoredEvent(Placed)
       wrong(_event: Shipped): void {}
 
       // @ts-expect-error: two classes select a union, not one of them
-      @OnEvent(Placed, Shipped)
+      @OnStoredEvent(Placed, Shipped)
       narrow(_event: Placed): void {}
     }
     expect(SubscriptionsModule.forFeature([Classes]).providers).toHaveLength(3);
-    expect(() => OnEvent({ events: [Placed], types: ['Placed'] } as never)).toThrow(/events \(classes\) or types \(names\), not both/);
-    expect(() => OnEvent({ events: [] } as never)).toThrow(/non-empty array of event classes/);
+    expect(() => OnStoredEvent({ events: [Placed], types: ['Placed'] } as never)).toThrow(/events \(classes\) or types \(names\), not both/);
+    expect(() => OnStoredEvent({ events: [] } as never)).toThrow(/non-empty array of event classes/);
     class Placed2 {
       static readonly type = 'Placed';
     }
-    expect(() => OnEvent(Placed, Placed2)).toThrow(/Placed and Placed2 are both stored as event type "Placed"/);
+    expect(() => OnStoredEvent(Placed, Placed2)).toThrow(/Placed and Placed2 are both stored as event type "Placed"/);
   });
 
   it('refuses to register a class without @Subscriber or without handlers', () => {
@@ -115,7 +115,7 @@ describe('@Subscriber and @OnEvent', () => {
     expect(() => SubscriptionsModule.forFeature([NotASubscriber])).toThrow(/decorate it with @Subscriber/);
     @Subscriber({ name: 'idle' })
     class Idle {}
-    expect(() => SubscriptionsModule.forFeature([Idle])).toThrow(/has no handler: mark at least one method with @OnEvent/);
+    expect(() => SubscriptionsModule.forFeature([Idle])).toThrow(/has no handler: mark at least one method with @OnStoredEvent/);
   });
 });
 
@@ -146,14 +146,14 @@ describe('registration', () => {
     class Scoped {
       constructor(readonly middle: Middle) {}
 
-      @OnEvent()
+      @OnStoredEvent()
       handle(): void {}
     }
 
     @Subscriber({ name: 'transient' })
     @Injectable({ scope: Scope.TRANSIENT })
     class Transient {
-      @OnEvent()
+      @OnStoredEvent()
       handle(): void {}
     }
 
@@ -167,7 +167,7 @@ describe('registration', () => {
   it('refuses two subscribers of one name: a name is a consumer group', async () => {
     @Subscriber({ name: 'plain' })
     class Twin {
-      @OnEvent()
+      @OnStoredEvent()
       handle(): void {}
     }
     await expect(boot(SubscriptionsModule.forFeature([Plain, Twin]))).rejects.toThrow(/two subscribers are named "plain"/);
@@ -176,7 +176,7 @@ describe('registration', () => {
   it('refuses a serializer whose optional hooks are not methods', async () => {
     @Subscriber({ name: 'hooked', serializer: { deserialize: () => ({}), typeOf: 'type' } as never })
     class Hooked {
-      @OnEvent()
+      @OnStoredEvent()
       handle(): void {}
     }
     await expect(boot(SubscriptionsModule.forFeature([Hooked]))).rejects.toThrow(/the serializer of Hooked has a typeOf that is not a method/);
@@ -185,7 +185,7 @@ describe('registration', () => {
   it('refuses type filters without a serializer to read the type', async () => {
     @Subscriber({ name: 'blind' })
     class Blind {
-      @OnEvent('Placed')
+      @OnStoredEvent('Placed')
       placed(): void {}
     }
     await expect(boot(SubscriptionsModule.forFeature([Blind]))).rejects.toThrow(/has no serializer to decode them/);

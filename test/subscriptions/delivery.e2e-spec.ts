@@ -6,7 +6,7 @@
 import { Inject } from '@nestjs/common';
 import {
   CosmosEventStore,
-  OnEvent,
+  OnStoredEvent,
   Subscriber,
   SubscriptionsHealthIndicator,
   type SubscribedEvent,
@@ -37,12 +37,12 @@ const json = {
 class Router {
   constructor(@Inject(DELIVERY_LOG) private readonly log: DeliveryLog) {}
 
-  @OnEvent('Placed', 'Paid')
+  @OnStoredEvent('Placed', 'Paid')
   money({ streamId: aggregateId, version, event }: SubscribedEvent<OrderEvent>): void {
     this.log.record({ instance: `money:${event?.type}:${event?.total ?? 0}`, subscriber: 'router', aggregateId, version, attempt: 1 });
   }
 
-  @OnEvent({ aggregateIdPrefix: 'Order/' })
+  @OnStoredEvent({ aggregateIdPrefix: 'Order/' })
   orders({ streamId: aggregateId, version }: SubscribedEvent<OrderEvent>): void {
     this.log.record({ instance: 'orders', subscriber: 'router', aggregateId, version, attempt: 1 });
   }

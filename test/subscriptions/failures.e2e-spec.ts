@@ -6,7 +6,7 @@
 import { Inject } from '@nestjs/common';
 import {
   CosmosEventStore,
-  OnEvent,
+  OnStoredEvent,
   Subscriber,
   SubscriptionsHealthIndicator,
   UnknownDeadLetterError,
@@ -29,7 +29,7 @@ abstract class Fragile {
     @Inject(POISON) private readonly poison: Poison,
   ) {}
 
-  @OnEvent()
+  @OnStoredEvent()
   handle({ streamId: aggregateId, version, attempt }: SubscribedEvent): void {
     this.log.record({ instance: this.instance, subscriber: this.name, aggregateId, version, attempt });
     if (this.poison.has(`${aggregateId}@${version}`)) throw new Error(`cannot handle ${aggregateId}@${version}`);
@@ -56,7 +56,7 @@ const strictDecoder = {
 class Decoding {
   constructor(@Inject(DELIVERY_LOG) private readonly log: DeliveryLog) {}
 
-  @OnEvent()
+  @OnStoredEvent()
   handle({ streamId: aggregateId, version }: SubscribedEvent): void {
     this.log.record({ instance: 'A', subscriber: 'decoding', aggregateId, version, attempt: 1 });
   }

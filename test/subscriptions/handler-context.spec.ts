@@ -11,12 +11,12 @@ import {
   Command,
   EventSourcingModule,
   EventStoreModule,
-  getRepositoryToken,
-  InjectRepository,
+  getAggregateRepositoryToken,
+  InjectAggregateRepository,
   JsonEventSerializer,
   On,
-  OnEvent,
-  Repository,
+  OnStoredEvent,
+  AggregateRepository,
   runWithEventContext,
   Subscriber,
   SUBSCRIPTIONS,
@@ -70,11 +70,11 @@ class Seen {
 @Subscriber({ name: 'welcome', serializer: new JsonEventSerializer() })
 class WelcomeOnOpen {
   constructor(
-    @InjectRepository(Mailbox) private readonly mailboxes: Repository<Mailbox>,
+    @InjectAggregateRepository(Mailbox) private readonly mailboxes: AggregateRepository<Mailbox>,
     private readonly seen: Seen,
   ) {}
 
-  @OnEvent({ events: [Opened] })
+  @OnStoredEvent({ events: [Opened] })
   async onOpened(_event: Opened, meta: SubscribedEvent): Promise<void> {
     this.seen.events.push(meta);
     await this.mailboxes.apply(new Welcome(meta.aggregateId)); // no ids passed
@@ -97,8 +97,8 @@ beforeEach(async () => {
 afterEach(() => moduleRef?.close());
 
 it("a handler's command inherits the handled event's correlation id, and takes its id as causation id", async () => {
-  const accounts = moduleRef.get<Repository<Account>>(getRepositoryToken(Account));
-  const mailboxes = moduleRef.get<Repository<Mailbox>>(getRepositoryToken(Mailbox));
+  const accounts = moduleRef.get<AggregateRepository<Account>>(getAggregateRepositoryToken(Account));
+  const mailboxes = moduleRef.get<AggregateRepository<Mailbox>>(getAggregateRepositoryToken(Mailbox));
   await runWithEventContext({ correlationId: 'req-42' }, () => accounts.apply(new Open('a-1')));
   await moduleRef.get<Subscriptions>(SUBSCRIPTIONS).waitForCatchUp('welcome', { timeoutMs: 2_000 });
 

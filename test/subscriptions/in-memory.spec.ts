@@ -7,7 +7,7 @@ import { Inject, Module, type DynamicModule, type Provider } from '@nestjs/commo
 import { Test, type TestingModule } from '@nestjs/testing';
 import {
   EventStoreModule,
-  OnEvent,
+  OnStoredEvent,
   STORE,
   Subscriber,
   SUBSCRIPTIONS,
@@ -29,7 +29,7 @@ class All {
     @Inject(POISON) private readonly poison: Set<string>,
   ) {}
 
-  @OnEvent()
+  @OnStoredEvent()
   async handle({ streamId: aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
     // Each subclass is a subscriber of its own, named as its class.
     this.log.record({ instance: 'memory', subscriber: this.constructor.name.toLowerCase(), aggregateId, version, attempt });
@@ -43,7 +43,7 @@ class Strict extends All {}
 
 @Subscriber({ name: 'bare' })
 class Bare {
-  @OnEvent()
+  @OnStoredEvent()
   handle(): void {}
 }
 

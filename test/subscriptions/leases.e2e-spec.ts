@@ -11,7 +11,7 @@ import {
   CosmosEventStore,
   ensureContainers,
   ensureDatabase,
-  OnEvent,
+  OnStoredEvent,
   Subscriber,
   type SubscribedEvent,
 } from '../../src/index.js';
@@ -81,7 +81,7 @@ class Ledger {
     @Inject(SPANS) private readonly spans: Spans,
   ) {}
 
-  @OnEvent()
+  @OnStoredEvent()
   async handle({ streamId: aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
     const start = performance.now();
     this.log.record({ instance: this.instance, subscriber: 'ledger', aggregateId, version, attempt });

@@ -5,7 +5,7 @@
  * delivering again everything applied since. The counters still match the orders exactly: each event applied
  * once, whoever delivered it and however often.
  */
-import { getRepositoryToken, type Command, type Repository } from '../../src/index.js';
+import { getAggregateRepositoryToken, type Command, type AggregateRepository } from '../../src/index.js';
 import { AddLine, CancelOrder, Order, OrdersModule, PlaceOrder, ShipOrder, SubmitOrder } from '../../example/src/modules/orders/index.js';
 import { OrderStatsModule, OrderStatsStore } from '../../example/src/modules/order-stats/index.js';
 import { startCosmosFixture, type CosmosFixture } from '../support/cosmos.js';
@@ -39,7 +39,7 @@ async function instance(name: string): Promise<Instance> {
   return started;
 }
 
-const repository = (i: Instance) => i.module.get<Repository<Order>>(getRepositoryToken(Order), { strict: false });
+const repository = (i: Instance) => i.module.get<AggregateRepository<Order>>(getAggregateRepositoryToken(Order), { strict: false });
 
 /** Commands for order `n`: placed, lines, then submitted, shipped or cancelled, or left open. */
 function lifeOf(n: number): Array<Command<Order>> {
@@ -52,7 +52,7 @@ function lifeOf(n: number): Array<Command<Order>> {
 }
 
 /** Runs the commands `first`..`last` (by position in each life) of orders `from`..`to - 1`, orders in parallel. */
-async function run(repo: Repository<Order>, from: number, to: number, first = 0, last = Infinity): Promise<void> {
+async function run(repo: AggregateRepository<Order>, from: number, to: number, first = 0, last = Infinity): Promise<void> {
   await Promise.all(
     Array.from({ length: to - from }, async (_, i) => {
       for (const command of lifeOf(from + i).slice(first, last + 1)) await repo.apply(command);
@@ -61,7 +61,7 @@ async function run(repo: Repository<Order>, from: number, to: number, first = 0,
 }
 
 /** What the counters must say, from the materialized orders. */
-async function expected(repo: Repository<Order>, count: number) {
+async function expected(repo: AggregateRepository<Order>, count: number) {
   const byStatus: Record<string, { orders: number; cents: number }> = {};
   const customers: Record<string, { orders: number; revenueCents: number }> = {};
   for (let n = 0; n < count; n++) {

@@ -5,7 +5,7 @@
  * events live outside the group's lease partition.
  */
 import { Inject } from '@nestjs/common';
-import { CosmosEventStore, OnEvent, Subscriber, type SubscribedEvent } from '../../src/index.js';
+import { CosmosEventStore, OnStoredEvent, Subscriber, type SubscribedEvent } from '../../src/index.js';
 import { startCosmosFixture, type CosmosFixture } from '../support/cosmos.js';
 import { DELIVERY_LOG, DeliveryLog, encode, eventually, INSTANCE_NAME, startInstance, type Instance } from '../support/subscriptions.js';
 
@@ -19,7 +19,7 @@ class Parking {
     @Inject(POISON) private readonly poison: Set<string>,
   ) {}
 
-  @OnEvent()
+  @OnStoredEvent()
   handle({ streamId: aggregateId, version, attempt }: SubscribedEvent): void {
     this.log.record({ instance: this.instance, subscriber: 'parking', aggregateId, version, attempt });
     if (this.poison.has(`${aggregateId}@${version}`)) throw new Error(`cannot handle ${aggregateId}@${version}`);

@@ -7,7 +7,7 @@ import {
   CosmosEventStore,
   ensureContainers,
   ensureDatabase,
-  OnEvent,
+  OnStoredEvent,
   Subscriber,
   type OnSubscriberRebuild,
   type StartFrom,
@@ -47,7 +47,7 @@ class BalanceProjection implements OnSubscriberRebuild {
     @Inject(INSTANCE_NAME) private readonly instance: string,
   ) {}
 
-  @OnEvent()
+  @OnStoredEvent()
   async apply({ streamId: aggregateId, version, event, attempt }: SubscribedEvent<{ amount: number }>): Promise<void> {
     this.log.record({ instance: this.instance, subscriber: 'balances', aggregateId, version, attempt });
     this.balances.apply(aggregateId, version, event!.amount);

@@ -8,7 +8,7 @@
  * - every instance handling a share of the events.
  */
 import { Inject } from '@nestjs/common';
-import { CosmosEventStore, OnEvent, Subscriber, type SubscribedEvent } from '../../src/index.js';
+import { CosmosEventStore, OnStoredEvent, Subscriber, type SubscribedEvent } from '../../src/index.js';
 import { startCosmosFixture, type CosmosFixture } from '../support/cosmos.js';
 import { DELIVERY_LOG, DeliveryLog, eventually, expectAtLeastOnceInOrder, INSTANCE_NAME, startInstance, writeConcurrently, type Instance } from '../support/subscriptions.js';
 
@@ -28,7 +28,7 @@ class Soak {
     @Inject(KILLED) private readonly killed: Set<string>,
   ) {}
 
-  @OnEvent()
+  @OnStoredEvent()
   handle({ streamId, version, attempt }: SubscribedEvent): void {
     if (this.killed.has(this.instance)) throw new Error('killed');
     this.log.record({ instance: this.instance, subscriber: 'soak', aggregateId: streamId, version, attempt });

@@ -7,7 +7,7 @@
  */
 import { Inject } from '@nestjs/common';
 import { ChangeFeedStartFrom, type FeedRange } from '@azure/cosmos';
-import { CosmosEventStore, OnEvent, Subscriber, type SubscribedEvent } from '../../src/index.js';
+import { CosmosEventStore, OnStoredEvent, Subscriber, type SubscribedEvent } from '../../src/index.js';
 import { startCosmosFixture, type CosmosFixture } from '../support/cosmos.js';
 import { effectivePartitionKey, epkInRange } from '../../src/modules/embedded-cosmos/partition-key-ranges.js';
 import {
@@ -37,7 +37,7 @@ class HeldRecorder {
     @Inject(HELD) private readonly held: Held,
   ) {}
 
-  @OnEvent()
+  @OnStoredEvent()
   async record({ streamId: aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
     if (this.held.aggregates.has(aggregateId)) await this.held.gate;
     this.log.record({ instance: 'held', subscriber: 'held', aggregateId, version, attempt });

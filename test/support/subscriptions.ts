@@ -4,7 +4,7 @@ import { Test, type TestingModule } from '@nestjs/testing';
 import {
   CosmosModule,
   EventStoreModule,
-  OnEvent,
+  OnStoredEvent,
   Subscriber,
   SUBSCRIPTIONS,
   SubscriptionsModule,
@@ -52,7 +52,7 @@ export class Recorder {
     @Inject(INSTANCE_NAME) private readonly instance: string,
   ) {}
 
-  @OnEvent()
+  @OnStoredEvent()
   async record({ streamId: aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
     this.log.record({ instance: this.instance, subscriber: 'recorder', aggregateId, version, attempt });
     // Yield, as a handler that writes somewhere would: other ranges' readers interleave.

@@ -15,14 +15,14 @@ import {
   CosmosEventStore,
   CosmosOpaqueStore,
   On,
-  Repository,
+  AggregateRepository,
   cosmosTelemetryPlugin,
   currentTraceparent,
   telemetryReady,
   traceSubscriberPage,
   WriteOutcomeUnknownError,
   JsonEventSerializer,
-  OnEvent,
+  OnStoredEvent,
   Subscriber,
 } from '../../src/index.js';
 import { gate, startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
@@ -30,7 +30,7 @@ import { DeliveryLog, eventually, startInstance } from '../support/subscriptions
 
 @Subscriber({ name: 'traced', serializer: new JsonEventSerializer() })
 class TracedRecorder {
-  @OnEvent()
+  @OnStoredEvent()
   handle(): void {}
 }
 
@@ -83,7 +83,7 @@ const CHARGE = 2.5;
 const spans = new InMemorySpanExporter();
 const reader = new TestReader();
 let faulty: FaultyCosmos;
-let repository: Repository<Tally>;
+let repository: AggregateRepository<Tally>;
 let events: CosmosEventStore;
 let opaque: CosmosOpaqueStore;
 
@@ -95,7 +95,7 @@ beforeAll(async () => {
   faulty = await startFaultyCosmos({ proxy: { requestCharge: CHARGE }, plugins: [cosmosTelemetryPlugin()] });
   opaque = new CosmosOpaqueStore(faulty.client.database(faulty.events.database.id).container('aggregates'));
   events = new CosmosEventStore(faulty.events, { opaqueStore: opaque });
-  repository = new Repository(Tally, { events, aggregates: events, opaque }, { retry: { initialDelayMs: 0, maxDelayMs: 1 } });
+  repository = new AggregateRepository(Tally, { events, aggregates: events, opaque }, { retry: { initialDelayMs: 0, maxDelayMs: 1 } });
 });
 
 afterAll(async () => {
@@ -153,7 +153,7 @@ describe('telemetry with an OpenTelemetry SDK registered', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     // The other writer goes straight to the server: every request through the proxy is the command's.
     const direct = new CosmosEventStore(faulty.directEvents, { opaqueStore: new CosmosOpaqueStore(faulty.directEvents.database.container('aggregates')) });
-    await new Repository(Tally, { events: direct, aggregates: direct, opaque }).apply(new Count(id, 1));
+    await new AggregateRepository(Tally, { events: direct, aggregates: direct, opaque }).apply(new Count(id, 1));
     held.open();
     await expect(running).resolves.toBe(3);
 

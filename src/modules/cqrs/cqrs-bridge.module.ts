@@ -1,7 +1,7 @@
 import { Inject, Module, type DynamicModule } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { JsonEventSerializer, type EventClass } from '../event-sourcing/index.js';
-import { OnEvent, Subscriber, SubscriptionsModule, type EventDeserializer, type SubscribedEvent, type SubscriberOptions } from '../subscriptions/index.js';
+import { OnStoredEvent, Subscriber, SubscriptionsModule, type EventDeserializer, type SubscribedEvent, type SubscriberOptions } from '../subscriptions/index.js';
 import { CQRS_BRIDGE_EVENTS, CqrsEventDispatcher } from './cqrs-bridge.js';
 
 /** Options of `CqrsBridgeModule.forRoot`. */
@@ -73,6 +73,6 @@ function bridgeSubscriber(
   }
   Subscriber({ startFrom: 'beginning', ...subscription, name, serializer })(CqrsBridgeSubscriber);
   const descriptor = Object.getOwnPropertyDescriptor(CqrsBridgeSubscriber.prototype, 'deliver')!;
-  OnEvent({ events, ...(aggregateIdPrefix === undefined ? {} : { aggregateIdPrefix }) })(CqrsBridgeSubscriber.prototype, 'deliver', descriptor);
+  OnStoredEvent({ events, ...(aggregateIdPrefix === undefined ? {} : { aggregateIdPrefix }) })(CqrsBridgeSubscriber.prototype, 'deliver', descriptor);
   return CqrsBridgeSubscriber;
 }

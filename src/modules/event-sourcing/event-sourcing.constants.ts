@@ -6,11 +6,11 @@ export const EVENT_SOURCING_OPTIONS = Symbol('EVENT_SOURCING_OPTIONS');
 
 const repositoryTokens = new WeakMap<AggregateClass<AggregateRoot>, symbol>();
 
-/** The injection token of `Repository<A>` for an aggregate class (what `@InjectRepository(A)` injects). */
-export function getRepositoryToken<A extends AggregateRoot>(aggregateClass: AggregateClass<A>): symbol {
+/** The injection token of `AggregateRepository<A>` for an aggregate class (what `@InjectAggregateRepository(A)` injects). */
+export function getAggregateRepositoryToken<A extends AggregateRoot>(aggregateClass: AggregateClass<A>): symbol {
   let token = repositoryTokens.get(aggregateClass);
   if (!token) {
-    token = Symbol(`Repository<${aggregateClass.name}>`);
+    token = Symbol(`AggregateRepository<${aggregateClass.name}>`);
     repositoryTokens.set(aggregateClass, token);
   }
   return token;

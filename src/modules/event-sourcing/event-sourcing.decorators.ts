@@ -1,13 +1,13 @@
 import { Inject } from '@nestjs/common';
 import type { AggregateRoot } from './aggregate-root.js';
 import type { AggregateClass } from './repository.js';
-import { getRepositoryToken } from './event-sourcing.constants.js';
+import { getAggregateRepositoryToken } from './event-sourcing.constants.js';
 
 /**
- * Injects the `Repository<A>` that `EventSourcingModule.forFeature([A])` registered.
+ * Injects the `AggregateRepository<A>` that `EventSourcingModule.forFeature([A])` registered.
  *
  * @example
- * constructor(@InjectRepository(Order) private readonly orders: Repository<Order>) {}
+ * constructor(@InjectAggregateRepository(Order) private readonly orders: AggregateRepository<Order>) {}
  */
-export const InjectRepository = <A extends AggregateRoot>(aggregateClass: AggregateClass<A>) =>
-  Inject(getRepositoryToken(aggregateClass));
+export const InjectAggregateRepository = <A extends AggregateRoot>(aggregateClass: AggregateClass<A>) =>
+  Inject(getAggregateRepositoryToken(aggregateClass));

@@ -8,8 +8,8 @@ import {
   type SnapshotTailStore,
 } from '../event-store/index.js';
 import type { AggregateRoot } from './aggregate-root.js';
-import { EVENT_SOURCING_OPTIONS, getRepositoryToken } from './event-sourcing.constants.js';
-import { checkRepositoryOptions, Repository, type AggregateClass, type RepositoryOptions } from './repository.js';
+import { EVENT_SOURCING_OPTIONS, getAggregateRepositoryToken } from './event-sourcing.constants.js';
+import { checkRepositoryOptions, AggregateRepository, type AggregateClass, type RepositoryOptions } from './repository.js';
 
 /** Options every repository takes: the event serializer and the retry budget of a command under contention. */
 export type EventSourcingModuleOptions = Omit<RepositoryOptions, 'logger'>;
@@ -76,10 +76,10 @@ export class EventSourcingModule extends ConfigurableModuleClass {
     return withCheckedOptions(super.forRootAsync(options));
   }
 
-  /** A `Repository<A>` per aggregate class, injected with `@InjectRepository(A)`. */
+  /** A `AggregateRepository<A>` per aggregate class, injected with `@InjectAggregateRepository(A)`. */
   static forFeature(aggregateClasses: ReadonlyArray<AggregateClass<AggregateRoot>>): DynamicModule {
     const providers: Provider[] = aggregateClasses.map((aggregateClass) => ({
-      provide: getRepositoryToken(aggregateClass),
+      provide: getAggregateRepositoryToken(aggregateClass),
       useFactory: (
         events: SnapshotTailStore | undefined,
         aggregates: AggregateStore | undefined,
@@ -93,7 +93,7 @@ export class EventSourcingModule extends ConfigurableModuleClass {
               "(or forRootAsync()) with CosmosModule in the application's root module, or EventStoreModule.inMemory() in tests",
           );
         }
-        return new Repository(aggregateClass, { events, aggregates, opaque }, options ?? {});
+        return new AggregateRepository(aggregateClass, { events, aggregates, opaque }, options ?? {});
       },
       inject: [
         { token: SNAPSHOT_TAIL_STORE, optional: true },

@@ -55,8 +55,8 @@ export {
   InvalidStateError,
   UnreadableStreamError,
 } from './event-sourcing.errors.js';
-export { getRepositoryToken } from './event-sourcing.constants.js';
-export { InjectRepository } from './event-sourcing.decorators.js';
+export { getAggregateRepositoryToken } from './event-sourcing.constants.js';
+export { InjectAggregateRepository } from './event-sourcing.decorators.js';
 export {
   EventSourcingModule,
   type EventSourcingModuleAsyncOptions,
@@ -67,7 +67,7 @@ export {
 export {
   DEFAULT_COMMAND_RETRY,
   DEFAULT_MAX_ATTEMPTS,
-  Repository,
+  AggregateRepository,
   SNAPSHOT_EVENT_TYPE,
   type AggregateClass,
   type AggregatePage,

@@ -219,14 +219,14 @@ export const DEFAULT_MAX_ATTEMPTS = 3;
 export const MATERIALIZED_TYPE_FIELD = '$type';
 
 /**
- * Commands, loads and queries for one aggregate type (protosource's `Repository`): events go to the event
+ * Commands, loads and queries for one aggregate type (protosource's `AggregateRepository`): events go to the event
  * store under `<type>/<id>`, the materialized state to the aggregates container.
  *
  * @example
  * const version = await orders.apply(new PlaceOrder('o-1', 'c-1'));
  * const order = await orders.load('o-1');
  */
-export class Repository<A extends AggregateRoot> {
+export class AggregateRepository<A extends AggregateRoot> {
   /** The aggregate type name, which namespaces its streams. */
   readonly type: string;
   private readonly options: Readonly<AggregateOptions>;
@@ -265,7 +265,7 @@ export class Repository<A extends AggregateRoot> {
       maxDelayMs: retry.maxDelayMs ?? DEFAULT_COMMAND_RETRY.maxDelayMs,
       maxAttempts: retry.maxAttempts ?? options.maxAttempts ?? Number.POSITIVE_INFINITY,
     };
-    this.logger = options.logger ?? new Logger(`Repository<${this.type}>`);
+    this.logger = options.logger ?? new Logger(`AggregateRepository<${this.type}>`);
     if (options.tip !== false && isTipStore(stores.events)) this.tips = stores.events;
     this.tipCacheSize = options.tipCacheSize ?? 10_000;
     this.idempotencyWindow = options.idempotencyWindowSeconds ?? DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;

@@ -6,7 +6,7 @@ import { eventTypeOf } from './aggregate-metadata.js';
 import type { Command } from './command.js';
 import { JsonEventSerializer, nowMicros } from './event-serializer.js';
 import { eventSchemaVersion } from './event-types.js';
-import { Repository, type AggregateClass, type RepositoryOptions } from './repository.js';
+import { AggregateRepository, type AggregateClass, type RepositoryOptions } from './repository.js';
 
 /** What a scenario ended with: the new version and the events the command stored, or the error. */
 export type ScenarioOutcome = { version: number; events: object[] } | { error: unknown };
@@ -28,7 +28,7 @@ export interface Scenario {
 /**
  * Given/when/then for aggregates, on the in-memory store: the past events, the command, and the events it
  * must store (compared by type and fields) or the error class it must fail with. Runs without Nest or
- * Cosmos DB, through the same `Repository` the application uses.
+ * Cosmos DB, through the same `AggregateRepository` the application uses.
  *
  * @example
  * await given(Order, [new OrderPlaced('c-1', '2026-01-01T00:00:00.000Z')])
@@ -68,7 +68,7 @@ async function run<A extends AggregateRoot>(
 ): Promise<ScenarioOutcome> {
   const serializer = options.serializer ?? new JsonEventSerializer();
   const events = new InMemoryEventStore({ opaqueStore: new InMemoryOpaqueStore() });
-  const repository = new Repository(
+  const repository = new AggregateRepository(
     aggregateClass,
     { events, aggregates: events, opaque: new InMemoryOpaqueStore() },
     { serializer, retry: { maxAttempts: 1 }, logger: { warn: () => undefined } },

@@ -1,5 +1,5 @@
 import type { Container, JSONObject, OperationInput, SqlParameter } from '@azure/cosmos';
-import type { EventRecord, History, OperationOptions, SaveOptions } from './event-store.interfaces.js';
+import type { EventRecord, History, OperationOptions, StoreSaveOptions } from './event-store.interfaces.js';
 import { ConcurrencyError, EventStoreError, WriteOutcomeUnknownError } from './event-store.errors.js';
 import { nowSeconds, toEventDocument, type EventDocument, type PreparedEvent } from './event-documents.js';
 import {
@@ -89,7 +89,7 @@ export class CosmosEventStore extends ChunkedEventStore implements TipStore {
   }
 
   // Telemetry: one-line wrappers; spans, attributes and metrics are the telemetry module's (src/modules/telemetry).
-  override save(aggregateId: string, records: readonly EventRecord[], options?: SaveOptions): Promise<void> {
+  override save(aggregateId: string, records: readonly EventRecord[], options?: StoreSaveOptions): Promise<void> {
     return traceStore(this.events, 'save', recordsDetails(records), () => super.save(aggregateId, records, options));
   }
 

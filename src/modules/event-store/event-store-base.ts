@@ -13,7 +13,7 @@ import type {
   OperationOptions,
   ReadStreamOptions,
   SaveAggregateOptions,
-  SaveOptions,
+  StoreSaveOptions,
   SnapshotTailStore,
   StreamingStore,
   StreamLifecycleStore,
@@ -215,7 +215,7 @@ export abstract class ChunkedEventStore
    */
   protected abstract readPages(aggregateId: string, pageSize: number, options?: OperationOptions): AsyncIterable<EventDocument[]>;
 
-  async save(aggregateId: string, records: readonly EventRecord[], options?: SaveOptions): Promise<void> {
+  async save(aggregateId: string, records: readonly EventRecord[], options?: StoreSaveOptions): Promise<void> {
     checkSignal(options);
     validateRecords(aggregateId, records);
     const expected = expectedLast(options?.expectedVersion, records);

@@ -29,7 +29,7 @@ export interface OperationOptions {
 }
 
 /** Options of `save`. */
-export interface SaveOptions extends OperationOptions {
+export interface StoreSaveOptions extends OperationOptions {
   /**
    * All records or none: refuse (with a `ValidationError`, before any request) records that do not fit one
    * transactional batch (100 operations, 2 MB), instead of writing them in several all-or-nothing chunks.
@@ -45,7 +45,7 @@ export interface SaveOptions extends OperationOptions {
   expectedVersion?: ExpectedVersion;
 }
 
-/** The stream state a `save` expects; see `SaveOptions.expectedVersion`. */
+/** The stream state a `save` expects; see `StoreSaveOptions.expectedVersion`. */
 export type ExpectedVersion = number | 'no-stream' | 'any';
 
 /** Appends and reads event streams (protosource `Store`). */
@@ -66,7 +66,7 @@ export interface Store {
    * run out with the outcome still unknown, or the signal aborts while a chunk may be on its way, the call
    * fails with `WriteOutcomeUnknownError`: load the aggregate to see whether the chunk landed.
    */
-  save(aggregateId: string, records: readonly EventRecord[], options?: SaveOptions): Promise<void>;
+  save(aggregateId: string, records: readonly EventRecord[], options?: StoreSaveOptions): Promise<void>;
   /** The whole stream, ascending; an unknown aggregate gives an empty history. */
   load(aggregateId: string, options?: OperationOptions): Promise<History>;
 }

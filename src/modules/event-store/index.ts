@@ -33,7 +33,7 @@ export type {
   ReadAllStore,
   ReadStreamOptions,
   SaveAggregateOptions,
-  SaveOptions,
+  StoreSaveOptions,
   SnapshotTailStore,
   SortCondition,
   SortOperator,

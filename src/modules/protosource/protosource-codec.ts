@@ -89,7 +89,7 @@ export class ProtosourceEventCodec {
 
 /**
  * What a protobuf subscriber's handlers get as `event`: the event's full message name as `type` (so
- * `@OnEvent({ types: ['example.app.order.v1.Created'] })` selects by it) and the decoded message.
+ * `@OnStoredEvent({ types: ['example.app.order.v1.Created'] })` selects by it) and the decoded message.
  */
 export interface ProtosourceSubscribedMessage<M extends Message = Message> {
   type: string;
@@ -103,7 +103,7 @@ export interface ProtosourceSubscribedMessage<M extends Message = Message> {
  * @example
  * @Subscriber({ name: 'order-mail', serializer: new ProtosourceEventDeserializer({ registry }) })
  * class OrderMail {
- *   @OnEvent({ aggregateIdPrefix: 'example_app_order_v1#', types: [CreatedSchema.typeName] })
+ *   @OnStoredEvent({ aggregateIdPrefix: 'example_app_order_v1#', types: [CreatedSchema.typeName] })
  *   async created({ event }: SubscribedEvent<ProtosourceSubscribedMessage<Created>>) { … event!.message.customerId … }
  * }
  */

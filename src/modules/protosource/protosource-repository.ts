@@ -110,7 +110,7 @@ interface ProtosourceDecided {
 }
 
 /**
- * An event-sourced aggregate stored exactly as protosource's Go `Repository` stores it, so both read each
+ * An event-sourced aggregate stored exactly as protosource's Go `AggregateRepository` stores it, so both read each
  * other's streams and views and run commands on the same aggregates:
  *
  * - events: stream id `<package with _>#<id>`, one document per event with `id = String(version)`, the payload
@@ -211,7 +211,7 @@ export class ProtosourceRepository<A extends Message> {
   }
 
   /**
-   * protosource's steps of the command pipeline shared with `Repository`: the state in the stream (Go's
+   * protosource's steps of the command pipeline shared with `AggregateRepository`: the state in the stream (Go's
    * documents, no tip), protobuf events, no re-run of a lost race (Go's `ConcurrencyError` surfaces, as
    * Go's create fails). Commands of this process on one aggregate still queue, so they never race.
    */
@@ -273,7 +273,7 @@ export class ProtosourceRepository<A extends Message> {
    * last version is read beside the document, and a document that is behind (its materialization failed, or
    * its instance died before it) or missing gives way to the aggregate rebuilt from the events, which is
    * written back. `NotFoundError` when the aggregate has no events and no document. Within one instance a
-   * `get` after a command acknowledged with version N answers N or later (see `Repository.get`).
+   * `get` after a command acknowledged with version N answers N or later (see `AggregateRepository.get`).
    */
   async get(id: string, options?: OperationOptions): Promise<A> {
     checkId(id);

@@ -9,7 +9,7 @@ export {
 export {
   InjectLeasesContainer,
   InjectSubscriptions,
-  OnEvent,
+  OnStoredEvent,
   Subscriber,
   type EventHandlerMethod,
   type HandlerDecorator,

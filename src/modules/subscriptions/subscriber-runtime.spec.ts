@@ -4,7 +4,7 @@ import type { Logger } from '@nestjs/common';
 import { JsonEventSerializer, SNAPSHOT_EVENT_TYPE } from '../event-sourcing/index.js';
 import type { FeedEvent } from './change-feed-reader.js';
 import { streamParts, SubscriberRuntime, type DeliveryControl, type ResolvedSubscriber } from './subscriber-runtime.js';
-import { OnEvent, Subscriber, subscriberDefinitionOf } from './subscriptions.decorators.js';
+import { OnStoredEvent, Subscriber, subscriberDefinitionOf } from './subscriptions.decorators.js';
 import type { DeadLetter, SubscribedEvent } from './subscriptions.interfaces.js';
 
 const quiet = { log() {}, warn() {}, error() {} } as unknown as Logger;
@@ -153,7 +153,7 @@ describe('SubscriberRuntime: what the stored document decides comes before decod
 
   @Subscriber({ name: 'orders-only', serializer: new JsonEventSerializer(), onFailure: 'stop' })
   class OrdersOnly {
-    @OnEvent({ aggregateIdPrefix: 'Order/' })
+    @OnStoredEvent({ aggregateIdPrefix: 'Order/' })
     handle({ streamId: aggregateId, version }: SubscribedEvent): void {
       seen.push(`${aggregateId}@${version}`);
     }
@@ -200,22 +200,22 @@ describe('SubscriberRuntime: snapshots and typed handlers', () => {
 
   @Subscriber({ name: 'typed', serializer: new JsonEventSerializer() })
   class Typed {
-    @OnEvent(Placed)
+    @OnStoredEvent(Placed)
     placed(event: Placed, context: SubscribedEvent): void {
       calls.push({ handler: 'placed', event, context });
     }
 
-    @OnEvent({ events: [Placed, Shipped], aggregateIdPrefix: 'Order/' })
+    @OnStoredEvent({ events: [Placed, Shipped], aggregateIdPrefix: 'Order/' })
     either(event: Placed | Shipped): void {
       calls.push({ handler: 'either', event });
     }
 
-    @OnEvent()
+    @OnStoredEvent()
     all({ type }: SubscribedEvent): void {
       calls.push({ handler: 'all', event: type });
     }
 
-    @OnEvent({ snapshots: true, aggregateIdPrefix: 'Order/' })
+    @OnStoredEvent({ snapshots: true, aggregateIdPrefix: 'Order/' })
     everything({ type }: SubscribedEvent): void {
       calls.push({ handler: 'everything', event: type });
     }

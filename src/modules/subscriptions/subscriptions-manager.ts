@@ -55,7 +55,7 @@ export function resolveSubscriber(
   }
   if (!serializer && handlers.some((h) => h.filter.types || h.filter.snapshots)) {
     throw new SubscriberDefinitionError(
-      `${type.name} selects events by class, type or as snapshots in @OnEvent() but has no serializer to decode them: ` +
+      `${type.name} selects events by class, type or as snapshots in @OnStoredEvent() but has no serializer to decode them: ` +
         'give @Subscriber({ serializer }), e.g. new JsonEventSerializer()',
     );
   }

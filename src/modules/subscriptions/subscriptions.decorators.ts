@@ -4,19 +4,19 @@ import { LEASES_CONTAINER, SUBSCRIPTIONS } from './subscriptions.constants.js';
 import { SubscriberDefinitionError } from './subscriptions.errors.js';
 import type { EventFilter, SubscribedEvent, SubscriberOptions, TypedEventFilter } from './subscriptions.interfaces.js';
 
-/** A handler method as `@OnEvent` accepts it: takes a `SubscribedEvent` (of any event type), may be async. */
+/** A handler method as `@OnStoredEvent` accepts it: takes a `SubscribedEvent` (of any event type), may be async. */
 export type EventHandlerMethod = (event: SubscribedEvent<never>) => unknown;
 
 /**
- * A handler of event classes (`@OnEvent(OrderPlaced, ...)`): the typed event (an instance of its class, its
+ * A handler of event classes (`@OnStoredEvent(OrderPlaced, ...)`): the typed event (an instance of its class, its
  * stored fields copied in, as `@On` handlers of aggregates get it), then the `SubscribedEvent` it came in.
  */
 export type TypedEventHandlerMethod<E> = (event: E, context: SubscribedEvent<never>) => unknown;
 
-/** What `@OnEvent` returns: a method decorator that only takes a handler of the fitting shape. */
+/** What `@OnStoredEvent` returns: a method decorator that only takes a handler of the fitting shape. */
 export type HandlerDecorator<H> = <T extends H>(target: object, method: string | symbol, descriptor: TypedPropertyDescriptor<T>) => void;
 
-/** One `@OnEvent` method of a subscriber class. */
+/** One `@OnStoredEvent` method of a subscriber class. */
 export interface HandlerDefinition {
   method: string | symbol;
   filter: EventFilter;
@@ -24,7 +24,7 @@ export interface HandlerDefinition {
   eventClasses?: ReadonlyMap<string, EventClass>;
 }
 
-/** What `@Subscriber` and `@OnEvent` recorded on a class. */
+/** What `@Subscriber` and `@OnStoredEvent` recorded on a class. */
 export interface SubscriberDefinition {
   options: SubscriberOptions;
   handlers: HandlerDefinition[];
@@ -35,13 +35,13 @@ const subscriberOptions = new WeakMap<object, SubscriberOptions>();
 const handlerDefinitions = new WeakMap<object, HandlerDefinition[]>();
 
 /**
- * Declares a subscriber: a provider whose `@OnEvent` methods receive the events of the events container's
+ * Declares a subscriber: a provider whose `@OnStoredEvent` methods receive the events of the events container's
  * change feed, as the consumer group `name`. Register it with `SubscriptionsModule.forFeature([...])`.
  *
  * @example
  * @Subscriber({ name: 'order-stats', startFrom: 'beginning', serializer: new JsonEventSerializer() })
  * export class OrderStats {
- *   @OnEvent({ events: [OrderPlaced], aggregateIdPrefix: 'Order/' })
+ *   @OnStoredEvent({ events: [OrderPlaced], aggregateIdPrefix: 'Order/' })
  *   async placed(event: OrderPlaced, { aggregateId, version }: SubscribedEvent) { // aggregateId: '42' of 'Order/42'
  *     console.log(aggregateId, version, event.customerId);
  *   }
@@ -59,31 +59,31 @@ export function Subscriber(options: SubscriberOptions): ClassDecorator {
  * Marks a method of a `@Subscriber` class as a handler. Several handlers may take the same event; they run
  * one after the other, in declaration order. Snapshot records reach none of them unless its filter says
  * `snapshots: true`.
- * - Event classes (`@OnEvent(OrderPlaced, OrderShipped)`, or `{ events: [...] }` in a filter): events of
+ * - Event classes (`@OnStoredEvent(OrderPlaced, OrderShipped)`, or `{ events: [...] }` in a filter): events of
  *   those types; the handler receives the typed event first, the `SubscribedEvent` second (needs a serializer).
  * - No argument: every event. Type names: events whose decoded type is one of them (needs a serializer).
  * - A filter: by types and/or aggregate id prefix (decided before decoding: see `EventFilter`).
  *
  * @example
- * @OnEvent(OrderPlaced) placed(event: OrderPlaced, context: SubscribedEvent) {}
- * @OnEvent(OrderPlaced, OrderShipped) either(event: OrderPlaced | OrderShipped) {}
- * @OnEvent({ events: [OrderPlaced], aggregateIdPrefix: 'Order/' }) orderPlaced(event: OrderPlaced) {}
- * @OnEvent() all(e: SubscribedEvent) {}
- * @OnEvent('OrderPlaced', 'OrderPaid') money(e: SubscribedEvent<EventEnvelope>) {}
- * @OnEvent({ aggregateIdPrefix: 'Order/' }) orders(e: SubscribedEvent) {}
+ * @OnStoredEvent(OrderPlaced) placed(event: OrderPlaced, context: SubscribedEvent) {}
+ * @OnStoredEvent(OrderPlaced, OrderShipped) either(event: OrderPlaced | OrderShipped) {}
+ * @OnStoredEvent({ events: [OrderPlaced], aggregateIdPrefix: 'Order/' }) orderPlaced(event: OrderPlaced) {}
+ * @OnStoredEvent() all(e: SubscribedEvent) {}
+ * @OnStoredEvent('OrderPlaced', 'OrderPaid') money(e: SubscribedEvent<EventEnvelope>) {}
+ * @OnStoredEvent({ aggregateIdPrefix: 'Order/' }) orders(e: SubscribedEvent) {}
  */
-export function OnEvent<const C extends readonly [EventClass, ...EventClass[]]>(
+export function OnStoredEvent<const C extends readonly [EventClass, ...EventClass[]]>(
   ...events: C
 ): HandlerDecorator<TypedEventHandlerMethod<InstanceType<C[number]>>>;
-export function OnEvent<const C extends readonly EventClass[]>(
+export function OnStoredEvent<const C extends readonly EventClass[]>(
   filter: TypedEventFilter<C[number]> & { events: C },
 ): HandlerDecorator<TypedEventHandlerMethod<InstanceType<C[number]>>>;
-export function OnEvent(...selection: string[] | [EventFilter]): HandlerDecorator<EventHandlerMethod>;
-export function OnEvent(...selection: unknown[]): HandlerDecorator<never> {
+export function OnStoredEvent(...selection: string[] | [EventFilter]): HandlerDecorator<EventHandlerMethod>;
+export function OnStoredEvent(...selection: unknown[]): HandlerDecorator<never> {
   const definition = toDefinition(selection);
   return (target, method, descriptor) => {
     if (typeof descriptor.value !== 'function') {
-      throw new SubscriberDefinitionError(`@OnEvent() goes on a method, not on ${String(method)}`);
+      throw new SubscriberDefinitionError(`@OnStoredEvent() goes on a method, not on ${String(method)}`);
     }
     const owner = target.constructor;
     handlerDefinitions.set(owner, [...(handlerDefinitions.get(owner) ?? []), { method, ...definition }]);
@@ -101,7 +101,7 @@ export function subscriberDefinitionOf(type: Type<unknown>): SubscriberDefinitio
     handlers.unshift(...(handlerDefinitions.get(cls) ?? []));
   }
   if (handlers.length === 0) {
-    throw new SubscriberDefinitionError(`subscriber ${type.name} has no handler: mark at least one method with @OnEvent()`);
+    throw new SubscriberDefinitionError(`subscriber ${type.name} has no handler: mark at least one method with @OnStoredEvent()`);
   }
   return { options, handlers };
 }
@@ -112,11 +112,11 @@ export const InjectSubscriptions = (): ParameterDecorator & PropertyDecorator =>
 export const InjectLeasesContainer = (): ParameterDecorator & PropertyDecorator => Inject(LEASES_CONTAINER);
 
 function toDefinition(selection: readonly unknown[]): Omit<HandlerDefinition, 'method'> {
-  const usage = '@OnEvent() takes event classes, event type names, or one filter object { events?, types?, aggregateIdPrefix?, snapshots? }';
+  const usage = '@OnStoredEvent() takes event classes, event type names, or one filter object { events?, types?, aggregateIdPrefix?, snapshots? }';
   if (selection.length === 0) return { filter: {} };
   if (selection.every((s) => typeof s === 'function')) return typed(selection as EventClass[], {});
   if (selection.every((s) => typeof s === 'string')) {
-    if (selection.some((s) => s === '')) throw new SubscriberDefinitionError('@OnEvent(): an event type name is empty');
+    if (selection.some((s) => s === '')) throw new SubscriberDefinitionError('@OnStoredEvent(): an event type name is empty');
     return { filter: { types: [...(selection as string[])] } };
   }
   const [filter] = selection as [Partial<TypedEventFilter> & EventFilter];
@@ -125,22 +125,22 @@ function toDefinition(selection: readonly unknown[]): Omit<HandlerDefinition, 'm
   }
   const { events, types, aggregateIdPrefix, snapshots } = filter;
   if (aggregateIdPrefix !== undefined && typeof aggregateIdPrefix !== 'string') {
-    throw new SubscriberDefinitionError('@OnEvent(): aggregateIdPrefix must be a string');
+    throw new SubscriberDefinitionError('@OnStoredEvent(): aggregateIdPrefix must be a string');
   }
-  if (snapshots !== undefined && typeof snapshots !== 'boolean') throw new SubscriberDefinitionError('@OnEvent(): snapshots must be a boolean');
+  if (snapshots !== undefined && typeof snapshots !== 'boolean') throw new SubscriberDefinitionError('@OnStoredEvent(): snapshots must be a boolean');
   const rest: EventFilter = {};
   if (aggregateIdPrefix !== undefined) rest.aggregateIdPrefix = aggregateIdPrefix;
   if (snapshots !== undefined) rest.snapshots = snapshots;
   if (events !== undefined) {
-    if (types !== undefined) throw new SubscriberDefinitionError('@OnEvent(): give events (classes) or types (names), not both');
+    if (types !== undefined) throw new SubscriberDefinitionError('@OnStoredEvent(): give events (classes) or types (names), not both');
     if (!Array.isArray(events) || events.length === 0 || !events.every((e) => typeof e === 'function')) {
-      throw new SubscriberDefinitionError('@OnEvent(): events must be a non-empty array of event classes');
+      throw new SubscriberDefinitionError('@OnStoredEvent(): events must be a non-empty array of event classes');
     }
     return typed(events, rest);
   }
   if (types !== undefined) {
     if (!Array.isArray(types) || !types.every((t) => typeof t === 'string' && t !== '')) {
-      throw new SubscriberDefinitionError('@OnEvent(): types must be an array of non-empty event type names');
+      throw new SubscriberDefinitionError('@OnStoredEvent(): types must be an array of non-empty event type names');
     }
     rest.types = [...types];
   }
@@ -153,7 +153,7 @@ function typed(classes: readonly EventClass[], rest: EventFilter): Omit<HandlerD
     const type = eventTypeOf(eventClass);
     const known = eventClasses.get(type);
     if (known && known !== eventClass) {
-      throw new SubscriberDefinitionError(`@OnEvent(): ${known.name} and ${eventClass.name} are both stored as event type ${JSON.stringify(type)}`);
+      throw new SubscriberDefinitionError(`@OnStoredEvent(): ${known.name} and ${eventClass.name} are both stored as event type ${JSON.stringify(type)}`);
     }
     eventClasses.set(type, eventClass);
   }

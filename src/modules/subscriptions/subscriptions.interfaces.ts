@@ -10,7 +10,7 @@ import type { EventClass } from '../event-sourcing/index.js';
  */
 export interface EventDeserializer {
   deserialize(bytes: Uint8Array): unknown;
-  /** The event's type name, what `@OnEvent` selects by. Default: the decoded object's `type` string. */
+  /** The event's type name, what `@OnStoredEvent` selects by. Default: the decoded object's `type` string. */
   typeOf?(event: unknown): string | undefined;
   /** The event's own fields, what a handler of an event class receives. Default: the decoded object's `payload`. */
   payloadOf?(event: unknown): unknown;
@@ -24,7 +24,7 @@ export type StartFrom = 'beginning' | 'now' | Date;
 /**
  * What a handler receives: one event of the events container. `E` is what the subscriber's serializer
  * decodes, e.g. `SubscribedEvent<EventEnvelope>` with `JsonEventSerializer`; a handler of event classes
- * (`@OnEvent(OrderPlaced)`) gets the typed event as its first argument and this as its second.
+ * (`@OnStoredEvent(OrderPlaced)`) gets the typed event as its first argument and this as its second.
  */
 export interface SubscribedEvent<E = unknown> {
   /** The stream (the events container's partition key, e.g. `Order/42`), as `EventFilter.aggregateIdPrefix` sees it. */

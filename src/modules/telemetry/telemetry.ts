@@ -239,7 +239,7 @@ function commandOutcome(scope: Scope, err: unknown): string {
 }
 
 /**
- * Runs `Repository.apply` in a span `apply <AggregateType>` (kind INTERNAL) over its loads and saves, with
+ * Runs `AggregateRepository.apply` in a span `apply <AggregateType>` (kind INTERNAL) over its loads and saves, with
  * the command's name, the aggregate type, the version it ended at, the attempts it took and its outcome
  * (`stored`, `conflict_retried`, `unchanged` for a skip or no events, `rejected`, `contention`, `unknown`,
  * `error`), and the request units of everything below it.

@@ -1,5 +1,5 @@
 import { eventTypeOf, JsonEventSerializer } from 'nest-cosmos-eventstore';
-import { OnEvent, Subscriber, type OnSubscriberRebuild, type StartFrom, type SubscribedEvent } from 'nest-cosmos-eventstore';
+import { OnStoredEvent, Subscriber, type OnSubscriberRebuild, type StartFrom, type SubscribedEvent } from 'nest-cosmos-eventstore';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from '../orders/index.js';
 import { OrderStatsStore } from './order-stats.store.js';
 
@@ -28,7 +28,7 @@ type OrderEvent = OrderPlaced | LineAdded | LineRemoved | OrderSubmitted | Order
 export class OrderStatsProjection implements OnSubscriberRebuild {
   constructor(private readonly stats: OrderStatsStore) {}
 
-  @OnEvent({
+  @OnStoredEvent({
     events: [OrderPlaced, LineAdded, LineRemoved, OrderSubmitted, OrderShipped, OrderCancelled],
     aggregateIdPrefix: ORDER_STREAMS,
   })

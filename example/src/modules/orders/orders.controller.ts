@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Query, Req, UseFilters, UseInterceptors } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { AggregateNotFoundError, CorrelationIdInterceptor, eventStoreErrorAnswers, InjectRepository, Repository, type Command } from 'nest-cosmos-eventstore';
+import { AggregateNotFoundError, CorrelationIdInterceptor, eventStoreErrorAnswers, InjectAggregateRepository, AggregateRepository, type Command } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
 import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { ApiActorHeader, ApiErrors } from '../../http/openapi.js';
@@ -73,7 +73,7 @@ interface VersionDto {
 @ApiTags('orders')
 @ApiActorHeader()
 export class OrdersController {
-  constructor(@InjectRepository(Order) private readonly orders: Repository<Order>) {}
+  constructor(@InjectAggregateRepository(Order) private readonly orders: AggregateRepository<Order>) {}
 
   /** `POST /orders` `{ customerId, orderId? }` → 201 `{ id, version }`; an `orderId` that exists → 409. */
   @Post('orders')

@@ -1,6 +1,6 @@
 import { ForbiddenException, Injectable } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
-import { Repository } from 'nest-cosmos-eventstore';
+import { AggregateRepository } from 'nest-cosmos-eventstore';
 import { ProtosourceRepository, protosourceNamespace } from 'nest-cosmos-eventstore/protosource';
 
 /** A namespace of streams and the aggregate that owns it. */
@@ -54,7 +54,7 @@ export class OwnedStreams {
 }
 
 function namespaceOf(instance: unknown): OwnedNamespace | undefined {
-  if (instance instanceof Repository) return { owner: instance.type, prefix: `${instance.type}/` };
+  if (instance instanceof AggregateRepository) return { owner: instance.type, prefix: `${instance.type}/` };
   if (instance instanceof ProtosourceRepository) {
     const { schema } = instance.definition;
     return { owner: schema.typeName, prefix: `${protosourceNamespace(schema)}#` };
