@@ -1,5 +1,6 @@
 import { eventTypeOf, JsonEventSerializer } from 'nest-cosmos-eventstore';
-import { OnEvent, Subscriber, type OnSubscriberRebuild, type StartFrom, type SubscribedEvent } from 'nest-cosmos-eventstore';
+import { OnEvent, STREAM_DELETED_TYPE, Subscriber, type OnSubscriberRebuild, type StartFrom, type SubscribedEvent } from 'nest-cosmos-eventstore';
+import { tombstoneAware } from './order-stats.model.js';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from '../orders/index.js';
 import { OrderStatsStore } from './order-stats.store.js';
 
@@ -21,7 +22,7 @@ type OrderEvent = OrderPlaced | LineAdded | LineRemoved | OrderSubmitted | Order
 @Subscriber({
   name: ORDER_STATS_SUBSCRIBER,
   startFrom: 'beginning',
-  serializer: new JsonEventSerializer(),
+  serializer: tombstoneAware(new JsonEventSerializer()),
   concurrency: 4,
   onFailure: 'stop',
 })
@@ -36,6 +37,12 @@ export class OrderStatsProjection implements OnSubscriberRebuild {
     // The read model keys orders by their id as the application knows it, without the stream namespace.
     const orderId = aggregateId.slice(ORDER_STREAMS.length);
     await this.stats.apply({ type: eventTypeOf(event), aggregateId: orderId, version, payload: event }, signal);
+  }
+
+  /** An erased order (`DELETE /admin/orders/:id`): its stream's tombstone takes it out of every counter. */
+  @OnEvent({ types: [STREAM_DELETED_TYPE], aggregateIdPrefix: ORDER_STREAMS })
+  async erase({ aggregateId, version, signal }: SubscribedEvent): Promise<void> {
+    await this.stats.apply({ type: STREAM_DELETED_TYPE, aggregateId: aggregateId.slice(ORDER_STREAMS.length), version, payload: {} }, signal);
   }
 
   /** A rebuild starts from an empty read model; only a full replay can refill it. */

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { AggregateNotFoundError, CorrelationIdInterceptor, InjectRepository, Repository, type Command } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
 import { actorOf, bodyFields, checkId, pathId, queryParams, type QueryParams } from '../../http/request-input.js';
+import { AdminEndpoint } from '../store-api/admin-token.guard.js';
 import { commandError, commandOptions, orderIdForKey, versionTag } from './command-headers.js';
 import { Order } from './order.aggregate.js';
 import { AddLine, CancelOrder, PlaceOrder, RemoveLine, ShipOrder, SubmitOrder } from './order.commands.js';
@@ -132,6 +133,20 @@ export class OrdersController {
       if (order.version === 0) throw err;
       return order;
     }
+  }
+
+  /**
+   * `DELETE /admin/orders/:id` (admin): erases the order (the right to erasure): its materialized document,
+   * then its events, tip and idempotency keys, leaving a tombstone the change feed hands to the read models.
+   * 200 `{ erased: true }`; an unknown (or already erased) order → 404. The id cannot be placed again (409).
+   */
+  @Delete('admin/orders/:id')
+  @AdminEndpoint()
+  async erase(@Param('id') id: string, @Body() body: unknown, @Query() query: QueryParams): Promise<{ erased: true }> {
+    queryParams(query, []);
+    bodyFields(body, [], { required: false });
+    if (!(await this.orders.erase(pathId('id', id)))) throw new AggregateNotFoundError(this.orders.type, id);
+    return { erased: true };
   }
 
   /** Every event of the order, oldest first, with its `eventId`, `correlationId` and `causationId`. */
