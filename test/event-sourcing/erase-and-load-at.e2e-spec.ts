@@ -4,7 +4,7 @@
  * loadAt(id, { toVersion }) builds the state as of a version. On the in-memory stores and the embedded server,
  * with the tip and without it.
  */
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import {
   AggregateAlreadyExistsError,
@@ -20,7 +20,7 @@ import {
 import { AddLine, Order, PlaceOrder, RemoveLine, SubmitOrder } from '../../example/src/modules/orders/index.js';
 import { storeSuites, type StoresUnderTest } from './story-stores.js';
 
-describe.each(storeSuites())('%s', (_name, makeStores) => {
+describe.each(storeSuites())('%s', (storeName, makeStores) => {
   describe.each([
     ['with the tip', {}],
     ['without the tip', { tip: false }],
@@ -65,6 +65,39 @@ describe.each(storeSuites())('%s', (_name, makeStores) => {
       const other = new Repository(Order, { events: stores.events, aggregates: stores.events, opaque: stores.opaque }, options);
       await expect(other.apply(new PlaceOrder(id, 'c'))).rejects.toBeInstanceOf(AggregateAlreadyExistsError);
       expect((await other.load(id)).version).toBe(0);
+    });
+
+    it('an application that opts in can create an erased id again once the tombstone has expired (the in-memory store purges as Cosmos DB would)', async () => {
+      if (storeName !== 'in-memory stores') return; // the embedded server does not purge expired documents
+      const opened = () => new Repository(Order, { events: stores.events, aggregates: stores.events, opaque: stores.opaque }, { ...options, recreateErasedAfterSeconds: 60 });
+      open();
+      const orders = opened();
+      const id = `again-${randomUUID()}`;
+      await orders.apply(new PlaceOrder(id, 'c'));
+      // Two more events: the re-created order stays below the tombstone's version 4, which the in-memory
+      // store keeps in its map after expiry (Cosmos DB purges it).
+      await orders.apply(new AddLine(id, 'tea', 1, 1));
+      await orders.apply(new AddLine(id, 'cake', 1, 1));
+      await orders.erase(id);
+      // While the tombstone lasts: refused, as by default.
+      await expect(orders.apply(new PlaceOrder(id, 'c'))).rejects.toBeInstanceOf(AggregateAlreadyExistsError);
+      const now = Date.now();
+      const clock = jest.spyOn(Date, 'now').mockReturnValue(now + 61_000);
+      try {
+        expect(await opened().apply(new PlaceOrder(id, 'd'))).toBe(1);
+        expect(await opened().apply(new AddLine(id, 'tea', 1, 1))).toBe(2);
+        const order = await opened().load(id);
+        expect([order.version, order.customerId]).toEqual([2, 'd']);
+      } finally {
+        clock.mockRestore();
+      }
+    });
+
+    it('refuses a recreateErasedAfterSeconds that is not a positive integer', () => {
+      open();
+      for (const bad of [0, -1, 1.5]) {
+        expect(() => new Repository(Order, { events: stores.events, aggregates: stores.events, opaque: stores.opaque }, { recreateErasedAfterSeconds: bad })).toThrow(ValidationError);
+      }
     });
 
     it('erasing an unknown or an erased id is a no-op answering false, and leaves no tombstone of its own', async () => {

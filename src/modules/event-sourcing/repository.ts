@@ -107,6 +107,13 @@ export interface RepositoryOptions {
    * The keys of an aggregate live in its tip: keep the window as short as retries need.
    */
   idempotencyWindowSeconds?: number;
+  /**
+   * Opts in to creating an erased aggregate's id again: `erase` keeps its tombstone (and the stream's stub
+   * that keeps version 1 taken) this many seconds, time for every subscriber to read it, then Cosmos DB
+   * purges both and a create of the id succeeds, starting again at version 1. Default: never, a create of
+   * an erased id is `AggregateAlreadyExistsError` (409) for good. `erase(id, { tombstoneTtlSeconds })` overrides it.
+   */
+  recreateErasedAfterSeconds?: number;
 }
 
 /** Options of `apply`. */
@@ -164,6 +171,10 @@ export function checkRepositoryOptions(options: RepositoryOptions): void {
   const window = options.idempotencyWindowSeconds;
   if (window !== undefined && (!Number.isSafeInteger(window) || window < 1)) {
     throw new ValidationError('idempotencyWindowSeconds', 'must be a positive integer number of seconds');
+  }
+  const recreate = options.recreateErasedAfterSeconds;
+  if (recreate !== undefined && (!Number.isSafeInteger(recreate) || recreate < 1)) {
+    throw new ValidationError('recreateErasedAfterSeconds', 'must be a positive integer number of seconds');
   }
   if (options.tipCacheSize !== undefined && (!Number.isSafeInteger(options.tipCacheSize) || options.tipCacheSize < 0)) {
     throw new ValidationError('tipCacheSize', 'must be a non-negative integer');
@@ -254,6 +265,7 @@ export class Repository<A extends AggregateRoot> {
   private readonly tipCache = new Map<string, StoredTip>();
   private readonly tipCacheSize: number;
   private readonly idempotencyWindow: number;
+  private readonly recreateErasedAfter?: number;
   private readonly pipeline: CommandPipeline<Command<A>, Loaded<A>, Decided>;
   /** Etags of the materialized documents as this process last wrote them: the next write is one conditional replace. */
   private readonly materializedEtags = new Map<string, string>();
@@ -284,6 +296,7 @@ export class Repository<A extends AggregateRoot> {
     if (options.tip !== false && isTipStore(stores.events)) this.tips = stores.events;
     this.tipCacheSize = options.tipCacheSize ?? 10_000;
     this.idempotencyWindow = options.idempotencyWindowSeconds ?? DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
+    this.recreateErasedAfter = options.recreateErasedAfterSeconds;
     this.pipeline = new CommandPipeline(this.strategy(), this.retry);
   }
 
@@ -462,8 +475,8 @@ export class Repository<A extends AggregateRoot> {
    * every event, the tip with its idempotency keys, and a tombstone (type `'$stream-deleted'`) that the
    * change feed hands to subscribers so read models learn of it. Afterwards the aggregate is not found
    * (`load` answers version 0, `get` and commands `AggregateNotFoundError`, `history` nothing), and a create
-   * of the same id is refused with `AggregateAlreadyExistsError` while the tombstone lasts
-   * (`tombstoneTtlSeconds`; for good by default). Resolves `true` when there was something to erase.
+   * of the same id is refused with `AggregateAlreadyExistsError` while the tombstone lasts (for good, unless
+   * the application opts in with `RepositoryOptions.recreateErasedAfterSeconds` or `tombstoneTtlSeconds`). Resolves `true` when there was something to erase.
    * Not atomic: a failure part-way is finished by calling again; a command on the aggregate that runs
    * between the two steps may materialize it again, so erase when no command is expected.
    */
@@ -471,7 +484,7 @@ export class Repository<A extends AggregateRoot> {
     const streamId = this.streamId(id);
     const events = this.stores.events as Partial<StreamLifecycleStore>;
     if (typeof events.deleteStream !== 'function') throw new EventStoreError(`the event store of ${this.type} cannot erase streams (no deleteStream)`);
-    const { tombstoneTtlSeconds, ...read } = options;
+    const { tombstoneTtlSeconds = this.recreateErasedAfter, ...read } = options;
     const aggregate = await this.loadFromStream(id, read);
     const blank = new this.aggregateClass();
     blank.id = id;
