@@ -78,6 +78,29 @@ it('a keyed create whose acknowledgement is lost answers 201 with the same order
   expect(await versions(retried.body.id as string)).toEqual([1]);
 }, 30_000);
 
+it('a client that timed out retries with the same key: the command in flight is stored once, both answered as the first', async () => {
+  const id = (await request(http).post('/orders').send({ customerId: `c-${randomUUID()}` }).expect(201)).body.id as string;
+  // The batch is slow: the client gives up before the service answers, while the command goes on.
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const rule = proxy.addRule({ kind: 'batch', times: 1, match: (r) => r.partitionKey === `Order/${id}`, action: { type: 'latency', until: held } });
+  const key = randomUUID();
+  const line = { sku: 'tea', quantity: 1, unitPrice: 2 };
+  const timedOut = await request(http).post(`/orders/${id}/lines`).set('Idempotency-Key', key).send(line).timeout(300).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect((timedOut as { timeout?: number } | undefined)?.timeout).toBe(300);
+  // The retry queues behind the command in flight (commands on one order run one at a time), then finds its key.
+  const retry = request(http).post(`/orders/${id}/lines`).set('Idempotency-Key', key).send(line);
+  const answered = retry.then((res) => res);
+  release();
+  const res = await answered;
+  expect(rule.fired).toBe(1);
+  expect([res.status, res.body]).toEqual([200, { version: 2 }]);
+  expect(await versions(id)).toEqual([1, 2]);
+}, 30_000);
+
 it('without a key, the lost acknowledgement keeps the reload-first answer', async () => {
   const id = (await request(http).post('/orders').send({ customerId: `c-${randomUUID()}` }).expect(201)).body.id as string;
   loseAcknowledgements(id);
