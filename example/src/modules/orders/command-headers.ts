@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { HttpException, HttpStatus } from '@nestjs/common';
+import { HttpException, HttpStatus, Logger } from '@nestjs/common';
 import {
   AggregateVersionMismatchError,
   isOutcomeUnknown,
   ValidationError,
   type ApplyOptions,
 } from 'nest-cosmos-eventstore';
+
+const logger = new Logger('OrdersController');
 
 /** Longest `Idempotency-Key` the order routes take (a UUID is 36). */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
@@ -64,6 +66,8 @@ export function commandError(err: unknown, options: ApplyOptions): unknown {
     );
   }
   if (isOutcomeUnknown(err) && options.idempotencyKey !== undefined) {
+    // As the exception filter logs it without a key: a write Cosmos DB did not confirm is worth a line.
+    logger.warn(err.message);
     return new HttpException(
       {
         statusCode: HttpStatus.SERVICE_UNAVAILABLE,
