@@ -72,6 +72,8 @@ export {
   type AggregateClass,
   type AggregatePage,
   type ApplyOptions,
+  type EraseOptions,
+  type LoadAtOptions,
   type CommandRetryOptions,
   type EventContext,
   type HistoryEvent,

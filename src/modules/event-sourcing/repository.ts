@@ -16,11 +16,12 @@ import {
   type OperationOptions,
   type SnapshotTailStore,
   type StoredTip,
+  type StreamLifecycleStore,
   type TipStore,
 } from '../event-store/index.js';
 import { DEFAULT_COMPRESS_THRESHOLD } from '../event-store/event-store-base.js';
 import { materialize as toOpaqueData } from '../event-store/aggregate-documents.js';
-import { nowSeconds } from '../event-store/event-documents.js';
+import { nowSeconds, STREAM_DELETED_TYPE } from '../event-store/event-documents.js';
 import { canonicalJson, checkJsonEncodable, firstDifference } from './encoding-guard.js';
 import { CommandPipeline, readMaterialized, type AttemptState, type CommandStrategy, type Decision } from './command-pipeline.js';
 import { messageOf } from '../cosmos/index.js';
@@ -107,6 +108,13 @@ export interface RepositoryOptions {
    * The keys of an aggregate live in its tip: keep the window as short as retries need.
    */
   idempotencyWindowSeconds?: number;
+  /**
+   * Opts in to creating an erased aggregate's id again: `erase` keeps its tombstone (and the stream's stub
+   * that keeps version 1 taken) this many seconds, time for every subscriber to read it, then Cosmos DB
+   * purges both and a create of the id succeeds, starting again at version 1. Default: never, a create of
+   * an erased id is `AggregateAlreadyExistsError` (409) for good. `erase(id, { tombstoneTtlSeconds })` overrides it.
+   */
+  recreateErasedAfterSeconds?: number;
 }
 
 /** Options of `apply`. */
@@ -165,6 +173,10 @@ export function checkRepositoryOptions(options: RepositoryOptions): void {
   if (window !== undefined && (!Number.isSafeInteger(window) || window < 1)) {
     throw new ValidationError('idempotencyWindowSeconds', 'must be a positive integer number of seconds');
   }
+  const recreate = options.recreateErasedAfterSeconds;
+  if (recreate !== undefined && (!Number.isSafeInteger(recreate) || recreate < 1)) {
+    throw new ValidationError('recreateErasedAfterSeconds', 'must be a positive integer number of seconds');
+  }
   if (options.tipCacheSize !== undefined && (!Number.isSafeInteger(options.tipCacheSize) || options.tipCacheSize < 0)) {
     throw new ValidationError('tipCacheSize', 'must be a non-negative integer');
   }
@@ -174,6 +186,21 @@ export function checkRepositoryOptions(options: RepositoryOptions): void {
 }
 
 /** The stores a repository works on (the event store's tokens). */
+/** Options of `loadAt`. */
+export interface LoadAtOptions extends OperationOptions {
+  /** The version whose state to build (0: before the first event); a version past the last gives the current state. */
+  toVersion: number;
+}
+
+/** Options of `erase`. */
+export interface EraseOptions extends OperationOptions {
+  /**
+   * Seconds to keep the erasure's tombstone (for subscribers that read the change feed late); absent or 0:
+   * kept for good. The stream's stub goes with it, and only then can the id be created again.
+   */
+  tombstoneTtlSeconds?: number;
+}
+
 export interface RepositoryStores {
   events: SnapshotTailStore;
   aggregates: AggregateStore;
@@ -239,6 +266,7 @@ export class AggregateRepository<A extends AggregateRoot> {
   private readonly tipCache = new Map<string, StoredTip>();
   private readonly tipCacheSize: number;
   private readonly idempotencyWindow: number;
+  private readonly recreateErasedAfter?: number;
   private readonly pipeline: CommandPipeline<Command<A>, Loaded<A>, Decided>;
   /** Etags of the materialized documents as this process last wrote them: the next write is one conditional replace. */
   private readonly materializedEtags = new Map<string, string>();
@@ -269,6 +297,7 @@ export class AggregateRepository<A extends AggregateRoot> {
     if (options.tip !== false && isTipStore(stores.events)) this.tips = stores.events;
     this.tipCacheSize = options.tipCacheSize ?? 10_000;
     this.idempotencyWindow = options.idempotencyWindowSeconds ?? DEFAULT_IDEMPOTENCY_WINDOW_SECONDS;
+    this.recreateErasedAfter = options.recreateErasedAfterSeconds;
     this.pipeline = new CommandPipeline(this.strategy(), this.retry);
   }
 
@@ -421,6 +450,55 @@ export class AggregateRepository<A extends AggregateRoot> {
       }
     }
     return this.replay(id, eventsOnly((await this.stores.events.load(streamId, options)).records).map((r) => this.decode(id, r)));
+  }
+
+  /**
+   * The aggregate's state as of `toVersion` (time travel): its events from version 1 up to that version
+   * replayed (one range query), never the tip nor a materialized document. Version 0, or an id without
+   * events, gives the blank aggregate at version 0. A stream truncated past its first events cannot go
+   * back before what is left: `UnreadableStreamError` naming the first version missing.
+   */
+  async loadAt(id: string, { toVersion, ...options }: LoadAtOptions): Promise<A> {
+    if (!Number.isSafeInteger(toVersion) || toVersion < 0) throw new ValidationError('toVersion', 'must be a non-negative integer');
+    const streamId = this.streamId(id);
+    if (toVersion === 0) return this.replay(id, []);
+    const events = this.stores.events as Partial<StreamLifecycleStore> & SnapshotTailStore;
+    const records =
+      typeof events.loadRange === 'function'
+        ? (await events.loadRange(streamId, { ...options, fromVersion: 1, toVersion })).records
+        : (await events.load(streamId, options)).records.filter((r) => r.version <= toVersion);
+    return this.replay(id, eventsOnly(records).map((r) => this.decode(id, r)));
+  }
+
+  /**
+   * Erases an aggregate (the right to erasure): its materialized documents (the main one and its
+   * projections', as its last state keys them), then its stream through the event store's `deleteStream`:
+   * every event, the tip with its idempotency keys, and a tombstone (type `'$stream-deleted'`) that the
+   * change feed hands to subscribers so read models learn of it. Afterwards the aggregate is not found
+   * (`load` answers version 0, `get` and commands `AggregateNotFoundError`, `history` nothing), and a create
+   * of the same id is refused with `AggregateAlreadyExistsError` while the tombstone lasts (for good, unless
+   * the application opts in with `RepositoryOptions.recreateErasedAfterSeconds` or `tombstoneTtlSeconds`). Resolves `true` when there was something to erase.
+   * Not atomic: a failure part-way is finished by calling again; a command on the aggregate that runs
+   * between the two steps may materialize it again, so erase when no command is expected.
+   */
+  async erase(id: string, options: EraseOptions = {}): Promise<boolean> {
+    const streamId = this.streamId(id);
+    const events = this.stores.events as Partial<StreamLifecycleStore>;
+    if (typeof events.deleteStream !== 'function') throw new EventStoreError(`the event store of ${this.type} cannot erase streams (no deleteStream)`);
+    const { tombstoneTtlSeconds = this.recreateErasedAfter, ...read } = options;
+    const aggregate = await this.loadFromStream(id, read);
+    const blank = new this.aggregateClass();
+    blank.id = id;
+    const views = [this.materialized(aggregate.version > 0 ? aggregate : blank), ...(aggregate.version > 0 ? aggregate.projections() : [])];
+    for (const view of views) {
+      const { pk, sk } = view.keys();
+      if (!pk || !sk) continue;
+      await this.stores.opaque.delete(pk, sk, read);
+      this.materializedEtags.delete(JSON.stringify([pk, sk]));
+    }
+    await events.deleteStream(streamId, { ...read, ...(tombstoneTtlSeconds !== undefined && { tombstoneTtlSeconds }) });
+    this.tipCache.delete(streamId);
+    return aggregate.version > 0;
   }
 
   /**
@@ -785,10 +863,10 @@ interface Decided {
 
 /**
  * Event records only: a document without a numeric version (an aggregate's tip, to a store whose reads do
- * not leave it out) is not an event.
+ * not leave it out) is not an event, nor is an erasure's tombstone (an erased stream reads as no stream).
  */
 function eventsOnly(records: readonly EventRecord[]): EventRecord[] {
-  return records.filter((r) => Number.isSafeInteger(r.version));
+  return records.filter((r) => Number.isSafeInteger(r.version) && r.type !== STREAM_DELETED_TYPE);
 }
 
 /** An object's JSON form: what is stored as an event's payload or a snapshot. */

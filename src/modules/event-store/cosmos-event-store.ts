@@ -29,7 +29,7 @@ import { recordsDetails, traceStore } from '../telemetry/index.js';
 const LIVE = '(NOT IS_DEFINED(c.t) OR c.t = 0 OR c.t > @now)';
 // Only events carry a numeric `v`: the tip and the stubs truncation leaves are never read as events.
 const EVENT = 'c.a = @a AND IS_NUMBER(c.v)';
-const FIELDS = 'c.v, c.d, c.t, c.y';
+const FIELDS = 'c.v, c.d, c.t, c.y, c.m';
 // maxItemCount is an int32 on the wire.
 const MAX_PAGE_SIZE = 2_147_483_647;
 const LOAD_SQL = `SELECT ${FIELDS} FROM c WHERE ${EVENT} AND ${LIVE} ORDER BY c.v ASC`;

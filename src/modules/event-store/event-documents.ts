@@ -1,4 +1,4 @@
-import type { EventRecord } from './event-store.interfaces.js';
+import type { EventRecord, EventRecordMetadata } from './event-store.interfaces.js';
 import { ValidationError } from './event-store.errors.js';
 import { MAX_BATCH_OPERATIONS, MAX_DOCUMENT_BYTES, MAX_REQUEST_BYTES } from './cosmos-limits.js';
 import { checkPartitionKey, checkRecordExpiry, ttlUntil } from './validation.js';
@@ -14,7 +14,14 @@ export type EventDocument = {
   ttl?: number;
   /** The event's type name (`EventRecord.type`): an addition to protosource's fields, which Go ignores. */
   y?: string;
+  /** The event's ids (`EventRecord.metadata`): an addition to protosource's fields, which Go ignores. */
+  m?: { eventId?: string; correlationId?: string; causationId?: string };
 };
+
+/** The fields `EventRecord.metadata` may hold. */
+const METADATA_FIELDS = ['eventId', 'correlationId', 'causationId'] as const;
+/** The longest id `EventRecord.metadata` takes. */
+export const MAX_METADATA_ID_LENGTH = 128;
 
 /**
  * The stored type of the tombstone `deleteStream` writes before it erases a stream: an event (numeric `v`,
@@ -61,7 +68,29 @@ export function validateRecords(aggregateId: string, records: readonly EventReco
     if (!(data instanceof Uint8Array)) throw new ValidationError(`${field}.data`, 'must be a Uint8Array');
     checkRecordExpiry(`${field}.ttl`, ttl, now);
     checkEventType(`${field}.type`, record.type);
+    checkMetadata(`${field}.metadata`, record.metadata);
   }
+}
+
+/** Metadata: absent, or an object of the three ids, each a well-formed string of 1 to 128 characters. */
+function checkMetadata(field: string, metadata: unknown): void {
+  if (metadata === undefined) return;
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) throw new ValidationError(field, 'must be an object { eventId?, correlationId?, causationId? }');
+  for (const [key, value] of Object.entries(metadata)) {
+    if (!(METADATA_FIELDS as readonly string[]).includes(key)) throw new ValidationError(`${field}.${key}`, 'is not a metadata field (eventId, correlationId, causationId)');
+    if (value === undefined) continue;
+    if (typeof value !== 'string' || value.length === 0 || value.length > MAX_METADATA_ID_LENGTH || !value.isWellFormed()) {
+      throw new ValidationError(`${field}.${key}`, `must be a well-formed string of 1 to ${MAX_METADATA_ID_LENGTH} characters`);
+    }
+  }
+}
+
+/** The metadata as stored: only the ids given, in a fixed order; `undefined` when none is. */
+function storedMetadata(metadata: EventRecordMetadata | undefined): EventDocument['m'] {
+  if (!metadata) return undefined;
+  const m: NonNullable<EventDocument['m']> = {};
+  for (const key of METADATA_FIELDS) if (typeof metadata[key] === 'string') m[key] = metadata[key];
+  return Object.keys(m).length > 0 ? m : undefined;
 }
 
 /** An event type: absent, or a non-empty well-formed string of at most `MAX_EVENT_TYPE_BYTES` bytes. */
@@ -94,6 +123,8 @@ export function toEventDocument(
     doc.ttl = Math.max(1, expiry - now);
   }
   if (record.type !== undefined) doc.y = record.type;
+  const m = storedMetadata(record.metadata);
+  if (m) doc.m = m;
   return doc;
 }
 
@@ -107,6 +138,10 @@ export function fromEventDocument(doc: EventDocument): EventRecord {
   const record: EventRecord = { version: doc.v, data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
   if (doc.t) record.ttl = doc.t;
   if (typeof doc.y === 'string') record.type = doc.y;
+  if (doc.m !== null && typeof doc.m === 'object') {
+    const m = storedMetadata(doc.m);
+    if (m) record.metadata = m;
+  }
   return record;
 }
 
@@ -127,6 +162,8 @@ function documentBytes(doc: EventDocument, aggregateIdJsonBytes: number): number
   if (doc.t !== undefined && doc.ttl !== undefined) bytes += EXPIRY_FRAME_BYTES + String(doc.t).length + String(doc.ttl).length;
   // `,"y":` + the type as JSON (escapes included): rare enough to serialize.
   if (doc.y !== undefined) bytes += 5 + Buffer.byteLength(JSON.stringify(doc.y));
+  // `,"m":` + the ids as JSON.
+  if (doc.m !== undefined) bytes += 5 + Buffer.byteLength(JSON.stringify(doc.m));
   return bytes;
 }
 

@@ -1,3 +1,14 @@
+/**
+ * Where an event came from, stored beside its bytes (field `m` of the event document; an addition to
+ * protosource's fields, which Go ignores): for stores whose event bytes cannot hold it (protosource mode's
+ * protobuf events). The JSON repository keeps it in its envelope instead.
+ */
+export interface EventRecordMetadata {
+  eventId?: string;
+  correlationId?: string;
+  causationId?: string;
+}
+
 /** One stored event: its version in the stream, its opaque bytes and an optional absolute expiry. */
 export interface EventRecord {
   /** Position in the aggregate's stream: a positive safe integer. */
@@ -15,6 +26,8 @@ export interface EventRecord {
    * `'$stream-deleted'` marks the tombstone of `deleteStream`.
    */
   type?: string;
+  /** The event's ids, stored as field `m` (see `EventRecordMetadata`); absent: no field, the document as protosource writes it. */
+  metadata?: EventRecordMetadata;
 }
 
 /** An aggregate's records, always ascending by version. */

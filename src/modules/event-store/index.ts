@@ -40,6 +40,7 @@ export type {
   Store,
   StreamingStore,
   StreamLifecycleStore,
+  EventRecordMetadata,
 } from './event-store.interfaces.js';
 export { SORT_OPERATORS } from './event-store.interfaces.js';
 export {

@@ -25,6 +25,8 @@ import {
 import { ProtosourceCommandError } from './protosource.errors.js';
 import { MAX_DOCUMENT_BYTES } from '../event-store/cosmos-limits.js';
 import { CommandPipeline, readMaterialized, type CommandStrategy, type Decision } from '../event-sourcing/command-pipeline.js';
+import { currentEventContext } from '../event-sourcing/event-context.js';
+import { randomUUID } from 'node:crypto';
 
 export { SNAPSHOT_ACTOR } from './protosource-codec.js';
 
@@ -260,9 +262,15 @@ export class ProtosourceRepository<A extends Message> {
     if (events.length === 0) return { answer: loaded.version };
     // Everything the command would store is encoded first: an event, a state or a view protobuf cannot
     // encode (an int64 overflow, say) refuses the command with a ValidationError, and nothing is stored.
+    // The event context's ids (as the JSON repository stamps them in its envelope) go beside the protobuf
+    // bytes, in the document's field `m`, which Go ignores: the protobuf event stays as Go writes it.
+    const context = currentEventContext();
+    const correlationId = context?.correlationId ?? randomUUID();
+    const causationId = context?.causationId ?? correlationId;
     const records = events.map((event) => ({
       version: Number(event.version),
       data: encodeOrRefuse(`events[${Number(event.version) - current - 1}]`, () => this.codec.encode(this.schemaOf(event), event)),
+      metadata: { eventId: randomUUID(), correlationId, causationId },
     }));
     this.checkViews(after);
     return { store: { events, records }, version: Number(events[events.length - 1].version) };

@@ -1,3 +1,4 @@
+import { STREAM_DELETED_TYPE, type EventDeserializer } from 'nest-cosmos-eventstore';
 import type { OrderStatus } from '../orders/index.js';
 
 /** Statuses whose order totals count as a customer's revenue: committed, not open carts nor cancelled. */
@@ -86,6 +87,11 @@ export interface OrderRow {
   cents: string;
   /** The last version of the order applied: an event at or below it is a redelivery. */
   version: number;
+  /**
+   * The order was erased (its stream's tombstone, `'$stream-deleted'`, was applied): it counts nowhere any
+   * more; the row stays, emptied, so a redelivered event of the order is still recognised by its version.
+   */
+  erased?: true;
 }
 
 /** Orders in one status and the sum of their totals (integer cents, a decimal string). */
@@ -114,10 +120,16 @@ export interface OrderEventEnvelope {
 /** The order after one event; `undefined` for an event that changes nothing the projection keeps. */
 export function nextOrderRow(row: OrderRow | undefined, event: OrderEventEnvelope, types: OrderEventTypes): OrderRow | undefined {
   const payload = (event.payload ?? {}) as Record<string, unknown>;
+  if (event.type === STREAM_DELETED_TYPE) {
+    // An erased order leaves the counters; one never counted (or erased already) changes nothing.
+    if (!row || row.erased) return undefined;
+    return { ...row, lines: {}, cents: '0', version: event.version, erased: true };
+  }
   if (event.type === types.placed) {
     return { orderId: event.aggregateId, customerId: String(payload.customerId), status: 'open', lines: {}, cents: '0', version: event.version };
   }
   if (!row) throw new Error(`order ${event.aggregateId}: ${event.type} at version ${event.version} before it was placed`);
+  if (row.erased) return undefined;
   // Without a prototype, a SKU named `__proto__` or `constructor` is a line like any other.
   const next: OrderRow = { ...row, lines: Object.assign(Object.create(null) as OrderRow['lines'], row.lines), version: event.version };
   switch (event.type) {
@@ -173,12 +185,29 @@ export function countersDelta(
     add(before.status, -1, -readCents(before.cents));
     customerStatuses[before.status] = (customerStatuses[before.status] ?? 0) - 1;
   }
-  add(after.status, 1, readCents(after.cents));
-  customerStatuses[after.status] = (customerStatuses[after.status] ?? 0) + 1;
+  if (!after.erased) {
+    add(after.status, 1, readCents(after.cents));
+    customerStatuses[after.status] = (customerStatuses[after.status] ?? 0) + 1;
+  }
   for (const [status, delta] of statuses) if (delta.orders === 0 && delta.cents === 0n) statuses.delete(status);
   for (const status of STATUSES) if (customerStatuses[status] === 0) delete customerStatuses[status];
   return {
     statuses,
-    customer: { orders: before ? 0 : 1, statuses: customerStatuses, revenueCents: revenue(after) - revenue(before) },
+    customer: {
+      orders: after.erased ? (before ? -1 : 0) : before ? 0 : 1,
+      statuses: customerStatuses,
+      revenueCents: (after.erased ? 0n : revenue(after)) - revenue(before),
+    },
+  };
+}
+
+/**
+ * The statistics' serializer: `inner`, and an erasure's tombstone (a record without data) decoded as an
+ * envelope of type `'$stream-deleted'` rather than failing as an event that is not JSON (which would stop
+ * the subscriber). A feed that gives the tombstone its type by itself is served the same.
+ */
+export function tombstoneAware(inner: EventDeserializer): EventDeserializer {
+  return {
+    deserialize: (data: Uint8Array) => (data.length === 0 ? { type: STREAM_DELETED_TYPE, payload: {} } : inner.deserialize(data)),
   };
 }

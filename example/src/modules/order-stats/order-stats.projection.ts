@@ -1,5 +1,6 @@
 import { eventTypeOf, JsonEventSerializer } from 'nest-cosmos-eventstore';
-import { OnStoredEvent, Subscriber, type OnSubscriberRebuild, type StartFrom, type SubscribedEvent } from 'nest-cosmos-eventstore';
+import { OnStoredEvent, STREAM_DELETED_TYPE, Subscriber, type OnSubscriberRebuild, type StartFrom, type SubscribedEvent } from 'nest-cosmos-eventstore';
+import { tombstoneAware } from './order-stats.model.js';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from '../orders/index.js';
 import { OrderStatsStore } from './order-stats.store.js';
 
@@ -21,7 +22,7 @@ type OrderEvent = OrderPlaced | LineAdded | LineRemoved | OrderSubmitted | Order
 @Subscriber({
   name: ORDER_STATS_SUBSCRIBER,
   startFrom: 'beginning',
-  serializer: new JsonEventSerializer(),
+  serializer: tombstoneAware(new JsonEventSerializer()),
   concurrency: 4,
   onFailure: 'stop',
 })
@@ -35,6 +36,12 @@ export class OrderStatsProjection implements OnSubscriberRebuild {
   async apply(event: OrderEvent, { aggregateId, version, signal }: SubscribedEvent): Promise<void> {
     // The read model keys orders by their id as the application knows it (`aggregateId`: `o-1` of `Order/o-1`).
     await this.stats.apply({ type: eventTypeOf(event), aggregateId, version, payload: event }, signal);
+  }
+
+  /** An erased order (`DELETE /admin/orders/:id`): its stream's tombstone takes it out of every counter. */
+  @OnStoredEvent({ types: [STREAM_DELETED_TYPE], aggregateIdPrefix: ORDER_STREAMS })
+  async erase({ aggregateId, version, signal }: SubscribedEvent): Promise<void> {
+    await this.stats.apply({ type: STREAM_DELETED_TYPE, aggregateId, version, payload: {} }, signal);
   }
 
   /** A rebuild starts from an empty read model; only a full replay can refill it. */

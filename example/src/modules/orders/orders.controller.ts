@@ -1,11 +1,13 @@
-import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Query, Req, UseFilters, UseInterceptors } from '@nestjs/common';
-import type { IncomingMessage } from 'node:http';
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Query, Req, Res, UseFilters, UseInterceptors } from '@nestjs/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { AggregateNotFoundError, CorrelationIdInterceptor, eventStoreErrorAnswers, InjectAggregateRepository, AggregateRepository, type Command } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
 import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { ApiActorHeader, ApiErrors } from '../../http/openapi.js';
 import { actorOf, bodyFields, checkId, pathId, queryParams, type QueryParams } from '../../http/request-input.js';
+import { AdminEndpoint } from '../store-api/admin-token.guard.js';
+import { commandError, commandOptions, orderIdForKey, versionTag } from './command-headers.js';
 import { Order } from './order.aggregate.js';
 import { AddLine, CancelOrder, PlaceOrder, RemoveLine, ShipOrder, SubmitOrder } from './order.commands.js';
 import {
@@ -66,6 +68,9 @@ interface VersionDto {
  * `x-actor`) or 422 (refused by the command). The `x-actor` header names who acts (default `anonymous`,
  * UTF-8, at most 200 characters); it is stored with each event, and so is the correlation id
  * (`x-correlation-id`, else the `traceparent` trace id, else a fresh one; answered in `x-correlation-id`).
+ * Every command takes an `Idempotency-Key` (a repeat answers the first outcome and stores nothing; the
+ * same key with another command → 422) and `If-Match: "<version>"` (another version → 412 with the
+ * current `version`); `GET /orders/:id` answers its version as `ETag`, and 304 to a matching `If-None-Match`.
  */
 @Controller()
 @UseFilters(EventStoreExceptionFilter)
@@ -75,7 +80,10 @@ interface VersionDto {
 export class OrdersController {
   constructor(@InjectAggregateRepository(Order) private readonly orders: AggregateRepository<Order>) {}
 
-  /** `POST /orders` `{ customerId, orderId? }` → 201 `{ id, version }`; an `orderId` that exists → 409. */
+  /**
+   * `POST /orders` `{ customerId, orderId? }` → 201 `{ id, version }`; an `orderId` that exists → 409. With an
+   * `Idempotency-Key` and no `orderId`, the id is derived from the key (and the actor).
+   */
   @Post('orders')
   @HttpCode(HttpStatus.CREATED)
   @ApiOperation({ summary: 'Place an order' })
@@ -84,7 +92,10 @@ export class OrdersController {
   @ApiErrors({ 409: 'An order with this `orderId` exists', 422: 'The command refused its input (`problems`)', 503: 'Cosmos DB is unavailable' }, { body: true })
   async place(@Body() body: unknown, @Query() query: QueryParams, @Req() req: IncomingMessage): Promise<{ id: string; version: number }> {
     queryParams(query, []);
-    const { customerId, orderId = randomUUID() } = bodyFields(body, ['customerId', 'orderId']);
+    const given = bodyFields(body, ['customerId', 'orderId']);
+    const key = commandOptions(req).idempotencyKey;
+    // Without an orderId, a keyed create derives its id from the key: its retry addresses the same order.
+    const { customerId, orderId = key === undefined ? randomUUID() : orderIdForKey(actorOf(req), key) } = given;
     // Ids the routes could not address later are refused as the path rule refuses them (the command checks the rest).
     bodyId('orderId', orderId);
     bodyId('customerId', customerId);
@@ -160,23 +171,52 @@ export class OrdersController {
     return { version: await this.run(new CancelOrder(pathId('id', id)), req, body, query) };
   }
 
-  /** The materialized order; rebuilt from its events when materializing it failed (best effort). */
+  /**
+   * The materialized order (rebuilt from its events when materializing it failed, best effort), its version
+   * as `ETag`; 304 to an `If-None-Match` naming it.
+   */
   @Get('orders/:id')
   @ApiOperation({ summary: 'The order (materialized; rebuilt from its events when materializing it failed)' })
   @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
   @ApiOkResponse({ description: 'The order', schema: ORDER_SCHEMA })
   @ApiErrors(READ_ERRORS)
-  async get(@Param('id') id: string, @Query() query: QueryParams): Promise<OrderDto> {
+  async get(
+    @Param('id') id: string,
+    @Query() query: QueryParams,
+    @Res({ passthrough: true }) res: ServerResponse,
+  ): Promise<OrderDto> {
     queryParams(query, []);
     pathId('id', id);
+    const order = await this.current(id);
+    // The version is the order's entity tag (If-Match of the commands takes it back); Express answers 304
+    // to an If-None-Match naming it (its own weak body tag is not made when one is set).
+    res.setHeader('ETag', versionTag(order.version));
+    return toOrderDto(order);
+  }
+
+  private async current(id: string): Promise<Order> {
     try {
-      return toOrderDto(await this.orders.get(id));
+      return await this.orders.get(id);
     } catch (err) {
       if (!(err instanceof AggregateNotFoundError)) throw err;
       const order = await this.orders.load(id);
       if (order.version === 0) throw err;
-      return toOrderDto(order);
+      return order;
     }
+  }
+
+  /**
+   * `DELETE /admin/orders/:id` (admin): erases the order (the right to erasure): its materialized document,
+   * then its events, tip and idempotency keys, leaving a tombstone the change feed hands to the read models.
+   * 200 `{ erased: true }`; an unknown (or already erased) order → 404. The id cannot be placed again (409).
+   */
+  @Delete('admin/orders/:id')
+  @AdminEndpoint()
+  async erase(@Param('id') id: string, @Body() body: unknown, @Query() query: QueryParams): Promise<{ erased: true }> {
+    queryParams(query, []);
+    bodyFields(body, [], { required: false });
+    if (!(await this.orders.erase(pathId('id', id)))) throw new AggregateNotFoundError(this.orders.type, id);
+    return { erased: true };
   }
 
   /** Every event of the order, oldest first, with its `eventId`, `correlationId` and `causationId`. */
@@ -222,12 +262,20 @@ export class OrdersController {
     return toOrderPageDto(await this.orders.query({ index: BY_STATUS, pk: status, ...pageParams(scope, params) }), scope);
   }
 
-  /** Runs a command for the request's actor; a command with no input takes no query and at most `{}`. */
-  private run(command: Command<Order>, req: IncomingMessage, body?: unknown, query?: QueryParams): Promise<number> {
+  /**
+   * Runs a command for the request's actor, with its `Idempotency-Key` and `If-Match`; a command with no
+   * input takes no query and at most `{}`.
+   */
+  private async run(command: Command<Order>, req: IncomingMessage, body?: unknown, query?: QueryParams): Promise<number> {
     if (query !== undefined) queryParams(query, []);
     if (body !== undefined) bodyFields(body, [], { required: false });
     command.actor = actorOf(req);
-    return this.orders.apply(command);
+    const options = commandOptions(req);
+    try {
+      return await this.orders.apply(command, options);
+    } catch (err) {
+      throw commandError(err, options);
+    }
   }
 }
 
