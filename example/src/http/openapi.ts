@@ -27,7 +27,7 @@ export const DOCS_PATH = '/docs';
 export const OPENAPI_JSON_PATH = '/openapi.json';
 
 /** The statuses the service's JSON error body `{ statusCode, error, message }` comes with. */
-export type ServiceErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 500 | 503;
+export type ServiceErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 412 | 413 | 415 | 422 | 500 | 503;
 
 const REASONS: Record<ServiceErrorStatus, string> = {
   400: 'Bad Request',
@@ -36,6 +36,7 @@ const REASONS: Record<ServiceErrorStatus, string> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   409: 'Conflict',
+  412: 'Precondition Failed',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Entity',
@@ -96,6 +97,31 @@ export function errorSchema(status: ServiceErrorStatus, extra: Record<string, Sc
       : errorBodySchemaFor(status, REASONS[status]);
   return Object.keys(extra).length === 0 ? base : { ...base, properties: { ...base.properties, ...extra } };
 }
+
+/**
+ * The headers of the orders' commands: `Idempotency-Key` (a retry answered as the first, nothing stored twice)
+ * and `If-Match: "<version>"` (412 with the current version when the order is elsewhere).
+ */
+export const ApiCommandHeaders = (): MethodDecorator =>
+  applyDecorators(
+    ApiHeader({
+      name: 'Idempotency-Key',
+      required: false,
+      description: '1 to 200 visible ASCII characters, given once: a repeat answers the first outcome and stores nothing; the same key with another command or body is 422',
+      schema: { type: 'string', maxLength: 200 },
+    }),
+    ApiHeader({
+      name: 'If-Match',
+      required: false,
+      description: 'The version the client decided on, as the `ETag` of `GET /orders/:id` gives it (`"5"`; `"0"`: the order must not exist)',
+      schema: { type: 'string' },
+    }),
+    ApiResponse({
+      status: 412,
+      description: 'The order is not at the `If-Match` version: nothing was stored; `version` is the current one',
+      content: { 'application/json': { schema: errorSchema(412, { version: { type: 'integer' } }) } },
+    }),
+  );
 
 /** The `x-actor` header: who acts (stored with each event a command writes), checked on every route. */
 export const ApiActorHeader = (): MethodDecorator & ClassDecorator =>

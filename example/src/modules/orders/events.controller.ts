@@ -13,6 +13,8 @@ import {
   type ReadAllStore,
   type SnapshotTailStore,
 } from 'nest-cosmos-eventstore';
+import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiActorHeader, ApiErrors } from '../../http/openapi.js';
 import { pageLimit, queryParams, type QueryParams } from '../../http/request-input.js';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from './order.events.js';
 
@@ -55,8 +57,27 @@ const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d:\d\d
  * query on the events container, filtered by the indexed type field `y`, whose cost grows with the events
  * it returns, not with the streams): `GET /events?type=&since=&limit=&after=`.
  */
+const EVENT_ITEM_SCHEMA = {
+  type: 'object',
+  required: ['aggregateId', 'version', 'committedAt', 'position'],
+  properties: {
+    aggregateId: { type: 'string' },
+    version: { type: 'integer' },
+    type: { type: 'string' },
+    committedAt: { type: 'string', format: 'date-time' },
+    actor: { type: 'string' },
+    eventId: { type: 'string' },
+    correlationId: { type: 'string' },
+    causationId: { type: 'string' },
+    headers: { type: 'object', additionalProperties: { type: 'string' } },
+    position: { type: 'string' },
+  },
+};
+
 @Controller('events')
 @UseFilters(EventStoreExceptionFilter)
+@ApiTags('events')
+@ApiActorHeader()
 export class EventsController {
   private readonly serializer = new JsonEventSerializer();
 
@@ -68,6 +89,16 @@ export class EventsController {
    * naming it when malformed. Items oldest first.
    */
   @Get()
+  @ApiOperation({ summary: "The orders' events across orders, by commit time" })
+  @ApiQuery({ name: 'type', required: false, description: 'An order event type, or `$stream-deleted`', schema: { type: 'string', enum: [...ORDER_EVENT_TYPES] } })
+  @ApiQuery({ name: 'since', required: false, description: 'An ISO 8601 time with a zone: events committed at or after it', schema: { type: 'string', format: 'date-time' } })
+  @ApiQuery({ name: 'limit', required: false, description: '1 to 1000, default 50', schema: { type: 'integer', minimum: 1, maximum: 1000 } })
+  @ApiQuery({ name: 'after', required: false, description: 'The `after` of the previous page', schema: { type: 'string' } })
+  @ApiOkResponse({
+    description: 'A page of events, oldest first; `after` while more may follow',
+    schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: EVENT_ITEM_SCHEMA }, after: { type: 'string' } } },
+  })
+  @ApiErrors({ 503: 'Cosmos DB is unavailable; retry later' })
   async list(@Query() query: QueryParams): Promise<EventPageDto> {
     const params = queryParams(query, ['type', 'since', 'limit', 'after']);
     if (params.type !== undefined && !ORDER_EVENT_TYPES.includes(params.type)) {

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { AggregateNotFoundError, CorrelationIdInterceptor, eventStoreErrorAnswers, InjectAggregateRepository, AggregateRepository, type Command } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
 import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { ApiActorHeader, ApiErrors } from '../../http/openapi.js';
+import { ApiActorHeader, ApiCommandHeaders, ApiErrors } from '../../http/openapi.js';
 import { actorOf, bodyFields, checkId, pathId, queryParams, type QueryParams } from '../../http/request-input.js';
 import { AdminEndpoint } from '../store-api/admin-token.guard.js';
 import { commandError, commandOptions, orderIdForKey, versionTag } from './command-headers.js';
@@ -85,6 +85,7 @@ export class OrdersController {
    * `Idempotency-Key` and no `orderId`, the id is derived from the key (and the actor).
    */
   @Post('orders')
+  @ApiCommandHeaders()
   @HttpCode(HttpStatus.CREATED)
   @ApiOperation({ summary: 'Place an order' })
   @ApiBody({ schema: PLACE_ORDER_BODY })
@@ -105,6 +106,7 @@ export class OrdersController {
 
   /** `POST /orders/:id/lines` `{ sku, quantity, unitPrice }`. */
   @Post('orders/:id/lines')
+  @ApiCommandHeaders()
   @HttpCode(HttpStatus.OK)
   @ApiOperation({ summary: 'Add a line to an open order' })
   @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
@@ -120,6 +122,7 @@ export class OrdersController {
 
   /** `DELETE /orders/:id/lines/:sku`; removing a line that is not there succeeds without a new version. */
   @Delete('orders/:id/lines/:sku')
+  @ApiCommandHeaders()
   @ApiOperation({ summary: 'Remove a line; removing one that is not there succeeds without a new version' })
   @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
   @ApiParam({ name: 'sku', description: 'The line to remove' })
@@ -139,6 +142,7 @@ export class OrdersController {
   }
 
   @Post('orders/:id/submit')
+  @ApiCommandHeaders()
   @HttpCode(HttpStatus.OK)
   @ApiOperation({ summary: 'Submit an open order' })
   @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
@@ -150,6 +154,7 @@ export class OrdersController {
   }
 
   @Post('orders/:id/ship')
+  @ApiCommandHeaders()
   @HttpCode(HttpStatus.OK)
   @ApiOperation({ summary: 'Ship a submitted order' })
   @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
@@ -161,6 +166,7 @@ export class OrdersController {
   }
 
   @Post('orders/:id/cancel')
+  @ApiCommandHeaders()
   @HttpCode(HttpStatus.OK)
   @ApiOperation({ summary: 'Cancel an order' })
   @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
@@ -212,6 +218,10 @@ export class OrdersController {
    */
   @Delete('admin/orders/:id')
   @AdminEndpoint()
+  @ApiOperation({ summary: 'Erase an order (the right to erasure): its views, events, tip and idempotency keys' })
+  @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
+  @ApiOkResponse({ description: 'Erased', schema: { type: 'object', required: ['erased'], properties: { erased: { type: 'boolean', enum: [true] } } } })
+  @ApiErrors({ 404: 'No such order (or erased before)', 503: 'Cosmos DB is unavailable; retry later' }, { body: true, admin: true })
   async erase(@Param('id') id: string, @Body() body: unknown, @Query() query: QueryParams): Promise<{ erased: true }> {
     queryParams(query, []);
     bodyFields(body, [], { required: false });

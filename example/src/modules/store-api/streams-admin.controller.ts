@@ -8,9 +8,13 @@ import {
   type SnapshotTailStore,
   type StreamLifecycleStore,
 } from 'nest-cosmos-eventstore';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiActorHeader, ApiErrors } from '../../http/openapi.js';
 import { bodyFields, checkId, integerParam, queryParams } from '../../http/request-input.js';
 import { AdminEndpoint } from './admin-token.guard.js';
 import type { QueryParams } from './store-api.dto.js';
+
+const STREAM_ID = { name: 'streamId', description: 'The stream id, URL-encoded (`Order%2Fo-1`, `example_app_order_v1%23px`)' };
 
 /**
  * Admin repairs of any event stream, repositories' and protosource's included (a stream poisoned before the
@@ -23,11 +27,18 @@ import type { QueryParams } from './store-api.dto.js';
 @Controller('admin/streams')
 @UseFilters(EventStoreExceptionFilter)
 @AdminEndpoint()
+@ApiTags('streams admin')
+@ApiBearerAuth('admin')
+@ApiActorHeader()
 export class StreamsAdminController {
   constructor(@InjectSnapshotTailStore() private readonly store: SnapshotTailStore) {}
 
   /** 200 `{ erased: true }`; 404 when the stream has no record left to erase (unknown, or erased before). */
   @Delete(':streamId')
+  @ApiOperation({ summary: 'Erase any stream: a tombstone for the read models, then every document of the stream' })
+  @ApiParam(STREAM_ID)
+  @ApiOkResponse({ description: 'Erased', schema: { type: 'object', required: ['erased'], properties: { erased: { type: 'boolean', enum: [true] } } } })
+  @ApiErrors({ 404: 'The stream has no events (unknown, or erased before)', 503: 'Cosmos DB is unavailable; retry later' }, { body: true, admin: true })
   async erase(@Param('streamId') streamId: string, @Body() body: unknown, @Query() query: QueryParams): Promise<{ erased: true }> {
     queryParams(query, []);
     bodyFields(body, [], { required: false });
@@ -41,6 +52,11 @@ export class StreamsAdminController {
   /** 200 `{ truncated: true }`; `before` is required, a version of 1 or more; 404 for a stream without events. */
   @Post(':streamId/truncate')
   @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: "Remove a stream's events before a version (its last event always stays)" })
+  @ApiParam(STREAM_ID)
+  @ApiQuery({ name: 'before', required: true, description: 'The first version to keep: an integer of at least 1', schema: { type: 'integer', minimum: 1 } })
+  @ApiOkResponse({ description: 'Truncated', schema: { type: 'object', required: ['truncated'], properties: { truncated: { type: 'boolean', enum: [true] } } } })
+  @ApiErrors({ 404: 'The stream has no events', 503: 'Cosmos DB is unavailable; retry later' }, { body: true, admin: true })
   async truncate(@Param('streamId') streamId: string, @Body() body: unknown, @Query() query: QueryParams): Promise<{ truncated: true }> {
     const params = queryParams(query, ['before']);
     bodyFields(body, [], { required: false });
