@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { STREAM_DELETED_TYPE } from '../../src/index.js';
-import { countersDelta, nextOrderRow, tombstoneAware, type OrderEventTypes, type OrderRow } from '../../example/src/modules/order-stats/order-stats.model.js';
+import { countersDelta, nextOrderRow, type OrderEventTypes, type OrderRow } from '../../example/src/modules/order-stats/order-stats.model.js';
 
 const types: OrderEventTypes = {
   placed: 'OrderPlaced',
@@ -45,10 +45,3 @@ describe('an erased order', () => {
   });
 });
 
-describe('tombstoneAware', () => {
-  it('decodes an empty record as a $stream-deleted envelope and leaves the rest to the serializer', () => {
-    const serializer = tombstoneAware({ deserialize: (bytes) => JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown });
-    expect(serializer.deserialize(new Uint8Array(0))).toEqual({ type: STREAM_DELETED_TYPE, payload: {} });
-    expect(serializer.deserialize(Buffer.from('{"type":"OrderPlaced","payload":{}}'))).toEqual({ type: 'OrderPlaced', payload: {} });
-  });
-});

@@ -9,6 +9,8 @@ interface FeedItem {
   a?: unknown;
   v?: unknown;
   d?: unknown;
+  y?: unknown;
+  r?: unknown;
   _ts?: unknown;
   _lsn?: unknown;
 }
@@ -19,6 +21,8 @@ export interface FeedEvent {
   version: number;
   data: Uint8Array;
   committedAt: Date;
+  /** The event's type as the store keeps it beside the payload (field `y`), when it does (the erasure's tombstone). */
+  type?: string;
 }
 
 /** Where a reader stands in one feed range: a change feed continuation, or where to begin without one. */
@@ -53,21 +57,24 @@ export function eventsOfPage(items: readonly unknown[]): { events: FeedEvent[]; 
   const keyed: Array<{ event: FeedEvent; lsn: number; index: number }> = [];
   let foreign = 0;
   items.forEach((item, index) => {
-    const { a, v, d, _ts, _lsn } = (item ?? {}) as FeedItem;
+    const { a, v, d, y, r, _ts, _lsn } = (item ?? {}) as FeedItem;
     if (typeof a !== 'string' || typeof v !== 'number' || !Number.isSafeInteger(v)) {
-      // An aggregate's "tip" (id `tip`, no numeric `v`, rewritten by every command) is expected: skipped
-      // silently. Anything else is counted, for a warning.
-      if ((item as { id?: unknown } | null)?.id !== 'tip') foreign++;
+      // An aggregate's "tip" (id `tip`, no numeric `v`, rewritten by every command) and the stub a truncation
+      // leaves in place of version 1 (a numeric `r`) are expected: skipped silently. Anything else is
+      // counted, for a warning.
+      if ((item as { id?: unknown } | null)?.id !== 'tip' && typeof r !== 'number') foreign++;
       return;
     }
     const bytes = typeof d === 'string' ? Buffer.from(d, 'base64') : Buffer.alloc(0);
+    const event: FeedEvent = {
+      aggregateId: a,
+      version: v,
+      data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      committedAt: new Date(typeof _ts === 'number' ? _ts * 1000 : 0),
+    };
+    if (typeof y === 'string') event.type = y;
     keyed.push({
-      event: {
-        aggregateId: a,
-        version: v,
-        data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-        committedAt: new Date(typeof _ts === 'number' ? _ts * 1000 : 0),
-      },
+      event,
       lsn: typeof _lsn === 'number' ? _lsn : index,
       index,
     });

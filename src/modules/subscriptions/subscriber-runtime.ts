@@ -1,4 +1,5 @@
 import type { Logger } from '@nestjs/common';
+import { STREAM_DELETED_TYPE } from '../event-store/index.js';
 import { runInHandlerContext, SNAPSHOT_EVENT_TYPE, type EventClass } from '../event-sourcing/index.js';
 import type { FeedEvent } from './change-feed-reader.js';
 import type { ParkedAggregate, SettledEvent } from './lease-store.js';
@@ -240,6 +241,8 @@ export class SubscriberRuntime {
   private decode(event: FeedEvent): Decoded | undefined {
     const { serializer } = this.subscriber;
     if (!serializer) return undefined;
+    // An erasure's tombstone has no payload to decode: handlers see its type (`types: ['$stream-deleted']`).
+    if (event.type === STREAM_DELETED_TYPE) return { value: undefined, type: STREAM_DELETED_TYPE, snapshot: false, payload: () => ({}) };
     const value = serializer.deserialize(event.data);
     const type = serializer.typeOf ? serializer.typeOf(value) : envelopeField(value, 'type');
     return {

@@ -1,4 +1,4 @@
-import { STREAM_DELETED_TYPE, type EventDeserializer } from 'nest-cosmos-eventstore';
+import { STREAM_DELETED_TYPE } from 'nest-cosmos-eventstore';
 import type { OrderStatus } from '../orders/index.js';
 
 /** Statuses whose order totals count as a customer's revenue: committed, not open carts nor cancelled. */
@@ -198,16 +198,5 @@ export function countersDelta(
       statuses: customerStatuses,
       revenueCents: (after.erased ? 0n : revenue(after)) - revenue(before),
     },
-  };
-}
-
-/**
- * The statistics' serializer: `inner`, and an erasure's tombstone (a record without data) decoded as an
- * envelope of type `'$stream-deleted'` rather than failing as an event that is not JSON (which would stop
- * the subscriber). A feed that gives the tombstone its type by itself is served the same.
- */
-export function tombstoneAware(inner: EventDeserializer): EventDeserializer {
-  return {
-    deserialize: (data: Uint8Array) => (data.length === 0 ? { type: STREAM_DELETED_TYPE, payload: {} } : inner.deserialize(data)),
   };
 }

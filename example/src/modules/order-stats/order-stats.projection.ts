@@ -1,6 +1,5 @@
 import { eventTypeOf, JsonEventSerializer } from 'nest-cosmos-eventstore';
 import { OnStoredEvent, STREAM_DELETED_TYPE, Subscriber, type OnSubscriberRebuild, type StartFrom, type SubscribedEvent } from 'nest-cosmos-eventstore';
-import { tombstoneAware } from './order-stats.model.js';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from '../orders/index.js';
 import { OrderStatsStore } from './order-stats.store.js';
 
@@ -22,7 +21,7 @@ type OrderEvent = OrderPlaced | LineAdded | LineRemoved | OrderSubmitted | Order
 @Subscriber({
   name: ORDER_STATS_SUBSCRIBER,
   startFrom: 'beginning',
-  serializer: tombstoneAware(new JsonEventSerializer()),
+  serializer: new JsonEventSerializer(),
   concurrency: 4,
   onFailure: 'stop',
 })
