@@ -14,10 +14,10 @@ import {
   Subscriber,
   SUBSCRIPTIONS,
   SubscriptionsModule,
-  type InMemoryEventStore,
   type SubscribedEvent,
   type Subscriptions,
 } from '../../src/index.js';
+import type { InMemoryEventStore } from '../../src/testing.js';
 
 class Placed {
   constructor(readonly n: number) {}
