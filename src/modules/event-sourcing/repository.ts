@@ -486,10 +486,21 @@ export class AggregateRepository<A extends AggregateRoot> {
     const events = this.stores.events as Partial<StreamLifecycleStore>;
     if (typeof events.deleteStream !== 'function') throw new EventStoreError(`the event store of ${this.type} cannot erase streams (no deleteStream)`);
     const { tombstoneTtlSeconds = this.recreateErasedAfter, ...read } = options;
-    const aggregate = await this.loadFromStream(id, read);
+    // The state (the tip's, else the events') names the views to delete. An erasure must not depend on it: a
+    // stream that cannot be replayed (truncated, expired, poisoned) is erased all the same, its main view by
+    // the id alone (projections whose keys come from the state cannot be found then).
+    let aggregate: A | undefined;
+    try {
+      aggregate = (await this.current(id, read)).aggregate;
+    } catch (err) {
+      if (!(err instanceof UnreadableStreamError)) throw err;
+    }
+    const exists = aggregate
+      ? aggregate.version > 0
+      : (await this.stores.events.loadTail(streamId, 1, read)).records.some((r) => Number.isSafeInteger(r.version) && r.type !== STREAM_DELETED_TYPE);
     const blank = new this.aggregateClass();
     blank.id = id;
-    const views = [this.materialized(aggregate.version > 0 ? aggregate : blank), ...(aggregate.version > 0 ? aggregate.projections() : [])];
+    const views = aggregate && aggregate.version > 0 ? [this.materialized(aggregate), ...aggregate.projections()] : [this.materialized(blank)];
     for (const view of views) {
       const { pk, sk } = view.keys();
       if (!pk || !sk) continue;
@@ -498,7 +509,7 @@ export class AggregateRepository<A extends AggregateRoot> {
     }
     await events.deleteStream(streamId, { ...read, ...(tombstoneTtlSeconds !== undefined && { tombstoneTtlSeconds }) });
     this.tipCache.delete(streamId);
-    return aggregate.version > 0;
+    return exists;
   }
 
   /**
