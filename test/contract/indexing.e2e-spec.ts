@@ -6,6 +6,7 @@
  */
 import { CosmosClient, type Container, type IndexingPolicy } from '@azure/cosmos';
 import { randomUUID } from 'node:crypto';
+import { jest } from '@jest/globals';
 import {
   AGGREGATES_INDEXING_POLICY,
   applyIndexingPolicy,
@@ -51,7 +52,14 @@ it('creates the events container indexing a, v, t, y and _ts only, the payload d
   await store.save('Idx/1', [{ version: 1, data: new Uint8Array([1]), type: 'T' }]);
   expect((await store.load('Idx/1')).records).toHaveLength(1);
   const all = [];
-  for await (const item of store.readAll({ types: ['T'] })) all.push(item);
+  // readAll hands out only commit seconds that are over (readAllSettleSeconds, default 2): read as if 3 s later.
+  const realNow = Date.now.bind(Date);
+  const clock = jest.spyOn(Date, 'now').mockImplementation(() => realNow() + 3_000);
+  try {
+    for await (const item of store.readAll({ types: ['T'] })) all.push(item);
+  } finally {
+    clock.mockRestore();
+  }
   expect(all).toHaveLength(1);
 });
 

@@ -58,6 +58,14 @@ async function later<T>(seconds: number, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Past `readAllSettleSeconds` (default 2): `readAll` hands out commit seconds that are over. */
+const SETTLED_SECONDS = 3;
+
+/** Everything `readAll` yields once the seconds of the commits so far are over, as the store sees the clock. */
+function settledReadAll(store: ReadAllStore, options?: ReadAllOptions): Promise<ReadAllItem[]> {
+  return later(SETTLED_SECONDS, () => drain(store.readAll(options)));
+}
+
 export function describeLifecycleContract(name: string, factory: () => LifecycleSubject | Promise<LifecycleSubject>): void {
   describe(`stream lifecycle contract: ${name}`, () => {
     let subject: LifecycleSubject;
@@ -78,7 +86,7 @@ export function describeLifecycleContract(name: string, factory: () => Lifecycle
         expect(versionsOf(await store.loadTail(id, 1))).toEqual([3]);
         expect((await drain(store.readStream(id, { pageSize: 1 }))).map((r) => r.version)).toEqual([1, 2, 3]);
         expect(versionsOf(await store.loadRange(id))).toEqual([1, 2, 3]);
-        const all = await drain(store.readAll({ aggregateType: id.split('/')[0] }));
+        const all = await settledReadAll(store, { aggregateType: id.split('/')[0] });
         expect(all.map((item) => [item.aggregateId, item.record.version])).toEqual([
           [id, 1],
           [id, 2],
@@ -248,6 +256,29 @@ export function describeLifecycleContract(name: string, factory: () => Lifecycle
         await store.truncateBefore(unique('none'), 5); // nothing to do
       });
 
+      it('keeps every removed version taken: no checked or unchecked save writes into them', async () => {
+        const { store } = subject;
+        const id = unique('trunc');
+        await store.save(id, records(1, 5));
+        await store.truncateBefore(id, 4);
+        // Version 1 is a stub, not the last event: a checked save expecting it is a mismatch naming 5.
+        expect(await rejectionOf(store.save(id, records(2, 2), { expectedVersion: 1 }))).toMatchObject({
+          name: 'ExpectedVersionError',
+          found: 5,
+        });
+        expect(await rejectionOf(store.save(id, records(3, 3), { expectedVersion: 2 }))).toMatchObject({ found: 5 });
+        expect(await rejectionOf(store.save(id, records(2, 2)))).toBeInstanceOf(ConcurrencyError);
+        expect(await rejectionOf(store.save(id, records(3, 3), { expectedVersion: 'any' }))).toBeInstanceOf(ConcurrencyError);
+        expect(versionsOf(await store.load(id))).toEqual([4, 5]);
+        expect(versionsOf(await store.loadRange(id))).toEqual([4, 5]);
+        expect((await drain(store.readStream(id, { pageSize: 1 }))).map((r) => r.version)).toEqual([4, 5]);
+        // Truncating again leaves the stubs as they are and goes on with the events.
+        await store.save(id, records(6, 6), { expectedVersion: 5 });
+        await store.truncateBefore(id, 6);
+        expect(await rejectionOf(store.save(id, records(5, 5), { expectedVersion: 4 }))).toMatchObject({ found: 6 });
+        expect(versionsOf(await store.load(id))).toEqual([6]);
+      });
+
       it('removes more than one batch of 100', async () => {
         const { store } = subject;
         const id = unique('trunc');
@@ -266,9 +297,9 @@ export function describeLifecycleContract(name: string, factory: () => Lifecycle
         await store.deleteStream(id);
         const { records: left } = await store.load(id);
         expect(left).toEqual([{ version: 121, data: new Uint8Array(0), type: STREAM_DELETED_TYPE }]);
-        const erased = await drain(store.readAll({ types: [STREAM_DELETED_TYPE], aggregateType: 'Erased' }));
+        const erased = await settledReadAll(store, { types: [STREAM_DELETED_TYPE], aggregateType: 'Erased' });
         expect(erased.map((item) => [item.aggregateId, item.record.version])).toContainEqual([id, 121]);
-        expect(await drain(store.readAll({ types: ['Named'], aggregateType: 'Erased' }))).toEqual([]);
+        expect(await settledReadAll(store, { types: ['Named'], aggregateType: 'Erased' })).toEqual([]);
       });
 
       it('is idempotent, leaves an unknown stream alone, and a later save continues after the tombstone', async () => {
@@ -283,6 +314,31 @@ export function describeLifecycleContract(name: string, factory: () => Lifecycle
         expect(await rejectionOf(store.save(id, records(1, 1), { expectedVersion: 'no-stream' }))).toMatchObject({ found: 3 });
         await store.save(id, records(4, 4), { expectedVersion: 3 });
         expect(versionsOf(await store.load(id))).toEqual([3, 4]);
+      });
+
+      it('keeps every erased version taken: nothing is written back into an erased stream', async () => {
+        const { store } = subject;
+        const id = unique('erase');
+        await store.save(id, records(1, 3));
+        await store.deleteStream(id);
+        expect(await rejectionOf(store.save(id, records(2, 2), { expectedVersion: 1 }))).toMatchObject({
+          name: 'ExpectedVersionError',
+          found: 4,
+        });
+        expect(await rejectionOf(store.save(id, records(3, 3), { expectedVersion: 2 }))).toMatchObject({ found: 4 });
+        expect(await rejectionOf(store.save(id, records(2, 2)))).toBeInstanceOf(ConcurrencyError);
+        expect((await store.load(id)).records).toEqual([{ version: 4, data: new Uint8Array(0), type: STREAM_DELETED_TYPE }]);
+        // A truncated stream erased: the truncation's stubs stay taken under the tombstone too.
+        const cut = unique('erase');
+        await store.save(cut, records(1, 4));
+        await store.truncateBefore(cut, 3);
+        await store.deleteStream(cut);
+        await store.deleteStream(cut);
+        for (const version of [1, 2, 3]) {
+          expect(await rejectionOf(store.save(cut, records(version + 1, version + 1), { expectedVersion: version }))).toMatchObject({ found: 5 });
+        }
+        expect(await rejectionOf(store.save(cut, records(2, 2)))).toBeInstanceOf(ConcurrencyError);
+        expect(versionsOf(await store.load(cut))).toEqual([5]);
       });
 
       it('gives the tombstone an expiry when asked', async () => {
@@ -315,7 +371,7 @@ export function describeLifecycleContract(name: string, factory: () => Lifecycle
 
       it('reads across streams by type and aggregate type, ordered by commit time, stream and version', async () => {
         const { kind } = await seed();
-        const items = await drain(subject.store.readAll({ types: [type], aggregateType: kind }));
+        const items = await settledReadAll(subject.store, { types: [type], aggregateType: kind });
         // All three streams were written within a few seconds: commit seconds first, then stream id, then version.
         const sorted = [...items].sort(
           (x, y) =>
@@ -326,29 +382,29 @@ export function describeLifecycleContract(name: string, factory: () => Lifecycle
         expect(keysOf(items).sort()).toEqual(['a@1', 'b@1', 'b@3', 'c@1']);
         expect(decoder.decode(items.find((i) => i.aggregateId.endsWith('/b') && i.record.version === 3)!.record.data)).toMatch(/ 3$/);
         for (const item of items) expect(item.committedAt.getTime()).toBeLessThanOrEqual(Date.now());
-        const both = await drain(subject.store.readAll({ types: [type, `${type}-other`], aggregateType: kind }));
+        const both = await settledReadAll(subject.store, { types: [type, `${type}-other`], aggregateType: kind });
         expect(both).toHaveLength(7);
-        expect(await drain(subject.store.readAll({ aggregateType: kind }))).toHaveLength(9);
+        expect(await settledReadAll(subject.store, { aggregateType: kind })).toHaveLength(9);
       });
 
       it('resumes after any position without loss or repeat, page size aside', async () => {
         const { kind } = await seed();
         const options: ReadAllOptions = { aggregateType: kind, pageSize: 2 };
-        const all = await drain(subject.store.readAll(options));
+        const all = await settledReadAll(subject.store, options);
         expect(all).toHaveLength(9);
         for (const [i, item] of all.entries()) {
-          const rest = await drain(subject.store.readAll({ ...options, after: item.position }));
+          const rest = await settledReadAll(subject.store, { ...options, after: item.position });
           expect(keysOf(rest)).toEqual(keysOf(all.slice(i + 1)));
         }
       });
 
       it('selects by commit time: since inclusive, until exclusive', async () => {
         const { kind } = await seed();
-        const all = await drain(subject.store.readAll({ aggregateType: kind }));
+        const all = await settledReadAll(subject.store, { aggregateType: kind });
         const first = all[0].committedAt;
-        expect(await drain(subject.store.readAll({ aggregateType: kind, until: first }))).toEqual([]);
-        expect(await drain(subject.store.readAll({ aggregateType: kind, since: first }))).toHaveLength(9);
-        expect(await drain(subject.store.readAll({ aggregateType: kind, since: new Date(Date.now() + 5_000) }))).toEqual([]);
+        expect(await settledReadAll(subject.store, { aggregateType: kind, until: first })).toEqual([]);
+        expect(await settledReadAll(subject.store, { aggregateType: kind, since: first })).toHaveLength(9);
+        expect(await settledReadAll(subject.store, { aggregateType: kind, since: new Date(Date.now() + 5_000) })).toEqual([]);
       });
 
       it('never yields expired events', async () => {
@@ -360,6 +416,19 @@ export function describeLifecycleContract(name: string, factory: () => Lifecycle
         ]);
         const items = await later(60, () => drain(subject.store.readAll({ aggregateType: kind })));
         expect(items.map((i) => i.record.version)).toEqual([2]);
+      });
+
+      it('never hands out a second still open, so a commit later in it is not skipped by a resume', async () => {
+        const kind = unique('Kind');
+        await subject.store.save(`${kind}/b`, records(1, 1, type));
+        // Read at once: b@1's second is still open (a@1 may yet be committed in it), so nothing is handed out.
+        expect(await drain(subject.store.readAll({ aggregateType: kind }))).toEqual([]);
+        await subject.store.save(`${kind}/a`, records(1, 1, type));
+        expect(await drain(subject.store.readAll({ aggregateType: kind }))).toEqual([]);
+        // Once settled, both, and a resume after the first position yields the second.
+        const all = await settledReadAll(subject.store, { aggregateType: kind });
+        expect(keysOf(all).sort()).toEqual(['a@1', 'b@1']);
+        expect(keysOf(await settledReadAll(subject.store, { aggregateType: kind, after: all[0].position }))).toEqual(keysOf(all.slice(1)));
       });
 
       it('refuses bad filters and positions on the first iteration', async () => {

@@ -81,8 +81,8 @@ it('truncateBefore is one listing and one batch; deleteStream one listing and on
   const left = await env.directEvents.items
     .query<{ id: string }>({ query: 'SELECT c.id FROM c WHERE c.a = @a', parameters: [{ name: '@a', value: id }] })
     .fetchAll();
-  // The tombstone (version 6) and the stub of version 1; the events and the tip are gone.
-  expect(left.resources.map((d) => d.id).sort()).toEqual(['1', '6']);
+  // The tombstone (version 6) and a stub under each erased version, so they all stay taken; the tip is gone.
+  expect(left.resources.map((d) => d.id).sort()).toEqual(['1', '2', '3', '4', '5', '6']);
 });
 
 describe('under a lost acknowledgement', () => {
@@ -104,29 +104,50 @@ describe('under a lost acknowledgement', () => {
   it('deleteStream whose tombstone batch landed unheard finishes the erasure under the same tombstone', async () => {
     env.proxy.addRule({ kind: 'batch', times: 1, action: { type: 'reset', when: 'after' } });
     await store.deleteStream(id);
-    expect(await left(id)).toEqual(['1', '6']);
+    expect(await left(id)).toEqual(['1', '2', '3', '4', '5', '6']);
     expect((await store.load(id)).records.map((r) => [r.version, r.type])).toEqual([[6, '$stream-deleted']]);
   });
 
   it('truncateBefore whose delete batch landed unheard lists again and ends where it should', async () => {
     env.proxy.addRule({ kind: 'batch', times: 1, action: { type: 'reset', when: 'after' } });
     await store.truncateBefore(id, 4);
-    expect(await left(id)).toEqual(['1', '4', '5']);
+    expect(await left(id)).toEqual(['1', '2', '3', '4', '5']);
     expect((await store.load(id)).records.map((r) => r.version)).toEqual([4, 5]);
   });
 });
 
-it('an erasure with an expiring tombstone leaves a stub that expires with it, so nothing of the stream stays', async () => {
+it('an erasure with an expiring tombstone leaves stubs that expire with it, so nothing of the stream stays', async () => {
+  await store.truncateBefore(id, 3);
   await store.deleteStream(id, { tombstoneTtlSeconds: 3600 });
   const { resources } = await env.directEvents.items
-    .query<{ id: string; t?: number; ttl?: number; v?: number }>({
-      query: 'SELECT c.id, c.t, c.ttl, c.v FROM c WHERE c.a = @a',
+    .query<{ id: string; t?: number; ttl?: number; v?: number; d?: string; r?: number }>({
+      query: 'SELECT * FROM c WHERE c.a = @a',
       parameters: [{ name: '@a', value: id }],
     })
     .fetchAll();
   const byId = new Map(resources.map((d) => [d.id, d]));
-  expect([...byId.keys()].sort()).toEqual(['1', '6']);
-  expect(byId.get('1')!.v).toBeUndefined();
-  expect(byId.get('1')!.t).toBe(byId.get('6')!.t);
-  expect(byId.get('1')!.ttl).toBeGreaterThan(3500);
+  expect([...byId.keys()].sort()).toEqual(['1', '2', '3', '4', '5', '6']);
+  // Every stub, the truncation's ones too: no `v`, no `d`, the tombstone's version and expiry.
+  for (const stubId of ['1', '2', '3', '4', '5']) {
+    const stub = byId.get(stubId)!;
+    expect(stub).toMatchObject({ r: 6, t: byId.get('6')!.t });
+    expect(stub.v).toBeUndefined();
+    expect(stub.d).toBeUndefined();
+    expect(stub.ttl).toBeGreaterThan(3500);
+  }
+});
+
+it('truncateBefore leaves a stub under every removed version, in one batch as the deletes were', async () => {
+  expect(await kindsOf(() => store.truncateBefore(id, 4))).toEqual(['query', 'batch']);
+  const { resources } = await env.directEvents.items
+    .query<{ id: string; v?: number; d?: string; r?: number; t?: number }>({
+      query: 'SELECT * FROM c WHERE c.a = @a AND NOT IS_DEFINED(c.v)',
+      parameters: [{ name: '@a', value: id }],
+    })
+    .fetchAll();
+  expect(resources.map((d) => [d.id, d.r, d.d, d.t]).sort()).toEqual([
+    ['1', 4, undefined, undefined],
+    ['2', 4, undefined, undefined],
+    ['3', 4, undefined, undefined],
+  ]);
 });

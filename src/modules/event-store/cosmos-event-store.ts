@@ -9,6 +9,7 @@ import {
   type ListedDocument,
   type ReadAllFilter,
   type Removal,
+  isStub,
 } from './event-store-base.js';
 import { MAX_BATCH_OPERATIONS } from './cosmos-limits.js';
 import { singlePartitionQuery } from './single-partition-query.js';
@@ -42,7 +43,7 @@ const LAST_SQL = `SELECT TOP 1 ${FIELDS} FROM c WHERE ${EVENT} ORDER BY c.v DESC
 // Stored versions as they are, expired or not: for telling our own lost write from another writer's.
 const VERSIONS_SQL = `SELECT ${FIELDS} FROM c WHERE ${EVENT} AND ARRAY_CONTAINS(@vs, c.v)`;
 // Every document of the partition, events or not (the tip, stubs): what truncation and erasure go through.
-const DOCUMENTS_SQL = 'SELECT c.id, c.v, c.y, c.t FROM c WHERE c.a = @a';
+const DOCUMENTS_SQL = 'SELECT c.id, c.v, c.y, c.t, c.r FROM c WHERE c.a = @a';
 
 /**
  * The event store on the events container (partition key `/a`), with materialization through an
@@ -274,10 +275,12 @@ export class CosmosEventStore extends ChunkedEventStore implements TipStore {
       const listed = await this.query<ListedDocument>(aggregateId, DOCUMENTS_SQL, -1, Infinity, options);
       const removal = choose(listed);
       if (!removal) return;
+      // Every removed version stays taken by a stub in place of its event (an Upsert where a Delete would be,
+      // same count): no save can write into the freed versions, and a checked save's create of N+1 conflicts
+      // whenever N is a stub. Documents that are neither events nor stubs (the tip) go.
       const operations: OperationInput[] = listed.filter(removal.remove).map((doc) =>
-        doc.id === '1'
-          ? // Version 1 stays taken: a 'no-stream' save must still find this stream.
-            { operationType: 'Upsert', resourceBody: stub(aggregateId, removal) }
+        typeof doc.v === 'number' || isStub(doc)
+          ? { operationType: 'Upsert', resourceBody: stub(aggregateId, doc.id, removal) }
           : { operationType: 'Delete', id: doc.id },
       );
       const batches: OperationInput[][] = [];
@@ -298,7 +301,6 @@ export class CosmosEventStore extends ChunkedEventStore implements TipStore {
         }
         if (failed) throw new EventStoreError(`removing documents of ${JSON.stringify(aggregateId)} failed with status ${failed.statusCode}`);
       }
-      // The stub is kept, not removed: listed again it would be "removed" for ever.
       if (!again) return;
       if (round >= 5) throw new EventStoreError(`removing documents of ${JSON.stringify(aggregateId)}: other writers kept changing the stream`);
     }
@@ -377,9 +379,9 @@ export class CosmosEventStore extends ChunkedEventStore implements TipStore {
   }
 }
 
-/** The document left in place of event 1: no `v`, so no read takes it for an event; expiring with the tombstone. */
-function stub(aggregateId: string, { stubVersion, stubExpiry }: Removal): JSONObject {
-  const doc: JSONObject = { id: '1', a: aggregateId, r: stubVersion };
+/** The document left in place of a removed event: no `v`, so no read takes it for an event; expiring with the tombstone. */
+function stub(aggregateId: string, id: string, { stubVersion, stubExpiry }: Removal): JSONObject {
+  const doc: JSONObject = { id, a: aggregateId, r: stubVersion };
   if (stubExpiry) {
     doc.t = stubExpiry;
     doc.ttl = Math.max(1, stubExpiry - nowSeconds());

@@ -48,14 +48,27 @@ export interface EventStoreOptions {
    * (`CosmosOpaqueStore`'s `retries`; `EventStoreModule` gives both stores the same).
    */
   retries?: StoreRetryOptions;
+  /**
+   * `readAll` hands out only events whose commit second (`_ts`, whole seconds) ended at least this many
+   * seconds ago: commits still arriving within a second (or a late one, by the server's clock) would else
+   * sort before a position already handed out and be skipped by a resume from it. Default 2; it must cover
+   * the clock difference between this process and Cosmos DB. 0 still holds back the current second.
+   */
+  readAllSettleSeconds?: number;
 }
 
 export const DEFAULT_COMPRESS_THRESHOLD = 300;
 
+/** `readAllSettleSeconds` when not given. */
+export const DEFAULT_READ_ALL_SETTLE_SECONDS = 2;
+
 /** An event document as committed: with Cosmos DB's commit time `_ts` (epoch seconds). */
 export type CommittedDocument = EventDocument & { _ts: number };
 
-/** What `removeDocuments` deletes, and the first version kept (the stub of version 1 says it). */
+/**
+ * What `removeDocuments` removes, and the first version kept (every stub says it). A removed event leaves a
+ * stub `{ id, a, r }` under its id, so its version stays taken; other documents (the tip) are deleted.
+ */
 export interface Removal {
   remove: (doc: ListedDocument) => boolean;
   stubVersion: number;
@@ -65,12 +78,19 @@ export interface Removal {
   lead?: PreparedEvent;
 }
 
-/** A document of a stream's partition as `removeDocuments` lists it: events have a numeric `v`. */
+/** A document of a stream's partition as `removeDocuments` lists it: events have a numeric `v`, stubs an `r`. */
 export interface ListedDocument {
   id: string;
   v?: number;
   y?: string;
   t?: number;
+  /** A stub's first version kept. */
+  r?: number;
+}
+
+/** The stub a removed event leaves: no `v`, a numeric `r`. */
+export function isStub(doc: ListedDocument): boolean {
+  return typeof doc.v !== 'number' && typeof doc.r === 'number';
 }
 
 /** `readAll`'s options, checked: commit times in epoch seconds, `since` inclusive, `until` exclusive. */
@@ -149,12 +169,17 @@ export function resolveStoreOptions(
   options: EventStoreOptions,
 ): Required<Omit<EventStoreOptions, 'opaqueStore' | 'retries'>> {
   checkSeconds('eventTtlSeconds', options.eventTtlSeconds);
+  checkSeconds('readAllSettleSeconds', options.readAllSettleSeconds);
   resolveRetryOptions(options.retries);
   const compressThreshold = options.compressThreshold ?? DEFAULT_COMPRESS_THRESHOLD;
   if (!Number.isSafeInteger(compressThreshold) || compressThreshold < 0) {
     throw new ValidationError('compressThreshold', 'must be a non-negative integer number of bytes');
   }
-  return { eventTtlSeconds: options.eventTtlSeconds ?? 0, compressThreshold };
+  return {
+    eventTtlSeconds: options.eventTtlSeconds ?? 0,
+    compressThreshold,
+    readAllSettleSeconds: options.readAllSettleSeconds ?? DEFAULT_READ_ALL_SETTLE_SECONDS,
+  };
 }
 
 /**
@@ -166,10 +191,15 @@ export abstract class ChunkedEventStore
 {
   protected readonly eventTtlSeconds: number;
   private readonly compressThreshold: number;
+  private readonly readAllSettleSeconds: number;
   private readonly opaqueStore?: OpaqueStore;
 
   constructor(options: EventStoreOptions) {
-    ({ eventTtlSeconds: this.eventTtlSeconds, compressThreshold: this.compressThreshold } = resolveStoreOptions(options));
+    ({
+      eventTtlSeconds: this.eventTtlSeconds,
+      compressThreshold: this.compressThreshold,
+      readAllSettleSeconds: this.readAllSettleSeconds,
+    } = resolveStoreOptions(options));
     this.opaqueStore = options.opaqueStore;
   }
 
@@ -189,8 +219,9 @@ export abstract class ChunkedEventStore
 
   /**
    * Lists every document of the stream's partition (events and not: the tip, stubs), asks `choose` which to
-   * delete, and deletes them; when document `1` is among them, it leaves in its place a stub
-   * `{ id: '1', a, r: stubVersion }` with no `v`. `choose` answering undefined: nothing to do. A `lead` event
+   * remove, and removes them: an event (or an older stub) is replaced by a stub `{ id, a, r: stubVersion }`
+   * with no `v`, so its version stays taken; any other document is deleted. `choose` answering undefined:
+   * nothing to do. A `lead` event
    * is created in the first batch; should it conflict (another writer appended), the partition is listed and
    * `choose` asked again.
    */
@@ -301,7 +332,9 @@ export abstract class ChunkedEventStore
         const found = last;
         // Erased before, perhaps not to the end: finish it under the same tombstone.
         if (found.y === STREAM_DELETED_TYPE) {
-          return { remove: (doc) => doc.id !== found.id, stubVersion: found.v!, ...(found.t ? { stubExpiry: found.t } : {}) };
+          // Stubs already under this tombstone (same `r`, same expiry) are left as they are.
+          const done = (doc: ListedDocument) => isStub(doc) && doc.r === found.v && (doc.t ?? 0) === (found.t ?? 0);
+          return { remove: (doc) => doc.id !== found.id && !done(doc), stubVersion: found.v!, ...(found.t ? { stubExpiry: found.t } : {}) };
         }
         const now = nowSeconds();
         const record: EventRecord = { version: found.v! + 1, data: new Uint8Array(0), type: STREAM_DELETED_TYPE };
@@ -319,6 +352,10 @@ export abstract class ChunkedEventStore
   async *readAll(options: ReadAllOptions = {}): AsyncGenerator<ReadAllItem, void, undefined> {
     checkSignal(options);
     const filter = readAllFilter(options);
+    // Never the seconds still open: an event committed later in one of them, with a stream id sorting
+    // before a position handed out, would be skipped by a resume from that position.
+    const settled = nowSeconds() - this.readAllSettleSeconds;
+    if (filter.until === undefined || filter.until > settled) filter.until = settled;
     const pageSize = streamPageSize(options.pageSize);
     const after = filter.after;
     // Documents of one second, sorted by stream and version before they are handed out: `_ts` alone is

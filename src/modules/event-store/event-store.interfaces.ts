@@ -123,7 +123,7 @@ export interface DeleteStreamOptions extends OperationOptions {
   /**
    * Seconds to keep the tombstone after the erasure, for subscribers that read the change feed late; absent
    * or 0: kept for good (it holds the aggregate id, a version and the type `'$stream-deleted'`, no data).
-   * The stub of version 1 expires with it: then nothing of the stream is left, and its id can be used again.
+   * The stubs of the erased versions expire with it: then nothing of the stream is left, and its id can be used again.
    */
   tombstoneTtlSeconds?: number;
 }
@@ -137,19 +137,20 @@ export interface StreamLifecycleStore extends Store {
   loadRange(aggregateId: string, options?: LoadRangeOptions): Promise<History>;
   /**
    * Removes the events before `version` (a snapshot's, typically), so long streams stay cheap to keep. The
-   * stream's last event is always kept, and document `1` stays as a stub without a version, so a
-   * `'no-stream'` save still sees the stream. Loads of what is left keep working. One listing query, then
-   * batches of 100 deletes; not atomic beyond a batch: a failure part-way leaves a shorter prefix removed,
-   * and calling again finishes it.
+   * stream's last event is always kept, and every removed event leaves a stub without a version or data
+   * under its id, so its version stays taken: no save writes into it, a checked save expecting it is a
+   * mismatch, and a `'no-stream'` save still sees the stream. Loads of what is left keep working. One listing
+   * query, then batches of 100 stub writes; not atomic beyond a batch: a failure part-way leaves a shorter
+   * prefix removed, and calling again finishes it.
    */
   truncateBefore(aggregateId: string, version: number, options?: OperationOptions): Promise<void>;
   /**
    * Erases a stream: appends a tombstone (version last + 1, type `'$stream-deleted'`, no data) that the
    * change feed hands to subscribers, so read models learn of the erasure, in the same transactional batch
-   * as the first deletes (none happens without it); and deletes every other
-   * document of the aggregate's partition (its events, its tip), leaving document `1` as a stub without a
-   * version or data so a `'no-stream'` save still finds the stream. Loads afterwards return the tombstone
-   * alone; a later `save` continues after it. An unknown or already erased stream is left as it is. Not
+   * as the first removals (none happens without it); and deletes every other
+   * document of the aggregate's partition (its tip), replacing each event by a stub without a version or
+   * data, so every erased version stays taken and nothing is written back into them. Loads afterwards return
+   * the tombstone alone; a later `save` continues after it. An unknown or already erased stream is left as it is. Not
    * atomic: calling again after a failure finishes it.
    */
   deleteStream(aggregateId: string, options?: DeleteStreamOptions): Promise<void>;
@@ -163,7 +164,11 @@ export interface ReadAllOptions extends OperationOptions {
   aggregateType?: string;
   /** Only events committed at or after this time (the commit time has whole seconds). */
   since?: Date;
-  /** Only events committed before this time. */
+  /**
+   * Only events committed before this time. Commits of the last seconds are never handed out, whatever
+   * `until` says (the store's `readAllSettleSeconds`, default 2): a later commit in a second still open
+   * could sort before a position already handed out.
+   */
   until?: Date;
   /** Resume after this item's `position` (from an earlier `readAll` with the same filters). */
   after?: string;

@@ -27,6 +27,8 @@ export interface EventStoreModuleOptions {
    * (see `StoreRetryOptions`); throttling is the client's.
    */
   retries?: StoreRetryOptions;
+  /** How long `readAll` waits before handing out a commit second (see `EventStoreOptions`). Default 2. */
+  readAllSettleSeconds?: number;
 }
 
 /** Implemented by a class given to `EventStoreModule.forRootAsync({ useClass })` or `useExisting`. */

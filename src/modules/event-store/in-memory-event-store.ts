@@ -36,9 +36,9 @@ export interface CommittedEvent {
  */
 export class InMemoryEventStore extends ChunkedEventStore implements TipStore {
   private readonly streams = new Map<string, Map<number, CommittedDocument>>();
-  // Streams whose version 1 was removed by truncation or erasure and stays taken (Cosmos DB keeps a stub).
-  // The stub's expiry, epoch seconds (0: never), as the Cosmos DB store's stub document carries it.
-  private readonly stubs = new Map<string, number>();
+  // Versions removed by truncation or erasure, which stay taken (Cosmos DB keeps a stub under each id): per
+  // stream, version -> the stub's first version kept (`r`) and expiry (`t`, epoch seconds, 0: never).
+  private readonly stubs = new Map<string, Map<number, { r: number; t: number }>>();
   // Every committed event in commit order, as the latest-version change feed keeps them (for
   // `SubscriptionsModule.inMemory()`): an event stays here after it expires, until the store is dropped.
   // An event removed by truncation or erasure leaves a hole (null), so positions stay what they were.
@@ -71,9 +71,7 @@ export class InMemoryEventStore extends ChunkedEventStore implements TipStore {
     checkSignal(options);
     const current = this.tips.get(aggregateId);
     const stream = this.streams.get(aggregateId);
-    const stubExpiry = this.stubs.get(aggregateId);
-    const stubbed = stubExpiry !== undefined && !isExpired(stubExpiry, nowSeconds());
-    const taken = prepared.find(({ record }) => stream?.has(record.version) || (record.version === 1 && stubbed));
+    const taken = prepared.find(({ record }) => stream?.has(record.version) || this.stubbed(aggregateId, record.version));
     if (taken) throw new ConcurrencyError(aggregateId, [taken.record.version]);
     if (options?.ifMatch === undefined ? current !== undefined : current?.etag !== options.ifMatch) {
       throw new ConcurrencyError(aggregateId, prepared.map((p) => p.record.version));
@@ -99,10 +97,10 @@ export class InMemoryEventStore extends ChunkedEventStore implements TipStore {
     await Promise.resolve(); // chunks are separate requests: other callers may interleave between them
     checkSignal(options);
     const stream = this.streams.get(aggregateId) ?? new Map<number, CommittedDocument>();
-    const stubExpiry = this.stubs.get(aggregateId);
-    const stubbed = stubExpiry !== undefined && !isExpired(stubExpiry, nowSeconds());
-    const taken = (version: number) => stream.has(version) || (version === 1 && stubbed);
-    // The checked save's batch: a read of version N (absent: mismatch), then the creates.
+    const taken = (version: number) => stream.has(version) || this.stubbed(aggregateId, version);
+    // The checked save's batch: a read of version N (absent: mismatch), then the creates. A stub at N
+    // passes Cosmos DB's read but then N+1 is taken too (stubs are below the first version kept), so its
+    // create conflicts: a mismatch either way.
     if (expected !== undefined && expected > 0 && !stream.has(expected)) throw await this.mismatch(aggregateId, expected, options);
     // A Cosmos DB batch stops at its first failing operation (the rest answer 424): name that one only.
     const conflict = chunk.find(({ record }) => taken(record.version));
@@ -121,6 +119,12 @@ export class InMemoryEventStore extends ChunkedEventStore implements TipStore {
     }
     this.streams.set(aggregateId, stream);
     for (const listener of this.commitListeners) listener();
+  }
+
+  /** Whether a live stub keeps `version` of the stream taken. */
+  private stubbed(aggregateId: string, version: number): boolean {
+    const stub = this.stubs.get(aggregateId)?.get(version);
+    return stub !== undefined && !isExpired(stub.t, nowSeconds());
   }
 
   /**
@@ -179,7 +183,10 @@ export class InMemoryEventStore extends ChunkedEventStore implements TipStore {
       checkSignal(options);
       const stream = this.streams.get(aggregateId);
       if (!stream) return;
-      const removal = choose([...stream.values()]);
+      const stubs = [...(this.stubs.get(aggregateId) ?? new Map<number, { r: number; t: number }>())].map(
+        ([version, { r, t }]): ListedDocument => ({ id: String(version), r, ...(t > 0 ? { t } : {}) }),
+      );
+      const removal = choose([...stream.values(), ...stubs]);
       if (!removal) return;
       if (removal.lead) {
         try {
@@ -199,11 +206,19 @@ export class InMemoryEventStore extends ChunkedEventStore implements TipStore {
   private remove(aggregateId: string, stream: Map<number, CommittedDocument>, removal: Removal): void {
     // An erasure (it leads with a tombstone) takes the tip with the events, as the Cosmos DB store does.
     if (removal.lead) this.tips.delete(aggregateId);
+    const stubs = this.stubs.get(aggregateId) ?? new Map<number, { r: number; t: number }>();
+    this.stubs.set(aggregateId, stubs);
+    const stub = { r: removal.stubVersion, t: removal.stubExpiry ?? 0 };
+    // Older stubs (a truncation's, before an erasure) are replaced, as the Cosmos DB store upserts them.
+    for (const [version, old] of stubs) {
+      if (removal.remove({ id: String(version), r: old.r, ...(old.t > 0 ? { t: old.t } : {}) })) stubs.set(version, stub);
+    }
     for (const [version, doc] of stream) {
       if (removal.lead && version === removal.lead.record.version) continue;
       if (!removal.remove(doc)) continue;
       stream.delete(version);
-      if (version === 1) this.stubs.set(aggregateId, removal.stubExpiry ?? 0);
+      // The version stays taken: a stub in place of the event.
+      stubs.set(version, stub);
       const at = this.committed.findIndex((event) => event?.aggregateId === aggregateId && event.version === version);
       if (at >= 0) this.committed[at] = null;
     }

@@ -65,7 +65,7 @@ export {
 } from './transient-faults.js';
 export { CosmosEventStore } from './cosmos-event-store.js';
 export { MAX_EVENT_TYPE_BYTES, STREAM_DELETED_TYPE } from './event-documents.js';
-export { DEFAULT_COMPRESS_THRESHOLD, type EventStoreOptions } from './event-store-base.js';
+export { DEFAULT_COMPRESS_THRESHOLD, DEFAULT_READ_ALL_SETTLE_SECONDS, type EventStoreOptions } from './event-store-base.js';
 export { CosmosOpaqueStore, type CosmosOpaqueStoreOptions } from './cosmos-opaque-store.js';
 export { compressAtOrAbove, decodeAggregateBody, decompressIfGzipped } from './aggregate-documents.js';
 export {
