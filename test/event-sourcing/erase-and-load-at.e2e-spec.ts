@@ -55,6 +55,24 @@ describe.each(storeSuites())('%s', (storeName, makeStores) => {
       await expect(stores.opaque.get(pk, sk)).rejects.toThrow();
     });
 
+    it('erase works on a stream that cannot be replayed any more (truncated): events, tip and main view go', async () => {
+      const orders = open();
+      const id = `trunc-erase-${randomUUID()}`;
+      await orders.apply(new PlaceOrder(id, `c-${randomUUID()}`));
+      await orders.apply(new AddLine(id, 'tea', 2, 3));
+      await orders.apply(new AddLine(id, 'cake', 1, 1));
+      await orders.apply(new RemoveLine(id, 'tea'));
+      await (stores.events as unknown as StreamLifecycleStore).truncateBefore(orders.streamId(id), 3);
+
+      expect(await orders.erase(id)).toBe(true);
+
+      const { records } = await stores.events.load(orders.streamId(id));
+      expect(records.map((r) => r.type)).toEqual([STREAM_DELETED_TYPE]);
+      if (options.tip !== false) expect(await (stores.events as unknown as TipStore).readTip(orders.streamId(id))).toBeUndefined();
+      const { pk, sk } = Object.assign(new Order(), { id }).keys();
+      await expect(stores.opaque.get(pk, sk)).rejects.toThrow();
+    });
+
     it('a create of an erased id is refused as already existing, also with the same idempotency key', async () => {
       const orders = open();
       const id = `recreate-${randomUUID()}`;
