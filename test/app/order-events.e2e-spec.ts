@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import request from 'supertest';
+import { DEFAULT_READ_ALL_SETTLE_SECONDS } from '../../src/index.js';
 import { CapturingLogger, startService, type ServiceUnderTest } from '../support/app.js';
 
 interface Item {
@@ -29,6 +30,9 @@ beforeAll(async () => {
 });
 
 afterAll(() => service?.close());
+
+/** Past the store's readAll settle window, so that what was just written is listed. */
+const settled = () => new Promise((resolve) => setTimeout(resolve, (DEFAULT_READ_ALL_SETTLE_SECONDS + 1) * 1000));
 
 /** Every page of `GET /events` with the query, following `after`. */
 async function all(query: Record<string, string | number>): Promise<{ items: Item[]; pages: number }> {
@@ -56,6 +60,8 @@ it('lists events of a type since a time, oldest first, with their metadata, a pa
     await request(http).post(`/orders/${id}/lines`).send({ sku: 'tea', quantity: 1, unitPrice: 1 }).expect(200);
     ids.push(id);
   }
+  // readAll hands out a second only once it is over (readAllSettleSeconds): wait for it.
+  await settled();
   const { items, pages } = await all({ type: 'OrderPlaced', since, limit: 2 });
   const ours = items.filter((item) => ids.includes(item.aggregateId));
   expect(ours.map((item) => item.aggregateId).sort()).toEqual([...ids].sort());
@@ -82,6 +88,8 @@ it('lists every order event without a type; an erased order only as its $stream-
   const kept = (await request(http).post('/orders').send({ customerId: 'c' }).expect(201)).body.id as string;
   await request(http).post(`/orders/${kept}/lines`).send({ sku: 'tea', quantity: 1, unitPrice: 1 }).expect(200);
   await request(http).delete(`/admin/orders/${id}`).expect(200);
+  // readAll hands out a second only once it is over (readAllSettleSeconds): wait for it.
+  await settled();
   const items = (await all({ since })).items;
   expect(items.filter((item) => item.aggregateId === kept).map((item) => [item.version, item.type])).toEqual([
     [1, 'OrderPlaced'],
