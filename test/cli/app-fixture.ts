@@ -11,9 +11,9 @@ export const behaviour = { fail: true, handled: [] as string[] };
 @Subscriber({ name: 'strict', onFailure: 'stop', retry: { attempts: 1, initialDelayMs: 1 } })
 export class Strict {
   @OnStoredEvent()
-  handle({ aggregateId, version }: SubscribedEvent): void {
-    if (behaviour.fail) throw new Error(`cannot handle ${aggregateId}@${version}`);
-    behaviour.handled.push(`${aggregateId}@${version}`);
+  handle({ streamId, version }: SubscribedEvent): void {
+    if (behaviour.fail) throw new Error(`cannot handle ${streamId}@${version}`);
+    behaviour.handled.push(`${streamId}@${version}`);
   }
 }
 
@@ -29,7 +29,8 @@ export class Strict {
       }),
     }),
     EventStoreModule.forRoot(),
-    SubscriptionsModule.forRoot({ pollIntervalMs: 20, leaseDurationMs: 3_000, renewIntervalMs: 300, instanceId: 'fixture-app' }),
+    // One lease: the group stops at the first failing event, as the test reads it (more leases stop on one per reader).
+    SubscriptionsModule.forRoot({ pollIntervalMs: 20, leaseDurationMs: 3_000, renewIntervalMs: 300, instanceId: 'fixture-app', leases: 1 }),
     SubscriptionsModule.forFeature([Strict]),
   ],
 })

@@ -21,6 +21,7 @@ import {
   type EventEnvelope,
   type Lifecycle,
   type SnapshotTailStore,
+  type TipStore,
 } from '../../src/index.js';
 
 class Named {
@@ -118,15 +119,15 @@ describe('EventSourcingModule', () => {
     const { pets } = moduleRef.get(Garden);
     await pets.apply(new Name<Pet>('z', 'Rex'));
     // One attempt only: a lost race surfaces at once rather than re-running the command.
-    const store = moduleRef.get<SnapshotTailStore>(SNAPSHOT_TAIL_STORE);
-    const save = store.save.bind(store);
+    const store = moduleRef.get<SnapshotTailStore & TipStore>(SNAPSHOT_TAIL_STORE);
+    const saveWithTip = store.saveWithTip.bind(store);
     let raced = false;
-    store.save = async (id, records, options) => {
+    store.saveWithTip = async (id, records, tip, options) => {
       if (!raced) {
         raced = true;
-        await save(id, records, options); // another writer takes the version first
+        await store.save(id, records); // another writer takes the version first
       }
-      return save(id, records, options);
+      return saveWithTip(id, records, tip, options);
     };
     await expect(pets.apply(new Rename('z', 'Max'))).rejects.toBeInstanceOf(ConcurrencyError);
     await moduleRef.close();

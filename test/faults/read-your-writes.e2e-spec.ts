@@ -80,7 +80,7 @@ it('answers a command that landed although its instance died before materializin
   expect(await storedVersion(id)).toBe(1);
 
   const read = await orders.get(id);
-  expect([read.version, read.lines]).toEqual([2, [{ sku: 'cup', quantity: 1, unitPrice: 7 }]]);
+  expect([read.version, read.lines]).toEqual([2, [{ sku: 'cup', quantity: 1, unitPriceCents: 700 }]]);
   expect(await storedVersion(id)).toBe(2);
 });
 

@@ -51,7 +51,7 @@ describe('order-stats and records it cannot read', () => {
     await catchUp();
 
     const { body } = await request(http).get('/order-stats').expect(200);
-    expect(body.byStatus.open).toEqual({ orders: 2, total: 12 });
+    expect(body.byStatus.open).toEqual({ orders: 2, total: '12.00' });
     expect(body.stale).toBe(false);
     expect(body.lag).toMatchObject({ state: 'running', estimatedPending: 0 });
     await request(http).get('/health').expect(200);
@@ -102,7 +102,7 @@ describe('order-stats and records it cannot read', () => {
     await catchUp();
 
     const after = await request(http).get('/order-stats').expect(200);
-    expect(after.body.byStatus.open).toEqual({ orders: 3, total: 18 });
+    expect(after.body.byStatus.open).toEqual({ orders: 3, total: '18.00' });
     expect(after.body.stale).toBe(false);
     await request(http).get('/health').expect(200);
     const again = await request(http).post('/admin/subscriptions/order-stats/resume').set(admin).expect(409);
