@@ -67,6 +67,7 @@ export {
 export {
   DEFAULT_COMMAND_RETRY,
   DEFAULT_MAX_ATTEMPTS,
+  MAX_IDEMPOTENCY_KEYS,
   AggregateRepository,
   SNAPSHOT_EVENT_TYPE,
   type AggregateClass,

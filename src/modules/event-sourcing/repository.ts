@@ -105,7 +105,8 @@ export interface RepositoryOptions {
   tipCacheSize?: number;
   /**
    * How long an idempotency key is remembered (in the aggregate's tip), in seconds. Default 86,400 (a day).
-   * The keys of an aggregate live in its tip: keep the window as short as retries need.
+   * The keys of an aggregate live in its tip, the newest `MAX_IDEMPOTENCY_KEYS` (200) of them: keep the
+   * window as short as retries need.
    */
   idempotencyWindowSeconds?: number;
   /**
@@ -134,6 +135,13 @@ export interface ApplyOptions extends OperationOptions {
    */
   expectedVersion?: number;
 }
+
+/**
+ * How many idempotency keys an aggregate's tip keeps, the newest: a key is remembered for the window, or until
+ * this many newer keyed commands reached the same aggregate, whichever comes first. It bounds the tip, which
+ * every command rewrites (about 100 bytes a key).
+ */
+export const MAX_IDEMPOTENCY_KEYS = 200;
 
 /** Default of `RepositoryOptions.idempotencyWindowSeconds`: a day. */
 export const DEFAULT_IDEMPOTENCY_WINDOW_SECONDS = 86_400;
@@ -352,6 +360,9 @@ export class AggregateRepository<A extends AggregateRoot> {
           // A create that lost the race for version 1: the aggregate exists (created by another command, or
           // a stream written before tips that the create did not read).
           if (created && command.lifecycle === 'create') throw new AggregateAlreadyExistsError(this.type, aggregate.id);
+          // Any other command that started from no stream and lost version 1: an erased id (its tombstone keeps
+          // the versions taken) is no race to re-run, whatever the lifecycle.
+          if (created && (await this.erased(streamId, options))) throw new AggregateAlreadyExistsError(this.type, aggregate.id);
           throw err;
         }
       },
@@ -512,6 +523,12 @@ export class AggregateRepository<A extends AggregateRoot> {
     return exists;
   }
 
+  /** True when the stream's last record is an erasure's tombstone. */
+  private async erased(streamId: string, options?: OperationOptions): Promise<boolean> {
+    const [last] = (await this.stores.events.loadTail(streamId, 1, options)).records;
+    return last?.type === STREAM_DELETED_TYPE;
+  }
+
   /**
    * Every stored event of the aggregate, oldest first (snapshot records left out); `UnreadableStreamError`
    * for a record that is not an event of this aggregate type, as `load` does.
@@ -647,7 +664,9 @@ export class AggregateRepository<A extends AggregateRoot> {
     // materialized view are encoded (and the state read back) before the save.
     const state = this.checkState(aggregate);
     if (key !== undefined && hash !== undefined) keys[key] = { v: aggregate.version, h: hash, at: now };
-    const idempotency = Object.keys(keys).length > 0 ? keys : undefined;
+    // Every command rewrites the whole tip (and sends it down the change feed): only the newest keys stay.
+    const newest = Object.entries(keys).sort(([, x], [, y]) => y.at - x.at || y.v - x.v).slice(0, MAX_IDEMPOTENCY_KEYS);
+    const idempotency = newest.length > 0 ? Object.fromEntries(newest) : undefined;
     return { store: { records, state, idempotency }, version: aggregate.version };
   }
 

@@ -12,7 +12,7 @@ import {
   type Removal,
 } from './event-store-base.js';
 import type { EventRecord } from './event-store.interfaces.js';
-import { prepareTipSave, toTipDocument, type ReadTipOptions, type SaveWithTipOptions, type StoredTip, type TipBody, type TipStore } from './tip-store.js';
+import { expireWithEvents, isLiveTip, prepareTipSave, toTipDocument, type ReadTipOptions, type SaveWithTipOptions, type StoredTip, type TipBody, type TipStore } from './tip-store.js';
 
 /** One event as `InMemoryEventStore` committed it: what a change feed would hand out. */
 export interface CommittedEvent {
@@ -47,6 +47,7 @@ export class InMemoryEventStore extends ChunkedEventStore implements TipStore {
 
   private readonly tips = new Map<string, StoredTip>();
   private tipEtags = 0;
+  private readonly tipExpiry = new Map<string, number>();
 
   constructor(options: EventStoreOptions = {}) {
     super(options);
@@ -56,7 +57,7 @@ export class InMemoryEventStore extends ChunkedEventStore implements TipStore {
   async readTip(aggregateId: string, options?: ReadTipOptions): Promise<StoredTip | 'not-modified' | undefined> {
     await Promise.resolve();
     checkSignal(options);
-    const stored = this.tips.get(aggregateId);
+    const stored = this.liveTip(aggregateId);
     if (!stored) return undefined;
     if (options?.ifNoneMatch !== undefined && options.ifNoneMatch === stored.etag) return 'not-modified';
     return structuredClone(stored);
@@ -67,9 +68,10 @@ export class InMemoryEventStore extends ChunkedEventStore implements TipStore {
     checkSignal(options);
     const tipDoc = toTipDocument(aggregateId, tip);
     const prepared = prepareTipSave(aggregateId, records, tipDoc, this.eventTtlSeconds);
+    expireWithEvents(tipDoc, prepared);
     await Promise.resolve(); // one request: other callers may interleave before it, never inside it
     checkSignal(options);
-    const current = this.tips.get(aggregateId);
+    const current = this.liveTip(aggregateId);
     const stream = this.streams.get(aggregateId);
     const taken = prepared.find(({ record }) => stream?.has(record.version) || this.stubbed(aggregateId, record.version));
     if (taken) throw new ConcurrencyError(aggregateId, [taken.record.version]);
@@ -89,8 +91,16 @@ export class InMemoryEventStore extends ChunkedEventStore implements TipStore {
     this.streams.set(aggregateId, target);
     const etag = `"${++this.tipEtags}"`;
     this.tips.set(aggregateId, { etag, tip: structuredClone(tipDoc.tip) });
+    if (tipDoc.t) this.tipExpiry.set(aggregateId, tipDoc.t);
+    else this.tipExpiry.delete(aggregateId);
     if (prepared.length > 0) for (const listener of this.commitListeners) listener();
     return etag;
+  }
+
+  /** The tip, unless it expired with its events (as Cosmos DB no longer answers an expired item). */
+  private liveTip(aggregateId: string): StoredTip | undefined {
+    const expiry = this.tipExpiry.get(aggregateId);
+    return expiry === undefined || isLiveTip({ t: expiry }) ? this.tips.get(aggregateId) : undefined;
   }
 
   protected async writeChunk(aggregateId: string, chunk: PreparedEvent[], options?: OperationOptions, expected?: number): Promise<void> {

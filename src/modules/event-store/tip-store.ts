@@ -37,7 +37,26 @@ export type TipDocument = {
   tip: TipBody;
   /** A fresh id per write: tells our own write from another writer's after a lost acknowledgement. */
   w: string;
+  /** When every event the write stored expires: the tip expires with the newest (absolute epoch seconds, as events' `t`). */
+  t?: number;
+  ttl?: number;
 };
+
+/**
+ * Gives the tip the expiry of the events written with it, when each of them expires: the newest event's. A
+ * tip must not outlive its stream's events (it holds the state they make, and the idempotency keys).
+ */
+export function expireWithEvents(tipDoc: TipDocument, prepared: readonly PreparedEvent[], now = nowSeconds()): void {
+  if (prepared.length === 0 || prepared.some((p) => !p.doc.t)) return;
+  const expiry = Math.max(...prepared.map((p) => p.doc.t ?? 0));
+  tipDoc.t = expiry;
+  tipDoc.ttl = Math.max(1, expiry - now);
+}
+
+/** An expired tip reads as none (Cosmos DB purges expired items in the background, the embedded server never). */
+export function isLiveTip(doc: Pick<TipDocument, 't'>, now = nowSeconds()): boolean {
+  return !doc.t || doc.t > now;
+}
 
 /** A tip as read: its body and the etag a replace must match. */
 export interface StoredTip {
@@ -123,7 +142,7 @@ export async function readCosmosTip(
   );
   if (response.statusCode === 304) return 'not-modified';
   const { resource } = response;
-  if (!resource) return undefined;
+  if (!resource || !isLiveTip(resource)) return undefined;
   return { etag: resource._etag, tip: resource.tip };
 }
 
@@ -144,7 +163,9 @@ export async function saveCosmosTip(
 ): Promise<string | undefined> {
   checkSignal(options);
   const tipDoc = toTipDocument(aggregateId, tip);
-  const docs = prepareTipSave(aggregateId, records, tipDoc, storeTtlSeconds).map((p) => p.doc);
+  const prepared = prepareTipSave(aggregateId, records, tipDoc, storeTtlSeconds);
+  expireWithEvents(tipDoc, prepared);
+  const docs = prepared.map((p) => p.doc);
   const versions = docs.map((d) => d.v);
   const signal = options?.abortSignal;
   const ifMatch = options?.ifMatch;
