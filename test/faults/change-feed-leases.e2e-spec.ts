@@ -69,3 +69,30 @@ it('times a hanging lease write out and goes on, keeping its range', async () =>
   expect(instance.subscriptions.status()[0].ownedRanges).toHaveLength(1);
   held.open();
 });
+
+it('renews its lease while the leases listing is throttled: the range is never let go', async () => {
+  const log = new DeliveryLog();
+  const instance = await start(log);
+  const container = `leases-faults-${tests}`;
+  const listing = (r: ProxiedRequest) => r.kind === 'query' && r.path.includes(`/colls/${container}/docs`) && r.partitionKey === 'recorder';
+  // Every listing is throttled with a retry-after the SDK honours, longer in all than the lease (3 s under FAST).
+  const rule = faulty.proxy.addRule({ match: listing, action: { type: 'status', status: 429, retryAfterMs: 1_000 } });
+  const renewals = faulty.proxy.count({ kind: 'write' });
+  let dropped = false;
+  const watch = setInterval(() => {
+    if (instance.subscriptions.status()[0].ownedRanges.length !== 1) dropped = true;
+  }, 50);
+  try {
+    for (let v = 1; v <= 5; v++) await store.save('ListThrottled/1', [{ version: v, data: encode({ v }) }]);
+    await eventually('the events are handled', () => versionsOf(log, 'ListThrottled/1').length >= 5, 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    for (let v = 6; v <= 10; v++) await store.save('ListThrottled/1', [{ version: v, data: encode({ v }) }]);
+    await eventually('the later events are handled', () => versionsOf(log, 'ListThrottled/1').length >= 10, 10_000);
+  } finally {
+    clearInterval(watch);
+  }
+  expect(rule.fired).toBeGreaterThan(3);
+  expect(faulty.proxy.count({ kind: 'write' })).toBeGreaterThan(renewals);
+  expect(dropped).toBe(false);
+  expect(versionsOf(log, 'ListThrottled/1')).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+}, 60_000);

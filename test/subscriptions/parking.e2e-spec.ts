@@ -125,3 +125,30 @@ it.each([
   await b.subscriptions.waitForCatchUp('parking', { timeoutMs: 10_000 });
   expect(versionsOf(log, p)).toEqual([...released, 9]);
 }, 60_000);
+
+it('a rebuild unparks everything and reads a parked aggregate again in order', async () => {
+  const leases = `leases-parking-${++tests}`;
+  const log = new DeliveryLog();
+  const p = `p${tests}`;
+  const poison = new Set([`${p}@3`]);
+  const a = await instance('A', log, poison, leases);
+  await save(p, 1, 6);
+  await a.subscriptions.waitForCatchUp('parking', { timeoutMs: 10_000 });
+  expect(versionsOf(log, p)).toEqual([1, 2, 3, 3]);
+  expect(a.subscriptions.status()[0].parkedAggregates).toEqual([p]);
+
+  // The rebuild reads p from its start again: 1 and 2 are handled, 3 fails again (a fresh letter), 4-6 wait.
+  const before = versionsOf(log, p).length;
+  await a.subscriptions.rebuild('parking', { timeoutMs: 30_000 });
+  await a.subscriptions.waitForCatchUp('parking', { timeoutMs: 10_000 });
+  await eventually('p is parked again', () => versionsOf(log, p).length >= before + 4, 10_000);
+  expect(versionsOf(log, p).slice(before)).toEqual([1, 2, 3, 3]);
+  const letters = await a.subscriptions.deadLetters('parking');
+  expect(letters.map((l) => [l.aggregateId, l.version])).toEqual([[p, 3]]);
+
+  poison.clear();
+  await a.subscriptions.replayDeadLetter('parking', letters[0].id);
+  await eventually('p is released', () => versionsOf(log, p).at(-1) === 6, 10_000);
+  expect(versionsOf(log, p).slice(before)).toEqual([1, 2, 3, 3, 3, 4, 5, 6]);
+  await eventually('the lease lets p go', async () => (await a.subscriptions.lag('parking'))[0].parkedAggregates.length === 0);
+}, 60_000);

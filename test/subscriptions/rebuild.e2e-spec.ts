@@ -5,6 +5,7 @@
 import { Inject } from '@nestjs/common';
 import {
   CosmosEventStore,
+  RebuildInProgressError,
   ensureContainers,
   ensureDatabase,
   OnStoredEvent,
@@ -25,6 +26,8 @@ class Balances {
   rebuilds: StartFrom[] = [];
   /** Makes the next `onRebuild` fail after clearing, as a read model half cleared when its store went away. */
   failNextRebuild = false;
+  /** When set, `onRebuild` waits for it after clearing: a long hook. */
+  holdRebuild?: Promise<void>;
 
   apply(aggregateId: string, version: number, amount: number): void {
     const account = this.accounts.get(aggregateId) ?? { version: 0, balance: 0 };
@@ -54,10 +57,11 @@ class BalanceProjection implements OnSubscriberRebuild {
     await new Promise((resolve) => setImmediate(resolve));
   }
 
-  onRebuild(from: StartFrom): void {
+  async onRebuild(from: StartFrom): Promise<void> {
     this.balances.rebuilds.push(from);
     // From the beginning: start empty. From a time: keep what is there; replayed versions are skipped.
     if (from === 'beginning') this.balances.accounts.clear();
+    await this.balances.holdRebuild;
     if (this.balances.failNextRebuild) {
       this.balances.failNextRebuild = false;
       throw new Error('read model store went away');
@@ -201,5 +205,40 @@ describe('subscriptions: rebuild', () => {
     expect(replayed.sort()).toEqual([3, 3, 3, 4, 4, 4]);
     expect(balances.snapshot()).toEqual(expected(3, 4));
     expect(await a.subscriptions.deadLetters('balances')).toEqual([]);
+  }, 90_000);
+
+  it('aborts, touching no lease, once its lock was lost (expired and taken by another rebuild)', async () => {
+    const log = new DeliveryLog();
+    const balances = new Balances();
+    const a = await instance('A', log, balances);
+    await write(2, 1, 3);
+    await a.subscriptions.waitForCatchUp('balances', { timeoutMs: 20_000 });
+    const leasesContainer = fixture.client.database(databaseId).container('leases');
+    const continuations = async () => {
+      const { resources } = await leasesContainer.items
+        .query<{ id: string; continuation: string | null }>("SELECT c.id, c.continuation FROM c WHERE c.type = 'lease'", { partitionKey: 'balances' })
+        .fetchAll();
+      return resources.sort((x, y) => x.id.localeCompare(y.id));
+    };
+    const checkpointed = await continuations();
+    expect(checkpointed.every((l) => l.continuation !== null)).toBe(true);
+
+    let release!: () => void;
+    balances.holdRebuild = new Promise((resolve) => (release = resolve));
+    const rebuild = a.subscriptions.rebuild('balances', { timeoutMs: 30_000 });
+    rebuild.catch(() => undefined);
+    await eventually('the hook runs', () => balances.rebuilds.length === 1, 20_000);
+    // As if A's renewals had failed past the lock's expiry and another instance's rebuild had taken it over.
+    const now = Date.now();
+    await leasesContainer.items.upsert({ id: 'rebuild', group: 'balances', type: 'rebuild', holder: 'B', startedAt: now, expiresAt: now + 60_000 });
+    // Long enough for a renewal to meet the other lock.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    release();
+    await expect(rebuild).rejects.toBeInstanceOf(RebuildInProgressError);
+    await expect(rebuild).rejects.toThrow(/on B/);
+    // No lease was rewound by the aborted rebuild, and the other rebuild's lock is left alone.
+    expect(await continuations()).toEqual(checkpointed);
+    const { resource: lock } = await leasesContainer.item('rebuild', 'balances').read<{ holder: string }>();
+    expect(lock?.holder).toBe('B');
   }, 90_000);
 });

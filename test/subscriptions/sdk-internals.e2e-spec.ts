@@ -38,7 +38,25 @@ describe('pageFault', () => {
     const before = token(['', '80', '"5"'], ['80', 'FF', '"9"']);
     expect(pageFault({ statusCode: 200, continuationToken: token(['', '80', '"6"'], ['80', 'FF', undefined]) }, before)).toMatch(/lost the position of range 80-FF/);
     expect(pageFault({ statusCode: 200, continuationToken: token(['', '80', '"6"'], ['80', 'FF', '"9"']) }, before)).toBeUndefined();
-    // A range that never had a position may still have none.
-    expect(pageFault({ statusCode: 200, continuationToken: token(['', '80', '"6"'], ['80', 'FF', undefined]) }, token(['', '80', '"5"'], ['80', 'FF', undefined]))).toBeUndefined();
+    // A range the SDK did not read yet may still have none: after a 200 from the first range, it is the front one.
+    expect(pageFault({ statusCode: 200, continuationToken: token(['80', 'FF', undefined], ['', '80', '"6"']) }, token(['', '80', '"5"'], ['80', 'FF', undefined]))).toBeUndefined();
+  });
+
+  it('refuses a first page (no previous position) where a range the SDK read has no position', () => {
+    // One range: the page came from it, so it must have a position.
+    expect(pageFault({ statusCode: 200, continuationToken: token(['', 'FF', undefined]) }, null)).toMatch(/lost the position of range -FF/);
+    expect(pageFault({ statusCode: 304, continuationToken: token(['', 'FF', undefined]) }, null)).toMatch(/lost the position/);
+    expect(pageFault({ statusCode: 200, continuationToken: token(['', 'FF', '"3"']) }, null)).toBeUndefined();
+    expect(pageFault({ statusCode: 200, continuationToken: '' }, null)).toMatch(/without a continuation/);
+    // Two ranges, fresh: the first answered (its non-split 410 left no position), then the second answered 200.
+    expect(pageFault({ statusCode: 200, continuationToken: token(['', '80', undefined], ['80', 'FF', '"4"']) }, null)).toMatch(/lost the position of range -80/);
+    // Two ranges, fresh: the first answered 200; the second is not read yet.
+    expect(pageFault({ statusCode: 200, continuationToken: token(['80', 'FF', undefined], ['', '80', '"4"']) }, null)).toBeUndefined();
+    // A 304 visited every range.
+    expect(pageFault({ statusCode: 304, continuationToken: token(['', '80', '"4"'], ['80', 'FF', undefined]) }, null)).toMatch(/lost the position of range 80-FF/);
+    // Later: a range that still had none, read (and 410'd) before another answered 200.
+    const before = token(['80', 'FF', undefined], ['', '80', '"4"']);
+    expect(pageFault({ statusCode: 200, continuationToken: token(['80', 'FF', undefined], ['', '80', '"5"']) }, before)).toMatch(/lost the position of range 80-FF/);
+    expect(pageFault({ statusCode: 200, continuationToken: token(['', '80', '"4"'], ['80', 'FF', '"9"']) }, before)).toBeUndefined();
   });
 });

@@ -489,6 +489,12 @@ export class LeaseStore {
     }
   }
 
+  /** The group's rebuild lock as it stands, or undefined when nobody holds it. */
+  async rebuildLock(): Promise<{ holder: string; startedAt: number; expiresAt: number } | undefined> {
+    const { resource } = await this.container.item('rebuild', this.group).read<Stored<RebuildLockDocument>>();
+    return resource ? { holder: resource.holder, startedAt: resource.startedAt, expiresAt: resource.expiresAt } : undefined;
+  }
+
   /** Lets the rebuild lock go (when still ours). */
   async unlockRebuild(etag: string): Promise<void> {
     try {
@@ -540,6 +546,33 @@ export class LeaseStore {
           committedAt: new Date(doc.committedAt),
         };
       });
+  }
+
+  /**
+   * For a rebuild from `start`: deletes every parked event of the group (the rebuild reads them again) and
+   * every dead letter whose event the rebuild reads again (all of them from the beginning; from a time, those
+   * committed at or after it). A handler that fails again on such an event writes its letter again; a letter
+   * kept would let a replay hand its event to a read model that has had the aggregate's later events since.
+   * Answers how many documents it deleted. One cross-partition query per page.
+   */
+  async purgeForRebuild(start: StoredStart): Promise<number> {
+    const { resources } = await this.container.items
+      .query<Pick<ParkedDocument | DeadLetterDocument, 'id' | 'group' | 'type'> & { committedAt?: number }>({
+        query: "SELECT c.id, c.group, c.type, c.committedAt FROM c WHERE c.subscriber = @group AND (c.type = 'parked' OR c.type = 'dead-letter')",
+        parameters: [{ name: '@group', value: this.group }],
+      })
+      .fetchAll();
+    const doomed = resources.filter(
+      (doc) => doc.type === 'parked' || start.kind === 'beginning' || (doc.committedAt !== undefined && doc.committedAt >= start.at),
+    );
+    for (const doc of doomed) {
+      try {
+        await this.container.item(doc.id, doc.group).delete();
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err;
+      }
+    }
+    return doomed.length;
   }
 
   /** Deletes a parked event once handled (or parked again behind a new dead letter). */

@@ -45,26 +45,55 @@ export function parseComposite(continuation: string): CompositeContinuation | un
  *
  * @azure/cosmos 4.9 (`ChangeFeedForEpkRange`) turns every 410 answer into a normal-looking response: only
  * sub-status 1002/1007 count as a split there; for any other 410 (none, 1000, 1008) it leaves that range's
- * position empty in the continuation, and a checkpoint of it would read the range again from its start. So a
- * page is good only when it answered 200 or 304 and its continuation keeps, for every range `previous` had a
- * position in, a position (the SDK may answer 200 for one range after another answered 410).
+ * position empty in the continuation, and a checkpoint of it would read the range again from its start (or,
+ * in the same iterator, from its start time or "now" again, skipping what came in between). So a page is good
+ * only when it answered 200 or 304 and every range the SDK read for it has a position in its continuation.
+ *
+ * Which ranges it read: one `readNext` visits the ranges of its queue in turn, moving each to the back, until
+ * one answers 200 (that answer is returned) or all were visited (a 304). So after a 304 every range must have
+ * a position; after a 200, the last `k` of the continuation, where the new order is the previous one (the
+ * iterator's start: `previous`, or the ranges by their bounds for a fresh start) turned by `k`. Ranges not
+ * visited yet may have none (a fresh lease over several ranges). When the queue changed otherwise (a split),
+ * a range that had a position before must still have one.
  */
 export function pageFault(page: Pick<ChangeFeedIteratorResponse<unknown>, 'statusCode' | 'subStatusCode' | 'continuationToken'>, previous: string | null): string | undefined {
   if (page.statusCode !== 200 && page.statusCode !== 304) {
     return `the change feed answered ${page.statusCode}${page.subStatusCode ? `/${page.subStatusCode}` : ''}`;
   }
-  if (!previous) return undefined;
-  const before = parseComposite(previous);
-  if (!before) return undefined;
   const after = page.continuationToken ? parseComposite(page.continuationToken) : undefined;
-  if (!after) return 'the change feed answered without a continuation';
-  for (const element of after.Continuation) {
-    if (element.continuationToken) continue;
+  if (!after || after.Continuation.length === 0) return 'the change feed answered without a continuation';
+  const lost = (element: ContinuationElement) => `the change feed lost the position of range ${element.minInclusive}-${element.maxExclusive}`;
+  const before = previous ? parseComposite(previous) : undefined;
+  if (previous && !before) return undefined; // not the SDK's shape: nothing to compare (checkSdkInternals tells)
+  const elements = after.Continuation;
+  if (page.statusCode === 304) {
+    const missing = elements.find((e) => !e.continuationToken);
+    return missing ? lost(missing) : undefined;
+  }
+  const key = (e: EpkBounds) => `${e.minInclusive}\u0000${e.maxExclusive}`;
+  const start = before ? before.Continuation.map(key) : elements.map(key).sort();
+  const visited = visitedCount(start, elements.map(key));
+  if (visited !== undefined) {
+    const missing = elements.slice(elements.length - visited).find((e) => !e.continuationToken);
+    if (missing) return lost(missing);
+  }
+  for (const element of elements) {
+    if (element.continuationToken || !before) continue;
     // A range without a position now: only fine where every range it came from had none either.
     const had = before.Continuation.some(
       (b) => b.continuationToken && b.minInclusive < element.maxExclusive && element.minInclusive < b.maxExclusive,
     );
-    if (had) return `the change feed lost the position of range ${element.minInclusive}-${element.maxExclusive}`;
+    if (had) return lost(element);
+  }
+  return undefined;
+}
+
+/** How many ranges one `readNext` visited: the `k` (1..n) that turns `start` into `now`, or undefined when none does. */
+function visitedCount(start: readonly string[], now: readonly string[]): number | undefined {
+  const n = start.length;
+  if (n === 0 || now.length !== n) return undefined;
+  for (let k = 1; k <= n; k++) {
+    if (now.every((item, i) => item === start[(i + k) % n])) return k;
   }
   return undefined;
 }

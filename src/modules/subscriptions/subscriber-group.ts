@@ -39,8 +39,9 @@ export interface GroupSettings {
 type Range = { minInclusive: string; maxExclusive: string };
 
 /**
- * One subscriber (consumer group) on this instance. Every `renewIntervalMs` it lists the group's leases in
- * one query and then: renews the leases it holds (a lease someone else now owns is abandoned at once); hands
+ * One subscriber (consumer group) on this instance. Every `renewIntervalMs` it renews the leases it holds, on
+ * a timer of their own (no listing or other lease request waits in front of a renewal), and lists the group's
+ * leases in one query and then: abandons a lease someone else now owns at once; hands
  * over, gracefully, a lease another instance asked for or every lease when the group is not running; takes
  * free or expired leases up to its fair share (ranges / live instances, rounded up); and, when still short by
  * two or more against the busiest instance, asks that instance for one. A reader per held lease does the work.
@@ -181,6 +182,20 @@ export class SubscriberGroup {
   }
 
   private async run(): Promise<void> {
+    // Renewals on their own timer: the loop's requests (listing, initializing, cutting, taking) are untimed, and
+    // under throttling the SDK retries each for up to 30 s, as long as a default lease; a lease must not lapse
+    // behind them. Each renewal is timed by its `OwnedLease` and joins a write already under way.
+    const renewals = setInterval(() => {
+      for (const worker of this.workers.values()) if (!worker.lease.lost) void this.renew(worker);
+    }, this.settings.renewIntervalMs);
+    try {
+      await this.manage();
+    } finally {
+      clearInterval(renewals);
+    }
+  }
+
+  private async manage(): Promise<void> {
     while (!(this.stopping && this.workers.size === 0)) {
       try {
         await this.tick();
@@ -196,15 +211,8 @@ export class SubscriberGroup {
 
   private async tick(): Promise<void> {
     const me = this.me;
-    let listed;
-    try {
-      listed = await this.store.list();
-    } catch (err) {
-      // Renew what is held even when the listing failed: a lease must not lapse over a failed query.
-      for (const worker of this.workers.values()) await this.renew(worker);
-      throw err;
-    }
-    let { group, leases } = listed;
+    // (Held leases are renewed on their own timer: see `run`.)
+    let { group, leases } = await this.store.list();
     if (!this.stopping) {
       // Also after an interrupted initialize (the group and only some leases written): every feed range must
       // have its lease, or its events are never read.
@@ -239,7 +247,6 @@ export class SubscriberGroup {
         if (running) this.logger.log(`${this.label}: handing ${rangeKey(doc.feedRange)} over to ${doc.requestedBy}`);
         void worker.stop();
       }
-      await this.renew(worker);
     }
     if (!running) return;
 
@@ -433,7 +440,10 @@ export class SubscriberGroup {
 
   /**
    * Pauses the group everywhere, waits until no instance holds a lease, runs the subscriber's `onRebuild`,
-   * rewinds every lease to `from`, and lets the group run again.
+   * deletes the group's parked events and the dead letters of the events it reads again, rewinds every lease
+   * to `from` (unparking every aggregate), and lets the group run again. Throws `RebuildInProgressError`,
+   * touching nothing more, once its lock was lost to another rebuild (checked before the hook, before the
+   * purge, before each lease reset and before letting the group run).
    */
   async rebuild(from: StartFrom, timeoutMs: number): Promise<void> {
     // One rebuild at a time per group, across instances: the lock lives in the leases container, renewed
@@ -441,25 +451,47 @@ export class SubscriberGroup {
     const lockFor = () => Date.now() + 2 * this.settings.leaseDurationMs;
     const lock = await this.store.lockRebuild(this.settings.instanceId, lockFor());
     if (!lock.taken) throw new RebuildInProgressError(this.name, lock.holder, new Date(lock.startedAt));
-    let etag: string | undefined = lock.etag;
+    let etag: string = lock.etag;
+    // Set once the lock is no longer ours (renewal answered 412/404: it expired and another rebuild took it):
+    // this rebuild must not touch the group any more.
+    let lost = false;
+    // Renewals one after the other: two on the same ETag would make the second fail with 412, a false loss.
+    let renewing: Promise<void> = Promise.resolve();
+    const renew = (): Promise<void> =>
+      (renewing = renewing.catch(() => undefined).then(async () => {
+        if (lost) return;
+        const next = await this.store.renewRebuild(etag, this.settings.instanceId, lock.startedAt, lockFor());
+        if (next !== undefined) {
+          etag = next;
+          return;
+        }
+        lost = true;
+        this.logger.error(`${this.label}: the rebuild lock was lost (it expired and was taken over); aborting this rebuild`);
+      }));
     const renewal = setInterval(() => {
-      if (etag === undefined) return;
-      void this.store.renewRebuild(etag, this.settings.instanceId, lock.startedAt, lockFor()).then(
-        (next) => (etag = next ?? etag),
-        (err: unknown) => this.logger.warn(`${this.label}: renewing the rebuild lock failed: ${describe(err)}`),
-      );
+      renew().catch((err: unknown) => this.logger.warn(`${this.label}: renewing the rebuild lock failed: ${describe(err)}`));
     }, this.settings.renewIntervalMs);
+    const stillLocked = async (): Promise<void> => {
+      // Confirm with the store rather than trust the last renewal: an expired lock may have been taken since.
+      await renew();
+      if (lost) {
+        const current = await this.store.rebuildLock().catch(() => undefined);
+        throw new RebuildInProgressError(this.name, current?.holder ?? 'another instance', new Date(current?.startedAt ?? lock.startedAt));
+      }
+    };
     try {
-      await this.rebuildLocked(from, timeoutMs);
+      await this.rebuildLocked(from, timeoutMs, stillLocked);
     } finally {
       clearInterval(renewal);
-      await this.store.unlockRebuild(etag).catch((err: unknown) => {
-        this.logger.warn(`${this.label}: releasing the rebuild lock failed (it expires): ${describe(err)}`);
-      });
+      if (!lost) {
+        await this.store.unlockRebuild(etag).catch((err: unknown) => {
+          this.logger.warn(`${this.label}: releasing the rebuild lock failed (it expires): ${describe(err)}`);
+        });
+      }
     }
   }
 
-  private async rebuildLocked(from: StartFrom, timeoutMs: number): Promise<void> {
+  private async rebuildLocked(from: StartFrom, timeoutMs: number, stillLocked: () => Promise<void>): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     await this.store.setState('rebuilding');
     this.poke();
@@ -478,8 +510,12 @@ export class SubscriberGroup {
       }
       await sleep(Math.min(this.settings.renewIntervalMs, 100));
     }
+    await stillLocked();
     await this.runtime.rebuildHook?.(from);
     const start = toStoredStart(from);
+    await stillLocked();
+    // Before the leases are reset (no reader runs now): what was parked, and the dead letters of events read again.
+    await this.store.purgeForRebuild(start);
     const missing = await this.missingRanges(leases);
     if (missing.length > 0) {
       await this.store.initialize(missing, start);
@@ -487,12 +523,16 @@ export class SubscriberGroup {
       ({ leases } = await this.store.list());
     }
     for (const lease of leases) {
+      await stillLocked();
       for (let current: Stored<LeaseDocument> | undefined = lease; current; ) {
+        // Nothing stays parked: the rebuild reads every parked aggregate's events again, in order.
         const reset: LeaseDocument = { ...current, ...unclaimed(start) };
+        delete reset.parked;
         if (await this.store.replace(reset, current._etag)) break;
         current = await this.store.read<LeaseDocument>(lease.id);
       }
     }
+    await stillLocked();
     await this.store.setState('running');
     this.poke();
   }
