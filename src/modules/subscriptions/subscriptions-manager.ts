@@ -7,6 +7,7 @@ import {
   type OnModuleDestroy,
   type Type,
 } from '@nestjs/common';
+import { checkSdkInternals, SdkInternalsError } from './sdk-adapter.js';
 import { recordSubscriberLag } from '../telemetry/index.js';
 import { randomBytes } from 'node:crypto';
 import type { Container } from '@azure/cosmos';
@@ -83,6 +84,9 @@ export function duplicateName(name: string): SubscriberDefinitionError {
  * The subscriptions of this application instance: registered subscribers, started with the application,
  * stopped gracefully before it shuts down (in `onModuleDestroy`, while the Cosmos client is still open).
  */
+
+/** How long the start-up SDK self-test may take before the subscriptions start without its verdict. */
+const SDK_CHECK_TIMEOUT_MS = 10_000;
 @Injectable()
 export class SubscriptionsManager implements Subscriptions, SubscriberRegistry, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('Subscriptions');
@@ -118,8 +122,29 @@ export class SubscriptionsManager implements Subscriptions, SubscriberRegistry, 
     if (this.started && this.currentSession !== undefined) group.start(this.currentSession);
   }
 
-  onApplicationBootstrap(): void {
-    if (this.settings.autoStart) void this.start();
+  async onApplicationBootstrap(): Promise<void> {
+    if (!this.settings.autoStart) return;
+    if (this.groups.size > 0) await this.checkSdk();
+    void this.start();
+  }
+
+  /**
+   * The start-up self-test of the @azure/cosmos internals the readers rely on (`checkSdkInternals`): a newer
+   * SDK that changed one fails the start, naming the part, rather than misreading the change feed. An account
+   * that does not answer in time is not the SDK's fault: logged, and the readers' own retries take over.
+   */
+  private async checkSdk(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), SDK_CHECK_TIMEOUT_MS)));
+    try {
+      const result = await Promise.race([checkSdkInternals(this.events).then(() => 'ok' as const), timeout]);
+      if (result === 'timeout') this.logger.warn(`the @azure/cosmos self-test did not finish within ${SDK_CHECK_TIMEOUT_MS} ms; starting anyway`);
+    } catch (err) {
+      if (err instanceof SdkInternalsError) throw err;
+      this.logger.warn(`the @azure/cosmos self-test could not run (${describe(err)}); starting anyway`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async onModuleDestroy(): Promise<void> {
