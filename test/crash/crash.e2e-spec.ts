@@ -50,8 +50,8 @@ interface OrderBody {
 const LEASE_SECONDS = 6;
 
 interface StatsBody {
-  byStatus: Record<Status, { orders: number; total: number }>;
-  customers: Array<{ customerId: string; orders: number; byStatus: Record<Status, number>; revenue: number }>;
+  byStatus: Record<Status, { orders: number; total: string }>;
+  customers: Array<{ customerId: string; orders: number; byStatus: Record<Status, number>; revenue: string }>;
   lag: { state: string; estimatedPending: number };
   stale: boolean;
 }
@@ -414,10 +414,10 @@ it(`keeps every invariant through cut answers, delays and a SIGKILL of one of tw
       perCustomer.set(order.customerId, c);
     }
     return {
-      byStatus: Object.fromEntries(Object.entries(byStatus).map(([s, v]) => [s, { orders: v.orders, total: v.cents / 100 }])),
+      byStatus: Object.fromEntries(Object.entries(byStatus).map(([s, v]) => [s, { orders: v.orders, total: amount(v.cents) }])),
       customers: [...perCustomer]
         .sort(([x], [y]) => x.localeCompare(y))
-        .map(([customerId, c]) => ({ customerId, orders: c.orders, byStatus: c.byStatus, revenue: c.revenueCents / 100 })),
+        .map(([customerId, c]) => ({ customerId, orders: c.orders, byStatus: c.byStatus, revenue: amount(c.revenueCents) })),
     };
   };
   const wanted = JSON.stringify(expectedStats());
@@ -466,3 +466,8 @@ it(`keeps every invariant through cut answers, delays and a SIGKILL of one of tw
   expect(cut).toBeGreaterThan(0);
   expect(acked).toBeGreaterThan(sent.length * 0.8);
 }, 120_000);
+
+/** Integer cents as the statistics answer money: an exact decimal string with two decimals. */
+function amount(cents: number): string {
+  return `${cents < 0 ? '-' : ''}${Math.trunc(Math.abs(cents) / 100)}.${String(Math.abs(cents) % 100).padStart(2, '0')}`;
+}
