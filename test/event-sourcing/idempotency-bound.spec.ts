@@ -29,8 +29,9 @@ class Tick extends Command<Clock> {
 }
 
 it(`keeps the newest ${MAX_IDEMPOTENCY_KEYS} keys of an aggregate in its tip`, async () => {
-  const events = new InMemoryEventStore();
-  const clocks = new AggregateRepository(Clock, { events, aggregates: events, opaque: new InMemoryOpaqueStore() });
+  const opaque = new InMemoryOpaqueStore();
+  const events = new InMemoryEventStore({ opaqueStore: opaque });
+  const clocks = new AggregateRepository(Clock, { events, aggregates: events, opaque });
   await clocks.apply(new Tick('c', 'create'));
   for (let i = 0; i <= MAX_IDEMPOTENCY_KEYS; i++) await clocks.apply(new Tick('c'), { idempotencyKey: `k-${i}` });
   const tip = await events.readTip(clocks.streamId('c'));

@@ -45,8 +45,9 @@ class Add<A extends Cart> extends Command<A> {
 }
 
 function repository<A extends Cart>(cls: new () => A): AggregateRepository<A> {
-  const events = new InMemoryEventStore();
-  return new AggregateRepository(cls, { events, aggregates: events, opaque: new InMemoryOpaqueStore() });
+  const opaque = new InMemoryOpaqueStore();
+  const events = new InMemoryEventStore({ opaqueStore: opaque });
+  return new AggregateRepository(cls, { events, aggregates: events, opaque });
 }
 
 it('refuses a state whose JSON does not restore it (a Map), naming the field, and stores nothing', async () => {
