@@ -927,12 +927,13 @@ function kindOf(value: object): string {
 function sameValue(x: unknown, y: unknown): boolean {
   if (x === null || y === null || typeof x !== 'object' || typeof y !== 'object') return Object.is(x, y) || (x === undefined && y === undefined);
   if (kindOf(x) !== kindOf(y)) return false;
-  if (x instanceof Date || y instanceof Date || kindOf(x) === 'Date') return (x as Date).getTime?.() === (y as Date).getTime?.();
-  if (x instanceof Map || kindOf(x) === 'Map') {
+  // Same kind from here on: compared by what each kind holds.
+  if (kindOf(x) === 'Date') return (x as Date).getTime() === (y as Date).getTime();
+  if (kindOf(x) === 'Map') {
     const [m, n] = [x as Map<unknown, unknown>, y as Map<unknown, unknown>];
     return m.size === n.size && [...m].every(([k, v]) => n.has(k) && sameValue(v, n.get(k)));
   }
-  if (x instanceof Set || kindOf(x) === 'Set') {
+  if (kindOf(x) === 'Set') {
     const [m, n] = [x as Set<unknown>, y as Set<unknown>];
     return m.size === n.size && [...m].every((v) => n.has(v));
   }

@@ -314,13 +314,17 @@ export function recordSubscriberLag(lag: { name: string; estimatedPending: numbe
 }
 
 /** The W3C `traceparent` of the span active now (to store beside an event), or `undefined` when none records. */
+let noopTracerProvider: object | undefined;
+
 /** True when an OpenTelemetry SDK records spans: work done only for spans (reading traceparents) can be skipped otherwise. */
 export function isTracing(): boolean {
   const api = otel();
   if (!api) return false;
   const provider = api.trace.getTracerProvider() as { getDelegate?: () => object };
-  // The global provider is a proxy; without an SDK registered it delegates to the API's no-op provider.
-  return (provider.getDelegate?.() ?? provider) !== new api.ProxyTracerProvider().getDelegate();
+  // The global provider is a proxy; without an SDK registered it delegates to the API's no-op provider
+  // (one object, looked up once rather than on every page).
+  noopTracerProvider ??= new api.ProxyTracerProvider().getDelegate();
+  return (provider.getDelegate?.() ?? provider) !== noopTracerProvider;
 }
 
 export function currentTraceparent(): string | undefined {
