@@ -3,9 +3,10 @@
  * 20,000 events over 200 aggregates written while four instances run, join, leave gracefully and are killed
  * (cut off from Cosmos DB, their leases left to expire). It shows:
  * - every aggregate's events delivered in version order, none skipped;
- * - redeliveries bounded by one page per lease taken over from a killed instance (graceful hand-overs and
- *   leaves checkpoint first, so they deliver nothing again);
- * - every instance handling a share of the events.
+ * - redeliveries bounded by one page per lease taken over after it expired: B's, and any a live instance let
+ *   lapse (a machine starved of CPU can delay a renewal past the lease); graceful hand-overs and leaves
+ *   checkpoint first, so they deliver nothing again;
+ * - every instance that joins is given a share of the leases, and handles events.
  */
 import { Inject } from '@nestjs/common';
 import { CosmosEventStore, OnStoredEvent, Subscriber, type SubscribedEvent } from '../../src/index.js';
@@ -63,26 +64,44 @@ async function join(name: string, log: DeliveryLog): Promise<Instance> {
   return started;
 }
 
+/** Ranges the instance reads now. */
+function held(name: string): number {
+  return instances.get(name)!.subscriptions.status()[0].ownedRanges.length;
+}
+
+/** Waits until the balancer has given each named instance at least one lease, before the next events come. */
+async function balanced(...names: string[]): Promise<void> {
+  await eventually(`${names.join(', ')} each hold a lease`, () => names.every((name) => held(name) > 0), 30_000);
+}
+
+/** Leases taken over after they expired, as the takers log them ("took <range> from <owner> (expired)"). */
+function expiredTakeovers(): number {
+  return [...instances.values()].flatMap((i) => i.logger.lines).filter((l) => / from .*expired\)/.test(l.message)).length;
+}
+
 it('keeps every aggregate in order through joins, leaves and kills, with bounded redelivery, every instance taking a share', async () => {
   const store = new CosmosEventStore(fixture.events);
   const log = new DeliveryLog();
   const aggregates = Array.from({ length: AGGREGATES }, (_, i) => `Soak/${i}`);
   await Promise.all(['A', 'B', 'C', 'D'].map((name) => join(name, log)));
+  await balanced('A', 'B', 'C', 'D');
 
   const third = VERSIONS / 4;
   await writeConcurrently(store, aggregates, 1, third, { maxChunk: 10 });
   // Join: a fifth instance; leave: A gracefully.
   await join('E', log);
+  await balanced('E');
   await writeConcurrently(store, aggregates, third + 1, 2 * third, { maxChunk: 10 });
   await instances.get('A')!.close();
   // Kill: B is cut off mid-stream and handles nothing more; its leases expire and are taken over.
-  const leasesOfB = instances.get('B')!.subscriptions.status()[0].ownedRanges.length;
+  const leasesOfB = held('B');
   killed.add('B');
   instances.get('B')!.cut('all');
   await writeConcurrently(store, aggregates, 2 * third + 1, 3 * third, { maxChunk: 10 });
   // A new instance joins in B's place; C leaves gracefully.
   await join('F', log);
   await instances.get('C')!.close();
+  await balanced('D', 'E', 'F');
   await writeConcurrently(store, aggregates, 3 * third + 1, VERSIONS, { maxChunk: 10 });
 
   const live = ['D', 'E', 'F'].map((name) => instances.get(name)!);
@@ -93,12 +112,14 @@ it('keeps every aggregate in order through joins, leaves and kills, with bounded
   const deliveries = log.of('soak');
   expectAtLeastOnceInOrder(deliveries, aggregates, VERSIONS);
   const redelivered = deliveries.length - AGGREGATES * VERSIONS;
-  // The design bound is one page per lease taken over from the killed instance (graceful leaves checkpoint
-  // first). A run on a machine loaded by other work once redelivered 209 events where B had held 1 to 2 leases, so a graceful leave or
-  // a hand-over redelivered too; until that is found (issue 15 stays open for it), the test holds the looser
-  // bound of one page per lease of the group, which still catches a reader that rewinds a range.
-  void leasesOfB;
-  expect(redelivered).toBeLessThanOrEqual(LEASES * PAGE);
+  // One page per lease taken over after it expired: the taker reads again from the checkpoint the holder
+  // had not moved past its page in hand. B's leases are among them. On a loaded machine others are too: the
+  // in-process embedded server then answers lease writes slower than their timeout (a quarter of the lease,
+  // halved), the holder stops at its safety margin and the lease lapses; measured, 101 events again after 7
+  // takeovers of which 5 such lapses (the run that found it redelivered 209, its bound then one page per B lease).
+  const takeovers = expiredTakeovers();
+  expect(takeovers).toBeGreaterThanOrEqual(leasesOfB);
+  expect({ redelivered, withinOnePagePerTakeover: redelivered <= takeovers * PAGE }).toEqual({ redelivered, withinOnePagePerTakeover: true });
   // Every instance that ran while events came took a share.
   for (const name of ['A', 'B', 'C', 'D', 'E', 'F']) expect(deliveries.filter((d) => d.instance === name).length).toBeGreaterThan(0);
 }, 120_000);
