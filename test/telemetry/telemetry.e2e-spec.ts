@@ -28,7 +28,22 @@ import {
 import { gate, startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
 import { DeliveryLog, eventually, startInstance } from '../support/subscriptions.js';
 
-@Subscriber({ name: 'traced', serializer: new JsonEventSerializer() })
+/** Counts its decodings: reading a page's traceparents must not decode its events a second time. */
+class CountingSerializer extends JsonEventSerializer {
+  private readonly seen = new WeakSet<Uint8Array>();
+  decoded = 0;
+  decodedAgain = 0;
+  override deserialize(data: Uint8Array): ReturnType<JsonEventSerializer['deserialize']> {
+    this.decoded++;
+    // The very bytes of one page's event (other events may hold equal bytes); one it cannot read included.
+    if (this.seen.has(data)) this.decodedAgain++;
+    this.seen.add(data);
+    return super.deserialize(data);
+  }
+}
+const countingSerializer = new CountingSerializer();
+
+@Subscriber({ name: 'traced', serializer: countingSerializer })
 class TracedRecorder {
   @OnStoredEvent()
   handle(): void {}
@@ -272,6 +287,9 @@ describe('telemetry with an OpenTelemetry SDK registered', () => {
       const linked = pages.flatMap((p) => p.links.map((l) => l.context.spanId));
       // The events remember the span they were stored under (their envelope's traceparent header).
       expect(linked).toContain(command.spanContext().spanId);
+      // Each event decoded once, for the span's links and its handler alike.
+      expect(countingSerializer.decoded).toBeGreaterThan(0);
+      expect(countingSerializer.decodedAgain).toBe(0);
     } finally {
       await instance.close();
     }

@@ -1,7 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import type { ChangeFeedPullModelIterator, Container, FeedRange } from '@azure/cosmos';
 import { isTracing, traceSubscriberPage } from '../telemetry/index.js';
-import { changeFeedIterator, eventsOfPage, type FeedEvent } from './change-feed-reader.js';
+import { changeFeedIterator, eventsOfPage } from './change-feed-reader.js';
 import { pageFault } from './sdk-adapter.js';
 import type { OwnedLease } from './owned-lease.js';
 import type { LeaseStore, ParkedAggregate, SettledEvent } from './lease-store.js';
@@ -192,7 +192,7 @@ export class RangeWorker {
         if (batch.length > 0) {
           let outcome;
           try {
-            const traced = { group: runtime.subscriber.name, events: batch.length, range: rangeName, traceparents: traceparentsOf(runtime, batch) };
+            const traced = { group: runtime.subscriber.name, events: batch.length, range: rangeName, traceparents: isTracing() ? runtime.traceparentsOf(batch) : undefined };
             outcome = await traceSubscriberPage(traced, () => runtime.deliverPage(batch, this.deliveryControl(signal)));
           } catch (err) {
             await failed('recording a dead letter failed', err);
@@ -251,23 +251,4 @@ export class RangeWorker {
     const { events, range, lease, runtime } = this.options;
     return changeFeedIterator(events, range, { continuation: position, startFrom: lease.document.startFrom }, runtime.subscriber.maxItemCount);
   }
-}
-
-/**
- * The W3C `traceparent`s the page's events were stored under (their envelopes' headers), for the page's span
- * to link to; read only when an OpenTelemetry SDK records spans, and never failing the page.
- */
-function traceparentsOf(runtime: SubscriberRuntime, batch: readonly FeedEvent[]): string[] | undefined {
-  const { serializer } = runtime.subscriber;
-  if (!serializer || !isTracing()) return undefined;
-  const found: string[] = [];
-  for (const event of batch) {
-    try {
-      const headers = (serializer.deserialize(event.data) as { headers?: Record<string, unknown> } | null)?.headers;
-      if (typeof headers?.traceparent === 'string') found.push(headers.traceparent);
-    } catch {
-      // An event the serializer cannot read is the handler's business, not the span's.
-    }
-  }
-  return found;
 }

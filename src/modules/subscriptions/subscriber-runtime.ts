@@ -80,6 +80,8 @@ export interface SubscriberStats {
  */
 export class SubscriberRuntime {
   readonly stats: SubscriberStats = { handled: 0, parked: 0, passedOver: 0, deadLettered: 0 };
+  /** Each event of the page in hand decoded once, whoever asks first (the page's span or its delivery). */
+  private readonly decodedEvents = new WeakMap<FeedEvent, { value: Decoded | undefined } | { failed: unknown }>();
 
   constructor(
     readonly subscriber: ResolvedSubscriber,
@@ -237,8 +239,42 @@ export class SubscriberRuntime {
     return control.isSettled?.({ aggregateId: event.aggregateId, version: event.version, handler }) ?? false;
   }
 
+  /**
+   * The W3C `traceparent`s the page's events were stored under (their envelopes' headers), for the page's span
+   * to link to. Only events some handler's stream takes are decoded, once: delivery reuses the decoding. An
+   * event the serializer cannot read is the delivery's business, not the span's.
+   */
+  traceparentsOf(batch: readonly FeedEvent[]): string[] {
+    const found: string[] = [];
+    for (const event of batch) {
+      if (!this.subscriber.handlers.some((h) => admitsStream(h.filter, event))) continue;
+      try {
+        const headers = envelopeField(this.decode(event)?.value, 'headers') as Record<string, unknown> | undefined;
+        if (typeof headers?.traceparent === 'string') found.push(headers.traceparent);
+      } catch {
+        // Left to `deliver`, which dead-letters it under the serializer's name.
+      }
+    }
+    return found;
+  }
+
   /** The event decoded by the subscriber's serializer, with its type and whether it is a snapshot; undefined without one. */
   private decode(event: FeedEvent): Decoded | undefined {
+    let decoded = this.decodedEvents.get(event);
+    if (!decoded) {
+      // A failure is remembered too: decoding is deterministic.
+      try {
+        decoded = { value: this.decodeNow(event) };
+      } catch (err) {
+        decoded = { failed: err };
+      }
+      this.decodedEvents.set(event, decoded);
+    }
+    if ('failed' in decoded) throw decoded.failed;
+    return decoded.value;
+  }
+
+  private decodeNow(event: FeedEvent): Decoded | undefined {
     const { serializer } = this.subscriber;
     if (!serializer) return undefined;
     // An erasure's tombstone has no payload to decode: handlers see its type (`types: ['$stream-deleted']`).
@@ -346,7 +382,7 @@ function admitsDecoded(filter: EventFilter, decoded: Decoded | undefined): boole
   return true;
 }
 
-function envelopeField(value: unknown, field: 'type' | 'payload' | 'eventId' | 'correlationId' | 'causationId'): unknown {
+function envelopeField(value: unknown, field: 'type' | 'payload' | 'eventId' | 'correlationId' | 'causationId' | 'headers'): unknown {
   return value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[field] : undefined;
 }
 
