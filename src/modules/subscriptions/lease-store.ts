@@ -162,11 +162,6 @@ export function isRequestedBy(lease: LeaseDocument, holder: Holder): boolean {
   return lease.requestedBy === holder.instanceId && lease.requestedSession === holder.session;
 }
 
-/** Tells holders apart: the same for two leases exactly when one holder (instance id and session) holds both. */
-export function holderKey(lease: LeaseDocument): string {
-  return JSON.stringify([lease.owner, lease.session ?? null]);
-}
-
 export function rangeKey(range: { minInclusive: string; maxExclusive: string }): string {
   return `${range.minInclusive}-${range.maxExclusive}`;
 }

@@ -1,7 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import type { Container, FeedRange } from '@azure/cosmos';
 import {
-  holderKey,
   isHeldBy,
   isRequestedBy,
   LeaseStore,
@@ -14,6 +13,7 @@ import {
   type SettledEvent,
   type Stored,
 } from './lease-store.js';
+import { balance } from './lease-balancer.js';
 import { clipContinuation, cutRange, uncovered } from './lease-layout.js';
 import { LagEstimator } from './lag-estimator.js';
 import { OwnedLease } from './owned-lease.js';
@@ -250,32 +250,22 @@ export class SubscriberGroup {
     }
     if (!running) return;
 
-    const now = Date.now();
-    // Live holders but this one, by instance id and session: two processes under one id are two instances.
-    const others = new Map<string, Stored<LeaseDocument>[]>();
-    for (const lease of leases) {
-      if (lease.owner && !isHeldBy(lease, me) && lease.expiresAt > now) {
-        const key = holderKey(lease);
-        others.set(key, [...(others.get(key) ?? []), lease]);
-      }
-    }
-    const share = Math.ceil(leases.length / (others.size + 1));
-    let mine = [...this.workers.values()].filter((w) => !w.stopping).length;
-    const free = shuffle(leases.filter((l) => !this.workers.has(l.id) && this.isFreeForMe(l, now)));
-    for (const lease of free) {
-      if (mine >= share) break;
+    const reading = new Set<string>();
+    const windingDown = new Set<string>();
+    for (const [id, worker] of this.workers) (worker.stopping ? windingDown : reading).add(id);
+    const plan = balance({ leases, me, now: Date.now(), reading, windingDown });
+    let mine = reading.size;
+    for (const lease of plan.take) {
+      if (mine >= plan.share) break;
       const taken = await this.take(group, lease);
       if (!taken) continue;
       group = taken;
       mine++;
     }
-    if (mine < share) {
-      const [busiest] = [...others.values()].sort((x, y) => y.length - x.length);
-      const candidate = busiest && busiest.length - mine >= 2 ? busiest.find((l) => l.requestedBy === null) : undefined;
-      if (candidate) {
-        // The owner hands it over at its next round, after finishing and checkpointing its page.
-        await this.store.replace({ ...candidate, requestedBy: me.instanceId, requestedSession: me.session }, candidate._etag);
-      }
+    const candidate = plan.request(mine);
+    if (candidate) {
+      // The owner hands it over at its next round, after finishing and checkpointing its page.
+      await this.store.replace({ ...candidate, requestedBy: me.instanceId, requestedSession: me.session }, candidate._etag);
     }
   }
 
@@ -307,19 +297,6 @@ export class SubscriberGroup {
       return done;
     }
     return false;
-  }
-
-  /**
-   * Free: nobody holds it (or the holder let it expire), and it is not reserved for another instance that asked
-   * for it. A lease held under our instance id but another session is someone else's: a live process
-   * configured with the same id, or this process before a crash, which nobody can tell apart; either way it
-   * waits for the expiry. One held by this very session without a reader here (the caller leaves out ranges
-   * with a reader, running or winding down) is nobody's work, so it is free.
-   */
-  private isFreeForMe(lease: Stored<LeaseDocument>, now: number): boolean {
-    const me = this.me;
-    if (lease.owner) return isHeldBy(lease, me) || lease.expiresAt <= now;
-    return lease.requestedBy === null || isRequestedBy(lease, me) || lease.expiresAt <= now;
   }
 
   /** A lease's holder for log lines: its instance id, and its session when that id is ours. */
@@ -568,12 +545,4 @@ export class SubscriberGroup {
   private feedRangeOf(range: Range): Promise<FeedRange> {
     return this.feedRangeObjects.of(range);
   }
-}
-
-function shuffle<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j], items[i]];
-  }
-  return items;
 }
