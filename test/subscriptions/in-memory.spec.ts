@@ -14,11 +14,13 @@ import {
   SubscriptionsHealthIndicator,
   SubscriptionsModule,
   SubscriptionTimeoutError,
+  RebuildInProgressError,
+  UnknownSubscriberError,
   type Store,
   type SubscribedEvent,
   type Subscriptions,
 } from '../../src/index.js';
-import { DELIVERY_LOG, DeliveryLog, encode, expectAtLeastOnceInOrder, writeConcurrently } from '../support/subscriptions.js';
+import { DELIVERY_LOG, DeliveryLog, encode, eventually, expectAtLeastOnceInOrder, gate, writeConcurrently } from '../support/subscriptions.js';
 
 const POISON = Symbol('POISON');
 
@@ -40,6 +42,27 @@ class All {
 
 @Subscriber({ name: 'strict', onFailure: 'stop' })
 class Strict extends All {}
+
+/** Holds its handler on `Held.gate` for `hold@1`, to stop a group while a page is in hand. */
+@Subscriber({ name: 'held', maxItemCount: 10 })
+class Held {
+  static gate = gate();
+  static rebuild = gate();
+  static rebuilding = false;
+
+  constructor(@Inject(DELIVERY_LOG) private readonly log: DeliveryLog) {}
+
+  @OnStoredEvent()
+  async handle({ streamId: aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
+    this.log.record({ instance: 'memory', subscriber: 'held', aggregateId, version, attempt });
+    if (aggregateId === 'hold' && version === 1) await Held.gate.promise;
+  }
+
+  async onRebuild(): Promise<void> {
+    Held.rebuilding = true;
+    await Held.rebuild.promise;
+  }
+}
 
 @Subscriber({ name: 'bare' })
 class Bare {
@@ -118,6 +141,63 @@ describe('SubscriptionsModule.inMemory()', () => {
     await subscriptions.replayDeadLetter('all', letter.id);
     expect(await subscriptions.deadLetters('all')).toEqual([]);
     expect((await moduleRef!.get(SubscriptionsHealthIndicator).check()).status).toBe('up');
+  });
+
+  it('stopGroup: the page in hand is finished, nothing is delivered until resume, then what waited once, in order', async () => {
+    Held.gate = gate();
+    const { log, store, subscriptions } = await boot([Held]);
+    const keys = () => log.of('held').map((d) => `${d.aggregateId}@${d.version}`);
+    await store.save('hold', [1, 2, 3].map((version) => ({ version, data: encode({ version }) })));
+    await eventually('the held handler runs', () => keys().includes('hold@1'));
+    const stopping = subscriptions.stopGroup('held', { reason: 'maintenance' });
+    expect((await subscriptions.lag('held'))[0]).toMatchObject({ state: 'stopped', reason: 'maintenance', stoppedBy: 'operator' });
+    Held.gate.open();
+    await stopping;
+    // The page was finished and checkpointed.
+    expect(keys()).toEqual(['hold@1', 'hold@2', 'hold@3']);
+    expect((await subscriptions.lag('held'))[0].estimatedPending).toBe(0);
+    const health = await moduleRef!.get(SubscriptionsHealthIndicator).check();
+    expect(health).toMatchObject({ status: 'down', message: 'stopped by an operator: held' });
+
+    const aggregates = ['w-1', 'w-2', 'w-3'];
+    await writeConcurrently(store, aggregates, 1, 12, { maxChunk: 4 });
+    await expect(subscriptions.waitForCatchUp('held', { timeoutMs: 100 })).rejects.toThrow(/state stopped: maintenance/);
+    expect(keys()).toHaveLength(3);
+    expect(subscriptions.status()[0].handled).toBe(3);
+    await subscriptions.stopGroup('held', { reason: 'again' });
+    expect((await subscriptions.lag('held'))[0].reason).toBe('maintenance');
+
+    await subscriptions.resume('held');
+    await subscriptions.waitForCatchUp('held', { timeoutMs: 5_000 });
+    const after = log.of('held').slice(3);
+    expectAtLeastOnceInOrder(after, aggregates, 12);
+    expect(after).toHaveLength(aggregates.length * 12);
+    const [lag] = await subscriptions.lag('held');
+    expect(lag.state).toBe('running');
+    expect(lag.stoppedBy).toBeUndefined();
+    expect((await moduleRef!.get(SubscriptionsHealthIndicator).check()).status).toBe('up');
+  });
+
+  it('stopGroup refuses while a rebuild runs, and an unknown group; a failure stop says so', async () => {
+    Held.gate = gate();
+    Held.gate.open();
+    Held.rebuild = gate();
+    Held.rebuilding = false;
+    const { store, subscriptions } = await boot([Held, Strict], new Set(['s@1']));
+    await expect(subscriptions.stopGroup('no-such-group')).rejects.toBeInstanceOf(UnknownSubscriberError);
+    const rebuilding = subscriptions.rebuild('held');
+    await eventually('the rebuild hook runs', () => Held.rebuilding);
+    await expect(subscriptions.stopGroup('held')).rejects.toBeInstanceOf(RebuildInProgressError);
+    Held.rebuild.open();
+    await rebuilding;
+    await subscriptions.stopGroup('held');
+    expect((await subscriptions.lag('held'))[0]).toMatchObject({ state: 'stopped', reason: 'stopped by an operator', stoppedBy: 'operator' });
+
+    await store.save('s', [{ version: 1, data: encode({}) }]);
+    await eventually('strict stops', async () => (await subscriptions.lag('strict'))[0].state === 'stopped');
+    expect((await subscriptions.lag('strict'))[0].stoppedBy).toBe('failure');
+    const health = await moduleRef!.get(SubscriptionsHealthIndicator).check();
+    expect(health).toMatchObject({ status: 'down', message: 'stopped on a failure: strict; stopped by an operator: held' });
   });
 
   it('says why it does not catch up when the subscriptions were not started', async () => {

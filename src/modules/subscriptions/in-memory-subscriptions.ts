@@ -5,6 +5,7 @@ import type { SettledEvent } from './lease-store.js';
 import { describe, SubscriberRuntime, type DeliveryControl } from './subscriber-runtime.js';
 import {
   DEFAULT_CATCH_UP_TIMEOUT_MS,
+  DEFAULT_STOP_REASON,
   duplicateName,
   resolveSubscriber,
   type SubscriberRegistry,
@@ -16,6 +17,7 @@ import type {
   GroupState,
   RebuildOptions,
   StartFrom,
+  StopGroupOptions,
   SubscriberLag,
   SubscriberStatus,
   Subscriptions,
@@ -57,6 +59,8 @@ interface MemoryGroup {
   startAt?: number;
   state: GroupState;
   reason?: string;
+  /** Who stopped it, while it is stopped. */
+  stoppedBy?: 'failure' | 'operator';
   deadLetters: Map<string, DeadLetter>;
   /** When the rebuild running now began. */
   rebuildingSince?: Date;
@@ -173,6 +177,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
         ],
       };
       if (group.state === 'stopped' && group.reason) lag.reason = group.reason;
+      if (group.state === 'stopped' && group.position !== undefined) lag.stoppedBy = group.stoppedBy ?? 'failure';
       return lag;
     });
   }
@@ -220,7 +225,22 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
     this.place(group);
     group.state = 'running';
     group.reason = undefined;
+    group.stoppedBy = undefined;
     this.poke(group);
+  }
+
+  async stopGroup(name: string, options: StopGroupOptions = {}): Promise<void> {
+    const group = this.group(name);
+    if (group.rebuildingSince !== undefined) throw new RebuildInProgressError(name, this.settings.instanceId, group.rebuildingSince);
+    if (group.state === 'stopped') return;
+    group.state = 'stopped';
+    group.reason = options.reason ?? DEFAULT_STOP_REASON;
+    group.stoppedBy = 'operator';
+    this.logger.log(`${name}: group is stopped (${group.reason})`);
+    // As a Cosmos DB reader asked to stop: retry waits end, the page in hand is finished and checkpointed.
+    group.interrupt.abort();
+    group.interrupt = new AbortController();
+    await this.settle([group]);
   }
 
   async resume(name: string): Promise<void> {
@@ -228,6 +248,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
     if (group.state !== 'stopped') return;
     group.state = 'running';
     group.reason = undefined;
+    group.stoppedBy = undefined;
     this.poke(group);
   }
 
@@ -331,7 +352,8 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
       if (page.length === 0) return;
       const due = group.startAt === undefined ? page : page.filter((e) => e.committedAt.getTime() >= group.startAt!);
       const control: DeliveryControl = {
-        mayContinue: () => this.started && group.state === 'running',
+        // An operator's stop lets the page in hand finish (and be checkpointed), as on Cosmos DB; a rebuild does not.
+        mayContinue: () => this.started && group.state !== 'rebuilding',
         signal,
         deadLetter: async (letter) => {
           const failedAt = letter.failedAt;
@@ -354,6 +376,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
       if (outcome === 'stopped') {
         group.state = 'stopped';
         group.reason = runtime.stats.lastError ?? 'a handler failed';
+        group.stoppedBy = 'failure';
         this.logger.log(`${name}: group is stopped (${group.reason})`);
         return;
       }
