@@ -1,7 +1,8 @@
 /*
  * SubscriptionsModule.inMemory(): the same @Subscriber classes over InMemoryEventStore's commits, with the
  * delivery guarantees of the Cosmos DB subscriptions (at least once, each aggregate in order), retries, dead
- * letters and policies, waitForCatchUp, lag, rebuild and the admin actions. No server.
+ * letters and policies (parking as test/subscriptions/parking.e2e-spec.ts sees it on Cosmos DB), waitForCatchUp,
+ * lag, rebuild and the admin actions (stopGroup and resume among them). No server.
  */
 import { Inject, Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
@@ -198,6 +199,101 @@ describe('SubscriptionsModule.inMemory()', () => {
     expect((await subscriptions.lag('strict'))[0].stoppedBy).toBe('failure');
     const health = await moduleRef!.get(SubscriptionsHealthIndicator).check();
     expect(health).toMatchObject({ status: 'down', message: 'stopped on a failure: strict; stopped by an operator: held' });
+  });
+
+  describe('parking (policy dead-letter), as on Cosmos DB', () => {
+    @Subscriber({ name: 'parking' })
+    class Parking extends All {}
+    const versionsOf = (log: DeliveryLog, aggregateId: string) => log.of('parking').filter((d) => d.aggregateId === aggregateId).map((d) => d.version);
+    const save = (store: Store, aggregateId: string, from: number, to: number) =>
+      store.save(aggregateId, Array.from({ length: to - from + 1 }, (_, i) => ({ version: from + i, data: encode({ v: from + i }) })));
+
+    it.each([
+      ['replayed', 'replay'],
+      ['discarded', 'discard'],
+    ] as const)('parks an aggregate behind its dead letter while the others go on and releases it in order once %s', async (_label, how) => {
+      const poison = new Set(['p@3']);
+      const { log, store, subscriptions } = await boot([Parking], poison);
+      await save(store, 'p', 1, 6);
+      await save(store, 'q', 1, 3);
+      await subscriptions.waitForCatchUp('parking', { timeoutMs: 5_000 });
+      // Retried once (attempts: 2), then dead-lettered: 4-6 wait.
+      expect(versionsOf(log, 'p')).toEqual([1, 2, 3, 3]);
+      expect(versionsOf(log, 'q')).toEqual([1, 2, 3]);
+      expect(subscriptions.status()[0].parkedAggregates).toEqual(['p']);
+      const [lag] = await subscriptions.lag('parking');
+      // The waiting events are not pending: the checkpoint passed them.
+      expect(lag).toMatchObject({ state: 'running', estimatedPending: 0, parkedAggregates: ['p'] });
+
+      // Other aggregates go on; p's new events wait too.
+      await save(store, 'p', 7, 8);
+      await save(store, 'q', 4, 4);
+      await subscriptions.waitForCatchUp('parking', { timeoutMs: 5_000 });
+      expect(versionsOf(log, 'p')).toEqual([1, 2, 3, 3]);
+      expect(versionsOf(log, 'q')).toEqual([1, 2, 3, 4]);
+      const page = await subscriptions.deadLetterPage('parking', { maxItems: 1 });
+      expect(page.letters.map((l) => [l.aggregateId, l.version, l.policy])).toEqual([['p', 3, 'dead-letter']]);
+
+      poison.clear();
+      const [letter] = await subscriptions.deadLetters('parking');
+      if (how === 'replay') await subscriptions.replayDeadLetter('parking', letter.id);
+      else await subscriptions.discardDeadLetter('parking', letter.id);
+      await eventually('p is released', () => versionsOf(log, 'p').at(-1) === 8, 5_000);
+      const released = how === 'replay' ? [1, 2, 3, 3, 3, 4, 5, 6, 7, 8] : [1, 2, 3, 3, 4, 5, 6, 7, 8];
+      expect(versionsOf(log, 'p')).toEqual(released);
+      expect(subscriptions.status()[0].parkedAggregates).toEqual([]);
+      expect((await subscriptions.lag('parking'))[0].parkedAggregates).toEqual([]);
+      expect(await subscriptions.deadLetters('parking')).toEqual([]);
+
+      // Later events of p flow again.
+      await save(store, 'p', 9, 9);
+      await subscriptions.waitForCatchUp('parking', { timeoutMs: 5_000 });
+      expect(versionsOf(log, 'p')).toEqual([...released, 9]);
+    });
+
+    it('a released aggregate that fails again is parked again at that event, the later ones still waiting', async () => {
+      const poison = new Set(['p@2', 'p@4']);
+      const { log, store, subscriptions } = await boot([Parking], poison);
+      await save(store, 'p', 1, 5);
+      await subscriptions.waitForCatchUp('parking', { timeoutMs: 5_000 });
+      expect(versionsOf(log, 'p')).toEqual([1, 2, 2]);
+      poison.delete('p@2');
+      const [first] = await subscriptions.deadLetters('parking');
+      await subscriptions.replayDeadLetter('parking', first.id);
+      await eventually('p is parked again at 4', async () => (await subscriptions.deadLetters('parking')).some((l) => l.version === 4), 5_000);
+      expect(versionsOf(log, 'p')).toEqual([1, 2, 2, 2, 3, 4, 4]);
+      expect(subscriptions.status()[0].parkedAggregates).toEqual(['p']);
+
+      poison.clear();
+      const [second] = await subscriptions.deadLetters('parking');
+      await subscriptions.discardDeadLetter('parking', second.id);
+      await eventually('p is released', () => versionsOf(log, 'p').at(-1) === 5, 5_000);
+      expect(versionsOf(log, 'p')).toEqual([1, 2, 2, 2, 3, 4, 4, 5]);
+      expect(subscriptions.status()[0].parkedAggregates).toEqual([]);
+    });
+
+    it('a rebuild unparks everything and reads a parked aggregate again in order', async () => {
+      const poison = new Set(['p@3']);
+      const { log, store, subscriptions } = await boot([Parking], poison);
+      await save(store, 'p', 1, 6);
+      await subscriptions.waitForCatchUp('parking', { timeoutMs: 5_000 });
+      expect(versionsOf(log, 'p')).toEqual([1, 2, 3, 3]);
+      expect(subscriptions.status()[0].parkedAggregates).toEqual(['p']);
+
+      // The rebuild reads p from its start again: 1 and 2 are handled, 3 fails again (a fresh letter), 4-6 wait.
+      const before = versionsOf(log, 'p').length;
+      await subscriptions.rebuild('parking');
+      await subscriptions.waitForCatchUp('parking', { timeoutMs: 5_000 });
+      expect(versionsOf(log, 'p').slice(before)).toEqual([1, 2, 3, 3]);
+      const letters = await subscriptions.deadLetters('parking');
+      expect(letters.map((l) => [l.aggregateId, l.version])).toEqual([['p', 3]]);
+
+      poison.clear();
+      await subscriptions.replayDeadLetter('parking', letters[0].id);
+      await eventually('p is released', () => versionsOf(log, 'p').at(-1) === 6, 5_000);
+      expect(versionsOf(log, 'p').slice(before)).toEqual([1, 2, 3, 3, 3, 4, 5, 6]);
+      expect((await subscriptions.lag('parking'))[0].parkedAggregates).toEqual([]);
+    });
   });
 
   it('says why it does not catch up when the subscriptions were not started', async () => {

@@ -77,8 +77,8 @@ export interface RetryOptions {
  * What happens to an event whose handler still fails after the last retry. In both cases a dead-letter
  * record goes to the leases container first; nothing is skipped without one.
  * - `dead-letter`: the subscriber moves on to the next event of other aggregates; the failing event's aggregate
- *   is parked (on Cosmos DB): its later events wait, recorded durably, and are delivered in order once the
- *   dead letter is replayed or discarded. (The in-memory subscriptions move on without parking.)
+ *   is parked: its later events wait (recorded durably on Cosmos DB, in memory in the in-memory
+ *   subscriptions) and are delivered in order once the dead letter is replayed or discarded.
  * - `stop`: the consumer group halts on every instance, its checkpoint before the event, until `resume()`.
  */
 export type FailurePolicy = 'dead-letter' | 'stop';
