@@ -140,6 +140,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
             name,
             state: lag.state,
             ...(lag.reason ? { reason: lag.reason } : {}),
+            ...(lag.stoppedBy ? { stoppedBy: lag.stoppedBy } : {}),
             estimatedPending: lag.estimatedPending,
             behindMs: lag.behindMs,
             owners: [...new Set(lag.ranges.flatMap((r) => (r.owner ? [r.owner] : [])))],
@@ -153,7 +154,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
           groups
             .map((g) =>
               [
-                `${g.name}: ${g.state}${g.reason ? ` (${g.reason})` : ''}, ~${g.estimatedPending} pending, ${g.behindMs} ms behind, ${g.deadLetters} dead letter(s)`,
+                `${g.name}: ${g.state}${g.stoppedBy ? ` by ${g.stoppedBy === 'operator' ? 'an operator' : 'a failure'}` : ''}${g.reason ? ` (${g.reason})` : ''}, ~${g.estimatedPending} pending, ${g.behindMs} ms behind, ${g.deadLetters} dead letter(s)`,
                 ...g.leases.map((l) => `  range ${l.range}: owner ${l.owner ?? '-'}, ~${l.estimatedPending} pending`),
                 ...(g.parkedAggregates.length > 0 ? [`  parked: ${g.parkedAggregates.join(', ')}`] : []),
               ].join('\n'),
@@ -190,10 +191,18 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     });
   group
     .command('stop')
-    .description('stop a group on every instance (not offered by the subscriptions admin API yet)')
+    .description('stop a group on every instance until `group resume` (readers checkpoint their page first)')
     .argument('<name>')
-    .action(() => {
-      throw new CliUsageError('stopping a group on every instance is not offered by the subscriptions admin API yet');
+    .option('--reason <text>', 'why, shown by `groups` and the health check (default: stopped by an operator)')
+    .option('--app <module>', appHelp)
+    .action(async (name: string, options: { reason?: string; app?: string }) => {
+      await withSubscriptions(configOf(), [name], options.app, async (subscriptions) => {
+        await subscriptions.stopGroup(name, options.reason === undefined ? {} : { reason: options.reason });
+        // A group stopped before (on a failure, say) keeps its own reason: show the one in force.
+        const [lag] = await subscriptions.lag(name);
+        const reason = lag.reason ?? options.reason ?? 'stopped';
+        print(json(), { group: name, stopped: true, reason }, () => `${name}: stopped (${reason})`);
+      });
     });
 
   const letters = program.command('dead-letters').description('list, replay or discard dead letters');
@@ -291,6 +300,7 @@ interface GroupView {
   name: string;
   state: string;
   reason?: string;
+  stoppedBy?: string;
   estimatedPending: number;
   behindMs: number;
   owners: string[];

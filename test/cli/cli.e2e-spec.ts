@@ -1,7 +1,8 @@
 /*
  * The operator CLI (issue 19) against the embedded server, run in-process through `main` with its output
  * captured: a stream dumped, a document shown, a group stopped on a failure shown, its dead letter replayed
- * through the app's handler, the group resumed; exit codes and --json; no secret printed.
+ * through the app's handler, the group resumed; a running group stopped on every instance and resumed; exit
+ * codes and --json; no secret printed.
  */
 import { randomUUID } from 'node:crypto';
 import { CosmosEventStore, CosmosOpaqueStore, EVENTS_INDEXING_POLICY, JsonEventSerializer, LEASES_PARTITION_KEY_PATH, SUBSCRIPTIONS, type Subscriptions } from '../../src/index.js';
@@ -158,5 +159,40 @@ describe('nest-cosmos-eventstore CLI', () => {
     const unknown = await cli('--json', 'groups', 'no-such-group');
     expect(unknown.code).toBe(EXIT.ok);
     expect(unknown.json().groups[0]).toMatchObject({ state: 'not-started', deadLetters: 0, owners: [] });
+  });
+
+  it('group stop stops a group on every instance, the running app\'s too, until group resume', async () => {
+    behaviour.fail = false;
+    const { NestFactory } = await import('@nestjs/core');
+    Object.assign(process.env, env);
+    const { FixtureAppModule } = await import('./app-fixture.js');
+    const app = await NestFactory.createApplicationContext(FixtureAppModule, { logger: false, abortOnError: false });
+    try {
+      const subscriptions = app.get<Subscriptions>(SUBSCRIPTIONS);
+      await subscriptions.waitForCatchUp('strict', { timeoutMs: 10_000 });
+      await eventually('the app reads', () => subscriptions.status()[0].ownedRanges.length > 0);
+
+      const stopped = await cli('--json', 'group', 'stop', 'strict', '--reason', 'maintenance');
+      expect(stopped.err).toBe('');
+      expect(stopped.code).toBe(EXIT.ok);
+      expect(stopped.json()).toEqual({ group: 'strict', stopped: true, reason: 'maintenance' });
+      await eventually('the app lets go', () => subscriptions.status()[0].ownedRanges.length === 0);
+      const [group] = (await cli('--json', 'groups', 'strict')).json().groups;
+      expect(group).toMatchObject({ state: 'stopped', reason: 'maintenance', stoppedBy: 'operator' });
+      expect((await cli('groups', 'strict')).out).toContain('strict: stopped by an operator (maintenance)');
+      // Already stopped: it stays so, its reason kept.
+      expect((await cli('group', 'stop', 'strict')).out).toBe('strict: stopped (maintenance)\n');
+
+      const stream = `Order/${randomUUID()}`;
+      await store.save(stream, [{ version: 1, data: new TextEncoder().encode('{}') }]);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      expect(behaviour.handled).not.toContain(`${stream}@1`);
+
+      expect((await cli('--json', 'group', 'resume', 'strict')).json()).toEqual({ group: 'strict', resumed: true });
+      await subscriptions.waitForCatchUp('strict', { timeoutMs: 10_000 });
+      expect(behaviour.handled.filter((h) => h === `${stream}@1`)).toHaveLength(1);
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -1,7 +1,8 @@
 /*
  * SubscriptionsModule.inMemory(): the same @Subscriber classes over InMemoryEventStore's commits, with the
  * delivery guarantees of the Cosmos DB subscriptions (at least once, each aggregate in order), retries, dead
- * letters and policies, waitForCatchUp, lag, rebuild and the admin actions. No server.
+ * letters and policies (parking as test/subscriptions/parking.e2e-spec.ts sees it on Cosmos DB), waitForCatchUp,
+ * lag, rebuild and the admin actions (stopGroup and resume among them). No server.
  */
 import { Inject, Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
@@ -14,11 +15,13 @@ import {
   SubscriptionsHealthIndicator,
   SubscriptionsModule,
   SubscriptionTimeoutError,
+  RebuildInProgressError,
+  UnknownSubscriberError,
   type Store,
   type SubscribedEvent,
   type Subscriptions,
 } from '../../src/index.js';
-import { DELIVERY_LOG, DeliveryLog, encode, expectAtLeastOnceInOrder, writeConcurrently } from '../support/subscriptions.js';
+import { DELIVERY_LOG, DeliveryLog, encode, eventually, expectAtLeastOnceInOrder, gate, writeConcurrently } from '../support/subscriptions.js';
 
 const POISON = Symbol('POISON');
 
@@ -40,6 +43,27 @@ class All {
 
 @Subscriber({ name: 'strict', onFailure: 'stop' })
 class Strict extends All {}
+
+/** Holds its handler on `Held.gate` for `hold@1`, to stop a group while a page is in hand. */
+@Subscriber({ name: 'held', maxItemCount: 10 })
+class Held {
+  static gate = gate();
+  static rebuild = gate();
+  static rebuilding = false;
+
+  constructor(@Inject(DELIVERY_LOG) private readonly log: DeliveryLog) {}
+
+  @OnStoredEvent()
+  async handle({ streamId: aggregateId, version, attempt }: SubscribedEvent): Promise<void> {
+    this.log.record({ instance: 'memory', subscriber: 'held', aggregateId, version, attempt });
+    if (aggregateId === 'hold' && version === 1) await Held.gate.promise;
+  }
+
+  async onRebuild(): Promise<void> {
+    Held.rebuilding = true;
+    await Held.rebuild.promise;
+  }
+}
 
 @Subscriber({ name: 'bare' })
 class Bare {
@@ -118,6 +142,158 @@ describe('SubscriptionsModule.inMemory()', () => {
     await subscriptions.replayDeadLetter('all', letter.id);
     expect(await subscriptions.deadLetters('all')).toEqual([]);
     expect((await moduleRef!.get(SubscriptionsHealthIndicator).check()).status).toBe('up');
+  });
+
+  it('stopGroup: the page in hand is finished, nothing is delivered until resume, then what waited once, in order', async () => {
+    Held.gate = gate();
+    const { log, store, subscriptions } = await boot([Held]);
+    const keys = () => log.of('held').map((d) => `${d.aggregateId}@${d.version}`);
+    await store.save('hold', [1, 2, 3].map((version) => ({ version, data: encode({ version }) })));
+    await eventually('the held handler runs', () => keys().includes('hold@1'));
+    const stopping = subscriptions.stopGroup('held', { reason: 'maintenance' });
+    expect((await subscriptions.lag('held'))[0]).toMatchObject({ state: 'stopped', reason: 'maintenance', stoppedBy: 'operator' });
+    Held.gate.open();
+    await stopping;
+    // The page was finished and checkpointed.
+    expect(keys()).toEqual(['hold@1', 'hold@2', 'hold@3']);
+    expect((await subscriptions.lag('held'))[0].estimatedPending).toBe(0);
+    const health = await moduleRef!.get(SubscriptionsHealthIndicator).check();
+    expect(health).toMatchObject({ status: 'down', message: 'stopped by an operator: held' });
+
+    const aggregates = ['w-1', 'w-2', 'w-3'];
+    await writeConcurrently(store, aggregates, 1, 12, { maxChunk: 4 });
+    await expect(subscriptions.waitForCatchUp('held', { timeoutMs: 100 })).rejects.toThrow(/state stopped: maintenance/);
+    expect(keys()).toHaveLength(3);
+    expect(subscriptions.status()[0].handled).toBe(3);
+    await subscriptions.stopGroup('held', { reason: 'again' });
+    expect((await subscriptions.lag('held'))[0].reason).toBe('maintenance');
+
+    await subscriptions.resume('held');
+    await subscriptions.waitForCatchUp('held', { timeoutMs: 5_000 });
+    const after = log.of('held').slice(3);
+    expectAtLeastOnceInOrder(after, aggregates, 12);
+    expect(after).toHaveLength(aggregates.length * 12);
+    const [lag] = await subscriptions.lag('held');
+    expect(lag.state).toBe('running');
+    expect(lag.stoppedBy).toBeUndefined();
+    expect((await moduleRef!.get(SubscriptionsHealthIndicator).check()).status).toBe('up');
+  });
+
+  it('stopGroup refuses while a rebuild runs, and an unknown group; a failure stop says so', async () => {
+    Held.gate = gate();
+    Held.gate.open();
+    Held.rebuild = gate();
+    Held.rebuilding = false;
+    const { store, subscriptions } = await boot([Held, Strict], new Set(['s@1']));
+    await expect(subscriptions.stopGroup('no-such-group')).rejects.toBeInstanceOf(UnknownSubscriberError);
+    const rebuilding = subscriptions.rebuild('held');
+    await eventually('the rebuild hook runs', () => Held.rebuilding);
+    await expect(subscriptions.stopGroup('held')).rejects.toBeInstanceOf(RebuildInProgressError);
+    Held.rebuild.open();
+    await rebuilding;
+    await subscriptions.stopGroup('held');
+    expect((await subscriptions.lag('held'))[0]).toMatchObject({ state: 'stopped', reason: 'stopped by an operator', stoppedBy: 'operator' });
+
+    await store.save('s', [{ version: 1, data: encode({}) }]);
+    await eventually('strict stops', async () => (await subscriptions.lag('strict'))[0].state === 'stopped');
+    expect((await subscriptions.lag('strict'))[0].stoppedBy).toBe('failure');
+    const health = await moduleRef!.get(SubscriptionsHealthIndicator).check();
+    expect(health).toMatchObject({ status: 'down', message: 'stopped on a failure: strict; stopped by an operator: held' });
+  });
+
+  describe('parking (policy dead-letter), as on Cosmos DB', () => {
+    @Subscriber({ name: 'parking' })
+    class Parking extends All {}
+    const versionsOf = (log: DeliveryLog, aggregateId: string) => log.of('parking').filter((d) => d.aggregateId === aggregateId).map((d) => d.version);
+    const save = (store: Store, aggregateId: string, from: number, to: number) =>
+      store.save(aggregateId, Array.from({ length: to - from + 1 }, (_, i) => ({ version: from + i, data: encode({ v: from + i }) })));
+
+    it.each([
+      ['replayed', 'replay'],
+      ['discarded', 'discard'],
+    ] as const)('parks an aggregate behind its dead letter while the others go on and releases it in order once %s', async (_label, how) => {
+      const poison = new Set(['p@3']);
+      const { log, store, subscriptions } = await boot([Parking], poison);
+      await save(store, 'p', 1, 6);
+      await save(store, 'q', 1, 3);
+      await subscriptions.waitForCatchUp('parking', { timeoutMs: 5_000 });
+      // Retried once (attempts: 2), then dead-lettered: 4-6 wait.
+      expect(versionsOf(log, 'p')).toEqual([1, 2, 3, 3]);
+      expect(versionsOf(log, 'q')).toEqual([1, 2, 3]);
+      expect(subscriptions.status()[0].parkedAggregates).toEqual(['p']);
+      const [lag] = await subscriptions.lag('parking');
+      // The waiting events are not pending: the checkpoint passed them.
+      expect(lag).toMatchObject({ state: 'running', estimatedPending: 0, parkedAggregates: ['p'] });
+
+      // Other aggregates go on; p's new events wait too.
+      await save(store, 'p', 7, 8);
+      await save(store, 'q', 4, 4);
+      await subscriptions.waitForCatchUp('parking', { timeoutMs: 5_000 });
+      expect(versionsOf(log, 'p')).toEqual([1, 2, 3, 3]);
+      expect(versionsOf(log, 'q')).toEqual([1, 2, 3, 4]);
+      const page = await subscriptions.deadLetterPage('parking', { maxItems: 1 });
+      expect(page.letters.map((l) => [l.aggregateId, l.version, l.policy])).toEqual([['p', 3, 'dead-letter']]);
+
+      poison.clear();
+      const [letter] = await subscriptions.deadLetters('parking');
+      if (how === 'replay') await subscriptions.replayDeadLetter('parking', letter.id);
+      else await subscriptions.discardDeadLetter('parking', letter.id);
+      await eventually('p is released', () => versionsOf(log, 'p').at(-1) === 8, 5_000);
+      const released = how === 'replay' ? [1, 2, 3, 3, 3, 4, 5, 6, 7, 8] : [1, 2, 3, 3, 4, 5, 6, 7, 8];
+      expect(versionsOf(log, 'p')).toEqual(released);
+      expect(subscriptions.status()[0].parkedAggregates).toEqual([]);
+      expect((await subscriptions.lag('parking'))[0].parkedAggregates).toEqual([]);
+      expect(await subscriptions.deadLetters('parking')).toEqual([]);
+
+      // Later events of p flow again.
+      await save(store, 'p', 9, 9);
+      await subscriptions.waitForCatchUp('parking', { timeoutMs: 5_000 });
+      expect(versionsOf(log, 'p')).toEqual([...released, 9]);
+    });
+
+    it('a released aggregate that fails again is parked again at that event, the later ones still waiting', async () => {
+      const poison = new Set(['p@2', 'p@4']);
+      const { log, store, subscriptions } = await boot([Parking], poison);
+      await save(store, 'p', 1, 5);
+      await subscriptions.waitForCatchUp('parking', { timeoutMs: 5_000 });
+      expect(versionsOf(log, 'p')).toEqual([1, 2, 2]);
+      poison.delete('p@2');
+      const [first] = await subscriptions.deadLetters('parking');
+      await subscriptions.replayDeadLetter('parking', first.id);
+      await eventually('p is parked again at 4', async () => (await subscriptions.deadLetters('parking')).some((l) => l.version === 4), 5_000);
+      expect(versionsOf(log, 'p')).toEqual([1, 2, 2, 2, 3, 4, 4]);
+      expect(subscriptions.status()[0].parkedAggregates).toEqual(['p']);
+
+      poison.clear();
+      const [second] = await subscriptions.deadLetters('parking');
+      await subscriptions.discardDeadLetter('parking', second.id);
+      await eventually('p is released', () => versionsOf(log, 'p').at(-1) === 5, 5_000);
+      expect(versionsOf(log, 'p')).toEqual([1, 2, 2, 2, 3, 4, 4, 5]);
+      expect(subscriptions.status()[0].parkedAggregates).toEqual([]);
+    });
+
+    it('a rebuild unparks everything and reads a parked aggregate again in order', async () => {
+      const poison = new Set(['p@3']);
+      const { log, store, subscriptions } = await boot([Parking], poison);
+      await save(store, 'p', 1, 6);
+      await subscriptions.waitForCatchUp('parking', { timeoutMs: 5_000 });
+      expect(versionsOf(log, 'p')).toEqual([1, 2, 3, 3]);
+      expect(subscriptions.status()[0].parkedAggregates).toEqual(['p']);
+
+      // The rebuild reads p from its start again: 1 and 2 are handled, 3 fails again (a fresh letter), 4-6 wait.
+      const before = versionsOf(log, 'p').length;
+      await subscriptions.rebuild('parking');
+      await subscriptions.waitForCatchUp('parking', { timeoutMs: 5_000 });
+      expect(versionsOf(log, 'p').slice(before)).toEqual([1, 2, 3, 3]);
+      const letters = await subscriptions.deadLetters('parking');
+      expect(letters.map((l) => [l.aggregateId, l.version])).toEqual([['p', 3]]);
+
+      poison.clear();
+      await subscriptions.replayDeadLetter('parking', letters[0].id);
+      await eventually('p is released', () => versionsOf(log, 'p').at(-1) === 6, 5_000);
+      expect(versionsOf(log, 'p').slice(before)).toEqual([1, 2, 3, 3, 3, 4, 5, 6]);
+      expect((await subscriptions.lag('parking'))[0].parkedAggregates).toEqual([]);
+    });
   });
 
   it('says why it does not catch up when the subscriptions were not started', async () => {

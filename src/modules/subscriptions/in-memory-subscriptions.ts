@@ -1,10 +1,11 @@
 import { Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import type { FeedEvent } from './change-feed-reader.js';
-import type { SettledEvent } from './lease-store.js';
-import { describe, SubscriberRuntime, type DeliveryControl } from './subscriber-runtime.js';
+import type { ParkedAggregate, SettledEvent } from './lease-store.js';
+import { describe, SubscriberRuntime, type DeliveryControl, type PageOutcome, type Parking } from './subscriber-runtime.js';
 import {
   DEFAULT_CATCH_UP_TIMEOUT_MS,
+  DEFAULT_STOP_REASON,
   duplicateName,
   resolveSubscriber,
   type SubscriberRegistry,
@@ -16,6 +17,7 @@ import type {
   GroupState,
   RebuildOptions,
   StartFrom,
+  StopGroupOptions,
   SubscriberLag,
   SubscriberStatus,
   Subscriptions,
@@ -57,10 +59,16 @@ interface MemoryGroup {
   startAt?: number;
   state: GroupState;
   reason?: string;
+  /** Who stopped it, while it is stopped. */
+  stoppedBy?: 'failure' | 'operator';
   deadLetters: Map<string, DeadLetter>;
   /** When the rebuild running now began. */
   rebuildingSince?: Date;
   settled: SettledEvent[];
+  /** Aggregates parked behind a dead letter (policy `dead-letter`), as a Cosmos DB lease lists them. */
+  parked: Map<string, ParkedAggregate>;
+  /** The events each parked aggregate holds back, in version order, as Cosmos DB's parked documents. */
+  waiting: Map<string, FeedEvent[]>;
   /** The delivery loop while it runs; `again` asks it for one more round. */
   pump?: Promise<void>;
   again: boolean;
@@ -73,7 +81,8 @@ interface MemoryGroup {
  * handlers, filters, retries, dead letters and policies as on Cosmos DB, in one process. One reader per
  * subscriber reads the commits in order, a page (`maxItemCount`) at a time, checkpointing after each page;
  * a page left unfinished (stop, rebuild) is read again, so delivery is at least once, each aggregate's
- * events in version order. Nothing is kept when the store goes.
+ * events in version order. Under policy `dead-letter` an aggregate is parked as on Cosmos DB: its later
+ * events wait until its dead letter is replayed or discarded. Nothing is kept when the store goes.
  */
 export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('Subscriptions');
@@ -96,6 +105,8 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
       state: 'running',
       deadLetters: new Map(),
       settled: [],
+      parked: new Map(),
+      waiting: new Map(),
       again: false,
       interrupt: new AbortController(),
     };
@@ -116,7 +127,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
   }
 
   status(): SubscriberStatus[] {
-    return [...this.groups.entries()].map(([name, { runtime }]) => {
+    return [...this.groups.entries()].map(([name, { runtime, parked }]) => {
       const { handled, passedOver, deadLettered, lastError } = runtime.stats;
       return {
         name,
@@ -124,7 +135,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
         handled,
         passedOver,
         deadLettered,
-        parkedAggregates: [],
+        parkedAggregates: [...parked.keys()],
         ...(lastError === undefined ? {} : { lastError }),
       };
     });
@@ -162,7 +173,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
         state: group.position === undefined ? 'not-started' : group.state,
         estimatedPending: group.position === undefined ? end : pending.length,
         behindMs: oldest ? Math.max(0, now - oldest.getTime()) : 0,
-        parkedAggregates: [],
+        parkedAggregates: [...group.parked.keys()],
         ranges: [
           {
             range: IN_MEMORY_RANGE,
@@ -173,6 +184,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
         ],
       };
       if (group.state === 'stopped' && group.reason) lag.reason = group.reason;
+      if (group.state === 'stopped' && group.position !== undefined) lag.stoppedBy = group.stoppedBy ?? 'failure';
       return lag;
     });
   }
@@ -216,11 +228,34 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
     group.interrupt = new AbortController();
     await group.runtime.rebuildHook?.(from);
     group.settled = group.settled.filter((s) => s.discarded); // as on Cosmos DB: replayed ones are handled again
+    // As on Cosmos DB: nothing stays parked (a parked aggregate's events are all read again, in order), and the
+    // dead letters of the events read again go (a handler that fails again writes its letter again).
+    group.parked.clear();
+    group.waiting.clear();
+    const readAgainFrom = from === 'beginning' ? 0 : from === 'now' ? Date.now() : from.getTime();
+    for (const [id, letter] of group.deadLetters) {
+      if (letter.committedAt && letter.committedAt.getTime() >= readAgainFrom) group.deadLetters.delete(id);
+    }
     group.startFrom = from;
     this.place(group);
     group.state = 'running';
     group.reason = undefined;
+    group.stoppedBy = undefined;
     this.poke(group);
+  }
+
+  async stopGroup(name: string, options: StopGroupOptions = {}): Promise<void> {
+    const group = this.group(name);
+    if (group.rebuildingSince !== undefined) throw new RebuildInProgressError(name, this.settings.instanceId, group.rebuildingSince);
+    if (group.state === 'stopped') return;
+    group.state = 'stopped';
+    group.reason = options.reason ?? DEFAULT_STOP_REASON;
+    group.stoppedBy = 'operator';
+    this.logger.log(`${name}: group is stopped (${group.reason})`);
+    // As a Cosmos DB reader asked to stop: retry waits end, the page in hand is finished and checkpointed.
+    group.interrupt.abort();
+    group.interrupt = new AbortController();
+    await this.settle([group]);
   }
 
   async resume(name: string): Promise<void> {
@@ -228,6 +263,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
     if (group.state !== 'stopped') return;
     group.state = 'running';
     group.reason = undefined;
+    group.stoppedBy = undefined;
     this.poke(group);
   }
 
@@ -249,6 +285,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
     await group.runtime.replay(letter);
     this.settleLetter(group, letter, false);
     group.deadLetters.delete(id);
+    this.poke(group);
   }
 
   async discardDeadLetter(name: string, id: string): Promise<void> {
@@ -256,6 +293,7 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
     const letter = this.deadLetter(name, group, id);
     this.settleLetter(group, letter, true);
     group.deadLetters.delete(id);
+    this.poke(group);
   }
 
   private deadLetter(name: string, group: MemoryGroup, id: string): DeadLetter {
@@ -264,9 +302,12 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
     return letter;
   }
 
-  /** As on Cosmos DB: a letter that stopped the group is passed over by its handler once resumed. */
+  /**
+   * As on Cosmos DB: a letter that stopped the group is passed over by its handler once resumed; a parked
+   * aggregate's letter, settled, lets the reader deliver the events that waited behind it.
+   */
   private settleLetter(group: MemoryGroup, letter: DeadLetter, discarded: boolean): void {
-    if (letter.policy === 'stop') group.settled.push({ aggregateId: letter.aggregateId, version: letter.version, handler: letter.handler, discarded });
+    group.settled.push({ aggregateId: letter.aggregateId, version: letter.version, handler: letter.handler, discarded });
   }
 
   private group(name: string): MemoryGroup {
@@ -325,41 +366,95 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
     const name = runtime.subscriber.name;
     while (this.started && group.state === 'running' && !signal.aborted) {
       group.again = false;
-      const from = group.position ?? 0;
-      const { events } = this.feed.changesSince(from);
-      const page = events.slice(0, runtime.subscriber.maxItemCount);
-      if (page.length === 0) return;
-      const due = group.startAt === undefined ? page : page.filter((e) => e.committedAt.getTime() >= group.startAt!);
-      const control: DeliveryControl = {
-        mayContinue: () => this.started && group.state === 'running',
-        signal,
-        deadLetter: async (letter) => {
-          const failedAt = letter.failedAt;
-          const id = createHash('sha256')
-            .update(JSON.stringify([letter.aggregateId, letter.version, letter.handler, failedAt.getTime(), group.deadLetters.size]))
-            .digest('hex')
-            .slice(0, 40);
-          group.deadLetters.set(id, { ...letter, id, subscriber: name, instanceId: this.settings.instanceId });
-        },
-        isSettled: (e) => group.settled.some((s) => s.aggregateId === e.aggregateId && s.version === e.version && s.handler === e.handler),
-      };
-      let outcome;
+      const control = this.deliveryControl(group, signal);
+      let outcome: PageOutcome;
       try {
+        outcome = group.parked.size > 0 ? await this.drainSettled(group, control) : 'handled';
+        if (outcome !== 'handled') return this.ended(group, outcome);
+        const from = group.position ?? 0;
+        const { events } = this.feed.changesSince(from);
+        const page = events.slice(0, runtime.subscriber.maxItemCount);
+        if (page.length === 0) return;
+        const due = group.startAt === undefined ? page : page.filter((e) => e.committedAt.getTime() >= group.startAt!);
         outcome = due.length === 0 ? 'handled' : await runtime.deliverPage(due, control);
+        if (outcome !== 'handled') return this.ended(group, outcome);
+        group.position = from + page.length;
       } catch (err) {
         runtime.stats.lastError = `delivering failed: ${describe(err)}`;
         this.logger.warn(`${name}: ${runtime.stats.lastError}`);
         return;
       }
-      if (outcome === 'stopped') {
-        group.state = 'stopped';
-        group.reason = runtime.stats.lastError ?? 'a handler failed';
-        this.logger.log(`${name}: group is stopped (${group.reason})`);
-        return;
-      }
-      if (outcome === 'interrupted') return;
-      group.position = from + page.length;
     }
+  }
+
+  /** A delivery that did not end well: interrupted (read again later), or stopped on a failure (policy `stop`). */
+  private ended(group: MemoryGroup, outcome: Exclude<PageOutcome, 'handled'>): void {
+    if (outcome === 'interrupted') return;
+    group.state = 'stopped';
+    group.reason = group.runtime.stats.lastError ?? 'a handler failed';
+    group.stoppedBy = 'failure';
+    this.logger.log(`${group.runtime.subscriber.name}: group is stopped (${group.reason})`);
+  }
+
+  /**
+   * As a Cosmos DB reader does before each page: delivers the waiting events of every parked aggregate whose
+   * dead letter was settled (replayed or discarded), in version order, then lets the aggregate go. An event
+   * that fails for good again parks it again behind its new letter, the events after it still waiting.
+   */
+  private async drainSettled(group: MemoryGroup, control: DeliveryControl): Promise<PageOutcome> {
+    for (const parked of [...group.parked.values()]) {
+      if (!control.mayContinue() || control.signal.aborted) return 'interrupted';
+      if (!control.isSettled?.({ aggregateId: parked.aggregateId, version: parked.version, handler: parked.handler })) continue;
+      const waiting = group.waiting.get(parked.aggregateId) ?? [];
+      group.parked.delete(parked.aggregateId);
+      group.waiting.delete(parked.aggregateId);
+      let outcome: PageOutcome | undefined;
+      try {
+        outcome = await group.runtime.deliverPage(waiting, control);
+      } finally {
+        if (outcome !== 'handled') {
+          // Not done: it stays parked where it was, every event it held still waiting (what was handled of
+          // them may be handed out again, as on Cosmos DB).
+          if (!group.parked.has(parked.aggregateId)) group.parked.set(parked.aggregateId, parked);
+          group.waiting.set(parked.aggregateId, mergeByVersion(waiting, group.waiting.get(parked.aggregateId) ?? []));
+        }
+      }
+      if (outcome !== 'handled') return outcome;
+      const again = group.parked.get(parked.aggregateId);
+      this.logger.log(
+        `${group.runtime.subscriber.name}: ${parked.aggregateId} ${again ? `parked again at ${again.version}` : 'released'} ` +
+          `after its dead letter was settled (${waiting.length} waiting event(s))`,
+      );
+    }
+    return 'handled';
+  }
+
+  /** What a page's delivery may do: record dead letters, park aggregates, pass settled events over. */
+  private deliveryControl(group: MemoryGroup, signal: AbortSignal): DeliveryControl {
+    const name = group.runtime.subscriber.name;
+    const parking: Parking = {
+      isParked: (aggregateId) => group.parked.has(aggregateId),
+      park: async (event) => {
+        // Idempotent, as on Cosmos DB: a page read again holds each event back once.
+        group.waiting.set(event.aggregateId, mergeByVersion(group.waiting.get(event.aggregateId) ?? [], [event]));
+      },
+      parkAggregate: (parked) => {
+        group.parked.set(parked.aggregateId, parked);
+      },
+    };
+    return {
+      // An operator's stop lets the page in hand finish (and be checkpointed), as on Cosmos DB; a rebuild does not.
+      mayContinue: () => this.started && group.state !== 'rebuilding',
+      signal,
+      deadLetter: async (letter) => {
+        // As on Cosmos DB, the id depends on the event and handler only: a page read again writes the same letter.
+        const id = createHash('sha256').update(JSON.stringify([letter.aggregateId, letter.version, letter.handler])).digest('hex').slice(0, 40);
+        group.deadLetters.set(id, { ...letter, id, subscriber: name, instanceId: this.settings.instanceId });
+        return id;
+      },
+      isSettled: (e) => group.settled.some((s) => s.aggregateId === e.aggregateId && s.version === e.version && s.handler === e.handler),
+      parking,
+    };
   }
 
   /** Waits until the groups' readers have finished the page in hand (or the shutdown timeout passed). */
@@ -374,4 +469,11 @@ export class InMemorySubscriptions implements Subscriptions, SubscriberRegistry,
     timeout.abort();
     if (!finished) this.logger.warn(`handlers still running after ${this.settings.shutdownTimeoutMs} ms; not waiting for them`);
   }
+}
+
+/** Two lists of one aggregate's events as one, in version order, each version once. */
+function mergeByVersion(first: readonly FeedEvent[], second: readonly FeedEvent[]): FeedEvent[] {
+  const byVersion = new Map<number, FeedEvent>();
+  for (const event of [...first, ...second]) byVersion.set(event.version, event);
+  return [...byVersion.values()].sort((x, y) => x.version - y.version);
 }

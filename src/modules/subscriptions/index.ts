@@ -26,6 +26,7 @@ export type {
   RebuildOptions,
   RetryOptions,
   StartFrom,
+  StopGroupOptions,
   SubscribedEvent,
   SubscriberLag,
   SubscriberOptions,

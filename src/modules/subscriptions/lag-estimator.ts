@@ -63,6 +63,7 @@ export class LagEstimator {
       ranges,
     };
     if (group?.reason && group.state === 'stopped') lag.reason = group.reason;
+    if (group?.state === 'stopped' && leases.length > 0) lag.stoppedBy = group.stoppedBy ?? 'failure';
     return lag;
   }
 

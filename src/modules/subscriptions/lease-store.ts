@@ -34,6 +34,8 @@ export interface GroupDocument extends ItemDefinition {
   type: 'group';
   state: GroupState;
   reason?: string;
+  /** Set when an operator stopped the group (`stopGroup`); absent: stopped on a handler's failure. */
+  stoppedBy?: 'operator';
   /** Events (with the handler that failed) an admin settled: replayed (until a rebuild) or discarded. */
   settled?: SettledEvent[];
   updatedAt: number;
@@ -346,6 +348,37 @@ export class LeaseStore {
       }
       const written = await this.replace(next, current._etag);
       if (written) return written;
+    }
+  }
+
+  /**
+   * Stops the group for an operator (see `Subscriptions.stopGroup`), unless a rebuild holds it: its lock is
+   * live, or the state is `rebuilding` (one that timed out leaves it so). The write is conditional on the
+   * ETag read with the state, so a rebuild that begins meanwhile is seen, not overwritten. A group already
+   * stopped is left as it is. Answers the rebuild in the way (holder and start, when its lock tells them),
+   * or undefined once the group is stopped.
+   */
+  async stopUnlessRebuilding(reason: string): Promise<{ holder?: string; startedAt?: number } | undefined> {
+    const lock = await this.rebuildLock();
+    if (lock && lock.expiresAt > Date.now()) return { holder: lock.holder, startedAt: lock.startedAt };
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) await sleep(Math.random() * Math.min(MAX_STATE_RETRY_DELAY_MS, 5 * 2 ** attempt));
+      const current = await this.read<GroupDocument>('group');
+      if (current?.state === 'rebuilding') return {};
+      if (current?.state === 'stopped') return undefined;
+      const next: GroupDocument = { id: 'group', group: this.group, type: 'group', state: 'stopped', reason, stoppedBy: 'operator', updatedAt: Date.now() };
+      if (current?.settled && current.settled.length > 0) next.settled = current.settled;
+      if (!current) {
+        // Never started: the instances that start it later find it stopped.
+        try {
+          await this.container.items.create(next);
+          return undefined;
+        } catch (err) {
+          if (statusOf(err) !== 409) throw err;
+          continue;
+        }
+      }
+      if (await this.replace(next, current._etag)) return undefined;
     }
   }
 

@@ -20,7 +20,7 @@ import { OwnedLease } from './owned-lease.js';
 import { changeFeedContainer, FeedRanges } from './sdk-adapter.js';
 import { RangeWorker } from './range-worker.js';
 import { describe, type SubscriberRuntime } from './subscriber-runtime.js';
-import { RebuildInProgressError, SubscriptionTimeoutError, UnknownDeadLetterError } from './subscriptions.errors.js';
+import { RebuildInProgressError, SubscriptionError, SubscriptionTimeoutError, UnknownDeadLetterError } from './subscriptions.errors.js';
 import type { DeadLetter, GroupState, StartFrom, SubscriberLag, SubscriberStatus } from './subscriptions.interfaces.js';
 import { sleep } from './sleep.js';
 
@@ -375,6 +375,22 @@ export class SubscriberGroup {
     }
     for (const worker of this.workers.values()) void worker.stop();
     this.poke();
+  }
+
+  /**
+   * Stops the group on every instance for an operator (see `Subscriptions.stopGroup`); this instance's readers
+   * finish their page, checkpoint and let go, waited for at most `shutdownTimeoutMs`.
+   */
+  async stopGroup(reason: string): Promise<void> {
+    const rebuild = await this.store.stopUnlessRebuilding(reason);
+    if (rebuild?.holder !== undefined) throw new RebuildInProgressError(this.name, rebuild.holder, new Date(rebuild.startedAt ?? Date.now()));
+    if (rebuild) {
+      throw new SubscriptionError(`${JSON.stringify(this.name)} is paused by a rebuild that did not finish: call rebuild() again, then stop it`);
+    }
+    this.poke();
+    const timeout = new AbortController();
+    await Promise.race([Promise.all([...this.workers.values()].map((w) => w.stop())), sleep(this.settings.shutdownTimeoutMs, timeout.signal)]);
+    timeout.abort();
   }
 
   /** Lets a stopped group run again. */

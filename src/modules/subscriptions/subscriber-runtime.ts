@@ -41,8 +41,8 @@ export interface DeliveryControl {
   /** Records a dead letter durably and answers its id; rejects when it could not (the page then stays unfinished). */
   deadLetter(letter: Omit<DeadLetter, 'id' | 'subscriber' | 'instanceId'>): Promise<string | void>;
   /**
-   * Parking (policy `dead-letter` on Cosmos DB): an aggregate whose event a handler gave up on is parked, and
-   * its later events wait, recorded durably, instead of being delivered out of order. Without it, a dead
+   * Parking (policy `dead-letter`): an aggregate whose event a handler gave up on is parked, and its later
+   * events wait (recorded durably on Cosmos DB) instead of being delivered out of order. Without it, a dead
    * letter is passed over and the aggregate's later events are delivered.
    */
   parking?: Parking;

@@ -22,6 +22,7 @@ import type {
   EventDeserializer,
   RebuildOptions,
   StartFrom,
+  StopGroupOptions,
   SubscriberLag,
   SubscriberStatus,
   Subscriptions,
@@ -29,6 +30,9 @@ import type {
 } from './subscriptions.interfaces.js';
 import { SUBSCRIPTIONS_MODULE_OPTIONS } from './subscriptions.module-definition.js';
 import { resolveRetry, resolveSubscriptionsOptions, type ResolvedSubscriptionsOptions } from './subscriptions-options.js';
+
+/** Why a group is stopped when `stopGroup` is given no reason. */
+export const DEFAULT_STOP_REASON = 'stopped by an operator';
 
 /** Default wait of `waitForCatchUp`. */
 export const DEFAULT_CATCH_UP_TIMEOUT_MS = 30_000;
@@ -199,6 +203,13 @@ export class SubscriptionsManager implements Subscriptions, SubscriberRegistry, 
     this.logger.log(`${name}: rebuilding from ${from instanceof Date ? from.toISOString() : from}`);
     await this.group(name).rebuild(from, options.timeoutMs ?? 2 * this.settings.leaseDurationMs);
     this.logger.log(`${name}: reset; reading again`);
+  }
+
+  async stopGroup(name: string, options: StopGroupOptions = {}): Promise<void> {
+    const reason = options.reason ?? DEFAULT_STOP_REASON;
+    const group = this.group(name);
+    this.logger.log(`${name}: stopping the group on every instance (${reason})`);
+    await group.stopGroup(reason);
   }
 
   async resume(name: string): Promise<void> {

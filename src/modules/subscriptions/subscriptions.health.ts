@@ -13,6 +13,8 @@ export interface SubscriberHealth {
   /** Feed ranges this instance reads. */
   ownedHere: string[];
   reason?: string;
+  /** Who stopped the group, when it is stopped (see `SubscriberLag.stoppedBy`). */
+  stoppedBy?: 'failure' | 'operator';
 }
 
 /** The outcome of `SubscriptionsHealthIndicator.check()`: the details of its terminus result. */
@@ -22,8 +24,9 @@ export type SubscriptionsHealth =
 
 /**
  * A @nestjs/terminus health indicator of the subscriptions, provided by `SubscriptionsModule` (and its
- * `inMemory()`): `isHealthy()` is `down` when a consumer group stopped on a failure (it needs `resume()`), with
- * its reason, or when the lag cannot be read; `up` otherwise, a lagging group included, with every
+ * `inMemory()`): `isHealthy()` is `down` when a consumer group is stopped, on a failure or by an operator's
+ * `stopGroup()` (either way it reads nothing until `resume()`), with its reason and `stoppedBy`, or when the
+ * lag cannot be read; `up` otherwise, a lagging group included, with every
  * subscriber's state and lag under `subscribers`. Never throws, never waits longer than the timeout.
  *
  * @example
@@ -66,12 +69,20 @@ export class SubscriptionsHealthIndicator {
           behindMs: lag.behindMs,
           ownedHere: owned.get(lag.name) ?? [],
           ...(lag.reason === undefined ? {} : { reason: lag.reason }),
+          ...(lag.stoppedBy === undefined ? {} : { stoppedBy: lag.stoppedBy }),
         };
       }
-      const stopped = lags.filter((l) => l.state === 'stopped').map((l) => l.name);
+      // Stopped on purpose is down too: nothing is read while it lasts, and a stop forgotten after maintenance
+      // must show. Each stopped group's reason is under subscribers[name].reason.
+      const stopped = lags.filter((l) => l.state === 'stopped');
+      const failed = stopped.filter((l) => l.stoppedBy !== 'operator').map((l) => l.name);
+      const halted = stopped.filter((l) => l.stoppedBy === 'operator').map((l) => l.name);
       if (stopped.length > 0) {
-        // Each stopped group's reason is under subscribers[name].reason.
-        return { status: 'down', subscribers, message: `stopped on a failure: ${stopped.join(', ')}` };
+        const message = [
+          ...(failed.length > 0 ? [`stopped on a failure: ${failed.join(', ')}`] : []),
+          ...(halted.length > 0 ? [`stopped by an operator: ${halted.join(', ')}`] : []),
+        ].join('; ');
+        return { status: 'down', subscribers, message };
       }
       return { status: 'up', subscribers };
     } catch (err) {

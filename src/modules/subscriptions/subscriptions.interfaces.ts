@@ -77,8 +77,8 @@ export interface RetryOptions {
  * What happens to an event whose handler still fails after the last retry. In both cases a dead-letter
  * record goes to the leases container first; nothing is skipped without one.
  * - `dead-letter`: the subscriber moves on to the next event of other aggregates; the failing event's aggregate
- *   is parked (on Cosmos DB): its later events wait, recorded durably, and are delivered in order once the
- *   dead letter is replayed or discarded. (The in-memory subscriptions move on without parking.)
+ *   is parked: its later events wait (recorded durably on Cosmos DB, in memory in the in-memory
+ *   subscriptions) and are delivered in order once the dead letter is replayed or discarded.
  * - `stop`: the consumer group halts on every instance, its checkpoint before the event, until `resume()`.
  */
 export type FailurePolicy = 'dead-letter' | 'stop';
@@ -215,6 +215,8 @@ export interface SubscriberLag {
   parkedAggregates: string[];
   /** Why the group stopped, when it did. */
   reason?: string;
+  /** Who stopped the group, when it is stopped: a handler's failure (policy `stop`), or an operator (`stopGroup`). */
+  stoppedBy?: 'failure' | 'operator';
   ranges: RangeLag[];
 }
 
@@ -266,6 +268,12 @@ export interface RebuildOptions {
   timeoutMs?: number;
 }
 
+/** Options of `stopGroup()`. */
+export interface StopGroupOptions {
+  /** Why, shown by `lag()`, the health indicator and the CLI's `groups`. Default `stopped by an operator`. */
+  reason?: string;
+}
+
 /**
  * Control and observation of the subscriptions of this application (token `SUBSCRIPTIONS`).
  *
@@ -289,9 +297,28 @@ export interface Subscriptions {
    */
   rebuild(name: string, options?: RebuildOptions): Promise<void>;
   /**
-   * Lets a group that stopped on a failure (policy `stop`) run again from its checkpoint: the event it
-   * stopped at is delivered again, unless its dead letter was replayed or discarded since (then the handler
-   * that failed is passed over for that event). Nothing happens to a group that is not stopped.
+   * Stops the consumer group on every instance, on purpose (maintenance, say), until `resume(name)`: this
+   * instance's readers finish the page in hand, checkpoint it and let go before the call resolves (waiting
+   * at most `shutdownTimeoutMs`), the other instances' readers do the same at their next lease check (within
+   * `renewIntervalMs`). Nothing is lost or skipped: what is committed meanwhile waits, and `resume` reads on
+   * from the checkpoints. A group already stopped stays as it is (with its reason); a group never started
+   * yet is recorded as stopped, so no instance reads it until resumed. Rejects with
+   * `RebuildInProgressError` while a rebuild runs (a rebuild lets the group run at its end, so it would undo
+   * the stop: stop it once the rebuild is done), and with a `SubscriptionError` while a rebuild that timed
+   * out leaves the group paused (call `rebuild()` again first). Not `stop()`, which ends this instance's
+   * reading only.
+   *
+   * @example
+   * await subscriptions.stopGroup('order-stats', { reason: 'read model migration' });
+   * // ... later, on any instance:
+   * await subscriptions.resume('order-stats');
+   */
+  stopGroup(name: string, options?: StopGroupOptions): Promise<void>;
+  /**
+   * Lets a stopped group run again from its checkpoint, whether it stopped on a failure (policy `stop`) or by
+   * `stopGroup`. After a failure, the event it stopped at is delivered again, unless its dead letter was
+   * replayed or discarded since (then the handler that failed is passed over for that event). Nothing
+   * happens to a group that is not stopped.
    */
   resume(name: string): Promise<void>;
   /** The dead-letter records of a subscriber, oldest first. */
