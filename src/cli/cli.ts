@@ -197,6 +197,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     .option('--app <module>', appHelp)
     .action(async (name: string, options: { reason?: string; app?: string }) => {
       await withSubscriptions(configOf(), [name], options.app, async (subscriptions) => {
+        // Without the app any name is taken: a mistyped one must not leave a stopped group nobody runs.
+        if (!options.app && (await subscriptions.lag(name))[0].state === 'not-started') {
+          throw new NotFoundError(`no consumer group ${JSON.stringify(name)} has run against this database (give --app to stop one before it first runs)`);
+        }
         await subscriptions.stopGroup(name, options.reason === undefined ? {} : { reason: options.reason });
         // A group stopped before (on a failure, say) keeps its own reason: show the one in force.
         const [lag] = await subscriptions.lag(name);

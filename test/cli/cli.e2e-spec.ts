@@ -182,6 +182,10 @@ describe('nest-cosmos-eventstore CLI', () => {
       expect((await cli('groups', 'strict')).out).toContain('strict: stopped by an operator (maintenance)');
       // Already stopped: it stays so, its reason kept.
       expect((await cli('group', 'stop', 'strict')).out).toBe('strict: stopped (maintenance)\n');
+      // A name that never ran is refused, and leaves nothing behind.
+      const typo = await cli('--json', 'group', 'stop', 'strictt');
+      expect(typo.code).toBe(EXIT.notFound);
+      expect((await cli('--json', 'groups', 'strictt')).json().groups[0]).toMatchObject({ state: 'not-started' });
 
       const stream = `Order/${randomUUID()}`;
       await store.save(stream, [{ version: 1, data: new TextEncoder().encode('{}') }]);

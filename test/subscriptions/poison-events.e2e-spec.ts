@@ -109,6 +109,18 @@ describe('order-stats and records it cannot read', () => {
     expect(again.body).toMatchObject({ statusCode: 409, error: 'Conflict', message: expect.stringContaining('is running, not stopped') });
   });
 
+  it('says an operator stopped the statistics, and why, until they are resumed', async () => {
+    await subscriptions.stopGroup('order-stats', { reason: 'maintenance' });
+    const stats = await request(http).get('/order-stats').expect(503);
+    expect(stats.body).toMatchObject({
+      message: expect.stringContaining('stale: subscriber order-stats was stopped by an operator (maintenance)'),
+      lag: { state: 'stopped', reason: 'maintenance', stoppedBy: 'operator' },
+    });
+    await request(http).post('/admin/subscriptions/order-stats/resume').set(admin).expect(200);
+    await catchUp();
+    await request(http).get('/order-stats').expect(200);
+  });
+
   it('answers 404 with a JSON error for an unknown subscriber or dead letter', async () => {
     const unknown = await request(http).get('/admin/subscriptions/nobody/dead-letters').set(admin).expect(404);
     expect(unknown.body).toMatchObject({ statusCode: 404, error: 'Not Found', message: expect.stringContaining('no subscriber named "nobody"') });

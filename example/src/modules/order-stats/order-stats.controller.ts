@@ -37,6 +37,8 @@ interface Freshness {
   behindMs: number;
   /** Why the subscriber stopped, when it did. */
   reason?: string;
+  /** Who stopped it: a handler's failure, or an operator. */
+  stoppedBy?: 'failure' | 'operator';
 }
 
 /** `stale`: events are known not to be counted yet (some pending, or a rebuild refilling the counters). */
@@ -52,6 +54,7 @@ const FRESHNESS_SCHEMA: SchemaObject = {
     estimatedPending: { type: 'integer', description: 'Events not counted yet (an estimate)' },
     behindMs: { type: 'integer', description: 'Milliseconds since the oldest event not counted yet was committed' },
     reason: { type: 'string', description: 'Why the subscriber stopped, when it did' },
+    stoppedBy: { type: 'string', enum: ['failure', 'operator'], description: 'Who stopped it, when it is stopped' },
   },
 };
 
@@ -103,7 +106,7 @@ function served(view: SchemaObject): SchemaObject {
 const READ_ERRORS = {
   503: {
     description:
-      'The subscriber stopped on a failure: the statistics are stale until an admin resumes it (`lag` says why); or Cosmos DB is unavailable (no `lag`)',
+      'The subscriber stopped on a failure or by an operator: the statistics are stale until an admin resumes it (`lag` says why); or Cosmos DB is unavailable (no `lag`)',
     schema: errorSchema(503, { lag: FRESHNESS_SCHEMA }),
   },
 } as const;
@@ -200,8 +203,11 @@ export class OrderStatsController {
         statusCode: HttpStatus.SERVICE_UNAVAILABLE,
         error: 'Service Unavailable',
         message:
-          `the order statistics are stale: subscriber ${ORDER_STATS_SUBSCRIBER} stopped on a failure; ` +
-          `see GET /admin/subscriptions/${ORDER_STATS_SUBSCRIBER}/dead-letters, then resume it`,
+          lag.stoppedBy === 'operator'
+            ? `the order statistics are stale: subscriber ${ORDER_STATS_SUBSCRIBER} was stopped by an operator (${lag.reason ?? 'no reason given'}); ` +
+              `they are fresh again once it is resumed`
+            : `the order statistics are stale: subscriber ${ORDER_STATS_SUBSCRIBER} stopped on a failure; ` +
+              `see GET /admin/subscriptions/${ORDER_STATS_SUBSCRIBER}/dead-letters, then resume it`,
         lag,
       });
     }
@@ -215,6 +221,7 @@ export class OrderStatsController {
     );
     const freshness: Freshness = { state: lag.state, estimatedPending: lag.estimatedPending, behindMs: lag.behindMs };
     if (lag.reason !== undefined) freshness.reason = lag.reason;
+    if (lag.stoppedBy !== undefined) freshness.stoppedBy = lag.stoppedBy;
     return freshness;
   }
 }
