@@ -59,7 +59,7 @@ export const repositoryCases: CaseGroup = async ({ database }) => {
     },
     {
       label: 'AggregateRepository.apply, existing, new process',
-      // No etag of the view known: its never-older-over-newer write needs a read first.
+      // No etag of the view known: one patch, conditional on the stored version being older.
       minimum: 3,
       minimumIs: 'read + batch + view write',
       run: () => new AggregateRepository(Tally, stores).apply(new Add(id)),

@@ -20,6 +20,7 @@ import {
 import { startEmbeddedCosmos, startFaultProxy, type FaultProxy } from '../src/testing.js';
 import { LIVE, liveBenchAccount, printTable, requestCharges } from './support.js';
 import { repositoryCases } from './requests-repository.js';
+import { subscriptionCases } from './requests-subscriptions.js';
 
 /** One counted operation. */
 export interface RequestCase {
@@ -162,7 +163,7 @@ export const storeCases: CaseGroup = async ({ proxy, database, store }) => {
 };
 
 /** The groups run, in order. Repository and subscription benches add theirs here. */
-export const CASE_GROUPS: CaseGroup[] = [storeCases, repositoryCases];
+export const CASE_GROUPS: CaseGroup[] = [storeCases, repositoryCases, subscriptionCases];
 
 export default async function (): Promise<void> {
   // --live: the same calls through the proxy to a real account, with the request units it charges.

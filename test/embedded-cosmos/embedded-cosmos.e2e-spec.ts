@@ -352,6 +352,65 @@ describe('an item ttl outside -1 and 1 to 2^31-1 is refused with 400', () => {
   });
 });
 
+// --- (g) a patch condition --------------------------------------------------------------------------
+
+/**
+ * Statuses of conditional patches of item `x` in partition p1 (v 1, name 'Tea') while an item of the same id
+ * in p2 has v 9: a condition true only in p2, then one true only with the literal's case kept.
+ */
+async function conditionalPatchAnswers(target: Target) {
+  const container = await freshContainer(target);
+  await container.items.create({ id: 'x', a: 'p1', v: 1, name: 'Tea' });
+  await container.items.create({ id: 'x', a: 'p2', v: 9, name: 'Cake' });
+  const status = (condition: string, v: number) =>
+    container
+      .item('x', 'p1')
+      .patch({ condition, operations: [{ op: 'set', path: '/v', value: v }] })
+      .then(
+        (r) => r.statusCode,
+        (err: { code?: number }) => err.code,
+      );
+  const otherPartition = await status('FROM c WHERE c.v > 5', 2);
+  const caseKept = await status("FROM c WHERE c.name = 'Tea'", 3);
+  const { resource } = await container.item('x', 'p1').read<{ v: number }>();
+  return { otherPartition, caseKept, v: resource?.v };
+}
+
+describe('a conditional patch checks its condition on the addressed item, as written', () => {
+  it('the bare server lets an item of the same id in another partition satisfy it, and lowercases it (the gap)', async () => {
+    expect(await conditionalPatchAnswers(targets.bare)).toEqual({ otherPartition: 200, caseKept: 412, v: 2 });
+  });
+
+  it('the embedded server answers 412 for a condition false on the item, and applies one true on it', async () => {
+    expect(await conditionalPatchAnswers(targets.ours)).toEqual({ otherPartition: 412, caseKept: 200, v: 3 });
+  });
+
+  it('the embedded server answers 404 for a missing item and 400 for a condition it cannot parse', async () => {
+    const container = await freshContainer(targets.ours);
+    await container.items.create({ id: 'x', a: 'p1', v: 1 });
+    const status = (id: string, condition: string) =>
+      container
+        .item(id, 'p1')
+        .patch({ condition, operations: [{ op: 'set', path: '/v', value: 2 }] })
+        .then(
+          (r) => r.statusCode,
+          (err: { code?: number }) => err.code,
+        );
+    expect(await status('missing', 'FROM c WHERE c.v = 1')).toBe(404);
+    expect(await status('x', 'FROM c WHERE (')).toBe(400);
+    expect(await status('x', 'FROM c WHERE NOT IS_DEFINED(c.t) AND c.v < 2')).toBe(200);
+    // A ttl Cosmos DB refuses is refused in a patch too.
+    const ttl = await container
+      .item('x', 'p1')
+      .patch([{ op: 'set', path: '/ttl', value: 0 }])
+      .then(
+        (r) => r.statusCode,
+        (err: { code?: number }) => err.code,
+      );
+    expect(ttl).toBe(400);
+  });
+});
+
 // --- what must still work ------------------------------------------------------------------------
 
 describe('behaviour the embedded server keeps from the library', () => {

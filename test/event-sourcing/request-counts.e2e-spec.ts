@@ -78,6 +78,27 @@ it('apply on an existing aggregate: the tip read (304 on a cache hit) and one ba
   expect((await orders.get(id)).version).toBe(4);
 });
 
+it('apply on an existing aggregate in a process that has not written its view: 3 requests, the view one conditional patch', async () => {
+  const id = `cold-${randomUUID()}`;
+  await orders.apply(new PlaceOrder(id, 'c'));
+  await orders.apply(new AddLine(id, 'tea', 1, 1));
+  // A new process: its own repository, nothing cached, on the same (warm) client.
+  const opaque = new CosmosOpaqueStore(env.client.database(env.events.database.id).container('aggregates'));
+  const events = new CosmosEventStore(env.events, { opaqueStore: opaque });
+  const cold = new AggregateRepository(Order, { events, aggregates: events, opaque });
+  const records = await counted(() => cold.apply(new AddLine(id, 'jam', 1, 1)));
+  expect(kinds(records.filter(onEvents))).toEqual(['read 200', 'batch 200']);
+  // No read of the view before its write: a patch conditional on the stored version being older.
+  expect(records.filter(onAggregates).map((r) => `${r.method} ${r.status}`)).toEqual(['PATCH 200']);
+  expect(records).toHaveLength(3);
+  // Its etag is remembered: the next command of that process replaces under it.
+  const next = await counted(() => cold.apply(new AddLine(id, 'cake', 1, 1)));
+  const [write] = next.filter(onAggregates);
+  expect(`${write.method} ${write.status}`).toBe('PUT 200');
+  const view = await opaque.get(write.partitionKey ?? '', decodeURIComponent(write.path.split('/').at(-1) ?? ''));
+  expect(view.version).toBe(4);
+});
+
 it('a burst of 20 concurrent commands on one aggregate in one instance loses no race: 20 batches, no conflict', async () => {
   const id = `burst-${randomUUID()}`;
   await orders.apply(new PlaceOrder(id, 'c'));

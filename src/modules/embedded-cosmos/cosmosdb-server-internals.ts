@@ -82,6 +82,18 @@ export const readDocuments = (require(`${lib}/handler/read-documents.js`) as { d
 export const readPartitionKeyRanges = (require(`${lib}/handler/read-partition-key-ranges.js`) as { default: RouteHandler })
   .default;
 export const readMeta = (require(`${lib}/handler/read-meta.js`) as { default: RouteHandler }).default;
+export const patchDocument = (require(`${lib}/handler/patch-document.js`) as { default: RouteHandler }).default;
+/** The patch of one item by id and partition key, as the route runs it; `condition` is left out by us (see embedded-cosmos.ts). */
+export const patchOperation = (require(`${lib}/handler/_patch-operations.js`) as {
+  patchOperation: (
+    collection: ServerCollection,
+    input: { id: string; partitionKey: string | undefined; ifMatch?: string; operations: unknown[] },
+  ) => OperationResult;
+}).patchOperation;
+/** The partition key value of an item request's header, as the library's handlers read it (the id when none). */
+export const parsePartitionKey = (require(`${lib}/utils/get-partition-from-header.js`) as {
+  parsePartitionKey: (header: string | undefined, id: string) => unknown;
+}).parsePartitionKey;
 export const readItems = (require(`${lib}/handler/_read-items.js`) as {
   default: (
     req: IncomingMessage,

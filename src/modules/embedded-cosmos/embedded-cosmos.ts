@@ -7,6 +7,9 @@ import {
   batchDocuments,
   createDocument,
   documentOperations,
+  parsePartitionKey,
+  patchDocument,
+  patchOperation,
   queryDocuments,
   readDocuments,
   readItems,
@@ -112,7 +115,9 @@ export interface EmbeddedCosmosOptions {
  * - queries cost time linear in the documents scanned, not quadratic (see linear-queries.ts);
  * - a point read whose If-None-Match holds the item's etag answers 304 without a body;
  * - partitions split and merge on request (`splitPartition`, `mergePartitions`), answering change feed requests
- *   for a range that went 410/1002.
+ *   for a range that went 410/1002;
+ * - a conditional patch checks its condition on the addressed item alone, as written (the library matched
+ *   any item of that id in any partition, and lowercased the condition, string literals included).
  * Still not enforced: expiry itself (the store filters expired items), stored procedures.
  *
  * @example
@@ -203,6 +208,8 @@ async function handle(account: ServerAccount, feeds: ChangeFeeds, req: IncomingM
           body = run();
           return res.statusCode < 300;
         });
+    } else if (handler === patchDocument) {
+      body = patch(account, req, res, params, raw);
     } else if (handler === queryDocuments && req.headers['x-ms-documentdb-partitionkey'] !== undefined) {
       body = await partitionScopedQuery(account, replay, res, params, raw);
     } else {
@@ -337,6 +344,57 @@ function targetOf(
   if (typeof id !== 'string') return undefined;
   const partition = op.resourceBody ? collection.documents._getPartition(op.resourceBody) : partitionValue(op.partitionKey);
   return { id, partition, before: collection.document(id, partition).read() };
+}
+
+/**
+ * A patch as Cosmos DB runs it: its condition (`FROM c WHERE ...`) is evaluated on the addressed item, the
+ * one of that id in that partition, and answered 412 when false. The library checked it with a query over
+ * the whole container by id, so an item of the same id in another partition could satisfy it, and
+ * lowercased it first. An item `ttl` Cosmos DB would refuse is refused here too.
+ */
+function patch(account: ServerAccount, req: IncomingMessage, res: ServerResponse, { dbId, collId, docId }: Record<string, string>, raw: Buffer): unknown {
+  const collection = account.database(dbId).collection(collId);
+  if (!collection.read()) {
+    res.statusCode = 404;
+    return {};
+  }
+  const spec = parseJson(raw) as unknown[] | { operations?: unknown; condition?: unknown } | undefined;
+  const operations = Array.isArray(spec) ? spec : spec?.operations;
+  const condition = Array.isArray(spec) ? undefined : spec?.condition;
+  if (!Array.isArray(operations) || (condition !== undefined && typeof condition !== 'string')) {
+    res.statusCode = 400;
+    return { code: 'BadRequest', message: 'Invalid patch request: check syntax of patch specification.' };
+  }
+  for (const op of operations as Array<{ op?: unknown; path?: unknown; value?: unknown }>) {
+    const refused = op?.path === '/ttl' && op.op !== 'remove' && op.op !== 'incr' ? ttlProblem({ ttl: op.value }) : undefined;
+    if (refused) {
+      res.statusCode = 400;
+      return { code: 'BadRequest', message: refused };
+    }
+  }
+  const partitionKey = header(req, 'x-ms-documentdb-partitionkey');
+  if (condition !== undefined) {
+    let item: ServerDocument | undefined;
+    let holds: boolean;
+    try {
+      item = collection.document(docId, parsePartitionKey(partitionKey, docId)).read();
+      if (!/^\s*from\s/i.test(condition)) throw new Error('a patch condition starts with FROM');
+      const items = collection.documents;
+      const run = items._getQuery(`SELECT * ${condition}`).exec(item ? [item] : [], { parameters: [], udf: items._userDefinedFunctions() });
+      holds = (run as { result: unknown[] }).result.length > 0;
+    } catch (err) {
+      res.statusCode = 400;
+      return { code: 'BadRequest', message: `Invalid condition in patch request: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    // A missing item is answered 404 below, as the library does.
+    if (item && !holds) {
+      res.statusCode = 412;
+      return { code: 'PreconditionFailed', message: 'Condition specified in the patch request is not satisfied.' };
+    }
+  }
+  const result = patchOperation(collection, { id: docId, partitionKey, ifMatch: header(req, 'if-match'), operations });
+  res.statusCode = result.statusCode;
+  return result.body;
 }
 
 /** Runs the query over the partition named in the header only, as Cosmos DB does. */

@@ -735,8 +735,9 @@ export class AggregateRepository<A extends AggregateRoot> {
 
   /**
    * Best effort, as in protosource: the events are stored, so a failure here is logged, not thrown. One
-   * conditional request per view when this process wrote it last (a replace under its etag) or the command
-   * created the aggregate (a create); else a read, then a conditional write. Never older over newer.
+   * conditional request per view: a replace under its etag when this process wrote it last, a create when
+   * the command created the aggregate, else a patch conditional on the stored version being older; a read,
+   * then a conditional write, only when that is refused. Never older over newer.
    */
   private async materialize(aggregate: A, options?: OperationOptions, created = false): Promise<void> {
     const aggregates = this.stores.aggregates;

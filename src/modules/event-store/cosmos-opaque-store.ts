@@ -1,4 +1,4 @@
-import type { Container, FeedOptions, SqlParameter } from '@azure/cosmos';
+import type { Container, FeedOptions, PatchOperation, PatchRequestBody, SqlParameter } from '@azure/cosmos';
 import type {
   OpaqueData,
   OpaqueQuery,
@@ -33,6 +33,10 @@ const MAX_PAGE_SIZE = 2_147_483_647;
 // putIfNewer re-reads after each write it lost to a concurrent writer; each loss means another version was
 // stored, so the loop ends quickly unless this many writers race on one document.
 const MAX_CONDITIONAL_ATTEMPTS = 20;
+// Cosmos DB takes at most 10 operations in one patch.
+const MAX_PATCH_OPERATIONS = 10;
+// The fields of an aggregates document besides its keys: each is either written by a patch or must be absent.
+const OPTIONAL_FIELDS = ['body', 't', 'ttl', 'version', ...GSI_FIELDS.slice(1).flatMap(({ pk, sk }) => [pk, sk])];
 
 // Sort-condition SQL by operator; `field` is one of our fixed names, values are parameters.
 const SORT_SQL: Record<SortCondition['op'], (field: string) => string> = {
@@ -117,10 +121,11 @@ export class CosmosOpaqueStore implements TrackedOpaqueStore {
   }
 
   /**
-   * `putIfNewer` in one request when the caller knows what is stored (see `TrackedOpaqueStore`): `known` an
-   * etag (from this call's last answer): a replace under `if-match`; `null` (the aggregate's first
-   * version): a create. When the document changed since (412), exists (409) or is gone (404), it falls back
-   * to `putIfNewer`'s read-then-write. Never older over newer, either way.
+   * `putIfNewer` in one request when it can (see `TrackedOpaqueStore`): `known` an etag (from this call's
+   * last answer): a replace under `if-match`; `null` (the aggregate's first version): a create; `undefined`
+   * (nothing known): a patch conditional on the stored version being older (see `conditionalPatch`). When
+   * the document changed since (412), exists (409) or is gone (404), it falls back to `putIfNewer`'s
+   * read-then-write. Never older over newer, either way.
    */
   async putIfNewerTracked(doc: OpaqueData, known: string | null | undefined, options?: OperationOptions): Promise<TrackedPut> {
     checkSignal(options);
@@ -142,11 +147,14 @@ export class CosmosOpaqueStore implements TrackedOpaqueStore {
         // Not what the caller thought: read what is there and decide.
       }
     }
-    return this.readThenPut(doc, options);
+    return this.readThenPut(doc, options, known === undefined);
   }
 
-  /** The read-then-conditional-write of `putIfNewer`, with the etag of what it wrote. */
-  private async readThenPut(doc: OpaqueData, options?: OperationOptions): Promise<TrackedPut> {
+  /**
+   * The read-then-conditional-write of `putIfNewer`, with the etag of what it wrote; `patchFirst`: its first
+   * attempt is one conditional patch instead, and only when that is refused does it read.
+   */
+  private async readThenPut(doc: OpaqueData, options?: OperationOptions, patchFirst = false): Promise<TrackedPut> {
     const what = `put ${key(doc.pk, doc.sk)}`;
     const item = this.aggregates.item(documentIdForSortKey(doc.sk), doc.pk);
     const abortSignal = options?.abortSignal;
@@ -154,7 +162,26 @@ export class CosmosOpaqueStore implements TrackedOpaqueStore {
     // retried itself meeting its own first attempt).
     const failedWrites: AggregateDocument[] = [];
     // A transient failure of the read or the write runs the whole read-then-write again: the read decides.
-    return this.call(what, options, async () => {
+    return this.call(what, options, async (run) => {
+      // After a transient failure (run 2 on), the read decides: the patch may have landed all the same.
+      if (patchFirst && run === 1) {
+        const body = toAggregateDocument(doc, nowSeconds());
+        const patch = conditionalPatch(body);
+        if (patch) {
+          try {
+            const response = await item.patch(patch, { abortSignal });
+            return { written: true, etag: response.etag };
+          } catch (err) {
+            // 412: the stored version is not older, or it holds a field ours lacks; 404: none stored. The
+            // read-then-write sorts both out.
+            const status = statusOf(err);
+            if (status !== 404 && status !== 412) {
+              failedWrites.push(body);
+              throw err;
+            }
+          }
+        }
+      }
       for (let attempt = 1; ; attempt++) {
         const now = nowSeconds();
         const { resource, statusCode, substatus } = await item.read<AggregateDocument & { _etag: string }>({ abortSignal });
@@ -282,10 +309,31 @@ export class CosmosOpaqueStore implements TrackedOpaqueStore {
     return new EventStoreError(`${what} failed: container ${JSON.stringify(this.aggregates.id)} does not exist`);
   }
 
-  /** `fn` retried on transient failures, in a span; its last failure an `EventStoreError` "`what` failed". */
-  private call<T>(what: string, options: OperationOptions | undefined, fn: () => Promise<T>, op?: StoreOperation): Promise<T> {
+  /** `fn` (given its run number, from 1) retried on transient failures, in a span; its last failure an `EventStoreError` "`what` failed". */
+  private call<T>(what: string, options: OperationOptions | undefined, fn: (run: number) => Promise<T>, op?: StoreOperation): Promise<T> {
     return traceStore(this.aggregates, op ?? (what.split(' ')[0] as StoreOperation), {}, () => retryTransient(what, this.retries, options?.abortSignal, fn));
   }
+}
+
+/**
+ * One patch that turns a stored document into `body` when the stored version is older (or absent), else
+ * undefined (the patch would take more operations than Cosmos DB allows, or `body` has no version to order
+ * by). It sets every field of `body` but the keys (the id and partition fix them) and requires every field
+ * `body` lacks to be absent from the stored one, so what it leaves is `body` field for field: a stored
+ * document with a field to remove (a slot or expiry that went) is refused (412) and replaced whole by the
+ * read-then-write. The condition takes no parameters: the version is written in as a number.
+ */
+function conditionalPatch(body: AggregateDocument): PatchRequestBody | undefined {
+  if (!Number.isSafeInteger(body.version)) return undefined;
+  const operations: PatchOperation[] = Object.entries(body)
+    .filter(([name]) => name !== 'id' && name !== 'pk' && name !== 'sk')
+    .map(([name, value]) => ({ op: 'set', path: `/${name}`, value: value as unknown }));
+  if (operations.length > MAX_PATCH_OPERATIONS) return undefined;
+  const absent = OPTIONAL_FIELDS.filter((name) => !(name in body)).map((name) => ` AND NOT IS_DEFINED(c.${name})`);
+  return {
+    condition: `FROM c WHERE (NOT IS_DEFINED(c.version) OR c.version < ${String(body.version)})${absent.join('')}`,
+    operations,
+  };
 }
 
 /** Whether a stored document holds exactly the fields of one we sent (the service adds only `_` fields). */

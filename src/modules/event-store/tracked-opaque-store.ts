@@ -21,7 +21,8 @@ export interface TrackedAggregateStore {
   /**
    * `saveAggregate(aggregate, { onlyIfNewer: true })` in one request when `known` says what is stored: the
    * etag of the document as this caller last wrote it, or `null` when none exists yet (see
-   * `TrackedOpaqueStore.putIfNewerTracked`); `undefined`: read, then write.
+   * `TrackedOpaqueStore.putIfNewerTracked`); `undefined`: nothing known (`CosmosOpaqueStore` then sends one
+   * patch conditional on the stored version being older, and reads only when it is refused).
    */
   saveAggregateTracked(aggregate: Materializable, known: string | null | undefined, options?: OperationOptions): Promise<TrackedPut>;
 }
