@@ -44,7 +44,7 @@ export const subscriptionCases: CaseGroup = async ({ database, store }) => {
   const minimumIs = `1 query + ${LEASES} feed, no metadata`;
   return [
     { label: `Subscriptions.lag(), ${LEASES} leases`, minimum: 1 + LEASES, minimumIs, run: () => looking.lag('requests') },
-    { label: `Subscriptions.lag(), ${LEASES} leases, new process`, minimum: 1 + LEASES, minimumIs, run: () => fresh().lag('requests') },
+    { label: `Subscriptions.lag(), ${LEASES} leases, a new instance's first`, minimum: 1 + LEASES, minimumIs, run: () => fresh().lag('requests') },
     {
       label: `Subscriptions.waitForCatchUp, caught up, ${LEASES} leases`,
       minimum: 1 + LEASES,

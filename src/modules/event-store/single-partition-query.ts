@@ -26,3 +26,14 @@ export function singlePartitionQuery<T>(container: Container, spec: SqlQuerySpec
   }
   return iterator;
 }
+
+/**
+ * Every result of a single-partition query, one request per page. (`fetchAll` would not do: it resets the
+ * iterator first, dropping the settled plan, and sends the query-plan request after all.)
+ */
+export async function fetchAllOfPartition<T>(container: Container, spec: SqlQuerySpec, options: FeedOptions & { partitionKey: string }): Promise<T[]> {
+  const iterator = singlePartitionQuery<T>(container, spec, options);
+  const found: T[] = [];
+  while (iterator.hasMoreResults()) found.push(...(await iterator.fetchNext()).resources);
+  return found;
+}

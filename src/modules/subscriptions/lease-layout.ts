@@ -23,6 +23,9 @@ export function uncovered(ranges: readonly EpkBounds[], leases: ReadonlyArray<{ 
   return gaps;
 }
 
+/** Every effective partition key: the union of a container's feed ranges, however its partitions split or merged. */
+export const WHOLE_HASH_SPACE: EpkBounds = { minInclusive: '', maxExclusive: 'FF' };
+
 /** Orders EPKs as Cosmos DB does: `""` first, `"FF"` last, hex strings in between by value. */
 export function compareEpk(x: string, y: string): number {
   return x < y ? -1 : x > y ? 1 : 0;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Container, ItemDefinition, JSONObject, OperationInput } from '@azure/cosmos';
 import { statusOf } from '../cosmos/index.js';
+import { fetchAllOfPartition } from '../event-store/single-partition-query.js';
 import type { DeadLetter, FailurePolicy, GroupState, StartFrom } from './subscriptions.interfaces.js';
 import { sleep } from './sleep.js';
 
@@ -212,12 +213,12 @@ export class LeaseStore {
 
   /** The group document and every lease, in one single-partition query. */
   async list(): Promise<{ group?: Stored<GroupDocument>; leases: Stored<LeaseDocument>[] }> {
-    const { resources } = await this.container.items
-      .query<Stored<GroupDocument | LeaseDocument>>(
-        { query: "SELECT * FROM c WHERE c.type = 'lease' OR c.type = 'group'", parameters: [] },
-        { partitionKey: this.group },
-      )
-      .fetchAll();
+    // One request: a single-partition query needs no query plan (see `singlePartitionQuery`).
+    const resources = await fetchAllOfPartition<Stored<GroupDocument | LeaseDocument>>(
+      this.container,
+      { query: "SELECT * FROM c WHERE c.type = 'lease' OR c.type = 'group'", parameters: [] },
+      { partitionKey: this.group },
+    );
     return {
       group: resources.find((doc): doc is Stored<GroupDocument> => doc.type === 'group'),
       leases: resources
@@ -550,18 +551,17 @@ export class LeaseStore {
 
   /** An aggregate's parked events, in version order. */
   async parkedEvents(aggregateId: string): Promise<Array<ParkedEvent & { id: string }>> {
-    const { resources } = await this.container.items
-      .query<ParkedDocument>(
-        {
-          query: "SELECT * FROM c WHERE c.type = 'parked' AND c.subscriber = @group AND c.aggregateId = @a",
-          parameters: [
-            { name: '@group', value: this.group },
-            { name: '@a', value: aggregateId },
-          ],
-        },
-        { partitionKey: this.deadPartition(aggregateId) },
-      )
-      .fetchAll();
+    const resources = await fetchAllOfPartition<ParkedDocument>(
+      this.container,
+      {
+        query: "SELECT * FROM c WHERE c.type = 'parked' AND c.subscriber = @group AND c.aggregateId = @a",
+        parameters: [
+          { name: '@group', value: this.group },
+          { name: '@a', value: aggregateId },
+        ],
+      },
+      { partitionKey: this.deadPartition(aggregateId) },
+    );
     return resources
       .sort((x, y) => x.version - y.version)
       .map((doc) => {

@@ -107,23 +107,37 @@ type FeedRangeClass = new (minInclusive: string, maxExclusive: string) => FeedRa
 export class FeedRanges {
   private classOf?: Promise<FeedRangeClass>;
 
-  /** `list`: the container's feed ranges (e.g. a cached `container.getFeedRanges()`), asked once for the class. */
-  constructor(private readonly list: () => Promise<readonly FeedRange[]>) {}
+  /**
+   * `container`: one of the SDK whose class is wanted; `list`: its feed ranges (e.g. a cached
+   * `container.getFeedRanges()`), asked only when no range of that SDK was seen in this process yet (the
+   * start-up self-test sees one), so a new instance's `lag()` sends no metadata request.
+   */
+  constructor(
+    private readonly container: Container,
+    private readonly list: () => Promise<readonly FeedRange[]>,
+  ) {}
 
   async of(bounds: EpkBounds): Promise<FeedRange> {
-    const Class = await (this.classOf ??= this.list()
-      .then(([any]) => feedRangeClass(any))
-      .catch((err: unknown) => {
-        this.classOf = undefined;
-        throw err;
-      }));
+    const Class =
+      FEED_RANGE_CLASSES.get(this.container.constructor) ??
+      (await (this.classOf ??= this.list()
+        .then(([any]) => feedRangeClass(this.container, any))
+        .catch((err: unknown) => {
+          this.classOf = undefined;
+          throw err;
+        })));
     return new Class(bounds.minInclusive, bounds.maxExclusive);
   }
 }
 
-function feedRangeClass(sample: FeedRange | undefined): FeedRangeClass {
+/** The feed range class of each copy of the SDK in the process (keyed by its `Container` class): a class is the SDK's, not an account's. */
+const FEED_RANGE_CLASSES = new WeakMap<object, FeedRangeClass>();
+
+function feedRangeClass(container: Container, sample: FeedRange | undefined): FeedRangeClass {
   if (!sample) throw new SdkInternalsError('feed range class', 'Container.getFeedRanges() returned no range to take the class from');
-  return sample.constructor as FeedRangeClass;
+  const Class = sample.constructor as FeedRangeClass;
+  FEED_RANGE_CLASSES.set(container.constructor, Class);
+  return Class;
 }
 
 /** A part of @azure/cosmos's internals the subscriptions rely on is not as expected: the SDK changed. */
@@ -146,7 +160,7 @@ export class SdkInternalsError extends Error {
 export async function checkSdkInternals(container: Container): Promise<void> {
   const { ChangeFeedStartFrom } = await import('@azure/cosmos');
   const ranges = await container.getFeedRanges();
-  const Class = feedRangeClass(ranges[0]);
+  const Class = feedRangeClass(container, ranges[0]);
   const bounds = ranges[0] as unknown as Partial<EpkBounds>;
   if (typeof bounds.minInclusive !== 'string' || typeof bounds.maxExclusive !== 'string') {
     throw new SdkInternalsError('feed range class', 'a feed range has no string minInclusive/maxExclusive');
@@ -161,8 +175,8 @@ export async function checkSdkInternals(container: Container): Promise<void> {
   }
   let page: ChangeFeedIteratorResponse<unknown>;
   try {
-    page = await container.items
-      .getChangeFeedIterator({ changeFeedStartFrom: ChangeFeedStartFrom.Now(made as unknown as FeedRange), maxItemCount: 1 })
+    page = await changeFeedContainer(container)
+      .items.getChangeFeedIterator({ changeFeedStartFrom: ChangeFeedStartFrom.Now(made as unknown as FeedRange), maxItemCount: 1 })
       .readNext();
   } catch (err) {
     throw new SdkInternalsError('feed range class', `the SDK refused a range built with it: ${err instanceof Error ? err.message : String(err)}`);
@@ -191,13 +205,25 @@ export function changeFeedContainer(container: Container): Container {
     return own;
   }
   const read = internal.readInternal.bind(own);
-  let cached: Promise<unknown> | undefined;
+  // One answer per client and container in the process: every group's handle (and the start-up self-test's)
+  // shares it, so a new instance's first probe sends no container read either.
+  let reads = CONTAINER_READS.get(container.database.client);
+  if (!reads) CONTAINER_READS.set(container.database.client, (reads = new Map()));
+  const cache = reads;
   internal.readInternal = (...args: unknown[]) => {
-    const result = (cached ??= read(...args));
-    result.catch(() => {
-      if (cached === result) cached = undefined;
-    });
+    let result = cache.get(own.url);
+    if (!result) {
+      result = read(...args);
+      cache.set(own.url, result);
+      const settled = result;
+      settled.catch(() => {
+        if (cache.get(own.url) === settled) cache.delete(own.url);
+      });
+    }
     return result;
   };
   return own;
 }
+
+/** The container reads `changeFeedContainer` answers from, per client and container URL. */
+const CONTAINER_READS = new WeakMap<object, Map<string, Promise<unknown>>>();

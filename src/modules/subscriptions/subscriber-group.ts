@@ -14,7 +14,7 @@ import {
   type Stored,
 } from './lease-store.js';
 import { balance } from './lease-balancer.js';
-import { clipContinuation, cutRange, uncovered } from './lease-layout.js';
+import { clipContinuation, cutRange, uncovered, WHOLE_HASH_SPACE } from './lease-layout.js';
 import { LagEstimator } from './lag-estimator.js';
 import { OwnedLease } from './owned-lease.js';
 import { changeFeedContainer, FeedRanges } from './sdk-adapter.js';
@@ -77,14 +77,16 @@ export class SubscriberGroup {
   ) {
     this.events = changeFeedContainer(events);
     this.store = new LeaseStore(leases, runtime.subscriber.name, settings.deadLetterTtlSeconds);
-    this.feedRangeObjects = new FeedRanges(() => this.ranges());
+    this.feedRangeObjects = new FeedRanges(this.events, () => this.ranges());
     this.estimator = new LagEstimator({
       name: runtime.subscriber.name,
       events: this.events,
       store: this.store,
       startFrom,
       pollIntervalMs: settings.pollIntervalMs,
-      missingRanges: (leases) => this.missingRanges(leases),
+      // The hash space whole, rather than the container's ranges: a gap is the same gap either way, and knowing
+      // it so costs no metadata request.
+      missingRanges: async (leases) => (leases.length > 0 ? uncovered([WHOLE_HASH_SPACE], leases) : this.missingRanges(leases)),
       feedRangeOf: (range) => this.feedRangeOf(range),
     });
   }
