@@ -146,6 +146,8 @@ describe('the protosource routes', () => {
     expect(type.body).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', message: expect.stringContaining('application/protobuf') });
     const charset = await request(http).post(`${P}/create`).set('Content-Type', 'application/json; charset=latin1').set('Accept', 'application/json').send('{}').expect(415);
     expect(charset.body).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
+    const large = await request(http).post(`${P}/create`).set(JSON_BOTH).send(`{"id":"${'x'.repeat(17 * 2 ** 20)}"}`).expect(413);
+    expect(large.body).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
   });
 
   it('refuse a path that is not valid percent-encoding in their error shape', async () => {
