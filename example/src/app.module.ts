@@ -11,7 +11,7 @@ import { CosmosModule } from 'nest-cosmos-eventstore';
 import { EventStoreModule } from 'nest-cosmos-eventstore';
 import { AdminTokenGuard, StoreApiModule } from './modules/store-api/index.js';
 import { OrdersModule } from './modules/orders/index.js';
-import { PREFIX as PROTOSOURCE_ROUTES, ProtosourceOrdersModule } from './modules/protosource-orders/index.js';
+import { answerBodyRefusal, answerUndecodablePath, PREFIX as PROTOSOURCE_ROUTES, ProtosourceOrdersModule } from './modules/protosource-orders/index.js';
 import { SubscriptionsModule } from 'nest-cosmos-eventstore';
 import { OrderStatsModule } from './modules/order-stats/index.js';
 import { SubscriptionsAdminModule } from './modules/subscriptions-admin/index.js';
@@ -19,6 +19,7 @@ import { answerClientErrors } from './http/client-errors.js';
 import { actorOf } from './http/request-input.js';
 import { HttpExceptionFilter } from './http/http-exception.filter.js';
 import { jsonBodiesOnly } from './http/json-bodies-only.js';
+import { nameUndecodableParams } from './http/undecodable-path.js';
 import { methodNotAllowed, type RouteLayer } from './http/method-not-allowed.js';
 import { DOCS_PATH, OPENAPI_JSON_PATH, setupOpenApi } from './http/openapi.js';
 
@@ -67,19 +68,27 @@ function markInvalidUtf8(req: object, _res: unknown, buf: Buffer, encoding: stri
   if (encoding.toLowerCase() === 'utf-8' && !isUtf8(buf)) (req as Record<symbol, boolean>)[INVALID_UTF8] = true;
 }
 
-function refuseInvalidUtf8(req: object, res: ServerResponse, next: () => void): void {
-  if (!(req as Record<symbol, boolean>)[INVALID_UTF8]) return next();
+function refuseInvalidUtf8(req: IncomingMessage, res: ServerResponse, next: () => void): void {
+  if (!(req as unknown as Record<symbol, boolean>)[INVALID_UTF8]) return next();
+  // protosource's routes answer in their own shape (CMD_UNMARSHAL), as for a body protobuf cannot decode.
+  if (answerBodyRefusal(req, res, 400, 'the body is not valid UTF-8')) return;
   const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message: 'the body is not valid UTF-8', field: 'body' });
   res.writeHead(400, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) }).end(body);
 }
 
 /**
  * A body that is not JSON at all (`nul`, `{"a":`) is a 400 naming `body`, as every other refusal of the
- * body, instead of the parser's bare "Unexpected end of JSON input".
+ * body, instead of the parser's bare "Unexpected end of JSON input". On protosource's routes, the parser's
+ * refusals (that one, 413 too large, 415 an unsupported charset) are answered in their apierror shape.
  */
-function explainMalformedJson(err: unknown, _req: object, res: ServerResponse, next: (err?: unknown) => void): void {
-  if ((err as { type?: unknown } | null)?.type !== 'entity.parse.failed') return next(err);
+function explainMalformedJson(err: unknown, req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
+  const { type, status } = (err ?? {}) as { type?: unknown; status?: unknown };
   const detail = err instanceof Error ? err.message : String(err);
+  if ((typeof type === 'string' && type.startsWith('entity.')) || type === 'charset.unsupported' || type === 'encoding.unsupported') {
+    const code = type === 'entity.parse.failed' ? 400 : typeof status === 'number' ? status : 400;
+    if (answerBodyRefusal(req, res, code, code === 400 ? `not valid JSON (${detail})` : detail)) return;
+  }
+  if (type !== 'entity.parse.failed') return next(err);
   const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message: `body: is not valid JSON (${detail})`, field: 'body' });
   res.writeHead(400, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) }).end(body);
 }
@@ -115,8 +124,10 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   // express 5's own router (`app.router`), whose route layers Nest fills on init().
   const express = app.getHttpAdapter().getInstance() as { router: { stack: RouteLayer[] } };
   app.use(methodNotAllowed(() => express.router.stack));
+  // `GET /orders/%FF`: a 400 naming the parameter (the router's own says "Failed to decode param").
+  app.use(nameUndecodableParams(() => express.router.stack, answerUndecodablePath));
   // Before every parser, Nest's default urlencoded one included: a form post never becomes a body.
-  app.use(jsonBodiesOnly([`/${PROTOSOURCE_ROUTES}/`]));
+  app.use(jsonBodiesOnly([`/${PROTOSOURCE_ROUTES}/`], answerBodyRefusal));
   // strict: false: any JSON value is parsed, so a body of `null`, `42` or `"str"` reaches the route, which
   // refuses it naming `body`, instead of body-parser's "Unexpected token 'n', "null" is not valid JSON".
   app.useBodyParser('json', { limit: MAX_REQUEST_BODY, verify: markInvalidUtf8, strict: false });

@@ -75,14 +75,34 @@ describe('GET /health', () => {
 });
 
 describe('POST /aggregates/:id/events', () => {
-  it('stores a request all or none: a taken version among 100 records stores none of them (409)', async () => {
+  it('stores a request all or none: taken versions among 100 records store none of them (409 naming them)', async () => {
     const id = uniqueId('batch');
-    await append(id, { records: [{ version: 50, data: '' }] }).expect(201);
+    await append(id, { records: [1, 2, 3].map((version) => ({ version, data: '' })) }).expect(201);
     const records = Array.from({ length: 100 }, (_, i) => ({ version: i + 1, data: '' }));
     const res = await append(id, { records }).expect(409);
-    expect(res.body.versions).toEqual([50]);
+    expect(res.body.versions).toEqual([1, 2, 3]);
     const { body } = await request(http).get(`/aggregates/${id}/events`).expect(200);
-    expect(body.records.map((r: { version: number }) => r.version)).toEqual([50]);
+    expect(body.records.map((r: { version: number }) => r.version)).toEqual([1, 2, 3]);
+  });
+
+  it("refuses versions that leave a gap after the stream's last (409 naming lastVersion) or between them (400), storing nothing", async () => {
+    const id = uniqueId('gap');
+    const records = (versions: number[]) => ({ records: versions.map((version) => ({ version, data: b64(`e${version}`) })) });
+    const stored = async () => ((await request(http).get(`/aggregates/${id}/events`).expect(200)).body.records as Array<{ version: number }>).map((r) => r.version);
+    // A new stream starts at 1.
+    const first = await append(id, records([2])).expect(409);
+    expect(first.body).toMatchObject({ statusCode: 409, error: 'Conflict', field: 'records', lastVersion: 0 });
+    expect(first.body.message).toMatch(/write version 1 next/);
+    await append(id, records([1, 2, 3])).expect(201);
+    const gap = await append(id, records([7])).expect(409);
+    expect(gap.body).toMatchObject({ statusCode: 409, field: 'records', lastVersion: 3 });
+    expect(gap.body.message).toMatch(/stream's last is 3.*write version 4 next/);
+    const inside = await append(id, records([4, 6])).expect(400);
+    expect(inside.body).toMatchObject({ statusCode: 400, field: 'records', message: expect.stringMatching(/4 and 6 leave a gap/) });
+    expect(await stored()).toEqual([1, 2, 3]);
+    // Following on, in any order within the request, is stored.
+    await append(id, records([5, 4])).expect(201);
+    expect(await stored()).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('refuses more than 100 records in one request (400 naming records), storing nothing', async () => {

@@ -113,6 +113,18 @@ describe('the JSON error shape for the refusals of the framework', () => {
     expectError(await request(http).get('/orders/%FF'), 400);
   });
 
+  it('400 naming the path parameter that is not valid percent-encoded UTF-8, as the OpenAPI document names it', async () => {
+    expectError(await request(http).get('/orders/%FF'), 400, 'id');
+    expectError(await request(http).get('/orders/%E0%A4%A/history'), 400, 'id');
+    const sku = await request(http).delete('/orders/o-1/lines/ab%C3');
+    expectError(sku, 400, 'sku');
+    expect(sku.body.message).toMatch(/^sku: "ab%C3" is not valid percent-encoded UTF-8/);
+    expectError(await request(http).get('/customers/%FF/orders'), 400, 'id');
+    expectError(await request(http).post('/aggregates/%C0%80/events').send({ records: [] }), 400, 'id');
+    expectError(await request(http).get('/materialized/p/%FF'), 400, 'sk');
+    expectError(await request(http).get('/no-such-route/%FF'), 404);
+  });
+
   it('431 with the JSON body for request headers over Node’s limit', async () => {
     const res = await request(http).get('/orders?status=open').set('x-padding', 'x'.repeat(20_000));
     expectError(res, 431);

@@ -8,6 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
+import { fromBinary } from '@bufbuild/protobuf';
+import { ApiErrorSchema } from '../../src/protosource.js';
 import { CapturingLogger, startService, type ServiceUnderTest } from '../support/app.js';
 
 const logger = new CapturingLogger();
@@ -121,6 +123,39 @@ describe('the protosource routes', () => {
     const method = await request(http).put(`${P}/o-1`).set('Accept', 'application/json').expect(405);
     expect(method.body).toMatchObject({ code: 'METHOD_NOT_ALLOWED' });
     expect(method.headers.allow).toBe('GET, HEAD');
+  });
+
+  it('refuse a body that is not JSON, or not UTF-8, as CMD_UNMARSHAL in their error shape (JSON or binary, as Accept says)', async () => {
+    for (const body of ['nul', '{"id":', "{'id':1}"]) {
+      const res = await request(http).post(`${P}/create`).set(JSON_BOTH).send(body).expect(400);
+      expect(res.body).toEqual({ code: 'CMD_UNMARSHAL', message: 'invalid request body', detail: expect.stringMatching(/not valid JSON/) });
+    }
+    const bytes = Buffer.concat([Buffer.from('{"id":"o-'), Buffer.from([0xff]), Buffer.from('"}')]);
+    const utf8 = await request(http).post(`${P}/create`).set(JSON_BOTH).serialize(() => bytes as never).send({}).expect(400);
+    expect(utf8.body).toMatchObject({ code: 'CMD_UNMARSHAL', detail: expect.stringContaining('UTF-8') });
+    // Binary apierror to a client asking for protobuf.
+    const binary = await request(http).post(`${P}/create`).set('Content-Type', 'application/json').send('nul').buffer(true).parse((res, done) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => done(null, Buffer.concat(chunks)));
+    }).expect(400);
+    expect(binary.headers['content-type']).toBe('application/protobuf');
+    expect(fromBinary(ApiErrorSchema, binary.body as Buffer)).toMatchObject({ code: 'CMD_UNMARSHAL' });
+    // Refusals of the body before the route runs: their shape too.
+    const type = await request(http).post(`${P}/create`).set('Content-Type', 'text/plain').set('Accept', 'application/json').send('hi').expect(415);
+    expect(type.body).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', message: expect.stringContaining('application/protobuf') });
+    const charset = await request(http).post(`${P}/create`).set('Content-Type', 'application/json; charset=latin1').set('Accept', 'application/json').send('{}').expect(415);
+    expect(charset.body).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
+    const large = await request(http).post(`${P}/create`).set(JSON_BOTH).send(`{"id":"${'x'.repeat(17 * 2 ** 20)}"}`).expect(413);
+    expect(large.body).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+  });
+
+  it('refuse a path that is not valid percent-encoding in their error shape', async () => {
+    const get = await request(http).get(`${P}/%FF`).set('Accept', 'application/json').expect(400);
+    expect(get.body).toMatchObject({ code: 'GET_BAD_ID', message: expect.stringContaining('percent-encoded') });
+    expect((await request(http).get(`${P}/load/%FF`).set('Accept', 'application/json').expect(400)).body).toMatchObject({ code: 'LOAD_BAD_ID' });
+    expect((await request(http).get(`${P}/%FF/history`).set('Accept', 'application/json').expect(400)).body).toMatchObject({ code: 'HIST_BAD_ID' });
+    expect((await request(http).post(`${P}/%FF`).set(JSON_BOTH).send({}).expect(404)).body).toMatchObject({ code: 'NOT_FOUND' });
   });
 
   it('refuse a body that is JSON but not an object', async () => {

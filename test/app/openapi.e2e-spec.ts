@@ -211,6 +211,28 @@ describe('the OpenAPI document', () => {
     }
   });
 
+  it('describes the answer to a path parameter that is not valid percent-encoding, naming it as the document does', async () => {
+    for (const [method, path, op] of operations()) {
+      for (const [, name] of path.matchAll(/\{(\w+)\}/g)) {
+        const url = concrete(path).replace(`${name}-1`, '%FF');
+        const route = `${method} ${path} (${name})`;
+        const res = await request(http)[method as 'get' | 'post' | 'delete'](url).set('Accept', 'application/json');
+        expect({ route, status: res.status }).toEqual({ route, status: 400 });
+        const body = res.body as Record<string, unknown>;
+        expect({ route, shaped: hasRequired(op.responses['400'].content!['application/json'].schema!, body) }).toEqual({ route, shaped: true });
+        // The service's shape names the parameter; protosource's answers its *_BAD_ID code.
+        expect({ route, named: 'code' in body ? String(body.code).endsWith('_BAD_ID') : body.field === name }).toEqual({ route, named: true });
+      }
+    }
+  });
+
+  it("describes an order's total as an exact decimal string, and the raw append's 409 with lastVersion", () => {
+    const order = resolve(doc.paths['/orders/{id}'].get.responses['200'].content!['application/json'].schema!);
+    expect(order.properties?.total).toMatchObject({ type: 'string', pattern: expect.any(String) });
+    const conflict = resolve(doc.paths['/aggregates/{id}/events'].post.responses['409'].content!['application/json'].schema!);
+    expect(Object.keys(conflict.properties ?? {})).toEqual(expect.arrayContaining(['statusCode', 'versions', 'lastVersion', 'field']));
+  });
+
   it('describes the 405 the service gives to another method on each path', async () => {
     for (const [path, item] of Object.entries(doc.paths)) {
       const methods = Object.keys(item).filter((m) => HTTP_METHODS.includes(m));

@@ -18,7 +18,7 @@ interface OrderBody {
   customerId: string;
   status: string;
   lines: Line[];
-  total: number;
+  total: string;
   version: number;
   createdAt: string;
   updatedAt: string;
@@ -173,7 +173,7 @@ describe('POST /orders/:id/lines and DELETE /orders/:id/lines/:sku', () => {
       { sku: 'widget', quantity: 2, unitPrice: 5 },
       { sku: 'gadget', quantity: 1, unitPrice: 2.5 },
     ]);
-    expect(order.total).toBe(12.5);
+    expect(order.total).toBe('12.50');
     expect(order.version).toBe(3);
   });
 
@@ -192,7 +192,7 @@ describe('POST /orders/:id/lines and DELETE /orders/:id/lines/:sku', () => {
     expect((await request(http).delete(path(id, '/lines/widget')).expect(200)).body).toEqual({ version: 4 });
     expect((await request(http).delete(path(id, '/lines/never-added')).expect(200)).body).toEqual({ version: 4 });
     const order = await getOrder(id);
-    expect(order).toMatchObject({ version: 4, total: 1, lines: [{ sku: 'gadget', quantity: 1, unitPrice: 1 }] });
+    expect(order).toMatchObject({ version: 4, total: '1.00', lines: [{ sku: 'gadget', quantity: 1, unitPrice: 1 }] });
     // The skipped removals stored nothing.
     const history = (await request(http).get(path(id, '/history')).expect(200)).body as HistoryBody;
     expect(history.events.map((e) => e.type)).toEqual(['OrderPlaced', 'LineAdded', 'LineAdded', 'LineRemoved']);
@@ -308,7 +308,7 @@ describe('GET /orders/:id', () => {
         { sku: 'a', quantity: 3, unitPrice: 0.1 },
         { sku: 'b', quantity: 1, unitPrice: 0.2 },
       ],
-      total: 0.5,
+      total: '0.50',
       version: 3,
       createdAt: expect.stringMatching(ISO),
       updatedAt: expect.stringMatching(ISO),
@@ -317,6 +317,20 @@ describe('GET /orders/:id', () => {
     expect(Date.parse(createdAt)).toBeGreaterThanOrEqual(before - 1000);
     expect(Date.parse(updatedAt)).toBeGreaterThanOrEqual(Date.parse(createdAt));
     expect(Date.parse(updatedAt)).toBeLessThanOrEqual(Date.now() + 1000);
+  });
+
+  it('answers the total exactly at the limits of a line, beside a single cent', async () => {
+    // A line of 10^6 at 999,999,999.99 is 99,999,999,999,000,000 cents, past 2^53: as a number, the cent beside it was lost.
+    const id = await newOrder(uniqueId('cust'), [
+      { sku: 'gold', quantity: 1_000_000, unitPrice: 999_999_999.99 },
+      { sku: 'tea', quantity: 1, unitPrice: 0.01 },
+    ]);
+    const order = await getOrder(id);
+    expect(order.total).toBe('999999999990000.01');
+    expect(order.lines).toEqual([
+      { sku: 'gold', quantity: 1_000_000, unitPrice: 999_999_999.99 },
+      { sku: 'tea', quantity: 1, unitPrice: 0.01 },
+    ]);
   });
 });
 
@@ -521,7 +535,7 @@ describe('concurrent commands on one order', () => {
       const order = await getOrder(id);
       expect(order.version).toBe(4);
       expect([...order.lines].sort((x, y) => x.sku.localeCompare(y.sku))).toEqual(lines);
-      expect(order.total).toBe(140);
+      expect(order.total).toBe('140.00');
       const history = (await request(http).get(path(id, '/history')).expect(200)).body as HistoryBody;
       expect(history.events.map((e) => e.version)).toEqual([1, 2, 3, 4]);
       expect(history.events.filter((e) => e.type === 'LineAdded').map((e) => e.sku as string).sort()).toEqual(['sku-1', 'sku-2', 'sku-3']);

@@ -44,7 +44,7 @@ interface OrderBody {
   customerId: string;
   status: Status;
   lines: Array<{ sku: string; quantity: number; unitPrice: number }>;
-  total: number;
+  total: string;
   version: number;
 }
 const LEASE_SECONDS = 6;
@@ -390,7 +390,7 @@ it(`keeps every invariant through cut answers, delays and a SIGKILL of one of tw
     for (const instance of instances) {
       const res = await call(instance, 'GET', `/orders/${orderId}`);
       const order = res.body as OrderBody;
-      const got = res.status === 200 ? { status: order.status, version: order.version, cents: Math.round(order.total * 100), lines: order.lines } : res.status;
+      const got = res.status === 200 ? { status: order.status, version: order.version, cents: Math.round(Number(order.total) * 100), lines: order.lines } : res.status;
       const want = { status: expected.status, version: expected.version, cents: expected.cents, lines: expected.lines };
       if (JSON.stringify(got) !== JSON.stringify(want)) violations.push(`GET /orders/${orderId} on ${instance.name}: ${JSON.stringify(got)}, history says ${JSON.stringify(want)}`);
     }

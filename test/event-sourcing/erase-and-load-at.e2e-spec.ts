@@ -139,13 +139,13 @@ describe.each(storeSuites())('%s', (storeName, makeStores) => {
       await orders.apply(new SubmitOrder(id));
       const states = await Promise.all([0, 1, 2, 3, 4, 5, 9].map((toVersion) => orders.loadAt(id, { toVersion })));
       expect(states.map((o) => [o.version, o.status, o.lines.map((l) => `${l.sku}x${l.quantity}`).join(','), o.total])).toEqual([
-        [0, 'open', '', 0],
-        [1, 'open', '', 0],
-        [2, 'open', 'teax2', 6],
-        [3, 'open', 'teax2,cakex1', 10.5],
-        [4, 'open', 'cakex1', 4.5],
-        [5, 'submitted', 'cakex1', 4.5],
-        [5, 'submitted', 'cakex1', 4.5],
+        [0, 'open', '', '0.00'],
+        [1, 'open', '', '0.00'],
+        [2, 'open', 'teax2', '6.00'],
+        [3, 'open', 'teax2,cakex1', '10.50'],
+        [4, 'open', 'cakex1', '4.50'],
+        [5, 'submitted', 'cakex1', '4.50'],
+        [5, 'submitted', 'cakex1', '4.50'],
       ]);
       expect(states[2].customerId).toBe('c');
       // The current state is the same as load's.

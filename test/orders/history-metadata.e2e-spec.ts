@@ -69,12 +69,12 @@ describe('prices in cents, the API in currency units', () => {
     await request(http).post('/orders').send({ customerId: 'c-1', orderId: id }).expect(201);
     await request(http).post(`/orders/${id}/lines`).send({ sku: 'book', quantity: 2, unitPrice: 12.5 }).expect(200);
     await request(http).post(`/orders/${id}/lines`).send({ sku: 'pen', quantity: 3, unitPrice: 0.1 }).expect(200);
-    const order = (await request(http).get(`/orders/${id}`).expect(200)).body as { lines: unknown[]; total: number };
+    const order = (await request(http).get(`/orders/${id}`).expect(200)).body as { lines: unknown[]; total: string };
     expect(order.lines).toEqual([
       { sku: 'book', quantity: 2, unitPrice: 12.5 },
       { sku: 'pen', quantity: 3, unitPrice: 0.1 },
     ]);
-    expect(order.total).toBe(25.3);
+    expect(order.total).toBe('25.30');
     const refused = await request(http).post(`/orders/${id}/lines`).send({ sku: 'gum', quantity: 1, unitPrice: 0.015 }).expect(422);
     expect(JSON.stringify(refused.body)).toMatch(/whole number of cents/);
   });

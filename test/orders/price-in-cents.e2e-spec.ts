@@ -76,8 +76,8 @@ describe.each(suites)('orders written before prices moved to cents (%s)', (_name
   it('loads the README walkthrough order with its old total, prices now in cents', async () => {
     const { id, orders, stored } = await withOldOrder('o-1');
     const order = await orders.load(id);
-    expect(order.total).toBe(fixture['o-1'].total);
-    expect(order.total).toBe(25);
+    expect(order.total).toBe(fixture['o-1'].total.toFixed(2));
+    expect(order.total).toBe('25.00');
     expect(order.lines).toEqual([{ sku: 'book', quantity: 2, unitPriceCents: 1250 }]);
     expect(order).toMatchObject({ status: 'submitted', version: 5, customerId: 'c-1' });
     // The HTTP API shows the same order it showed before the change.
@@ -95,7 +95,7 @@ describe.each(suites)('orders written before prices moved to cents (%s)', (_name
     expect(JSON.stringify(snapshot.payload)).toContain('"unitPrice"');
     const order = await orders.load(id);
     expect(order.version).toBe(105);
-    expect(order.total).toBe(fixture['o-long'].total);
+    expect(order.total).toBe(fixture['o-long'].total.toFixed(2));
     for (const line of order.lines) expect(Number.isSafeInteger(line.unitPriceCents)).toBe(true);
     // The same lines, their prices as whole cents (the old state kept float noise such as 1.4000000000000001).
     expect(toOrderDto(order).lines).toEqual(fixture['o-long'].lines.map((l) => ({ ...l, unitPrice: Math.round(l.unitPrice * 100) / 100 })));
@@ -120,7 +120,7 @@ describe.each(suites)('orders written before prices moved to cents (%s)', (_name
     const order = await orders.load(id);
     expect(order.version).toBe(106);
     // The cup line (3 × 0.29 before) now holds 4 at the newest price, 0.71.
-    expect(order.totalCents).toBe(Math.round(fixture['o-long'].total * 100) - 3 * 29 + 4 * 71);
+    expect(order.totalCents).toBe(BigInt(Math.round(fixture['o-long'].total * 100) - 3 * 29 + 4 * 71));
     expect(order.line('cup')).toEqual({ sku: 'cup', quantity: 4, unitPriceCents: 71 });
     const newest = new JsonEventSerializer().deserializeStored((await stores.events.loadTail(orders.streamId(id), 1)).records[0].data);
     expect(newest).toMatchObject({ type: 'LineAdded', schemaVersion: 2, payload: { sku: 'cup', quantity: 1, unitPriceCents: 71 } });
@@ -139,6 +139,6 @@ describe.each(suites)('orders written before prices moved to cents (%s)', (_name
     } as never);
     const order = await orders.get(id);
     expect(order.lines).toEqual([{ sku: 'book', quantity: 2, unitPriceCents: 1250 }]);
-    expect(order.total).toBe(25);
+    expect(order.total).toBe('25.00');
   });
 });

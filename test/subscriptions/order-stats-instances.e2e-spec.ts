@@ -66,7 +66,7 @@ async function expected(repo: AggregateRepository<Order>, count: number) {
   const customers: Record<string, { orders: number; revenueCents: number }> = {};
   for (let n = 0; n < count; n++) {
     const order = await repo.load(`o-${n}`);
-    const cents = Math.round(order.total * 100);
+    const cents = Number(order.totalCents);
     const s = (byStatus[order.status] ??= { orders: 0, cents: 0 });
     s.orders++;
     s.cents += cents;

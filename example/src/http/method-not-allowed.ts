@@ -2,14 +2,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** The express router's view of one registered route, as much of it as this needs. */
 export interface RouteLayer {
-  route?: { methods: Record<string, boolean | undefined> };
-  match(path: string): boolean;
+  route?: { path?: unknown; methods: Record<string, boolean | undefined> };
+  /** The route's parameters in `path`, or false; throws where a parameter is not valid percent-encoding. */
+  match(path: string): false | { params: Record<string, unknown>; pattern?: unknown };
 }
 
 /** Whether the route's path matches; a path the router cannot decode (`%FF`) is left to its own 400. */
 function matches(layer: RouteLayer, path: string): boolean {
   try {
-    return layer.match(path);
+    return layer.match(path) !== false;
   } catch {
     return false;
   }

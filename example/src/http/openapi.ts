@@ -50,6 +50,7 @@ export type ErrorAnswerDescription = string | { description: string; schema: Sch
 /** What `x-actor`, the query and the ids of every route are refused for. */
 const INPUT_400 =
   'Invalid input, `field` names it: a query parameter the route does not take (or repeated, or empty), an id with a control character or `.`/`..`, ' +
+  'a path parameter that is not valid percent-encoded UTF-8 (`%FF`: `field` is its name, as in this document), ' +
   `a bad \`x-actor\` header (not UTF-8, a control character, over ${MAX_ACTOR_LENGTH} characters, repeated)`;
 
 /**
@@ -220,18 +221,15 @@ export function ApiProtosourceErrors(
   answers: Partial<Record<400 | 404 | 409 | 500 | 503, string>>,
   { body = false }: { body?: boolean } = {},
 ): MethodDecorator & ClassDecorator {
-  // A JSON body is parsed by the service's parser first: what it refuses is answered in the service's shape.
-  const bodyAnswers = body
-    ? [
-        ApiResponse({ status: 413, description: 'The body is over 16 MB', content: { 'application/json': { schema: errorSchema(413) } } }),
-        ApiResponse({
-          status: 415,
-          description: 'The body is neither JSON nor protobuf (`application/json`, `application/protobuf`)',
-          content: { 'application/json': { schema: errorSchema(415) } },
-        }),
-      ]
-    : [];
+  // The service's parser and JSON-only rule refuse some bodies before the route runs, in this shape too.
+  const bodyAnswers: Record<number, string> = body
+    ? {
+        413: '`PAYLOAD_TOO_LARGE`: a JSON body over 16 MB (a binary one is `CMD_UNMARSHAL`)',
+        415: '`UNSUPPORTED_MEDIA_TYPE`: the body is neither JSON nor protobuf (`application/json`, `application/protobuf`), or its charset or content-encoding is not supported',
+      }
+    : {};
   const all: Record<number, string | undefined> = {
+    ...bodyAnswers,
     404: '`NOT_FOUND`: a path under the prefix that no route serves',
     405: '`METHOD_NOT_ALLOWED`: the path is served for other methods only; `Allow` lists them',
     500: '`*_INTERNAL`/`*_FAILED`: the service failed',
@@ -239,19 +237,11 @@ export function ApiProtosourceErrors(
     ...answers,
   };
   return applyDecorators(
-    ...bodyAnswers,
     ...Object.entries(all).map(([status, description]) =>
       ApiResponse({
         status: Number(status),
-        description:
-          body && status === '400' ? `${description}; a JSON body that does not parse is answered in the service's shape (\`ErrorBody\`, \`field: 'body'\`)` : description,
-        content:
-          body && status === '400'
-            ? {
-                ...protoContent(ApiErrorSchema),
-                'application/json': { schema: { oneOf: [protoMessageSchema(ApiErrorSchema), errorSchema(400)] } },
-              }
-            : protoContent(ApiErrorSchema),
+        description,
+        content: protoContent(ApiErrorSchema),
         ...(status === '405' && { headers: { Allow: { description: 'The methods the path is served for', schema: { type: 'string' } } } }),
       }),
     ),
@@ -307,10 +297,11 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
     .setTitle('nest-cosmos-eventstore example service')
     .setDescription(
       'Orders (event-sourced on Cosmos DB), their statistics, the raw event store, subscriptions admin and protosource-compatible routes. ' +
-        'Every error of the service is JSON `{ statusCode, error, message }` (`ErrorBody`, plus `field`, `versions`, `problems` or `retryable` where they apply); ' +
-        "protosource's routes answer `funinthecloud.protosource.apierror.v1.Error` instead. " +
+        'Every error of the service is JSON `{ statusCode, error, message }` (`ErrorBody`, plus `field`, `versions`, `lastVersion`, `problems` or `retryable` where they apply); ' +
+        "protosource's routes answer `funinthecloud.protosource.apierror.v1.Error` instead, their refusals of a body or path made before the route runs included. " +
         'Admin routes need `Authorization: Bearer <ADMIN_TOKEN>` when `ADMIN_TOKEN` is set. ' +
-        'On any route, a body that is not JSON is answered 415 and one over 16 MB 413; a path no route serves 404.',
+        'On any route, a body that is not JSON is answered 415 and one over 16 MB 413; a path no route serves 404. ' +
+        'Money an order sums (`total`) is an exact decimal string with two decimals, as the statistics answer it.',
     )
     .setVersion('1')
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, for the admin routes' }, 'admin')

@@ -1,5 +1,5 @@
 import { Aggregate, AggregateRoot, Gsi, On, type EventContext } from 'nest-cosmos-eventstore';
-import { fromCents, LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted, toCents } from './order.events.js';
+import { centsToDecimal, LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted, toCents } from './order.events.js';
 
 export type OrderStatus = 'open' | 'submitted' | 'shipped' | 'cancelled';
 
@@ -28,14 +28,17 @@ export class Order extends AggregateRoot {
     return this.version === 0 ? undefined : this.status;
   }
 
-  /** The sum of quantity × unit price, in cents: exact. */
-  get totalCents(): number {
-    return this.lines.reduce((sum, line) => sum + line.quantity * line.unitPriceCents, 0);
+  /**
+   * The sum of quantity × unit price, in cents: exact, as a bigint. Within the commands' limits one line
+   * alone reaches 10^17 cents, past 2^53, where a number would drop cents.
+   */
+  get totalCents(): bigint {
+    return this.lines.reduce((sum, line) => sum + BigInt(line.quantity) * BigInt(line.unitPriceCents), 0n);
   }
 
-  /** The total as the HTTP API shows prices (`12.5`). */
-  get total(): number {
-    return fromCents(this.totalCents);
+  /** The total in currency units as an exact decimal string with two decimals (`"12.50"`), as the HTTP API shows it. */
+  get total(): string {
+    return centsToDecimal(this.totalCents);
   }
 
   line(sku: string): OrderLine | undefined {

@@ -10,7 +10,13 @@ export function toCents(price: number): number {
   return Math.round(price * 100);
 }
 
-/** Cents as the HTTP API shows prices: `1250` → `12.5`. */
+/** Integer cents as an exact decimal string with two decimals, at any size: `1250n` → `"12.50"`. */
+export function centsToDecimal(cents: bigint): string {
+  const digits = (cents < 0n ? -cents : cents).toString().padStart(3, '0');
+  return `${cents < 0n ? '-' : ''}${digits.slice(0, -2)}.${digits.slice(-2)}`;
+}
+
+/** Cents as the HTTP API shows unit prices: `1250` → `12.5` (exact: a price is at most 10^11 cents). */
 export function fromCents(cents: number): number {
   return cents / 100;
 }

@@ -14,7 +14,8 @@ export interface OrderDto {
   status: OrderStatus;
   /** Prices in currency units (`12.5`), as the API takes them; stored in cents. */
   lines: Array<{ sku: string; quantity: number; unitPrice: number }>;
-  total: number;
+  /** Currency units as an exact decimal string with two decimals (`"12.50"`): a number would drop cents past 2^53 of them. */
+  total: string;
   version: number;
   createdAt: string;
   updatedAt: string;
@@ -127,7 +128,12 @@ export const ORDER_SCHEMA: SchemaObject = {
         properties: { sku: { type: 'string' }, quantity: { type: 'integer' }, unitPrice: { type: 'number' } },
       },
     },
-    total: { type: 'number' },
+    total: {
+      type: 'string',
+      pattern: '^\\d+\\.\\d{2}$',
+      description: 'quantity × unitPrice summed over the lines, in currency units: an exact decimal with two decimals (`"12.50"`), as the statistics show money; a string, as a line alone may pass 2^53 cents',
+      example: '12.50',
+    },
     version: { type: 'integer' },
     createdAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' },

@@ -97,12 +97,13 @@ export class ProtosourceOrdersController {
   @ApiOkResponse({ description: "The order's id and new version", content: protoContent(CommandResponseSchema) })
   @ApiProtosourceErrors(
     {
-      400: '`CMD_UNMARSHAL` (a body that is not the command\'s message), `CMD_VALIDATION` (a bad id or `x-actor`, a value the store refuses), `CMD_EMPTY_ID`',
+      400: '`CMD_UNMARSHAL` (a body that is not the command\'s message: not JSON, not UTF-8, not an object, not the message), `CMD_VALIDATION` (a bad id or `x-actor`, a value the store refuses), `CMD_EMPTY_ID`',
       404: '`CMD_NOT_CREATED`: no such order; `NOT_FOUND`: no such command',
       409: '`CMD_ALREADY_CREATED`, `CMD_STATE_VIOLATION` (the order\'s state does not allow the command), `CMD_REJECTED` (an item already present), `CMD_CONFLICT` (another command changed the order first: retry)',
     },
     { body: true },
-  )  async command(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
+  )
+  async command(@Req() req: HttpRequest, @Res() res: ServerResponse): Promise<void> {
     const route = COMMANDS[req.params.command];
     if (!route) return this.notRouted(req, res);
     let actor: string;
@@ -194,7 +195,7 @@ export class ProtosourceOrdersController {
   @ApiParam({ name: 'id', description: 'The order id' })
   @ApiOkResponse({ description: 'The order', content: protoContent(OrderSchema) })
   @ApiProtosourceErrors({
-    400: '`LOAD_BAD_ID`: a bad id or `x-actor`',
+    400: '`LOAD_BAD_ID`: a bad id (a path segment that is not valid percent-encoding included) or `x-actor`',
     404: '`LOAD_NOT_FOUND`: no such order',
     500: '`LOAD_FAILED`',
     503: '`LOAD_FAILED`: Cosmos DB was unavailable through the retries',
@@ -215,7 +216,7 @@ export class ProtosourceOrdersController {
   @ApiParam({ name: 'id', description: 'The order id' })
   @ApiOkResponse({ description: 'The records', content: protoContent(HistorySchema) })
   @ApiProtosourceErrors({
-    400: '`HIST_BAD_ID`: a bad id or `x-actor`',
+    400: '`HIST_BAD_ID`: a bad id (a path segment that is not valid percent-encoding included) or `x-actor`',
     404: '`HIST_NOT_FOUND`: no such order',
     500: '`HIST_LOAD`',
     503: '`HIST_LOAD`: Cosmos DB was unavailable through the retries',
@@ -240,7 +241,7 @@ export class ProtosourceOrdersController {
   @ApiParam({ name: 'id', description: 'The order id' })
   @ApiOkResponse({ description: 'The order', content: protoContent(OrderSchema) })
   @ApiProtosourceErrors({
-    400: '`GET_BAD_ID`: a bad id or `x-actor`',
+    400: '`GET_BAD_ID`: a bad id (a path segment that is not valid percent-encoding included) or `x-actor`',
     404: '`GET_NOT_FOUND`: no such order',
     500: '`GET_FAILED`',
     503: '`GET_FAILED`: Cosmos DB was unavailable through the retries',
@@ -272,6 +273,44 @@ export class ProtosourceOrdersController {
     res.setHeader('Allow', allow);
     return reply(req, res, 405, ...apiError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed here; use ${allow}`));
   }
+}
+
+// The codes of the body refusals made before protosource's handler runs (the parser's, the JSON-only rule's).
+const BODY_REFUSALS: Record<number, string | undefined> = { 400: 'CMD_UNMARSHAL', 413: 'PAYLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE' };
+
+/**
+ * A request body refused before the route runs (not JSON or not UTF-8: 400; over the limit: 413; neither
+ * JSON nor protobuf: 415), answered in the apierror shape for a path under the prefix: 400 `CMD_UNMARSHAL`
+ * as protosource's handler answers a body it cannot decode, 413 `PAYLOAD_TOO_LARGE`, 415
+ * `UNSUPPORTED_MEDIA_TYPE`. False (not answered) for a path outside the prefix or another status.
+ */
+export function answerBodyRefusal(req: IncomingMessage, res: ServerResponse, status: number, detail: string): boolean {
+  const code = BODY_REFUSALS[status];
+  if (code === undefined || !(req.url ?? '').startsWith(`/${PREFIX}/`)) return false;
+  reply(req as HttpRequest, res, status, ...apiError(code, status === 400 ? 'invalid request body' : detail, status === 400 ? detail : undefined));
+  return true;
+}
+
+/**
+ * A path under the prefix with a segment that is not valid percent-encoded UTF-8 (`GET …/%FF`), which the
+ * router refuses before any route runs: answered in the apierror shape, as the route would answer a bad
+ * id (`GET_BAD_ID`, `LOAD_BAD_ID`, `HIST_BAD_ID`), or 404 `NOT_FOUND` for a command name or a path off the
+ * routes. False (not answered) for a path outside the prefix.
+ */
+export function answerUndecodablePath(req: IncomingMessage, res: ServerResponse, param: { name: string; route: string; raw: string }): boolean {
+  if (!(req.url ?? '').startsWith(`/${PREFIX}/`)) return false;
+  const message = `${param.name}: ${JSON.stringify(param.raw.slice(0, 100))} is not valid percent-encoded UTF-8`;
+  const code =
+    param.name !== 'id'
+      ? undefined
+      : param.route.endsWith('/load/:id')
+        ? 'LOAD_BAD_ID'
+        : param.route.endsWith('/:id/history')
+          ? 'HIST_BAD_ID'
+          : 'GET_BAD_ID';
+  if (code === undefined) reply(req as HttpRequest, res, 404, ...apiError('NOT_FOUND', `no route ${req.method ?? ''} ${(req.url ?? '').split('?')[0]}`));
+  else reply(req as HttpRequest, res, 400, ...apiError(code, message));
+  return true;
 }
 
 /**

@@ -1,8 +1,16 @@
-import { Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, UseFilters } from '@nestjs/common';
-import { eventStoreErrorAnswers, InjectSnapshotTailStore, type SnapshotTailStore } from 'nest-cosmos-eventstore';
+import { Body, ConflictException, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, UseFilters } from '@nestjs/common';
+import {
+  ConcurrencyError,
+  eventStoreErrorAnswers,
+  ExpectedVersionError,
+  InjectSnapshotTailStore,
+  ValidationError,
+  type EventRecord,
+  type SnapshotTailStore,
+} from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
 import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { ApiActorHeader, ApiErrors } from '../../http/openapi.js';
+import { ApiActorHeader, ApiErrors, errorSchema } from '../../http/openapi.js';
 import { checkId, queryParams } from '../../http/request-input.js';
 import { AdminEndpoint } from './admin-token.guard.js';
 import { OwnedStreams } from './owned-streams.js';
@@ -17,7 +25,8 @@ export interface AppendResultDto {
 }
 
 /**
- * An aggregate's event stream over HTTP: append (201, 409 on an existing version) and read (all or the
+ * An aggregate's event stream over HTTP: append (201; 409 on an existing version or one that leaves a gap
+ * after the stream's last) and read (all or the
  * tail). Appending is an admin action (`ADMIN_TOKEN` on a configured account, as `/admin`) and refused (403)
  * in the streams a repository owns (`Order/…`): only its commands write there.
  */
@@ -45,9 +54,20 @@ export class AggregatesController {
   })
   @ApiErrors(
     {
-      400: 'Invalid input, `field` names it: the body (records, versions, base64 `data`, `ttl`, more than 100 records), a query parameter, the id, `x-actor`',
+      400:
+        'Invalid input, `field` names it: the body (records, versions, base64 `data`, `ttl`, more than 100 records, or 100 onto a stream ' +
+        'that has events), versions of the request that leave a gap between them (`field: \'records\'`), a query parameter, the id, `x-actor`',
       403: "Admin endpoints are off (a configured account without `ADMIN_TOKEN`), or the stream belongs to a repository (`field: 'id'`)",
-      409: 'A version that exists already (`versions`): none of the records was stored',
+      409: {
+        description:
+          'None of the records was stored: a version that exists already (`versions` names them), or a first version that does not follow ' +
+          "the stream's last (`lastVersion`, `field: 'records'`): versions follow on without a gap, so the next is `lastVersion` + 1",
+        schema: errorSchema(409, {
+          versions: { type: 'array', items: { type: 'integer' } },
+          lastVersion: { type: 'integer', description: "The stream's last version (0: no stream)" },
+          field: { type: 'string' },
+        }),
+      },
       503: eventStoreErrorAnswers[503].description,
     },
     { body: true, admin: true },
@@ -56,9 +76,16 @@ export class AggregatesController {
     checkId('id', id);
     this.owned.refuseOwned('id', id);
     queryParams(params, []);
-    const records = parseAppendRequest(body);
-    // All or none: a 409 or 503 then means none of the records was stored by this request.
-    await this.store.save(id, records, { atomic: true });
+    const records = followingOn(parseAppendRequest(body));
+    const first = records[0]?.version ?? 1;
+    try {
+      // All or none: a 409 or 503 then means none of the records was stored by this request. The expected
+      // version is checked in the same batch: the stream must end just before the first record, as a
+      // repository refuses to replay a stream with a gap.
+      await this.store.save(id, records, { atomic: true, expectedVersion: first - 1 });
+    } catch (err) {
+      throw err instanceof ExpectedVersionError ? explainMismatch(err, records) : err;
+    }
     return { saved: records.length };
   }
 
@@ -75,4 +102,44 @@ export class AggregatesController {
     const history = tail === undefined ? await this.store.load(id) : await this.store.loadTail(id, tail);
     return { records: history.records.map(toRecordDto) };
   }
+}
+
+/**
+ * The records in version order (a request may list them in any order), refused (400 naming `records`) when
+ * their versions leave a gap between them. Versions the store refuses anyway (not positive integers,
+ * repeated) are left to its more precise message.
+ */
+function followingOn(records: EventRecord[]): EventRecord[] {
+  const versions = records.map((r) => r.version);
+  if (!versions.every((v) => Number.isSafeInteger(v) && v >= 1) || new Set(versions).size !== versions.length) return records;
+  const sorted = [...records].sort((a, b) => a.version - b.version);
+  const gap = sorted.findIndex((r, i) => r.version !== sorted[0].version + i);
+  if (gap > 0) {
+    throw new ValidationError(
+      'records',
+      `versions ${sorted[gap - 1].version} and ${sorted[gap].version} leave a gap: a request's versions follow on, one after another`,
+    );
+  }
+  return sorted;
+}
+
+/**
+ * The store's answer to a stream that does not end just before the request's first version, told apart:
+ * versions of the request that exist already (`ConcurrencyError`, `versions` naming them, as without the
+ * check), or a gap after the stream's last version (409 naming `lastVersion`).
+ */
+function explainMismatch(err: ExpectedVersionError, records: readonly EventRecord[]): Error {
+  const first = records[0].version;
+  // Unknown, or the stream moved on to just before the first since: the store's own answer.
+  if (err.found < 0 || err.found === first - 1) return err;
+  if (err.found >= first) {
+    return new ConcurrencyError(err.aggregateId, records.map((r) => r.version).filter((v) => v <= err.found), { cause: err });
+  }
+  return new ConflictException({
+    message:
+      `records: the first version is ${first}, but the stream's last is ${err.found}${err.found === 0 ? ' (no stream)' : ''}; ` +
+      `versions follow on without a gap: write version ${err.found + 1} next`,
+    field: 'records',
+    lastVersion: err.found,
+  });
 }
