@@ -27,7 +27,8 @@ export default {
     ],
   },
   testTimeout: 30000,
-  // The whole suite runs in one process on a 2-core machine: a handle some test leaves open kept Jest from
-  // exiting after the last test (seen once this suite grew; not yet found), and CI would wait for ever.
+  // The whole suite runs in one process on a 2-core machine, where a handle one test leaves open keeps Jest
+  // from exiting after the last and CI waits for ever. The one `--detectOpenHandles` found (a unit test's
+  // lease check that never ended, its renewal timer with it) is fixed; this stays as the guard against the next.
   forceExit: true,
 };

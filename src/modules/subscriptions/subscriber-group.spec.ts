@@ -87,15 +87,19 @@ describe('SubscriberGroup.stop', () => {
     const { group, store } = setUp();
     let reached!: () => void;
     const taking = new Promise<void>((resolve) => (reached = resolve));
+    let hung!: () => void;
     store.takeFenced = () => {
       reached();
-      return new Promise(() => {});
+      return new Promise((resolve) => (hung = () => resolve(undefined)));
     };
     group.start('s1');
     await taking;
     const started = Date.now();
     await group.stop();
     expect(Date.now() - started).toBeLessThan(settings.shutdownTimeoutMs + 500);
+    // The check ends at last (a request's own timeout would end it): its loop, and the renewal timer, end with it.
+    hung();
+    await until(() => (group as unknown as { loop?: unknown }).loop === undefined);
   });
 
   it('starts again after a stop that ran out of time, once the check it left behind has ended', async () => {
@@ -163,7 +167,7 @@ describe('SubscriberGroup: leases under this instance id', () => {
 });
 
 describe('SubscriberGroup.lag', () => {
-  it('sends no partition listing per call: only the one listing of the ranges the group reads, for its life', async () => {
+  it('sends no partition listing per call: at most one, to learn the SDK\'s feed range class, for the process\'s life', async () => {
     const { group, store } = setUp();
     let listings = 0;
     const events = (group as unknown as { events: Record<string, unknown> }).events;
@@ -176,8 +180,10 @@ describe('SubscriberGroup.lag', () => {
     events.items = { getChangeFeedIterator: () => ({ readNext: () => Promise.resolve({ statusCode: 304, result: [], continuationToken }) }) };
     store.list = () => Promise.resolve({ group: groupDoc, leases: [leaseDoc] });
     for (let i = 0; i < 5; i++) expect((await group.lag()).estimatedPending).toBe(0);
-    expect(listings).toBe(1);
+    // At most the one listing that teaches the process the SDK's feed range class (none once it knows it).
+    const first = listings;
+    expect(first).toBeLessThanOrEqual(1);
     await group.waitForCatchUp(1_000);
-    expect(listings).toBe(1);
+    expect(listings).toBe(first);
   });
 });
