@@ -482,20 +482,45 @@ export class AggregateRepository<A extends AggregateRoot> {
   }
 
   /**
-   * Erases an aggregate (the right to erasure): its materialized documents (the main one and its
-   * projections', as its last state keys them), then its stream through the event store's `deleteStream`:
-   * every event, the tip with its idempotency keys, and a tombstone (type `'$stream-deleted'`) that the
-   * change feed hands to subscribers so read models learn of it. Afterwards the aggregate is not found
-   * (`load` answers version 0, `get` and commands `AggregateNotFoundError`, `history` nothing), and a create
-   * of the same id is refused with `AggregateAlreadyExistsError` while the tombstone lasts (for good, unless
-   * the application opts in with `RepositoryOptions.recreateErasedAfterSeconds` or `tombstoneTtlSeconds`). Resolves `true` when there was something to erase.
-   * Not atomic: a failure part-way is finished by calling again; a command on the aggregate that runs
-   * between the two steps may materialize it again, so erase when no command is expected.
+   * Erases an aggregate (the right to erasure): its stream through the event store's `deleteStream` (every
+   * event, the tip with its idempotency keys, and a tombstone, type `'$stream-deleted'`, that the change feed
+   * hands to subscribers so read models learn of it) and its materialized documents (the main one and its
+   * projections', as its last state keys them), deleted before and again after the stream. Afterwards the
+   * aggregate is not found (`load` answers version 0, `get` and commands `AggregateNotFoundError`, `history`
+   * nothing, `query` does not list it), and a create of the same id is refused with
+   * `AggregateAlreadyExistsError` while the tombstone lasts (for good, unless the application opts in with
+   * `RepositoryOptions.recreateErasedAfterSeconds` or `tombstoneTtlSeconds`). Resolves `true` when there was
+   * something to erase.
+   *
+   * Commands racing it: the erase wins. In this repository it queues with the aggregate's commands: those
+   * before it have finished (materialized) when it starts, those after it find the aggregate gone. A
+   * command of another instance either stored its events before the tombstone (they are erased with the
+   * rest), or its transactional batch collides with the tombstone and the erased versions' stubs and it fails
+   * as not found; a view it writes after the erase deleted it is a create, after which the command reads the
+   * stream again and deletes the view when the aggregate was erased meanwhile. What is not covered: an
+   * instance that dies between such a write and its check leaves that view behind (`get` still answers not
+   * found, a query lists it until erased again), and a command of another instance that moves a
+   * projection to new keys in the moment before the erase reads the state leaves that projection. Across
+   * instances this relies on each reading the others' writes: strong or bounded-staleness consistency, or
+   * one region under session consistency as Cosmos DB serves it.
+   *
+   * Not atomic: a failure part-way is finished by calling again (the views of a state it could no longer
+   * read, but the main one, are then not found).
    */
   async erase(id: string, options: EraseOptions = {}): Promise<boolean> {
     const streamId = this.streamId(id);
     const events = this.stores.events as Partial<StreamLifecycleStore>;
     if (typeof events.deleteStream !== 'function') throw new EventStoreError(`the event store of ${this.type} cannot erase streams (no deleteStream)`);
+    const deleteStream = events.deleteStream.bind(events);
+    return this.pipeline.exclusive(streamId, () => this.eraseNow(id, streamId, deleteStream, options));
+  }
+
+  private async eraseNow(
+    id: string,
+    streamId: string,
+    deleteStream: StreamLifecycleStore['deleteStream'],
+    options: EraseOptions,
+  ): Promise<boolean> {
     const { tombstoneTtlSeconds = this.recreateErasedAfter, ...read } = options;
     // The state (the tip's, else the events') names the views to delete. An erasure must not depend on it: a
     // stream that cannot be replayed (truncated, expired, poisoned) is erased all the same, its main view by
@@ -512,14 +537,21 @@ export class AggregateRepository<A extends AggregateRoot> {
     const blank = new this.aggregateClass();
     blank.id = id;
     const views = aggregate && aggregate.version > 0 ? [this.materialized(aggregate), ...aggregate.projections()] : [this.materialized(blank)];
-    for (const view of views) {
-      const { pk, sk } = view.keys();
-      if (!pk || !sk) continue;
-      await this.stores.opaque.delete(pk, sk, read);
-      this.materializedEtags.delete(JSON.stringify([pk, sk]));
-    }
-    await events.deleteStream(streamId, { ...read, ...(tombstoneTtlSeconds !== undefined && { tombstoneTtlSeconds }) });
+    const deleteViews = async () => {
+      for (const view of views) {
+        const { pk, sk } = view.keys();
+        if (!pk || !sk) continue;
+        await this.stores.opaque.delete(pk, sk, read);
+        this.materializedEtags.delete(JSON.stringify([pk, sk]));
+      }
+    };
+    // Before the stream, so that a failure between the two leaves the state that names the views for the
+    // next call; again after it, for a view that a command of another instance wrote meanwhile: from the
+    // tombstone on no command stores anything, and a view written later is taken back by its command.
+    await deleteViews();
+    await deleteStream(streamId, { ...read, ...(tombstoneTtlSeconds !== undefined && { tombstoneTtlSeconds }) });
     this.tipCache.delete(streamId);
+    await deleteViews();
     return exists;
   }
 
@@ -593,7 +625,10 @@ export class AggregateRepository<A extends AggregateRoot> {
           },
         ),
       versionOf: (aggregate) => aggregate.version,
-      lastVersion: async () => eventsOnly((await this.stores.events.loadTail(this.streamId(id), 1, options)).records)[0]?.version ?? 0,
+      // An erasure's tombstone counts: it is newer than any view of the erased aggregate (one a command
+      // wrote after the erase, say), which then gives way to the stream, where nothing is found.
+      lastVersion: async () =>
+        (await this.stores.events.loadTail(this.streamId(id), 1, options)).records.filter((r) => Number.isSafeInteger(r.version))[0]?.version ?? 0,
       rebuild: async () => {
         const aggregate = await this.loadFromStream(id, options);
         if (aggregate.version === 0) throw new AggregateNotFoundError(this.type, id);
@@ -741,19 +776,24 @@ export class AggregateRepository<A extends AggregateRoot> {
    */
   private async materialize(aggregate: A, options?: OperationOptions, created = false): Promise<void> {
     const aggregates = this.stores.aggregates;
-    for (const view of [this.materialized(aggregate), ...aggregate.projections()]) {
+    const views = [this.materialized(aggregate), ...aggregate.projections()];
+    // Whether a write may have created a document: then an erasure may have deleted it meanwhile.
+    let creating = false;
+    for (const view of views) {
       let key: string | undefined;
       try {
         if (view.version && isTrackedAggregateStore(aggregates)) {
           const { pk, sk } = view.keys();
           key = JSON.stringify([pk, sk]);
           const known = this.materializedEtags.get(key) ?? (created ? null : undefined);
-          const { etag } = await aggregates.saveAggregateTracked(view, known, options);
-          if (etag) this.rememberMaterialized(key, etag);
+          const put = await aggregates.saveAggregateTracked(view, known, options);
+          if (put.etag) this.rememberMaterialized(key, put.etag);
           else this.materializedEtags.delete(key);
+          creating ||= put.written && put.created !== false;
           continue;
         }
         // A view without a version cannot be ordered: it is upserted, as protosource does.
+        creating = true;
         await aggregates.saveAggregate(view, { ...options, onlyIfNewer: Boolean(view.version) });
       } catch (err) {
         if (key) this.materializedEtags.delete(key);
@@ -761,6 +801,32 @@ export class AggregateRepository<A extends AggregateRoot> {
           `materializing ${this.type} ${JSON.stringify(aggregate.id)} at version ${aggregate.version} failed: ${messageOf(err)}`,
         );
       }
+    }
+    if (creating) await this.withdrawIfErased(aggregate, views, options);
+  }
+
+  /**
+   * After a materialization that may have created a view: when the aggregate was erased meanwhile (an erase
+   * of another instance, between this command's batch and its views), its views are deleted again. An erase
+   * deletes the stream before its last pass over the views, so a view this process created after that pass
+   * is seen here, and one created before it is deleted by it. One read (the tip, a 304 when unchanged; or the
+   * stream's last record), only for writes that created a document: a new aggregate, a view that was missing.
+   */
+  private async withdrawIfErased(aggregate: A, views: ReadonlyArray<Materializable>, options?: OperationOptions): Promise<void> {
+    const streamId = this.streamId(aggregate.id);
+    try {
+      if (this.tips && (await this.readTip(streamId, options))) return;
+      if (!(await this.erased(streamId, options))) return;
+      for (const view of views) {
+        const { pk, sk } = view.keys();
+        if (!pk || !sk) continue;
+        await this.stores.opaque.delete(pk, sk, options);
+        this.materializedEtags.delete(JSON.stringify([pk, sk]));
+      }
+    } catch (err) {
+      this.logger.warn(
+        `checking ${this.type} ${JSON.stringify(aggregate.id)} for an erasure after materializing it failed: ${messageOf(err)}`,
+      );
     }
   }
 
