@@ -498,14 +498,15 @@ export class AggregateRepository<A extends AggregateRoot> {
    * rest), or its transactional batch collides with the tombstone and the erased versions' stubs and it fails
    * as not found; a view it writes after the erase deleted it is a create, after which the command reads the
    * stream again and deletes the view when the aggregate was erased meanwhile. What is not covered: an
-   * instance that dies between such a write and its check leaves that view behind (`get` still answers not
-   * found, a query lists it until erased again), and a command of another instance that moves a
-   * projection to new keys in the moment before the erase reads the state leaves that projection. Across
-   * instances this relies on each reading the others' writes: strong or bounded-staleness consistency, or
-   * one region under session consistency as Cosmos DB serves it.
+   * instance that dies between such a write and its check leaves that view behind (`get` answers not found
+   * and deletes it, a query lists it until then), and a command of another instance that moves a
+   * projection to new keys in the moment before the erase reads the state leaves that projection. The check
+   * across instances needs a read that sees the other instance's latest writes (strong or bounded-staleness
+   * consistency): under session consistency a lagging replica may not show the erase yet, and the view stays
+   * until `get` or another erase of the id finds it.
    *
-   * Not atomic: a failure part-way is finished by calling again (the views of a state it could no longer
-   * read, but the main one, are then not found).
+   * Not atomic: a failure part-way is finished by calling again (the views are deleted before the stream, so
+   * a failure there leaves the state that names them).
    */
   async erase(id: string, options: EraseOptions = {}): Promise<boolean> {
     const streamId = this.streamId(id);
@@ -615,21 +616,34 @@ export class AggregateRepository<A extends AggregateRoot> {
         `get(id) reads the materialized ${this.type} by its main key, which must follow from the id alone; use load(id) or query()`,
       );
     }
+    // The stream's last record, and whether a document was found: an erased aggregate's view left behind.
+    let erasedAt: number | undefined;
+    let found = false;
     return readMaterialized<A>({
       document: () =>
         this.stores.opaque.get(pk, sk, options).then(
-          (doc) => this.fromBody(doc.body),
+          (doc) => {
+            found = true;
+            return this.fromBody(doc.body);
+          },
           (err: unknown) => {
             if (err instanceof NotFoundError) return undefined;
             throw err;
           },
         ),
       versionOf: (aggregate) => aggregate.version,
-      // An erasure's tombstone counts: it is newer than any view of the erased aggregate (one a command
-      // wrote after the erase, say), which then gives way to the stream, where nothing is found.
-      lastVersion: async () =>
-        (await this.stores.events.loadTail(this.streamId(id), 1, options)).records.filter((r) => Number.isSafeInteger(r.version))[0]?.version ?? 0,
+      // An erasure's tombstone counts: it is newer than any view of the erased aggregate (one a command of
+      // an instance that died before taking it back wrote after the erase), which then gives way to nothing.
+      lastVersion: async () => {
+        const [last] = (await this.stores.events.loadTail(this.streamId(id), 1, options)).records.filter((r) => Number.isSafeInteger(r.version));
+        if (last?.type === STREAM_DELETED_TYPE) erasedAt = last.version;
+        return last?.version ?? 0;
+      },
       rebuild: async () => {
+        if (erasedAt !== undefined) {
+          if (found) await this.dropLeftView(id, pk, sk, options);
+          throw new AggregateNotFoundError(this.type, id);
+        }
         const aggregate = await this.loadFromStream(id, options);
         if (aggregate.version === 0) throw new AggregateNotFoundError(this.type, id);
         return aggregate;
@@ -637,6 +651,16 @@ export class AggregateRepository<A extends AggregateRoot> {
       repair: (aggregate) => this.materialize(aggregate, options),
       notFound: () => new AggregateNotFoundError(this.type, id),
     });
+  }
+
+  /** Deletes the main view of an erased aggregate that `get` came upon, so queries stop listing it; best effort. */
+  private async dropLeftView(id: string, pk: string, sk: string, options?: OperationOptions): Promise<void> {
+    try {
+      await this.stores.opaque.delete(pk, sk, options);
+      this.materializedEtags.delete(JSON.stringify([pk, sk]));
+    } catch (err) {
+      this.logger.warn(`deleting the view of the erased ${this.type} ${JSON.stringify(id)} failed: ${messageOf(err)}`);
+    }
   }
 
   /** Materialized aggregates by the main key (index 0) or a secondary-index slot, ascending by its sort key. */
@@ -810,7 +834,8 @@ export class AggregateRepository<A extends AggregateRoot> {
    * of another instance, between this command's batch and its views), its views are deleted again. An erase
    * deletes the stream before its last pass over the views, so a view this process created after that pass
    * is seen here, and one created before it is deleted by it. One read (the tip, a 304 when unchanged; or the
-   * stream's last record), only for writes that created a document: a new aggregate, a view that was missing.
+   * stream's last record), only after writes that created a document (a new aggregate, a view that was
+   * missing) or may have (a view without a version, upserted; a store that cannot tell).
    */
   private async withdrawIfErased(aggregate: A, views: ReadonlyArray<Materializable>, options?: OperationOptions): Promise<void> {
     const streamId = this.streamId(aggregate.id);
