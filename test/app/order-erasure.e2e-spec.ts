@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { CapturingLogger, startService, type ServiceUnderTest } from '../support/app.js';
+import { Order } from '../../example/src/modules/orders/index.js';
 
 const TOKEN = `t-${randomUUID()}`;
 const ADMIN = { Authorization: `Bearer ${TOKEN}` };
@@ -74,6 +75,30 @@ describe('DELETE /admin/orders/:id', () => {
     expect(stats.lag.state).not.toBe('stopped');
     await request(http).delete(`/admin/orders/${other}`).set(ADMIN).expect(200);
     await settled((c) => c.orders === 0);
+  });
+
+  it('an erase racing commands on the order wins: afterwards it is 404 and listed nowhere (the materialized view included)', async () => {
+    const customerId = `c-${randomUUID()}`;
+    const listed = async (path: string, id: string) =>
+      ((await request(http).get(path).expect(200)).body.items as Array<{ id: string }>).some((o) => o.id === id);
+    for (const [round, commands] of [1, 1, 1, 1, 1, 1, 10, 10].entries()) {
+      const id = `two-${round}-${randomUUID()}`;
+      await request(http).post('/orders').send({ customerId, orderId: id }).expect(201);
+      await request(http).post(`/orders/${id}/lines`).send({ sku: 'tea', quantity: 1, unitPrice: 2 }).expect(200);
+      const [erased] = await Promise.all([
+        request(http).delete(`/admin/orders/${id}`).set(ADMIN),
+        ...Array.from({ length: commands }, (_, i) => request(http).post(`/orders/${id}/lines`).send({ sku: `s-${i}`, quantity: 1, unitPrice: 1 })),
+      ]);
+      expect(erased.status).toBe(200);
+
+      await request(http).get(`/orders/${id}`).expect(404);
+      await request(http).get(`/orders/${id}/history`).expect(404);
+      expect(await listed(`/customers/${customerId}/orders`, id)).toBe(false);
+      expect(await listed(`/orders?status=open&limit=1000`, id)).toBe(false);
+      const { pk, sk } = Object.assign(new Order(), { id }).keys();
+      await request(http).get(`/materialized/${encodeURIComponent(pk)}/${encodeURIComponent(sk)}`).expect(404);
+      await request(http).delete(`/admin/orders/${id}`).set(ADMIN).expect(404);
+    }
   });
 
   it('an unknown order is 404; a bad id or a query parameter is 400', async () => {

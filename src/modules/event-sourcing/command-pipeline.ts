@@ -61,12 +61,17 @@ export class CommandPipeline<C, L, D> {
 
   /** Runs the command after this process's earlier commands on the same aggregate; resolves its version. */
   async run(command: C, options?: OperationOptions): Promise<number> {
-    const lane = this.strategy.streamOf(command);
+    return this.exclusive(this.strategy.streamOf(command), () => this.runWithRetry(command, options));
+  }
+
+  /**
+   * Runs `fn` in the aggregate's queue: after this process's commands (and other `exclusive` calls) on the
+   * stream that came before it, saves and materializations included, and before those that come after.
+   * An erasure runs here, so no command of this process writes around it.
+   */
+  exclusive<T>(lane: string, fn: () => Promise<T>): Promise<T> {
     const before = this.lanes.get(lane) ?? Promise.resolve();
-    const run = before.then(
-      () => this.runWithRetry(command, options),
-      () => this.runWithRetry(command, options),
-    );
+    const run = before.then(fn, fn);
     const end = run.then(
       () => undefined,
       () => undefined,

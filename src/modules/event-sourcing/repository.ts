@@ -482,20 +482,46 @@ export class AggregateRepository<A extends AggregateRoot> {
   }
 
   /**
-   * Erases an aggregate (the right to erasure): its materialized documents (the main one and its
-   * projections', as its last state keys them), then its stream through the event store's `deleteStream`:
-   * every event, the tip with its idempotency keys, and a tombstone (type `'$stream-deleted'`) that the
-   * change feed hands to subscribers so read models learn of it. Afterwards the aggregate is not found
-   * (`load` answers version 0, `get` and commands `AggregateNotFoundError`, `history` nothing), and a create
-   * of the same id is refused with `AggregateAlreadyExistsError` while the tombstone lasts (for good, unless
-   * the application opts in with `RepositoryOptions.recreateErasedAfterSeconds` or `tombstoneTtlSeconds`). Resolves `true` when there was something to erase.
-   * Not atomic: a failure part-way is finished by calling again; a command on the aggregate that runs
-   * between the two steps may materialize it again, so erase when no command is expected.
+   * Erases an aggregate (the right to erasure): its stream through the event store's `deleteStream` (every
+   * event, the tip with its idempotency keys, and a tombstone, type `'$stream-deleted'`, that the change feed
+   * hands to subscribers so read models learn of it) and its materialized documents (the main one and its
+   * projections', as its last state keys them), deleted before and again after the stream. Afterwards the
+   * aggregate is not found (`load` answers version 0, `get` and commands `AggregateNotFoundError`, `history`
+   * nothing, `query` does not list it), and a create of the same id is refused with
+   * `AggregateAlreadyExistsError` while the tombstone lasts (for good, unless the application opts in with
+   * `RepositoryOptions.recreateErasedAfterSeconds` or `tombstoneTtlSeconds`). Resolves `true` when there was
+   * something to erase.
+   *
+   * Commands racing it: the erase wins. In this repository it queues with the aggregate's commands: those
+   * before it have finished (materialized) when it starts, those after it find the aggregate gone. A
+   * command of another instance either stored its events before the tombstone (they are erased with the
+   * rest), or its transactional batch collides with the tombstone and the erased versions' stubs and it fails
+   * as not found; a view it writes after the erase deleted it is a create, after which the command reads the
+   * stream again and deletes the view when the aggregate was erased meanwhile. What is not covered: an
+   * instance that dies between such a write and its check leaves that view behind (`get` answers not found
+   * and deletes it, a query lists it until then), and a command of another instance that moves a
+   * projection to new keys in the moment before the erase reads the state leaves that projection. The check
+   * across instances needs a read that sees the other instance's latest writes (strong or bounded-staleness
+   * consistency): under session consistency a lagging replica may not show the erase yet, and the view stays
+   * until `get` or another erase of the id finds it.
+   *
+   * Not atomic: a failure part-way is finished by calling again (the views are deleted before the stream, so
+   * a failure there leaves the state that names them).
    */
   async erase(id: string, options: EraseOptions = {}): Promise<boolean> {
     const streamId = this.streamId(id);
     const events = this.stores.events as Partial<StreamLifecycleStore>;
     if (typeof events.deleteStream !== 'function') throw new EventStoreError(`the event store of ${this.type} cannot erase streams (no deleteStream)`);
+    const deleteStream = events.deleteStream.bind(events);
+    return this.pipeline.exclusive(streamId, () => this.eraseNow(id, streamId, deleteStream, options));
+  }
+
+  private async eraseNow(
+    id: string,
+    streamId: string,
+    deleteStream: StreamLifecycleStore['deleteStream'],
+    options: EraseOptions,
+  ): Promise<boolean> {
     const { tombstoneTtlSeconds = this.recreateErasedAfter, ...read } = options;
     // The state (the tip's, else the events') names the views to delete. An erasure must not depend on it: a
     // stream that cannot be replayed (truncated, expired, poisoned) is erased all the same, its main view by
@@ -512,14 +538,21 @@ export class AggregateRepository<A extends AggregateRoot> {
     const blank = new this.aggregateClass();
     blank.id = id;
     const views = aggregate && aggregate.version > 0 ? [this.materialized(aggregate), ...aggregate.projections()] : [this.materialized(blank)];
-    for (const view of views) {
-      const { pk, sk } = view.keys();
-      if (!pk || !sk) continue;
-      await this.stores.opaque.delete(pk, sk, read);
-      this.materializedEtags.delete(JSON.stringify([pk, sk]));
-    }
-    await events.deleteStream(streamId, { ...read, ...(tombstoneTtlSeconds !== undefined && { tombstoneTtlSeconds }) });
+    const deleteViews = async () => {
+      for (const view of views) {
+        const { pk, sk } = view.keys();
+        if (!pk || !sk) continue;
+        await this.stores.opaque.delete(pk, sk, read);
+        this.materializedEtags.delete(JSON.stringify([pk, sk]));
+      }
+    };
+    // Before the stream, so that a failure between the two leaves the state that names the views for the
+    // next call; again after it, for a view that a command of another instance wrote meanwhile: from the
+    // tombstone on no command stores anything, and a view written later is taken back by its command.
+    await deleteViews();
+    await deleteStream(streamId, { ...read, ...(tombstoneTtlSeconds !== undefined && { tombstoneTtlSeconds }) });
     this.tipCache.delete(streamId);
+    await deleteViews();
     return exists;
   }
 
@@ -583,18 +616,34 @@ export class AggregateRepository<A extends AggregateRoot> {
         `get(id) reads the materialized ${this.type} by its main key, which must follow from the id alone; use load(id) or query()`,
       );
     }
+    // The stream's last record, and whether a document was found: an erased aggregate's view left behind.
+    let erasedAt: number | undefined;
+    let found = false;
     return readMaterialized<A>({
       document: () =>
         this.stores.opaque.get(pk, sk, options).then(
-          (doc) => this.fromBody(doc.body),
+          (doc) => {
+            found = true;
+            return this.fromBody(doc.body);
+          },
           (err: unknown) => {
             if (err instanceof NotFoundError) return undefined;
             throw err;
           },
         ),
       versionOf: (aggregate) => aggregate.version,
-      lastVersion: async () => eventsOnly((await this.stores.events.loadTail(this.streamId(id), 1, options)).records)[0]?.version ?? 0,
+      // An erasure's tombstone counts: it is newer than any view of the erased aggregate (one a command of
+      // an instance that died before taking it back wrote after the erase), which then gives way to nothing.
+      lastVersion: async () => {
+        const [last] = (await this.stores.events.loadTail(this.streamId(id), 1, options)).records.filter((r) => Number.isSafeInteger(r.version));
+        if (last?.type === STREAM_DELETED_TYPE) erasedAt = last.version;
+        return last?.version ?? 0;
+      },
       rebuild: async () => {
+        if (erasedAt !== undefined) {
+          if (found) await this.dropLeftView(id, pk, sk, options);
+          throw new AggregateNotFoundError(this.type, id);
+        }
         const aggregate = await this.loadFromStream(id, options);
         if (aggregate.version === 0) throw new AggregateNotFoundError(this.type, id);
         return aggregate;
@@ -602,6 +651,16 @@ export class AggregateRepository<A extends AggregateRoot> {
       repair: (aggregate) => this.materialize(aggregate, options),
       notFound: () => new AggregateNotFoundError(this.type, id),
     });
+  }
+
+  /** Deletes the main view of an erased aggregate that `get` came upon, so queries stop listing it; best effort. */
+  private async dropLeftView(id: string, pk: string, sk: string, options?: OperationOptions): Promise<void> {
+    try {
+      await this.stores.opaque.delete(pk, sk, options);
+      this.materializedEtags.delete(JSON.stringify([pk, sk]));
+    } catch (err) {
+      this.logger.warn(`deleting the view of the erased ${this.type} ${JSON.stringify(id)} failed: ${messageOf(err)}`);
+    }
   }
 
   /** Materialized aggregates by the main key (index 0) or a secondary-index slot, ascending by its sort key. */
@@ -741,19 +800,24 @@ export class AggregateRepository<A extends AggregateRoot> {
    */
   private async materialize(aggregate: A, options?: OperationOptions, created = false): Promise<void> {
     const aggregates = this.stores.aggregates;
-    for (const view of [this.materialized(aggregate), ...aggregate.projections()]) {
+    const views = [this.materialized(aggregate), ...aggregate.projections()];
+    // Whether a write may have created a document: then an erasure may have deleted it meanwhile.
+    let creating = false;
+    for (const view of views) {
       let key: string | undefined;
       try {
         if (view.version && isTrackedAggregateStore(aggregates)) {
           const { pk, sk } = view.keys();
           key = JSON.stringify([pk, sk]);
           const known = this.materializedEtags.get(key) ?? (created ? null : undefined);
-          const { etag } = await aggregates.saveAggregateTracked(view, known, options);
-          if (etag) this.rememberMaterialized(key, etag);
+          const put = await aggregates.saveAggregateTracked(view, known, options);
+          if (put.etag) this.rememberMaterialized(key, put.etag);
           else this.materializedEtags.delete(key);
+          creating ||= put.written && put.created !== false;
           continue;
         }
         // A view without a version cannot be ordered: it is upserted, as protosource does.
+        creating = true;
         await aggregates.saveAggregate(view, { ...options, onlyIfNewer: Boolean(view.version) });
       } catch (err) {
         if (key) this.materializedEtags.delete(key);
@@ -761,6 +825,33 @@ export class AggregateRepository<A extends AggregateRoot> {
           `materializing ${this.type} ${JSON.stringify(aggregate.id)} at version ${aggregate.version} failed: ${messageOf(err)}`,
         );
       }
+    }
+    if (creating) await this.withdrawIfErased(aggregate, views, options);
+  }
+
+  /**
+   * After a materialization that may have created a view: when the aggregate was erased meanwhile (an erase
+   * of another instance, between this command's batch and its views), its views are deleted again. An erase
+   * deletes the stream before its last pass over the views, so a view this process created after that pass
+   * is seen here, and one created before it is deleted by it. One read (the tip, a 304 when unchanged; or the
+   * stream's last record), only after writes that created a document (a new aggregate, a view that was
+   * missing) or may have (a view without a version, upserted; a store that cannot tell).
+   */
+  private async withdrawIfErased(aggregate: A, views: ReadonlyArray<Materializable>, options?: OperationOptions): Promise<void> {
+    const streamId = this.streamId(aggregate.id);
+    try {
+      if (this.tips && (await this.readTip(streamId, options))) return;
+      if (!(await this.erased(streamId, options))) return;
+      for (const view of views) {
+        const { pk, sk } = view.keys();
+        if (!pk || !sk) continue;
+        await this.stores.opaque.delete(pk, sk, options);
+        this.materializedEtags.delete(JSON.stringify([pk, sk]));
+      }
+    } catch (err) {
+      this.logger.warn(
+        `checking ${this.type} ${JSON.stringify(aggregate.id)} for an erasure after materializing it failed: ${messageOf(err)}`,
+      );
     }
   }
 

@@ -140,7 +140,7 @@ export class CosmosOpaqueStore implements TrackedOpaqueStore {
             ? this.aggregates.items.create(body, { abortSignal })
             : this.aggregates.item(body.id, doc.pk).replace(body, { accessCondition: { type: 'IfMatch', condition: known }, abortSignal }),
         );
-        return { written: true, etag: response.etag };
+        return { written: true, etag: response.etag, created: known === null };
       } catch (err) {
         const status = statusOf(err) ?? statusOf((err as { cause?: unknown }).cause);
         if (status !== 404 && status !== 409 && status !== 412) throw err;
@@ -170,7 +170,7 @@ export class CosmosOpaqueStore implements TrackedOpaqueStore {
         if (patch) {
           try {
             const response = await item.patch(patch, { abortSignal });
-            return { written: true, etag: response.etag };
+            return { written: true, etag: response.etag, created: false };
           } catch (err) {
             // 412: the stored version is not older, or it holds a field ours lacks; 404: none stored. The
             // read-then-write sorts both out.
@@ -188,6 +188,7 @@ export class CosmosOpaqueStore implements TrackedOpaqueStore {
         if (statusCode === 404 && substatus === MISSING_CONTAINER) throw this.missingContainer(what);
         if (resource && !isExpired(resource.t, now) && (resource.version ?? 0) >= (doc.version ?? 0)) {
           // Never older over newer; ours when the stored document is exactly one we sent.
+          // Ours after a lost answer: whether that write created the document is not known.
           const ours = failedWrites.some((sent) => isStoredAsSent(resource, sent));
           return ours ? { written: true, etag: resource._etag } : { written: false };
         }
@@ -197,7 +198,7 @@ export class CosmosOpaqueStore implements TrackedOpaqueStore {
           const response = resource
             ? await item.replace(body, { accessCondition: { type: 'IfMatch', condition: resource._etag }, abortSignal })
             : await this.aggregates.items.create(body, { abortSignal });
-          return { written: true, etag: response.etag };
+          return { written: true, etag: response.etag, created: !resource };
         } catch (err) {
           failedWrites.push(body);
           const status = statusOf(err);

@@ -4,6 +4,12 @@ import type { Materializable, OpaqueData, OpaqueStore, OperationOptions } from '
 export interface TrackedPut {
   written: boolean;
   etag?: string;
+  /**
+   * `false` when the write replaced (or patched) a stored document, `true` when it created one; absent when
+   * the store cannot tell. A repository checks after a write that may have created a view that its aggregate
+   * was not erased meanwhile (an erasure deletes the views, and a late write would bring one back).
+   */
+  created?: boolean;
 }
 
 /** An `OpaqueStore` that can write `putIfNewer` in one request when the caller holds the stored etag. */

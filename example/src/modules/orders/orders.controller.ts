@@ -212,8 +212,9 @@ export class OrdersController {
   }
 
   /**
-   * `DELETE /admin/orders/:id` (admin): erases the order (the right to erasure): its materialized document,
-   * then its events, tip and idempotency keys, leaving a tombstone the change feed hands to the read models.
+   * `DELETE /admin/orders/:id` (admin): erases the order (the right to erasure): its events, tip and
+   * idempotency keys, leaving a tombstone the change feed hands to the read models, and its materialized
+   * document. Commands on the order running at the same time do not bring it back (see `AggregateRepository.erase`).
    * 200 `{ erased: true }`; an unknown (or already erased) order → 404. The id cannot be placed again (409).
    */
   @Delete('admin/orders/:id')
