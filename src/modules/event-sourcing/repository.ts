@@ -499,8 +499,10 @@ export class AggregateRepository<A extends AggregateRoot> {
    * as not found; a view it writes after the erase deleted it is a create, after which the command reads the
    * stream again and deletes the view when the aggregate was erased meanwhile. What is not covered: an
    * instance that dies between such a write and its check leaves that view behind (`get` answers not found
-   * and deletes it, a query lists it until then), and a command of another instance that moves a
-   * projection to new keys in the moment before the erase reads the state leaves that projection. The check
+   * and deletes it, a query lists it until then); so does an erase of another instance racing the command
+   * that creates the aggregate (its first view is not checked: that would cost every creation a read); and
+   * a command of another instance that moves a projection to new keys in the moment before the erase reads
+   * the state leaves that projection. The check
    * across instances needs a read that sees the other instance's latest writes (strong or bounded-staleness
    * consistency): under session consistency a lagging replica may not show the erase yet, and the view stays
    * until `get` or another erase of the id finds it.
@@ -813,7 +815,9 @@ export class AggregateRepository<A extends AggregateRoot> {
           const put = await aggregates.saveAggregateTracked(view, known, options);
           if (put.etag) this.rememberMaterialized(key, put.etag);
           else this.materializedEtags.delete(key);
-          creating ||= put.written && put.created !== false;
+          // A view created where one existed (gone since: an erase) is checked; the aggregate's first view,
+          // created as expected, is not: that check would cost every creation a read (see `erase`).
+          creating ||= put.written && put.created !== false && known !== null;
           continue;
         }
         // A view without a version cannot be ordered: it is upserted, as protosource does.
