@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { AGGREGATE_STORE, getAggregateRepositoryToken, type AggregateStore, type AggregateRepository } from '../../src/index.js';
 import { Order } from '../../example/src/modules/orders/index.js';
+import { issueToken } from '../../example/src/http/request-input.js';
 import { CapturingLogger, startService, type ServiceUnderTest } from '../support/app.js';
 
 const logger = new CapturingLogger();
@@ -335,6 +336,61 @@ describe('continuation tokens are bound to the query that issued them', () => {
       expectError(res, 400, 'continuationToken');
       expect(res.body.message).toMatch(/another query/);
     }
+  });
+
+  /** Ways a client (or a proxy) may alter a token: each must be refused, never read as "from the start". */
+  const alterations: Array<[string, (t: string) => string]> = [
+    ['x appended', (t) => `${t}x`],
+    ['AAAA appended (zero bytes)', (t) => `${t}AAAA`],
+    ['the last character dropped', (t) => t.slice(0, -1)],
+    ['garbage after the query digest', (t) => `${t.slice(0, 16)}-garbage`],
+    ['a middle character changed', (t) => `${t.slice(0, 20)}${t[20] === 'A' ? 'B' : 'A'}${t.slice(21)}`],
+    ['the last character changed', (t) => `${t.slice(0, -1)}${t.at(-1) === 'A' ? 'B' : 'A'}`],
+  ];
+
+  it.each(alterations)('an altered token is 400 naming continuationToken on every list (%s)', async (_what, alter) => {
+    for (const url of [`/customers/${customer}/orders?limit=1`, '/orders?status=open&limit=1', `/materialized?index=1&pk=${customer}-slot&limit=1`]) {
+      const token = await tokenOf(url);
+      const errors = logger.lines.filter((l) => l.level === 'error').length;
+      const res = await request(http).get(`${url}&continuationToken=${encodeURIComponent(alter(token))}`);
+      expectError(res, 400, 'continuationToken');
+      expect(logger.lines.filter((l) => l.level === 'error')).toHaveLength(errors);
+    }
+  });
+
+  describe('GET /order-stats', () => {
+    let statsToken: string;
+    beforeAll(async () => {
+      // The read model follows the events: wait until it holds both customers, so limit=1 gives a token.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const { body } = await request(http).get('/order-stats?limit=1').expect(200);
+        if (body.continuationToken !== undefined) {
+          statsToken = body.continuationToken as string;
+          return;
+        }
+        if (Date.now() > deadline) throw new Error('the order statistics never held two customers');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }, 40_000);
+
+    it('pages on with its own token', async () => {
+      await request(http).get(`/order-stats?limit=1&continuationToken=${statsToken}`).expect(200);
+    });
+
+    it.each(alterations)('an altered token is 400 naming continuationToken, no error logged (%s)', async (_what, alter) => {
+      const errors = logger.lines.filter((l) => l.level === 'error').length;
+      const res = await request(http).get(`/order-stats?limit=1&continuationToken=${encodeURIComponent(alter(statsToken))}`);
+      expectError(res, 400, 'continuationToken');
+      expect(logger.lines.filter((l) => l.level === 'error')).toHaveLength(errors);
+    });
+
+    it('a token forged with a valid checksum but a store token that cannot be sent is 400, not 500', async () => {
+      const errors = logger.lines.filter((l) => l.level === 'error').length;
+      const forged = issueToken(['order-stats'], '\u0001garbage\u00ff');
+      expectError(await request(http).get(`/order-stats?limit=1&continuationToken=${forged}`), 400, 'continuationToken');
+      expect(logger.lines.filter((l) => l.level === 'error')).toHaveLength(errors);
+    });
   });
 });
 
