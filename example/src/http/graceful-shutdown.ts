@@ -116,26 +116,13 @@ export const REPEATED_SIGNAL_WINDOW_MS = 1_000;
 export function stopGracefully(
   app: Closable,
   requests: InFlightRequests,
-  {
-    drainMs,
-    signals = ['SIGINT', 'SIGTERM'],
-    log,
-    now = Date.now,
-    exit = (code: number) => process.exit(code),
-  }: {
-    drainMs: number;
-    signals?: NodeJS.Signals[];
-    log: (message: string) => void;
-    /** The clock and the exit, replaceable for a unit test. */
-    now?: () => number;
-    exit?: (code: number) => void;
-  },
-): (signal: NodeJS.Signals) => Promise<unknown> {
+  { drainMs, signals = ['SIGINT', 'SIGTERM'], log }: { drainMs: number; signals?: NodeJS.Signals[]; log: (message: string) => void },
+): void {
   let firstAt: number | undefined;
   let cut = false;
   const stop = async (signal: NodeJS.Signals): Promise<unknown> => {
     if (firstAt !== undefined) {
-      if (now() - firstAt < REPEATED_SIGNAL_WINDOW_MS) {
+      if (Date.now() - firstAt < REPEATED_SIGNAL_WINDOW_MS) {
         log(`${signal} again within ${REPEATED_SIGNAL_WINDOW_MS} ms of the first: the same stop (npm forwards a Ctrl-C), the drain goes on`);
         return undefined;
       }
@@ -145,14 +132,12 @@ export function stopGracefully(
       // A deliberate second signal shortens the drain to nothing: what is in flight is cut now.
       return requests.drain(0);
     }
-    firstAt = now();
+    firstAt = Date.now();
     log(`${signal}: no new connections; draining ${requests.size} request(s) in flight, for at most ${drainMs} ms`);
     const result = await requests.drain(drainMs);
     log(result.cut === 0 ? 'every request in flight was answered' : `${result.cut} request(s) outlasted the drain time and were cut`);
     await app.close();
-    exit(0);
-    return undefined;
+    process.exit(0);
   };
   for (const signal of signals) process.on(signal, (s: NodeJS.Signals) => void stop(s));
-  return stop;
 }
