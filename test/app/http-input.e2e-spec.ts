@@ -274,6 +274,29 @@ describe('query parameters: one rule on every route', () => {
     expectError(await request(http).get(url), 400, field);
   });
 
+  // Routes without parameters of their own: a parameter is refused as their OpenAPI 400 says, not ignored.
+  const bare: Array<['get' | 'post' | 'delete', string]> = [
+    ['get', '/health'],
+    ['get', '/health/live'],
+    ['post', '/admin/projections/order-stats/rebuild'],
+    ['post', '/admin/subscriptions/order-stats/resume'],
+    ['get', '/admin/subscriptions/order-stats/dead-letters'],
+    ['post', '/admin/subscriptions/order-stats/dead-letters/d-1/replay'],
+    ['delete', '/admin/subscriptions/order-stats/dead-letters/d-1'],
+  ];
+  it.each(bare.flatMap(([method, path]) => [[method, `${path}?x=1`, 'x'] as const, [method, `${path}?limit=`, 'limit'] as const]))(
+    'a route that takes no parameter refuses one, 400 naming it: %s %s',
+    async (method, url, field) => {
+      expectError(await request(http)[method](url), 400, field);
+    },
+  );
+
+  it('the rebuild takes no body: a field is 400 naming it, and nothing is rebuilt', async () => {
+    expectError(await request(http).post('/admin/projections/order-stats/rebuild').send({ a: 1 }), 400, 'a');
+    const { body } = await request(http).get('/order-stats').expect(200);
+    expect(body.lag.state).not.toBe('rebuilding');
+  });
+
   it('a raw append with a query parameter is 400, storing nothing', async () => {
     const id = uniqueId('raw');
     expectError(await request(http).post(`/aggregates/${id}/events?atomic=true`).send({ records: [{ version: 1, data: '' }] }), 400, 'atomic');
