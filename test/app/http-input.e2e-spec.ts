@@ -461,6 +461,9 @@ describe('hostile ids and values', () => {
     ['a customerId with a lone surrogate', '{"customerId":"c\\ud800"}', /customerId must be well-formed/],
     ['a customerId with a NUL', '{"customerId":"c\\u0000x"}', /customerId must not contain control characters/],
     ['an orderId with a line break', '{"customerId":"c","orderId":"o\\nx"}', /orderId must not contain control characters/],
+    ['an orderId with a lone surrogate', '{"customerId":"c","orderId":"o\\ud800"}', /orderId must be well-formed/],
+    ['a numeric orderId', '{"customerId":"c","orderId":123}', /orderId must be a non-empty string/],
+    ['an empty orderId', '{"customerId":"c","orderId":""}', /orderId must be a non-empty string/],
     ['a quantity as a string', null, /quantity must be a positive integer/],
   ])('refuses %s (422), storing nothing', async (_what, json, problem) => {
     let res: request.Response;
