@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { AGGREGATE_STORE, getAggregateRepositoryToken, type AggregateStore, type AggregateRepository } from '../../src/index.js';
 import { Order } from '../../example/src/modules/orders/index.js';
+import { issueToken } from '../../example/src/http/request-input.js';
 import { CapturingLogger, startService, type ServiceUnderTest } from '../support/app.js';
 
 const logger = new CapturingLogger();
@@ -273,6 +274,29 @@ describe('query parameters: one rule on every route', () => {
     expectError(await request(http).get(url), 400, field);
   });
 
+  // Routes without parameters of their own: a parameter is refused as their OpenAPI 400 says, not ignored.
+  const bare: Array<['get' | 'post' | 'delete', string]> = [
+    ['get', '/health'],
+    ['get', '/health/live'],
+    ['post', '/admin/projections/order-stats/rebuild'],
+    ['post', '/admin/subscriptions/order-stats/resume'],
+    ['get', '/admin/subscriptions/order-stats/dead-letters'],
+    ['post', '/admin/subscriptions/order-stats/dead-letters/d-1/replay'],
+    ['delete', '/admin/subscriptions/order-stats/dead-letters/d-1'],
+  ];
+  it.each(bare.flatMap(([method, path]) => [[method, `${path}?x=1`, 'x'] as const, [method, `${path}?limit=`, 'limit'] as const]))(
+    'a route that takes no parameter refuses one, 400 naming it: %s %s',
+    async (method, url, field) => {
+      expectError(await request(http)[method](url), 400, field);
+    },
+  );
+
+  it('the rebuild takes no body: a field is 400 naming it, and nothing is rebuilt', async () => {
+    expectError(await request(http).post('/admin/projections/order-stats/rebuild').send({ a: 1 }), 400, 'a');
+    const { body } = await request(http).get('/order-stats').expect(200);
+    expect(body.lag.state).not.toBe('rebuilding');
+  });
+
   it('a raw append with a query parameter is 400, storing nothing', async () => {
     const id = uniqueId('raw');
     expectError(await request(http).post(`/aggregates/${id}/events?atomic=true`).send({ records: [{ version: 1, data: '' }] }), 400, 'atomic');
@@ -336,6 +360,61 @@ describe('continuation tokens are bound to the query that issued them', () => {
       expect(res.body.message).toMatch(/another query/);
     }
   });
+
+  /** Ways a client (or a proxy) may alter a token: each must be refused, never read as "from the start". */
+  const alterations: Array<[string, (t: string) => string]> = [
+    ['x appended', (t) => `${t}x`],
+    ['AAAA appended (zero bytes)', (t) => `${t}AAAA`],
+    ['the last character dropped', (t) => t.slice(0, -1)],
+    ['garbage after the query digest', (t) => `${t.slice(0, 16)}-garbage`],
+    ['a middle character changed', (t) => `${t.slice(0, 20)}${t[20] === 'A' ? 'B' : 'A'}${t.slice(21)}`],
+    ['the last character changed', (t) => `${t.slice(0, -1)}${t.at(-1) === 'A' ? 'B' : 'A'}`],
+  ];
+
+  it.each(alterations)('an altered token is 400 naming continuationToken on every list (%s)', async (_what, alter) => {
+    for (const url of [`/customers/${customer}/orders?limit=1`, '/orders?status=open&limit=1', `/materialized?index=1&pk=${customer}-slot&limit=1`]) {
+      const token = await tokenOf(url);
+      const errors = logger.lines.filter((l) => l.level === 'error').length;
+      const res = await request(http).get(`${url}&continuationToken=${encodeURIComponent(alter(token))}`);
+      expectError(res, 400, 'continuationToken');
+      expect(logger.lines.filter((l) => l.level === 'error')).toHaveLength(errors);
+    }
+  });
+
+  describe('GET /order-stats', () => {
+    let statsToken: string;
+    beforeAll(async () => {
+      // The read model follows the events: wait until it holds both customers, so limit=1 gives a token.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const { body } = await request(http).get('/order-stats?limit=1').expect(200);
+        if (body.continuationToken !== undefined) {
+          statsToken = body.continuationToken as string;
+          return;
+        }
+        if (Date.now() > deadline) throw new Error('the order statistics never held two customers');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }, 40_000);
+
+    it('pages on with its own token', async () => {
+      await request(http).get(`/order-stats?limit=1&continuationToken=${statsToken}`).expect(200);
+    });
+
+    it.each(alterations)('an altered token is 400 naming continuationToken, no error logged (%s)', async (_what, alter) => {
+      const errors = logger.lines.filter((l) => l.level === 'error').length;
+      const res = await request(http).get(`/order-stats?limit=1&continuationToken=${encodeURIComponent(alter(statsToken))}`);
+      expectError(res, 400, 'continuationToken');
+      expect(logger.lines.filter((l) => l.level === 'error')).toHaveLength(errors);
+    });
+
+    it('a token forged with a valid checksum but a store token that cannot be sent is 400, not 500', async () => {
+      const errors = logger.lines.filter((l) => l.level === 'error').length;
+      const forged = issueToken(['order-stats'], '\u0001garbage\u00ff');
+      expectError(await request(http).get(`/order-stats?limit=1&continuationToken=${forged}`), 400, 'continuationToken');
+      expect(logger.lines.filter((l) => l.level === 'error')).toHaveLength(errors);
+    });
+  });
 });
 
 describe('body fields: unknown ones are refused, naming the field', () => {
@@ -382,6 +461,9 @@ describe('hostile ids and values', () => {
     ['a customerId with a lone surrogate', '{"customerId":"c\\ud800"}', /customerId must be well-formed/],
     ['a customerId with a NUL', '{"customerId":"c\\u0000x"}', /customerId must not contain control characters/],
     ['an orderId with a line break', '{"customerId":"c","orderId":"o\\nx"}', /orderId must not contain control characters/],
+    ['an orderId with a lone surrogate', '{"customerId":"c","orderId":"o\\ud800"}', /orderId must be well-formed/],
+    ['a numeric orderId', '{"customerId":"c","orderId":123}', /orderId must be a non-empty string/],
+    ['an empty orderId', '{"customerId":"c","orderId":""}', /orderId must be a non-empty string/],
     ['a quantity as a string', null, /quantity must be a positive integer/],
   ])('refuses %s (422), storing nothing', async (_what, json, problem) => {
     let res: request.Response;

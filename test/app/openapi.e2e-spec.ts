@@ -233,6 +233,13 @@ describe('the OpenAPI document', () => {
     expect(Object.keys(conflict.properties ?? {})).toEqual(expect.arrayContaining(['statusCode', 'versions', 'lastVersion', 'field']));
   });
 
+  it("describes the rebuild's 409 (one already running), naming it", () => {
+    const conflict = doc.paths['/admin/projections/order-stats/rebuild'].post.responses['409'];
+    expect(conflict).toBeDefined();
+    const schema = resolve(conflict.content!['application/json'].schema!);
+    expect(Object.keys(schema.properties ?? {})).toEqual(expect.arrayContaining(['statusCode', 'message', 'rebuilding']));
+  });
+
   it('describes the 405 the service gives to another method on each path', async () => {
     for (const [path, item] of Object.entries(doc.paths)) {
       const methods = Object.keys(item).filter((m) => HTTP_METHODS.includes(m));

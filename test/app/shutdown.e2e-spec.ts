@@ -117,20 +117,77 @@ describe('the service process on SIGTERM', () => {
     for (const child of started) if (child.exitCode === null) child.kill('SIGKILL');
   });
 
-  it('answers every one of 150 commands in flight, then stops the subscribers and Cosmos DB, and exits 0', async () => {
+  /** The built service on a free port, started and listening; `output` is what it has printed so far. */
+  async function startProcess(): Promise<{ child: ChildProcess; port: number; output: () => string; exited: Promise<number | null> }> {
     const port = await freePort();
     const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(COSMOS_|PORT$|SHUTDOWN_|SUBSCRIPTIONS_|ADMIN_TOKEN$|npm_)/.test(name)));
     // A drain long enough for this shared machine: what is checked is that nothing in flight is cut.
     const child = spawn('node', ['example/dist/main.js'], { cwd: ROOT, env: { ...env, PORT: String(port), NO_COLOR: '1', SHUTDOWN_DRAIN_SECONDS: '60' } });
     started.push(child);
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
     for (let deadline = Date.now() + 30_000; !/listening on/.test(output); ) {
       if (Date.now() > deadline) throw new Error(`the service did not start: ${output}`);
       await new Promise((done) => setTimeout(done, 100));
     }
+    return { child, port, output: () => output, exited };
+  }
+
+  /** A POST /orders whose body is sent in two parts: the request is in flight until `finish()`. */
+  async function slowUpload(port: number): Promise<{ finish: () => void; answer: Promise<number | string> }> {
+    const body = JSON.stringify({ customerId: 'c-slow' });
+    const socket = await new Promise<Socket>((done, failed) => {
+      const s = connect(port, '127.0.0.1', () => done(s));
+      s.once('error', failed);
+    });
+    let text = '';
+    const answer = new Promise<number | string>((done) => {
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        if (text.includes('\r\n')) done(Number(text.split(' ')[1]));
+      });
+      socket.on('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
+      socket.on('close', () => done('closed without an answer'));
+    });
+    socket.write(`POST /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
+    return { finish: () => socket.write(body.slice(5)), answer };
+  }
+
+  const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+  it('takes a SIGINT repeated within a second (Ctrl-C under npm start: the terminal and npm) as one, and drains', async () => {
+    const { child, port, output, exited } = await startProcess();
+    const upload = await slowUpload(port);
+    await sleep(200); // the service has read the request's head
+    child.kill('SIGINT');
+    await sleep(50);
+    child.kill('SIGINT');
+    await sleep(1_500);
+    upload.finish();
+    expect(await upload.answer).toBe(201);
+    expect(await exited).toBe(0);
+    expect(output()).toMatch(/SIGINT again within 1000 ms of the first: the same stop/);
+    expect(output()).not.toMatch(/cutting the drain short/);
+    expect(output()).toMatch(/every request in flight was answered/);
+  }, 60_000);
+
+  it('cuts the drain on a deliberate second SIGINT, more than a second after the first', async () => {
+    const { child, port, output, exited } = await startProcess();
+    const upload = await slowUpload(port);
+    await sleep(200);
+    child.kill('SIGINT');
+    await sleep(1_200);
+    child.kill('SIGINT');
+    expect(await upload.answer).toBe('closed without an answer');
+    expect(await exited).toBe(0);
+    expect(output()).toMatch(/SIGINT again: cutting the drain short/);
+    expect(output()).toMatch(/1 request\(s\) outlasted the drain time and were cut/);
+  }, 60_000);
+
+  it('answers every one of 150 commands in flight, then stops the subscribers and Cosmos DB, and exits 0', async () => {
+    const { child, port, output: printed, exited } = await startProcess();
 
     // 151 keep-alive connections, each accepted and served once (a request sent on a connection still in
     // the kernel's queue when the service stops listening is refused by any server: not what is tested here).
@@ -143,6 +200,7 @@ describe('the service process on SIGTERM', () => {
     const answers = await Promise.all(commands);
     expect(answers.filter((a) => a !== 201)).toEqual([]);
     expect(await exited).toBe(0);
+    const output = printed();
 
     const draining = /draining (\d+) request\(s\) in flight/.exec(output);
     expect(draining).not.toBeNull();
@@ -167,6 +225,7 @@ describe('InFlightRequests.drain', () => {
     await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
     const { port } = server.address() as AddressInfo;
     const agent = new Agent({ keepAlive: true });
+    const busyAgent = new Agent({ keepAlive: true });
     // The idle connection on its own keep-alive agent, the busy ones each on a connection of its own.
     const get = (path: string, via: Agent | false = false) =>
       new Promise<{ status: number | string; connection?: string; socketClosed: Promise<void> }>((done) => {
@@ -181,7 +240,8 @@ describe('InFlightRequests.drain', () => {
       // A keep-alive connection left idle after its answer.
       const idle = await get('/quick', agent);
       expect(idle.connection).toBe('keep-alive');
-      const slow = get('/slow');
+      // In flight on a keep-alive connection when the drain starts: answered Connection: close all the same.
+      const slow = get('/slow', busyAgent);
       const hang = get('/hang');
       while (requests.size < 2) await new Promise((done) => setTimeout(done, 10));
 
@@ -195,6 +255,7 @@ describe('InFlightRequests.drain', () => {
       expect((await hang).status).toBe('ECONNRESET');
     } finally {
       agent.destroy();
+      busyAgent.destroy();
       server.closeAllConnections();
     }
   });

@@ -22,14 +22,22 @@ interface Connection {
   served: boolean;
 }
 
+/** Marks an answer `Connection: close`, or, when its head is already sent, closes its connection after it. */
+function closeAfter(res: ServerResponse): void {
+  if (!res.headersSent) res.setHeader('Connection', 'close');
+  else res.shouldKeepAlive = false;
+}
+
 /**
  * Tracks the connections of `server` and the requests in flight on them, and marks every answer
  * `Connection: close` once draining starts.
  */
 export class InFlightRequests {
   private count = 0;
+  private cut = 0;
   private draining = false;
   private readonly connections = new Map<Socket, Connection>();
+  private readonly responses = new Set<ServerResponse>();
 
   constructor(private readonly server: Server) {
     server.on('connection', (socket: Socket) => {
@@ -44,8 +52,10 @@ export class InFlightRequests {
         connection.active++;
         connection.served = true;
       }
-      if (this.draining && !res.headersSent) res.setHeader('Connection', 'close');
+      if (this.draining) closeAfter(res);
+      this.responses.add(res);
       res.once('close', () => {
+        this.responses.delete(res);
         this.count--;
         if (connection) connection.active--;
       });
@@ -65,6 +75,8 @@ export class InFlightRequests {
    */
   async drain(drainMs: number): Promise<DrainResult> {
     this.draining = true;
+    // The requests already in flight too: their answers must not invite the client to send another.
+    for (const res of this.responses) closeAfter(res);
     const started = Date.now();
     // After the rest of this turn of the event loop: connections the kernel has already completed (their
     // requests sent) are accepted first, rather than reset with the listening socket.
@@ -77,18 +89,27 @@ export class InFlightRequests {
       if (elapsed >= drainMs || (this.count === 0 && (!waitingFirst || elapsed >= FIRST_REQUEST_GRACE_MS))) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    const cut = this.count;
+    // Counted across drains: a second signal's drain(0) cuts what the first drain was waiting for.
+    this.cut += this.count;
     // What outlasted the drain time, and any connection left open (one that never sent a whole request).
     this.server.closeAllConnections();
     for (const socket of this.connections.keys()) socket.destroy();
-    return { cut };
+    return { cut: this.cut };
   }
 }
 
 /**
+ * How long after the first signal a repeated one counts as the same: Ctrl-C under `npm start` signals the
+ * whole process group, so node gets SIGINT from the terminal and again from npm, which forwards it.
+ */
+export const REPEATED_SIGNAL_WINDOW_MS = 1_000;
+
+/**
  * Graceful shutdown on `signals`: stop accepting, drain the requests in flight for at most `drainMs`
  * (idle keep-alive connections closed at once), and only then close the application (its shutdown hooks
- * stop the subscribers and dispose of Cosmos DB), then exit 0. A second signal during the drain cuts it short.
+ * stop the subscribers and dispose of Cosmos DB), then exit 0. A signal within `REPEATED_SIGNAL_WINDOW_MS`
+ * of the first is the same stop (npm's forwarded copy of a Ctrl-C); one later, a deliberate second Ctrl-C,
+ * cuts the drain short.
  * Used instead of Nest's `enableShutdownHooks`, which closes everything at once, and of
  * `forceCloseConnections`, which closes busy connections as well as idle ones.
  */
@@ -97,17 +118,24 @@ export function stopGracefully(
   requests: InFlightRequests,
   { drainMs, signals = ['SIGINT', 'SIGTERM'], log }: { drainMs: number; signals?: NodeJS.Signals[]; log: (message: string) => void },
 ): void {
-  let stopping = false;
-  const stop = async (signal: NodeJS.Signals) => {
-    if (stopping) {
+  let firstAt: number | undefined;
+  let cut = false;
+  const stop = async (signal: NodeJS.Signals): Promise<unknown> => {
+    if (firstAt !== undefined) {
+      if (Date.now() - firstAt < REPEATED_SIGNAL_WINDOW_MS) {
+        log(`${signal} again within ${REPEATED_SIGNAL_WINDOW_MS} ms of the first: the same stop (npm forwards a Ctrl-C), the drain goes on`);
+        return undefined;
+      }
+      if (cut) return undefined;
+      cut = true;
       log(`${signal} again: cutting the drain short`);
-      // A second signal shortens the drain to nothing: what is in flight is cut now.
+      // A deliberate second signal shortens the drain to nothing: what is in flight is cut now.
       return requests.drain(0);
     }
-    stopping = true;
+    firstAt = Date.now();
     log(`${signal}: no new connections; draining ${requests.size} request(s) in flight, for at most ${drainMs} ms`);
-    const { cut } = await requests.drain(drainMs);
-    log(cut === 0 ? 'every request in flight was answered' : `${cut} request(s) outlasted the drain time and were cut`);
+    const result = await requests.drain(drainMs);
+    log(result.cut === 0 ? 'every request in flight was answered' : `${result.cut} request(s) outlasted the drain time and were cut`);
     await app.close();
     process.exit(0);
   };

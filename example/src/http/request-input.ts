@@ -4,7 +4,7 @@
  * that issued them), JSON bodies (known fields only) and the `x-actor` header (UTF-8, bounded). Each refusal
  * is a `ValidationError` naming the parameter, which the routes' filter answers 400 as JSON.
  */
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { ValidationError } from 'nest-cosmos-eventstore';
 
@@ -52,31 +52,53 @@ export function pageLimit(value: string | undefined): number {
 }
 
 // A token carries the digest of the query that issued it: the store's own token only says where a page
-// ended, and read against another query it would silently skip or repeat items.
+// ended, and read against another query it would silently skip or repeat items. And a checksum of the
+// whole: an altered token (a character appended, changed or dropped) must be refused, not handed to the
+// store, which may read it as "from the start" or fail on it (Cosmos DB sends it as a header).
 const SCOPE_BYTES = 12;
+const CHECK_BYTES = 12;
+const HEAD_BYTES = SCOPE_BYTES + CHECK_BYTES;
 
 function scopeDigest(scope: readonly unknown[]): Buffer {
   return createHash('sha256').update(JSON.stringify(scope)).digest().subarray(0, SCOPE_BYTES);
 }
 
+function checksum(scopeBytes: Buffer, storeBytes: Buffer): Buffer {
+  return createHash('sha256').update('continuationToken\0').update(scopeBytes).update(storeBytes).digest().subarray(0, CHECK_BYTES);
+}
+
 /** The continuation token handed to the client: the store's token, bound to `scope` (what the query asked). */
 export function issueToken(scope: readonly unknown[], storeToken: string | undefined): string | undefined {
   if (storeToken === undefined || storeToken === '') return undefined;
-  return Buffer.concat([scopeDigest(scope), Buffer.from(storeToken, 'utf8')]).toString('base64url');
+  const scopeBytes = scopeDigest(scope);
+  const storeBytes = Buffer.from(storeToken, 'utf8');
+  return Buffer.concat([scopeBytes, checksum(scopeBytes, storeBytes), storeBytes]).toString('base64url');
 }
 
-/** The store's token inside a client's `continuationToken`; 400 unless this service issued it for `scope`. */
+/**
+ * The store's token inside a client's `continuationToken`; 400 unless this service issued it for `scope`,
+ * exactly as it is: the base64url text as written (no padding, no other spelling of the same bytes) and
+ * its checksum intact.
+ */
 export function acceptToken(scope: readonly unknown[], token: string | undefined): string | undefined {
   if (token === undefined) return undefined;
   const bytes = /^[A-Za-z0-9_-]+$/.test(token) ? Buffer.from(token, 'base64url') : Buffer.alloc(0);
-  if (bytes.length <= SCOPE_BYTES) throw new ValidationError('continuationToken', 'is not a token this service issued');
-  if (!bytes.subarray(0, SCOPE_BYTES).equals(scopeDigest(scope))) {
+  // Base64url has several spellings of the same bytes (the last character's unused bits, a dangling one):
+  // only the one this service writes is its token.
+  const exact = bytes.length > HEAD_BYTES && bytes.toString('base64url') === token;
+  if (!exact) throw new ValidationError('continuationToken', 'is not a token this service issued');
+  const scopeBytes = bytes.subarray(0, SCOPE_BYTES);
+  const storeBytes = bytes.subarray(HEAD_BYTES);
+  if (!timingSafeEqual(bytes.subarray(SCOPE_BYTES, HEAD_BYTES), checksum(scopeBytes, storeBytes))) {
+    throw new ValidationError('continuationToken', 'is not a token this service issued (altered or cut): send it as the previous page gave it');
+  }
+  if (!scopeBytes.equals(scopeDigest(scope))) {
     throw new ValidationError(
       'continuationToken',
       'was issued for another query: send it with the same parameters (limit aside) as the request that answered it',
     );
   }
-  return bytes.subarray(SCOPE_BYTES).toString('utf8');
+  return storeBytes.toString('utf8');
 }
 
 /**

@@ -1,4 +1,5 @@
 import {
+  Body,
   ConflictException,
   Controller,
   Get,
@@ -15,7 +16,7 @@ import { ApiAcceptedResponse, ApiBearerAuth, ApiOkResponse, ApiOperation, ApiPar
 import { AdminEndpoint } from '../store-api/index.js';
 import { ApiActorHeader, ApiErrors, errorSchema } from '../../http/openapi.js';
 import { ORDER_STATUSES } from '../orders/orders.dto.js';
-import { acceptToken, issueToken, pageLimit, pathId, queryParams, type QueryParams } from '../../http/request-input.js';
+import { acceptToken, bodyFields, issueToken, pageLimit, pathId, queryParams, type QueryParams } from '../../http/request-input.js';
 import {
   DEFAULT_STORE_RETRY_OPTIONS,
   EventStoreExceptionFilter,
@@ -177,8 +178,25 @@ export class OrderStatsController {
     description: 'The replay has started; `lag` tells its progress',
     schema: { type: 'object', required: ['rebuilding', 'lag'], properties: { rebuilding: { type: 'string' }, lag: FRESHNESS_SCHEMA } },
   })
-  @ApiErrors({ 503: 'Cosmos DB is unavailable; retry later' }, { admin: true })
-  async rebuild(): Promise<{ rebuilding: string; lag: Freshness }> {
+  @ApiErrors(
+    {
+      409: {
+        description: 'A rebuild is already running (started here or on another instance): `rebuilding` names it',
+        schema: errorSchema(409, {
+          rebuilding: {
+            type: 'object',
+            required: ['subscriber', 'instance', 'startedAt'],
+            properties: { subscriber: { type: 'string' }, instance: { type: 'string' }, startedAt: { type: 'string', format: 'date-time' } },
+          },
+        }),
+      },
+      503: 'Cosmos DB is unavailable; retry later',
+    },
+    { admin: true, body: true },
+  )
+  async rebuild(@Body() body: unknown, @Query() query: QueryParams): Promise<{ rebuilding: string; lag: Freshness }> {
+    queryParams(query, []);
+    bodyFields(body, [], { required: false });
     try {
       await this.subscriptions.rebuild(ORDER_STATS_SUBSCRIBER, { from: 'beginning' });
     } catch (err) {

@@ -196,8 +196,11 @@ export class OrderStatsStore {
         )
         .fetchNext(),
     ).catch((err: unknown) => {
-      // Cosmos DB refuses a continuation token it cannot read with 400: the client's input, not a failure.
-      if (continuationToken !== undefined && statusOf((err as { cause?: unknown }).cause ?? err) === 400) throw new ValidationError('continuationToken', 'is not a token of this query');
+      // Cosmos DB refuses a continuation token it cannot read with 400, and Node one that cannot be sent as
+      // a header (ERR_INVALID_CHAR): the client's input either way, not a failure.
+      const cause = (err as { cause?: unknown }).cause ?? err;
+      const unsendable = (cause as { code?: unknown }).code === 'ERR_INVALID_CHAR' || (err as { code?: unknown }).code === 'ERR_INVALID_CHAR';
+      if (continuationToken !== undefined && (unsendable || statusOf(cause) === 400)) throw new ValidationError('continuationToken', 'is not a token of this query');
       throw err;
     });
     const customers = resources.map((doc) => customerView(decode<CustomerRow>(doc.body)));

@@ -32,8 +32,16 @@ export class PlaceOrder extends Command<Order> {
     super();
   }
 
+  /**
+   * What is wrong with an order id, checked before the repository sees it: it reads the stream by id before
+   * it asks the command, and would refuse a bad one as its own key (`aggregateId`, `id`) rather than as 422.
+   */
+  static idProblems(orderId: unknown): string[] {
+    return checkText('orderId', orderId);
+  }
+
   override validate(): string[] {
-    return [...checkText('orderId', this.aggregateId), ...checkText('customerId', this.customerId)];
+    return [...PlaceOrder.idProblems(this.aggregateId), ...checkText('customerId', this.customerId)];
   }
 
   emit(): OrderPlaced {

@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Query, Req, Res, UseFilters, UseInterceptors } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { AggregateNotFoundError, CorrelationIdInterceptor, eventStoreErrorAnswers, InjectAggregateRepository, AggregateRepository, type Command } from 'nest-cosmos-eventstore';
+import { AggregateNotFoundError, CommandValidationError, CorrelationIdInterceptor, eventStoreErrorAnswers, InjectAggregateRepository, AggregateRepository, type Command } from 'nest-cosmos-eventstore';
 import { EventStoreExceptionFilter } from 'nest-cosmos-eventstore';
 import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { ApiActorHeader, ApiCommandHeaders, ApiErrors } from '../../http/openapi.js';
@@ -101,6 +101,7 @@ export class OrdersController {
     bodyId('orderId', orderId);
     bodyId('customerId', customerId);
     const command = new PlaceOrder(orderId as string, customerId as string);
+    if (PlaceOrder.idProblems(orderId).length > 0) throw new CommandValidationError(PlaceOrder.name, command.validate());
     return { id: command.aggregateId, version: await this.run(command, req) };
   }
 

@@ -1,7 +1,8 @@
-import { Controller, Get, Optional } from '@nestjs/common';
+import { Controller, Get, Optional, Query } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, type HealthCheckResult, type HealthIndicatorFunction } from '@nestjs/terminus';
 import { ApiOkResponse, ApiOperation, ApiResponse, ApiTags, type SchemaObject } from '@nestjs/swagger';
 import { ApiActorHeader, ApiErrors } from '../../http/openapi.js';
+import { queryParams, type QueryParams } from '../../http/request-input.js';
 import { CosmosHealthIndicator, SubscriptionsHealthIndicator } from 'nest-cosmos-eventstore';
 
 /** `GET /health`: terminus's answer, each indicator under `info` when up and under `error` when down. */
@@ -31,7 +32,8 @@ export class HealthController {
   @ApiOperation({ summary: 'Liveness: 200 while the process serves HTTP' })
   @ApiOkResponse({ description: 'Alive', schema: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } } })
   @ApiErrors({})
-  live(): { status: 'ok' } {
+  live(@Query() query: QueryParams): { status: 'ok' } {
+    queryParams(query, []);
     return { status: 'ok' };
   }
 
@@ -41,7 +43,8 @@ export class HealthController {
   @ApiOkResponse({ description: 'Ready: every indicator under `info` (and `details`)', schema: healthSchema('ok') })
   @ApiResponse({ status: 503, description: 'Not ready: the indicators down under `error`, the others under `info`', content: { 'application/json': { schema: healthSchema('error') } } })
   @ApiErrors({})
-  check(): Promise<ServiceHealth> {
+  check(@Query() query: QueryParams): Promise<ServiceHealth> {
+    queryParams(query, []);
     const checks: HealthIndicatorFunction[] = [() => this.cosmos.isHealthy()];
     const { subscriptions } = this;
     if (subscriptions) checks.push(() => subscriptions.isHealthy());

@@ -1,4 +1,4 @@
-import { ConflictException, Controller, Delete, Get, HttpCode, HttpStatus, NotFoundException, Param, Post } from '@nestjs/common';
+import { ConflictException, Controller, Delete, Get, HttpCode, HttpStatus, NotFoundException, Param, Post, Query } from '@nestjs/common';
 import {
   DeadLetterReplayError,
   InjectSubscriptions,
@@ -11,6 +11,7 @@ import {
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiParam, ApiTags, type SchemaObject } from '@nestjs/swagger';
 import { AdminEndpoint } from '../store-api/index.js';
 import { ApiActorHeader, ApiErrors } from '../../http/openapi.js';
+import { queryParams, type QueryParams } from '../../http/request-input.js';
 
 const NAME = { name: 'name', description: "The subscriber's (consumer group's) name" } as const;
 const LETTER_ID = { name: 'id', description: "The dead letter's id" } as const;
@@ -89,7 +90,8 @@ export class SubscriptionsAdminController {
     schema: { type: 'object', required: ['resumed', 'lag'], properties: { resumed: { type: 'string' }, lag: LAG_SCHEMA } },
   })
   @ApiErrors({ 404: 'No such subscriber', 409: 'The group is not stopped: nothing to resume', 503: 'Cosmos DB is unavailable; retry later' }, ADMIN)
-  async resume(@Param('name') name: string): Promise<{ resumed: string; lag: SubscriberLag }> {
+  async resume(@Param('name') name: string, @Query() query: QueryParams): Promise<{ resumed: string; lag: SubscriberLag }> {
+    queryParams(query, []);
     const [before] = await this.call(() => this.subscriptions.lag(name));
     if (before.state !== 'stopped') throw new ConflictException(`subscriber ${JSON.stringify(name)} is ${before.state}, not stopped: nothing to resume`);
     await this.call(() => this.subscriptions.resume(name));
@@ -103,7 +105,8 @@ export class SubscriptionsAdminController {
   @ApiParam(NAME)
   @ApiOkResponse({ description: 'The dead letters', schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: DEAD_LETTER_SCHEMA } } } })
   @ApiErrors({ 404: 'No such subscriber', 503: 'Cosmos DB is unavailable; retry later' }, ADMIN)
-  async deadLetters(@Param('name') name: string): Promise<{ items: DeadLetterDto[] }> {
+  async deadLetters(@Param('name') name: string, @Query() query: QueryParams): Promise<{ items: DeadLetterDto[] }> {
+    queryParams(query, []);
     const letters = await this.call(() => this.subscriptions.deadLetters(name));
     return { items: letters.map(toDto) };
   }
@@ -116,7 +119,8 @@ export class SubscriptionsAdminController {
   @ApiParam(LETTER_ID)
   @ApiOkResponse({ description: 'Replayed', schema: { type: 'object', required: ['replayed'], properties: { replayed: { type: 'string' } } } })
   @ApiErrors({ 404: 'No such subscriber or dead letter', 409: 'The handler failed again: the record stays', 503: 'Cosmos DB is unavailable; retry later' }, ADMIN)
-  async replay(@Param('name') name: string, @Param('id') id: string): Promise<{ replayed: string }> {
+  async replay(@Param('name') name: string, @Param('id') id: string, @Query() query: QueryParams): Promise<{ replayed: string }> {
+    queryParams(query, []);
     await this.call(() => this.subscriptions.replayDeadLetter(name, id));
     return { replayed: id };
   }
@@ -128,7 +132,8 @@ export class SubscriptionsAdminController {
   @ApiParam(LETTER_ID)
   @ApiOkResponse({ description: 'Discarded', schema: { type: 'object', required: ['discarded'], properties: { discarded: { type: 'string' } } } })
   @ApiErrors({ 404: 'No such subscriber or dead letter', 503: 'Cosmos DB is unavailable; retry later' }, ADMIN)
-  async discard(@Param('name') name: string, @Param('id') id: string): Promise<{ discarded: string }> {
+  async discard(@Param('name') name: string, @Param('id') id: string, @Query() query: QueryParams): Promise<{ discarded: string }> {
+    queryParams(query, []);
     await this.call(() => this.subscriptions.discardDeadLetter(name, id));
     return { discarded: id };
   }
