@@ -4,7 +4,7 @@ import { AggregateRepository } from 'nest-cosmos-eventstore';
 import { ProtosourceRepository, protosourceNamespace } from 'nest-cosmos-eventstore/protosource';
 
 /** A namespace of streams and the aggregate that owns it. */
-interface OwnedNamespace {
+export interface OwnedNamespace {
   owner: string;
   prefix: string;
 }
@@ -36,6 +36,11 @@ export class OwnedStreams {
       ).values(),
     ].sort((a, b) => a.prefix.localeCompare(b.prefix));
     return this.namespaces;
+  }
+
+  /** The namespace `streamId` is in, when a repository owns it. */
+  ownerOf(streamId: string): OwnedNamespace | undefined {
+    return this.owned().find(({ prefix }) => streamId.startsWith(prefix));
   }
 
   /** Throws 403 (JSON, naming `field`) when `streamId` is in a repository's namespace. */
