@@ -80,4 +80,19 @@ describe('truncating an order', () => {
     expect(await settled((s) => JSON.stringify(s) === JSON.stringify(shipped))).toEqual(shipped);
     await request(http).post(`/admin/orders/nope-${randomUUID()}/truncate`).set(ADMIN).expect(404);
   });
+
+  it("refuses a cut of a protosource order's stream at an event too; raw streams are cut as before", async () => {
+    const id = `p-${randomUUID()}`;
+    const json = { 'Content-Type': 'application/json', Accept: 'application/json' };
+    await request(http).post('/example/app/order/v1/create').set(json).send({ id, customerId: 'c-p' }).expect(200);
+    await request(http).post('/example/app/order/v1/addtag').set(json).send({ id, tag: { key: 'k', value: 'v' } }).expect(200);
+    const stream = encodeURIComponent(`example_app_order_v1#${id}`);
+    const refused = await request(http).post(`/admin/streams/${stream}/truncate?before=2`).set(ADMIN).expect(409);
+    expect(refused.body.message).toMatch(/example\.app\.order\.v1\.Order aggregate.*not a snapshot/);
+    await request(http).get(`/example/app/order/v1/${id}/history`).set({ Accept: 'application/json' }).expect(200);
+
+    const raw = `raw-${randomUUID()}`;
+    await request(http).post(`/aggregates/${raw}/events`).set(ADMIN).send({ records: [1, 2, 3].map((version) => ({ version, data: 'AA==' })) }).expect(201);
+    await request(http).post(`/admin/streams/${raw}/truncate?before=3`).set(ADMIN).expect(200, { truncated: true });
+  });
 });

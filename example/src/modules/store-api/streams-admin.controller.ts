@@ -3,9 +3,9 @@ import {
   EventStoreError,
   EventStoreExceptionFilter,
   InjectSnapshotTailStore,
-  SNAPSHOT_EVENT_TYPE,
   STREAM_DELETED_TYPE,
   ValidationError,
+  type EventRecord,
   type SnapshotTailStore,
   type StreamLifecycleStore,
 } from 'nest-cosmos-eventstore';
@@ -83,7 +83,7 @@ export class StreamsAdminController {
     if (before === undefined) throw new ValidationError('before', 'is required: the first version to keep');
     const [last] = (await this.store.loadTail(streamId, 1)).records;
     if (!last) throw new NotFoundException(`stream ${JSON.stringify(streamId)} has no events`);
-    await this.refuseUnsafeCut(streamId, before, last.version);
+    await this.refuseUnsafeCut(streamId, before, last);
     await this.lifecycle().truncateBefore(streamId, before);
     return { truncated: true };
   }
@@ -94,21 +94,22 @@ export class StreamsAdminController {
    * saw placed) can be had from what is left. A snapshot as the first record kept covers them; a cut that removes
    * nothing (the record there is gone already) is harmless.
    */
-  private async refuseUnsafeCut(streamId: string, before: number, lastVersion: number): Promise<void> {
+  private async refuseUnsafeCut(streamId: string, before: number, last: EventRecord): Promise<void> {
     const owner = this.ownedStreams.ownerOf(streamId);
-    if (owner === undefined || before <= 1) return;
+    // An erased stream (its tombstone last) has nothing left to rebuild.
+    if (owner === undefined || before <= 1 || last.type === STREAM_DELETED_TYPE) return;
     // The store always keeps the last record.
-    const firstKept = Math.min(before, lastVersion);
-    const [kept] = (await this.lifecycle().loadRange(streamId, { fromVersion: firstKept, toVersion: firstKept })).records;
-    if (!kept || kept.type === SNAPSHOT_EVENT_TYPE || kept.type === STREAM_DELETED_TYPE) return;
+    const firstKept = Math.min(before, last.version);
+    if (await owner.snapshotAt(streamId, firstKept)) return;
     throw new ConflictException({
       statusCode: 409,
       error: 'Conflict',
       message:
         `streams under "${owner.prefix}" belong to the ${owner.owner} aggregate, and version ${firstKept} is an event, not a snapshot: ` +
         'cut there, the stream could no longer be replayed and read models rebuilt from the change feed (order-stats) would stop on it. ' +
-        `Truncate through the repository instead${owner.prefix === 'Order/' ? ' (POST /admin/orders/:id/truncate)' : ' (AggregateRepository.truncate)'}, ` +
-        'which writes a snapshot and cuts before it',
+        (owner.prefix === 'Order/'
+          ? 'Truncate through the repository instead (POST /admin/orders/:id/truncate), which writes a snapshot and cuts before it'
+          : `Cut at one of its snapshots (a version whose record is the ${owner.owner}'s snapshot), or through its repository where it offers truncate`),
       field: 'before',
     });
   }
