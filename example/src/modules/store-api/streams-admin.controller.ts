@@ -20,7 +20,7 @@ const STREAM_ID = { name: 'streamId', description: 'The stream id, URL-encoded (
 
 /**
  * Admin repairs of any event stream, repositories' and protosource's included (a stream poisoned before the
- * encoding guard existed, issue 20, can be cut or erased here): `DELETE /admin/streams/:streamId` erases it
+ * encoding guard existed, issue 20, can be erased here, or cut at a snapshot): `DELETE /admin/streams/:streamId` erases it
  * (a tombstone for the read models, then every document of the stream; `deleteStream`) and
  * `POST /admin/streams/:streamId/truncate?before=N` removes its events before version N (`truncateBefore`;
  * the last event always stays). Materialized documents are not touched: erase an order with
