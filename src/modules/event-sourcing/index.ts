@@ -74,6 +74,7 @@ export {
   type AggregatePage,
   type ApplyOptions,
   type EraseOptions,
+  type TruncateOptions,
   type LoadAtOptions,
   type CommandRetryOptions,
   type EventContext,

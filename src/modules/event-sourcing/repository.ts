@@ -200,6 +200,12 @@ export interface LoadAtOptions extends OperationOptions {
   toVersion: number;
 }
 
+/** Options of `truncate`. */
+export interface TruncateOptions extends OperationOptions {
+  /** Who truncates, recorded as the snapshot record's actor. Default `'anonymous'`, as commands. */
+  actor?: string;
+}
+
 /** Options of `erase`. */
 export interface EraseOptions extends OperationOptions {
   /**
@@ -478,7 +484,73 @@ export class AggregateRepository<A extends AggregateRoot> {
       typeof events.loadRange === 'function'
         ? (await events.loadRange(streamId, { ...options, fromVersion: 1, toVersion })).records
         : (await events.load(streamId, options)).records.filter((r) => r.version <= toVersion);
-    return this.replay(id, eventsOnly(records).map((r) => this.decode(id, r)));
+    const run = eventsOnly(records);
+    if (run.length === 0 && eventsOnly((await this.stores.events.loadTail(streamId, 1, options)).records).length > 0) {
+      // Nothing up to the version, yet the stream goes on after it: its first events were cut, not never written.
+      throw this.unreadable(id, 1, `the stream's events up to version ${toVersion} are gone (truncated or expired)`);
+    }
+    return this.replay(id, run.map((r) => this.decode(id, r)));
+  }
+
+  /**
+   * Truncates the aggregate's stream without losing its state (KurrentDB's `$tb` and Marten's archiving, with the
+   * snapshot written first): appends a snapshot of the current state as the stream's next version S (in one
+   * transactional batch with the tip, under its etag), then removes every event before S (the store's
+   * `truncateBefore`). Resolves S, the first version kept. What is left starts with the snapshot, so the state
+   * stays recoverable from the events alone: `load`, `get` and commands go on from version S (one version up:
+   * a client's expected version or ETag changes), and a subscriber that replays the stream from the beginning
+   * (a rebuild) meets the snapshot first, which it takes with `@OnStoredEvent({ snapshots: true })`. What goes:
+   * `history` keeps only what follows S, and `loadAt` before S is an `UnreadableStreamError`.
+   *
+   * Use this, not the store's `truncateBefore`, on a repository's stream: a cut that leaves the stream starting
+   * with an event rather than a snapshot cannot be replayed (`UnreadableStreamError`), and read models rebuilt
+   * from the change feed meet an aggregate they never saw created. `AggregateNotFoundError` for an aggregate
+   * without events (unknown, or erased). Not atomic: when the cut fails after the snapshot, calling again
+   * truncates (with one more snapshot).
+   *
+   * @example
+   * const firstKept = await orders.truncate('o-1'); // the order's events before firstKept are gone
+   */
+  async truncate(id: string, { actor = 'anonymous', ...options }: TruncateOptions = {}): Promise<number> {
+    const streamId = this.streamId(id);
+    const events = this.stores.events as Partial<StreamLifecycleStore>;
+    if (typeof events.truncateBefore !== 'function') throw new EventStoreError(`the event store of ${this.type} cannot truncate streams (no truncateBefore)`);
+    if (typeof actor !== 'string' || actor.length === 0) throw new ValidationError('actor', 'must be a non-empty string');
+    for (let attempt = 1; ; attempt++) {
+      const { aggregate, tip } = await this.current(id, options);
+      if (aggregate.version === 0) throw new AggregateNotFoundError(this.type, id);
+      const state = this.checkState(aggregate);
+      const record = this.snapshotRecord(aggregate, state, actor);
+      try {
+        if (this.tips) {
+          const tipBody = { version: record.version, state, schemaVersion: aggregateSchemaVersion(this.aggregateClass), ...(tip?.tip.idempotency !== undefined && { idempotency: tip.tip.idempotency }) };
+          const etag = await this.tips.saveWithTip(streamId, [record], tipBody, { ...options, ifMatch: tip?.etag });
+          if (etag === undefined) this.tipCache.delete(streamId);
+          else this.remember(streamId, { etag, tip: tipBody });
+        } else {
+          await this.stores.events.save(streamId, [record], { ...options, atomic: true });
+        }
+      } catch (err) {
+        this.tipCache.delete(streamId);
+        // A command got the next version first: snapshot the state it left instead.
+        if (isConflict(err) && attempt < this.retry.maxAttempts && attempt < 10) continue;
+        throw err;
+      }
+      aggregate.version = record.version;
+      await events.truncateBefore(streamId, record.version, options);
+      await this.materialize(aggregate, options);
+      return record.version;
+    }
+  }
+
+  /** The snapshot record of the aggregate's state as the stream's next version. */
+  private snapshotRecord(aggregate: A, state: unknown, actor: string): EventRecord {
+    const stamp = commandStamper(aggregateSchemaVersion(this.aggregateClass));
+    const version = aggregate.version + 1;
+    const envelope: EventEnvelope = { type: SNAPSHOT_EVENT_TYPE, aggregateId: aggregate.id, version, at: nowMicros(), actor, payload: state, ...stamp(SNAPSHOT_EVENT_TYPE, SNAPSHOT_EVENT_TYPE) };
+    const record: EventRecord = { version, data: this.serializer.serialize(envelope), type: SNAPSHOT_EVENT_TYPE };
+    if (this.options.eventTtlSeconds) record.ttl = Math.floor(Date.now() / 1000) + this.options.eventTtlSeconds;
+    return record;
   }
 
   /**
@@ -868,13 +940,16 @@ export class AggregateRepository<A extends AggregateRoot> {
   private replay(id: string, envelopes: readonly EventEnvelope[]): A {
     const aggregate = new this.aggregateClass();
     aggregate.id = id;
-    const start = this.options.snapshotEvery ? Math.max(0, envelopes.findLastIndex((e) => e.type === SNAPSHOT_EVENT_TYPE && snapshotFits(e, this.aggregateClass))) : 0;
+    // A stream that no longer starts at version 1 (truncated, expired) can only be read from a snapshot,
+    // whether snapshots are on or not: `truncate` leaves one as the first record.
+    const fromSnapshot = Boolean(this.options.snapshotEvery) || (envelopes.length > 0 && envelopes[0].version !== 1);
+    const start = fromSnapshot ? Math.max(0, envelopes.findLastIndex((e) => e.type === SNAPSHOT_EVENT_TYPE && snapshotFits(e, this.aggregateClass))) : 0;
     const run = envelopes.slice(start);
-    if (run.length > 0 && run[0].version !== 1 && run[0].type !== SNAPSHOT_EVENT_TYPE) {
+    if (run.length > 0 && run[0].version !== 1 && !(run[0].type === SNAPSHOT_EVENT_TYPE && snapshotFits(run[0], this.aggregateClass))) {
       throw this.unreadable(
         id,
         run[0].version,
-        `the stream starts at version ${run[0].version} without a snapshot; its first events are gone (expired?)`,
+        `the stream starts at version ${run[0].version} without a snapshot it can restore; its first events are gone (truncated without a snapshot, or expired)`,
       );
     }
     for (const envelope of run) {
@@ -884,7 +959,7 @@ export class AggregateRepository<A extends AggregateRoot> {
       if (envelope.type !== SNAPSHOT_EVENT_TYPE) {
         if (!this.eventClasses.has(envelope.type)) throw this.unknownType(id, envelope);
         this.applyEnvelope(aggregate, envelope);
-      } else if (this.options.snapshotEvery && snapshotFits(envelope, this.aggregateClass)) {
+      } else if (fromSnapshot && snapshotFits(envelope, this.aggregateClass)) {
         aggregate.restoreSnapshot(envelope.payload as Record<string, unknown>);
         aggregate.id = id;
       }

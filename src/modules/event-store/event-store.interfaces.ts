@@ -142,6 +142,10 @@ export interface StreamLifecycleStore extends Store {
    * mismatch, and a `'no-stream'` save still sees the stream. Loads of what is left keep working. One listing
    * query, then batches of 100 stub writes; not atomic beyond a batch: a failure part-way leaves a shorter
    * prefix removed, and calling again finishes it.
+   *
+   * The store knows nothing of aggregates: on a repository's stream, cut only where a snapshot is the first
+   * record kept, else neither the repository (without its tip) nor a read model rebuilt from the change feed
+   * can rebuild the aggregate from what is left. `AggregateRepository.truncate(id)` writes that snapshot and cuts there.
    */
   truncateBefore(aggregateId: string, version: number, options?: OperationOptions): Promise<void>;
   /**

@@ -30,6 +30,22 @@ describe('order rows', () => {
     expect(row.version).toBe(4);
   });
 
+  it('takes an order snapshot as the whole row: a truncated order counts from it as its events counted it', () => {
+    const events = replay(
+      event('OrderPlaced', 1, { customerId: 'c' }),
+      event('LineAdded', 2, { sku: 'tea', quantity: 2, unitPriceCents: 250 }),
+      event('LineAdded', 3, { sku: 'cup', quantity: 3, unitPrice: 0.335 }),
+      event('OrderSubmitted', 4),
+    );
+    const state = { customerId: 'c', status: 'submitted', lines: [{ sku: 'tea', quantity: 2, unitPriceCents: 250 }, { sku: 'cup', quantity: 3, unitPrice: 0.335 }] };
+    const snapped = replay(event('$snapshot', 5, state));
+    expect({ ...snapped, lines: { ...snapped.lines } }).toEqual({ ...events, lines: { ...events.lines }, version: 5 });
+    // On a row counted already, nothing moves; an erased order stays erased.
+    expect(countersDelta(events, nextOrderRow(events, event('$snapshot', 5, state), types)!).statuses.size).toBe(0);
+    expect(nextOrderRow({ ...events, erased: true }, event('$snapshot', 5, state), types)).toBeUndefined();
+    expect(() => replay(event('$snapshot', 5, { ...state, status: 'lost' }))).toThrow(/status "lost"/);
+  });
+
   it('keeps totals exact at the orders\' limits, where JavaScript numbers lose cents', () => {
     const big = replay(event('OrderPlaced', 1, { customerId: 'c' }), event('LineAdded', 2, { sku: 'a', quantity: 1_000_000, unitPrice: 1_000_000_000 }));
     const small = replay(event('OrderPlaced', 1, { customerId: 'c' }), event('LineAdded', 2, { sku: 'b', quantity: 1, unitPrice: 0.1 }));

@@ -1,4 +1,4 @@
-import { STREAM_DELETED_TYPE } from 'nest-cosmos-eventstore';
+import { SNAPSHOT_EVENT_TYPE, STREAM_DELETED_TYPE } from 'nest-cosmos-eventstore';
 import type { OrderStatus } from '../orders/index.js';
 
 /** Statuses whose order totals count as a customer's revenue: committed, not open carts nor cancelled. */
@@ -125,6 +125,12 @@ export function nextOrderRow(row: OrderRow | undefined, event: OrderEventEnvelop
     if (!row || row.erased) return undefined;
     return { ...row, lines: {}, cents: '0', version: event.version, erased: true };
   }
+  if (event.type === SNAPSHOT_EVENT_TYPE) {
+    // The order's whole state (`AggregateRepository.truncate` writes one before cutting the events under it): the
+    // row is what it says, so an order whose first events are gone is counted from here.
+    if (row?.erased) return undefined;
+    return { ...orderRowOf(event.aggregateId, payload), version: event.version };
+  }
   if (event.type === types.placed) {
     return { orderId: event.aggregateId, customerId: String(payload.customerId), status: 'open', lines: {}, cents: '0', version: event.version };
   }
@@ -157,6 +163,17 @@ export function nextOrderRow(row: OrderRow | undefined, event: OrderEventEnvelop
   }
   next.cents = totalCents(next.lines).toString();
   return next;
+}
+
+/** The row of an order's snapshot (the `Order` state: lines priced in cents, or in `unitPrice` before state schema 2). */
+function orderRowOf(orderId: string, state: Record<string, unknown>): Omit<OrderRow, 'version'> {
+  const lines: OrderRow['lines'] = Object.create(null) as OrderRow['lines'];
+  for (const line of Array.isArray(state.lines) ? (state.lines as Array<Record<string, unknown>>) : []) {
+    lines[String(line.sku)] = { quantity: Number(line.quantity), unitPrice: formatDecimal(unitPriceOf(line)) };
+  }
+  const status = STATUSES.find((s) => s === state.status);
+  if (status === undefined) throw new Error(`order ${orderId}: a snapshot with status ${JSON.stringify(state.status)}`);
+  return { orderId, customerId: String(state.customerId), status, lines, cents: totalCents(lines).toString() };
 }
 
 /** The stored type names of the order events (`eventTypeOf` of each class). */

@@ -1,5 +1,5 @@
 import { eventTypeOf, JsonEventSerializer } from 'nest-cosmos-eventstore';
-import { OnStoredEvent, STREAM_DELETED_TYPE, Subscriber, type OnSubscriberRebuild, type StartFrom, type SubscribedEvent } from 'nest-cosmos-eventstore';
+import { OnStoredEvent, SNAPSHOT_EVENT_TYPE, STREAM_DELETED_TYPE, Subscriber, type OnSubscriberRebuild, type StartFrom, type SubscribedEvent } from 'nest-cosmos-eventstore';
 import { LineAdded, LineRemoved, OrderCancelled, OrderPlaced, OrderShipped, OrderSubmitted } from '../orders/index.js';
 import { OrderStatsStore } from './order-stats.store.js';
 
@@ -14,7 +14,9 @@ type OrderEvent = OrderPlaced | LineAdded | LineRemoved | OrderSubmitted | Order
  * Maintains the order statistics from the events container's change feed: every order event, whichever
  * instance reads its feed range, updates the counters once (redeliveries are recognised by version).
  * Only `Order/` streams are looked at, before anything is decoded: a record of another stream (a raw write,
- * another service's events in a shared container) cannot stop it. Snapshot records never reach it.
+ * another service's events in a shared container) cannot stop it. An order's snapshot record (what
+ * `AggregateRepository.truncate` writes before it cuts the events under it) sets the order's row to its state, so
+ * a rebuild counts a truncated order from its snapshot, as it was counted before.
  */
 // onFailure 'stop': a skipped event would leave the counters wrong for good; stopping the group keeps it
 // visible (health, lag, a 503 from /order-stats) until an admin resumes it, replays or discards the event.
@@ -35,6 +37,12 @@ export class OrderStatsProjection implements OnSubscriberRebuild {
   async apply(event: OrderEvent, { aggregateId, version, signal }: SubscribedEvent): Promise<void> {
     // The read model keys orders by their id as the application knows it (`aggregateId`: `o-1` of `Order/o-1`).
     await this.stats.apply({ type: eventTypeOf(event), aggregateId, version, payload: event }, signal);
+  }
+
+  /** An order's snapshot: its whole state, the first record left of a truncated order's stream. */
+  @OnStoredEvent({ types: [SNAPSHOT_EVENT_TYPE], snapshots: true, aggregateIdPrefix: ORDER_STREAMS })
+  async snapshot({ aggregateId, version, event, signal }: SubscribedEvent<{ payload?: unknown }>): Promise<void> {
+    await this.stats.apply({ type: SNAPSHOT_EVENT_TYPE, aggregateId, version, payload: event?.payload }, signal);
   }
 
   /** An erased order (`DELETE /admin/orders/:id`): its stream's tombstone takes it out of every counter. */

@@ -231,6 +231,32 @@ export class OrdersController {
     return { erased: true };
   }
 
+  /**
+   * `POST /admin/orders/:id/truncate` (admin): cuts the order's events safely (`AggregateRepository.truncate`): a
+   * snapshot of its state as the next version, then every event before it goes. The order, its commands and
+   * `/order-stats` (a rebuild too, which counts the order from the snapshot) go on as before; its history keeps
+   * what follows the snapshot. 200 `{ truncated: true, firstVersion }`; an unknown (or erased) order → 404.
+   */
+  @Post('admin/orders/:id/truncate')
+  @HttpCode(HttpStatus.OK)
+  @AdminEndpoint()
+  @ApiOperation({ summary: "Truncate an order's events: a snapshot of its state first, then the events before it go" })
+  @ApiParam({ name: 'id', description: 'The order id (at most 200 characters)' })
+  @ApiOkResponse({
+    description: 'Truncated: the snapshot is the first version kept',
+    schema: {
+      type: 'object',
+      required: ['truncated', 'firstVersion'],
+      properties: { truncated: { type: 'boolean', enum: [true] }, firstVersion: { type: 'integer', minimum: 2 } },
+    },
+  })
+  @ApiErrors({ 404: 'No such order (or erased)', 503: 'Cosmos DB is unavailable; retry later' }, { body: true, admin: true })
+  async truncate(@Param('id') id: string, @Body() body: unknown, @Query() query: QueryParams): Promise<{ truncated: true; firstVersion: number }> {
+    queryParams(query, []);
+    bodyFields(body, [], { required: false });
+    return { truncated: true, firstVersion: await this.orders.truncate(pathId('id', id)) };
+  }
+
   /** Every event of the order, oldest first, with its `eventId`, `correlationId` and `causationId`. */
   @Get('orders/:id/history')
   @ApiOperation({ summary: "The order's events, oldest first" })
@@ -240,7 +266,8 @@ export class OrdersController {
   async history(@Param('id') id: string, @Query() query: QueryParams): Promise<{ events: HistoryEventDto[] }> {
     queryParams(query, []);
     const events = await this.orders.history(pathId('id', id));
-    if (events.length === 0) throw new AggregateNotFoundError(this.orders.type, id);
+    // A truncated order's history may be empty (its snapshot is no event): it is there all the same.
+    if (events.length === 0 && (await this.orders.load(id)).version === 0) throw new AggregateNotFoundError(this.orders.type, id);
     return { events: events.map(toHistoryEventDto) };
   }
 

@@ -1,12 +1,17 @@
 import { ForbiddenException, Injectable } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
-import { AggregateRepository } from 'nest-cosmos-eventstore';
+import { AggregateRepository, InjectSnapshotTailStore, SNAPSHOT_EVENT_TYPE, type SnapshotTailStore, type StreamLifecycleStore } from 'nest-cosmos-eventstore';
 import { ProtosourceRepository, protosourceNamespace } from 'nest-cosmos-eventstore/protosource';
 
 /** A namespace of streams and the aggregate that owns it. */
-interface OwnedNamespace {
+export interface OwnedNamespace {
   owner: string;
   prefix: string;
+  /**
+   * Whether the stream's record at `version` is one of the owner's snapshots: the only record a repository's stream
+   * may start with after a truncation. False for an event; true when the record is not there (nothing to cut).
+   */
+  snapshotAt(streamId: string, version: number): Promise<boolean>;
 }
 
 /**
@@ -21,7 +26,10 @@ interface OwnedNamespace {
 export class OwnedStreams {
   private namespaces?: readonly OwnedNamespace[];
 
-  constructor(private readonly discovery: DiscoveryService) {}
+  constructor(
+    private readonly discovery: DiscoveryService,
+    @InjectSnapshotTailStore() private readonly store: SnapshotTailStore,
+  ) {}
 
   /** The namespaces of the repositories the application registered, sorted by prefix. */
   owned(): readonly OwnedNamespace[] {
@@ -30,12 +38,17 @@ export class OwnedStreams {
       ...new Map(
         this.discovery
           .getProviders()
-          .map((wrapper) => namespaceOf(wrapper.instance as unknown))
+          .map((wrapper) => namespaceOf(wrapper.instance as unknown, this.store as Partial<StreamLifecycleStore>))
           .filter((namespace) => namespace !== undefined)
           .map((namespace) => [namespace.prefix, namespace] as const),
       ).values(),
     ].sort((a, b) => a.prefix.localeCompare(b.prefix));
     return this.namespaces;
+  }
+
+  /** The namespace `streamId` is in, when a repository owns it. */
+  ownerOf(streamId: string): OwnedNamespace | undefined {
+    return this.owned().find(({ prefix }) => streamId.startsWith(prefix));
   }
 
   /** Throws 403 (JSON, naming `field`) when `streamId` is in a repository's namespace. */
@@ -53,11 +66,31 @@ export class OwnedStreams {
   }
 }
 
-function namespaceOf(instance: unknown): OwnedNamespace | undefined {
-  if (instance instanceof AggregateRepository) return { owner: instance.type, prefix: `${instance.type}/` };
+function namespaceOf(instance: unknown, store: Partial<StreamLifecycleStore>): OwnedNamespace | undefined {
+  if (instance instanceof AggregateRepository) {
+    return {
+      owner: instance.type,
+      prefix: `${instance.type}/`,
+      // JSON repositories store the record type beside the data: no decoding needed.
+      snapshotAt: async (streamId, version) => {
+        if (typeof store.loadRange !== 'function') return false;
+        const [record] = (await store.loadRange(streamId, { fromVersion: version, toVersion: version })).records;
+        return record === undefined || record.type === SNAPSHOT_EVENT_TYPE;
+      },
+    };
+  }
   if (instance instanceof ProtosourceRepository) {
-    const { schema } = instance.definition;
-    return { owner: schema.typeName, prefix: `${protosourceNamespace(schema)}#` };
+    const { schema, snapshot } = instance.definition;
+    const prefix = `${protosourceNamespace(schema)}#`;
+    return {
+      owner: schema.typeName,
+      prefix,
+      // protosource's records carry no type: the stream is decoded (an admin's rare request).
+      snapshotAt: async (streamId, version) => {
+        const record = (await instance.events(streamId.slice(prefix.length))).find((event) => Number(event.version) === version);
+        return record === undefined || (snapshot !== undefined && record.$typeName === snapshot.schema.typeName);
+      },
+    };
   }
   return undefined;
 }
