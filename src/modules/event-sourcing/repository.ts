@@ -516,6 +516,18 @@ export class AggregateRepository<A extends AggregateRoot> {
     const events = this.stores.events as Partial<StreamLifecycleStore>;
     if (typeof events.truncateBefore !== 'function') throw new EventStoreError(`the event store of ${this.type} cannot truncate streams (no truncateBefore)`);
     if (typeof actor !== 'string' || actor.length === 0) throw new ValidationError('actor', 'must be a non-empty string');
+    const truncateBefore = events.truncateBefore.bind(events);
+    // In the aggregate's queue, as commands and erasures: none of this process's commands races the snapshot.
+    return this.pipeline.exclusive(streamId, () => this.truncateNow(id, streamId, actor, truncateBefore, options));
+  }
+
+  private async truncateNow(
+    id: string,
+    streamId: string,
+    actor: string,
+    truncateBefore: StreamLifecycleStore['truncateBefore'],
+    options: OperationOptions,
+  ): Promise<number> {
     for (let attempt = 1; ; attempt++) {
       const { aggregate, tip } = await this.current(id, options);
       if (aggregate.version === 0) throw new AggregateNotFoundError(this.type, id);
@@ -537,7 +549,7 @@ export class AggregateRepository<A extends AggregateRoot> {
         throw err;
       }
       aggregate.version = record.version;
-      await events.truncateBefore(streamId, record.version, options);
+      await truncateBefore(streamId, record.version, options);
       await this.materialize(aggregate, options);
       return record.version;
     }
