@@ -586,10 +586,9 @@ export class AggregateRepository<A extends AggregateRoot> {
    * and deletes it, a query lists it until then); so does an erase of another instance racing the command
    * that creates the aggregate (its first view is not checked: that would cost every creation a read); and
    * a command of another instance that moves a projection to new keys in the moment before the erase reads
-   * the state leaves that projection. The check
-   * across instances needs a read that sees the other instance's latest writes (strong or bounded-staleness
-   * consistency): under session consistency a lagging replica may not show the erase yet, and the view stays
-   * until `get` or another erase of the id finds it.
+   * the state leaves that projection. The check across instances needs a read that sees the other
+   * instance's latest writes (strong or bounded-staleness consistency): under session consistency a lagging
+   * replica may not show the erase yet, and the view stays until `get` or another erase of the id finds it.
    *
    * Not atomic: a failure part-way is finished by calling again (the views are deleted before the stream, so
    * a failure there leaves the state that names them).
