@@ -4,36 +4,19 @@
  * Whatever the sub-status, a reader must never deliver handled events again: it checkpoints only after a
  * page answered 200 or 304, and reads again from its last good position otherwise.
  */
-import { CosmosEventStore } from '../../src/index.js';
 import type { ProxiedRequest } from '../../src/modules/embedded-cosmos/index.js';
-import { startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
-import { DeliveryLog, encode, eventually, Recorder, startInstance, type Instance } from '../support/subscriptions.js';
+import { faultyCosmosPerFile } from '../support/faults.js';
+import { DeliveryLog, encode, eventually, Recorder, startInstance } from '../support/subscriptions.js';
 
-let faulty: FaultyCosmos;
-let store: CosmosEventStore;
-const instances: Instance[] = [];
+const fixture = faultyCosmosPerFile();
 let tests = 0;
-
-beforeAll(async () => {
-  faulty = await startFaultyCosmos();
-  store = new CosmosEventStore(faulty.directEvents);
-});
-
-afterEach(async () => {
-  faulty.proxy.clearRules();
-  await Promise.all(instances.splice(0).map((i) => i.close()));
-});
-
-afterAll(async () => {
-  await faulty?.close();
-});
 
 /** A change feed read of the events container (not a lease, not a metadata request). */
 const changeFeedRead = (r: ProxiedRequest) =>
   r.kind === 'feed' && /\/colls\/events\/docs$/.test(r.path) && String(r.headers['a-im'] ?? '').toLowerCase().includes('incremental');
 
 const writeVersions = async (aggregateId: string, from: number, to: number) => {
-  for (let version = from; version <= to; version++) await store.save(aggregateId, [{ version, data: encode({ version }) }]);
+  for (let version = from; version <= to; version++) await fixture.store.save(aggregateId, [{ version, data: encode({ version }) }]);
 };
 
 describe.each([
@@ -48,19 +31,19 @@ describe.each([
     const aggregateId = `Gone/${++tests}`;
     const instance = await startInstance({
       name: 'A',
-      endpoint: faulty.proxy.endpoint,
-      key: faulty.cosmos.key,
-      databaseId: faulty.events.database.id,
+      endpoint: fixture.faulty.proxy.endpoint,
+      key: fixture.faulty.cosmos.key,
+      databaseId: fixture.faulty.events.database.id,
       subscribers: [Recorder],
       log,
       options: { leasesContainerId: `leases-gone-${tests}` },
     });
-    instances.push(instance);
+    fixture.instances.push(instance);
     await writeVersions(aggregateId, 1, 5);
     await eventually('the first five are handled', () => log.of('recorder').filter((d) => d.aggregateId === aggregateId).length >= 5);
     await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 5_000 });
 
-    const rule = faulty.proxy.addRule({ match: changeFeedRead, times: 3, action: { type: 'status', status: 410, subStatus } });
+    const rule = fixture.faulty.proxy.addRule({ match: changeFeedRead, times: 3, action: { type: 'status', status: 410, subStatus } });
     await eventually('the proxy answered 410 three times', () => rule.fired >= 3);
     await writeVersions(aggregateId, 6, 10);
     await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 10_000 });
@@ -76,17 +59,17 @@ describe('a change feed answer cut mid-body', () => {
     const aggregateId = `Cut/${++tests}`;
     const instance = await startInstance({
       name: 'A',
-      endpoint: faulty.proxy.endpoint,
-      key: faulty.cosmos.key,
-      databaseId: faulty.events.database.id,
+      endpoint: fixture.faulty.proxy.endpoint,
+      key: fixture.faulty.cosmos.key,
+      databaseId: fixture.faulty.events.database.id,
       subscribers: [Recorder],
       log,
       options: { leasesContainerId: `leases-gone-${tests}` },
     });
-    instances.push(instance);
+    fixture.instances.push(instance);
     await writeVersions(aggregateId, 1, 5);
     await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 10_000 });
-    const rule = faulty.proxy.addRule({ match: changeFeedRead, times: 3, action: { type: 'truncate' } });
+    const rule = fixture.faulty.proxy.addRule({ match: changeFeedRead, times: 3, action: { type: 'truncate' } });
     await writeVersions(aggregateId, 6, 10);
     await eventually('three answers were cut', () => rule.fired >= 3);
     await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 10_000 });
@@ -99,14 +82,14 @@ describe("a 410 on a group's first page", () => {
   it('never checkpoints a range the SDK read without a position (a fresh lease over two ranges, from a time)', async () => {
     const log = new DeliveryLog();
     const leasesContainerId = `leases-gone-${++tests}`;
-    const options = { name: 'A', endpoint: faulty.proxy.endpoint, key: faulty.cosmos.key, databaseId: faulty.events.database.id, subscribers: [Recorder], log, options: { leasesContainerId } };
+    const options = { name: 'A', endpoint: fixture.faulty.proxy.endpoint, key: fixture.faulty.cosmos.key, databaseId: fixture.faulty.events.database.id, subscribers: [Recorder], log, options: { leasesContainerId } };
     const a = await startInstance(options);
-    instances.push(a);
+    fixture.instances.push(a);
     const aggregates = Array.from({ length: 24 }, (_, i) => `First/${tests}/${i}`);
     for (const id of aggregates) await writeVersions(id, 1, 1);
     await a.subscriptions.waitForCatchUp('recorder', { timeoutMs: 10_000 });
     // The lease keeps its bounds over the split: after a rebuild it is a fresh lease over both children.
-    const { children } = faulty.cosmos.splitPartition(faulty.events.database.id, 'events');
+    const { children } = fixture.faulty.cosmos.splitPartition(fixture.faulty.events.database.id, 'events');
     await new Promise((resolve) => setTimeout(resolve, 1_005 - (Date.now() % 1_000)));
     const from = new Date();
     for (const id of aggregates) await writeVersions(id, 2, 2);
@@ -119,7 +102,7 @@ describe("a 410 on a group's first page", () => {
     let after = 0;
     const fresh = (r: ProxiedRequest) =>
       changeFeedRead(r) && r.headers['x-ms-documentdb-partitionkeyrangeid'] === first && r.headers['if-modified-since'] !== undefined && r.headers['if-none-match'] === undefined;
-    const rule = faulty.proxy.addRule({
+    const rule = fixture.faulty.proxy.addRule({
       match: (r) => {
         if (gone || !fresh(r)) return false;
         gone = r;
@@ -128,18 +111,18 @@ describe("a 410 on a group's first page", () => {
       times: 1,
       action: { type: 'status', status: 410 },
     });
-    faulty.proxy.addRule({ match: (r) => changeFeedRead(r) && gone !== undefined && r !== gone && r.headers['x-ms-max-item-count'] !== '1' && ++after > 1, action: { type: 'status', status: 503 } });
+    fixture.faulty.proxy.addRule({ match: (r) => changeFeedRead(r) && gone !== undefined && r !== gone && r.headers['x-ms-max-item-count'] !== '1' && ++after > 1, action: { type: 'status', status: 503 } });
     const before = log.of('recorder').length;
     await a.subscriptions.rebuild('recorder', { from, timeoutMs: 20_000 });
     await eventually('the first read of the first child answered 410', () => rule.fired === 1, 10_000);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     await a.close();
-    instances.splice(instances.indexOf(a), 1);
-    faulty.proxy.clearRules();
+    fixture.instances.splice(fixture.instances.indexOf(a), 1);
+    fixture.faulty.proxy.clearRules();
 
     // Another instance resumes from the checkpoint: only version 2 of each aggregate is read again.
     const b = await startInstance({ ...options, name: 'B' });
-    instances.push(b);
+    fixture.instances.push(b);
     await b.subscriptions.waitForCatchUp('recorder', { timeoutMs: 15_000 });
     const again = log.of('recorder').slice(before).filter((d) => d.aggregateId.startsWith(`First/${tests}/`));
     expect(again.filter((d) => d.version === 1)).toEqual([]);

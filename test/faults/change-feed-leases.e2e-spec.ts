@@ -3,43 +3,26 @@
  * hangs. A lease write never outlasts the safety margin (it times out and is retried), a renewal never waits
  * behind a checkpoint, and the reader keeps its range: every event handled once, in order.
  */
-import { CosmosEventStore } from '../../src/index.js';
 import type { ProxiedRequest } from '../../src/modules/embedded-cosmos/index.js';
-import { gate, startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
+import { gate, faultyCosmosPerFile } from '../support/faults.js';
 import { DeliveryLog, encode, eventually, Recorder, startInstance, type Instance } from '../support/subscriptions.js';
 
-let faulty: FaultyCosmos;
-let store: CosmosEventStore;
-const instances: Instance[] = [];
+const fixture = faultyCosmosPerFile();
 let tests = 0;
-
-beforeAll(async () => {
-  faulty = await startFaultyCosmos();
-  store = new CosmosEventStore(faulty.directEvents);
-});
-
-afterEach(async () => {
-  faulty.proxy.clearRules();
-  await Promise.all(instances.splice(0).map((i) => i.close()));
-});
-
-afterAll(async () => {
-  await faulty?.close();
-});
 
 const leaseWrite = (r: ProxiedRequest) => r.kind === 'write' && /\/colls\/leases-faults-\d+\/docs\/lease/.test(r.path);
 
 async function start(log: DeliveryLog): Promise<Instance> {
   const instance = await startInstance({
     name: 'A',
-    endpoint: faulty.proxy.endpoint,
-    key: faulty.cosmos.key,
-    databaseId: faulty.events.database.id,
+    endpoint: fixture.faulty.proxy.endpoint,
+    key: fixture.faulty.cosmos.key,
+    databaseId: fixture.faulty.events.database.id,
     subscribers: [Recorder],
     log,
     options: { leasesContainerId: `leases-faults-${++tests}` },
   });
-  instances.push(instance);
+  fixture.instances.push(instance);
   await eventually('the reader holds its range', () => instance.subscriptions.status()[0].ownedRanges.length === 1);
   return instance;
 }
@@ -49,8 +32,8 @@ const versionsOf = (log: DeliveryLog, aggregateId: string) => log.of('recorder')
 it('keeps its range and handles every event once under 429s with x-ms-retry-after-ms on lease writes', async () => {
   const log = new DeliveryLog();
   const instance = await start(log);
-  const rule = faulty.proxy.addRule({ match: leaseWrite, probability: 0.5, times: 30, action: { type: 'status', status: 429, retryAfterMs: 5 } });
-  for (let v = 1; v <= 20; v++) await store.save('Throttled/1', [{ version: v, data: encode({ v }) }]);
+  const rule = fixture.faulty.proxy.addRule({ match: leaseWrite, probability: 0.5, times: 30, action: { type: 'status', status: 429, retryAfterMs: 5 } });
+  for (let v = 1; v <= 20; v++) await fixture.store.save('Throttled/1', [{ version: v, data: encode({ v }) }]);
   await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 15_000 });
   expect(rule.fired).toBeGreaterThan(0);
   expect(versionsOf(log, 'Throttled/1')).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
@@ -61,8 +44,8 @@ it('times a hanging lease write out and goes on, keeping its range', async () =>
   const log = new DeliveryLog();
   const instance = await start(log);
   const held = gate();
-  const rule = faulty.proxy.addRule({ match: leaseWrite, times: 1, action: { type: 'latency', until: held.promise } });
-  for (let v = 1; v <= 10; v++) await store.save('Hung/1', [{ version: v, data: encode({ v }) }]);
+  const rule = fixture.faulty.proxy.addRule({ match: leaseWrite, times: 1, action: { type: 'latency', until: held.promise } });
+  for (let v = 1; v <= 10; v++) await fixture.store.save('Hung/1', [{ version: v, data: encode({ v }) }]);
   await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 15_000 });
   expect(rule.fired).toBe(1);
   expect(versionsOf(log, 'Hung/1')).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
@@ -76,23 +59,23 @@ it('renews its lease while the leases listing is throttled: the range is never l
   const container = `leases-faults-${tests}`;
   const listing = (r: ProxiedRequest) => r.kind === 'query' && r.path.includes(`/colls/${container}/docs`) && r.partitionKey === 'recorder';
   // Every listing is throttled with a retry-after the SDK honours, longer in all than the lease (3 s under FAST).
-  const rule = faulty.proxy.addRule({ match: listing, action: { type: 'status', status: 429, retryAfterMs: 1_000 } });
-  const renewals = faulty.proxy.count({ kind: 'write' });
+  const rule = fixture.faulty.proxy.addRule({ match: listing, action: { type: 'status', status: 429, retryAfterMs: 1_000 } });
+  const renewals = fixture.faulty.proxy.count({ kind: 'write' });
   let dropped = false;
   const watch = setInterval(() => {
     if (instance.subscriptions.status()[0].ownedRanges.length !== 1) dropped = true;
   }, 50);
   try {
-    for (let v = 1; v <= 5; v++) await store.save('ListThrottled/1', [{ version: v, data: encode({ v }) }]);
+    for (let v = 1; v <= 5; v++) await fixture.store.save('ListThrottled/1', [{ version: v, data: encode({ v }) }]);
     await eventually('the events are handled', () => versionsOf(log, 'ListThrottled/1').length >= 5, 10_000);
     await new Promise((resolve) => setTimeout(resolve, 6_000));
-    for (let v = 6; v <= 10; v++) await store.save('ListThrottled/1', [{ version: v, data: encode({ v }) }]);
+    for (let v = 6; v <= 10; v++) await fixture.store.save('ListThrottled/1', [{ version: v, data: encode({ v }) }]);
     await eventually('the later events are handled', () => versionsOf(log, 'ListThrottled/1').length >= 10, 10_000);
   } finally {
     clearInterval(watch);
   }
   expect(rule.fired).toBeGreaterThan(3);
-  expect(faulty.proxy.count({ kind: 'write' })).toBeGreaterThan(renewals);
+  expect(fixture.faulty.proxy.count({ kind: 'write' })).toBeGreaterThan(renewals);
   expect(dropped).toBe(false);
   expect(versionsOf(log, 'ListThrottled/1')).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
 }, 60_000);

@@ -1,6 +1,7 @@
 import { CosmosClient, type Container, type CosmosClientOptions, type PluginConfig } from '@azure/cosmos';
 import { randomUUID } from 'node:crypto';
 import { ensureContainers, ensureDatabase } from '../../src/modules/cosmos/index.js';
+import { CosmosEventStore } from '../../src/modules/event-store/index.js';
 import {
   startEmbeddedCosmos,
   startFaultProxy,
@@ -69,6 +70,45 @@ export async function startFaultyCosmos(options: FaultyCosmosOptions = {}): Prom
 }
 
 /** A client of the proxy; no timer-driven account refresh adds requests while a test counts. */
+/** A fault-injected Cosmos DB shared by the tests of one file (see `faultyCosmosPerFile`). */
+export interface FaultyCosmosPerFile {
+  readonly faulty: FaultyCosmos;
+  /** A store that writes past the proxy, so faults hit only what the test aims them at. */
+  readonly store: CosmosEventStore;
+  /** What a test started (service instances, say): closed after it. */
+  readonly instances: Array<{ close(): Promise<void> }>;
+}
+
+/**
+ * Registers the file's hooks: starts a `FaultyCosmos` before its tests, clears the proxy's rules and closes the
+ * instances a test started after each, closes it after all. Read its fields inside the tests.
+ */
+export function faultyCosmosPerFile(): FaultyCosmosPerFile {
+  let faulty: FaultyCosmos | undefined;
+  let store: CosmosEventStore | undefined;
+  const instances: Array<{ close(): Promise<void> }> = [];
+  beforeAll(async () => {
+    faulty = await startFaultyCosmos();
+    store = new CosmosEventStore(faulty.directEvents);
+  });
+  afterEach(async () => {
+    faulty?.proxy.clearRules();
+    await Promise.all(instances.splice(0).map((i) => i.close()));
+  });
+  afterAll(async () => {
+    await faulty?.close();
+  });
+  return {
+    get faulty() {
+      return faulty!;
+    },
+    get store() {
+      return store!;
+    },
+    instances,
+  };
+}
+
 export function proxiedClient(
   cosmos: EmbeddedCosmos,
   proxy: FaultProxy,

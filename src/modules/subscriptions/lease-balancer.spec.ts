@@ -1,5 +1,5 @@
 import { balance, isFreeFor, type BalanceView } from './lease-balancer.js';
-import type { Holder, LeaseDocument, Stored } from './lease-store.js';
+import { unclaimed, type Holder, type LeaseDocument, type Stored } from './lease-store.js';
 
 const NOW = 1_000_000;
 const LIVE = NOW + 30_000;
@@ -12,14 +12,7 @@ function lease(n: number, fields: Partial<LeaseDocument> = {}): Stored<LeaseDocu
     group: 'sub',
     type: 'lease',
     feedRange: { minInclusive: String(n), maxExclusive: String(n + 1) },
-    owner: null,
-    session: null,
-    expiresAt: 0,
-    requestedBy: null,
-    requestedSession: null,
-    continuation: null,
-    startFrom: { kind: 'beginning' },
-    checkpointedAt: null,
+    ...unclaimed({ kind: 'beginning' }),
     ...fields,
     _etag: `e${n}`,
   };
