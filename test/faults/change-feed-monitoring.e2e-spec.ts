@@ -10,6 +10,10 @@ import { SubscriptionsManager } from '../../src/modules/subscriptions/subscripti
 import { startFaultyCosmos, type FaultyCosmos } from '../support/faults.js';
 import { DeliveryLog, encode, Recorder, startInstance, type Instance } from '../support/subscriptions.js';
 
+// The reader polls every 20 ms: a quiet spell of the proxy's default 25 ms may never come while it runs (a CI
+// run on Node 24 waited out the test's timeout so); 5 ms still lets a request sent beside a call arrive.
+const QUIET_MS = 5;
+
 let faulty: FaultyCosmos;
 let instance: Instance | undefined;
 
@@ -33,17 +37,17 @@ it('lag() and waitForCatchUp make no metadata request; idle readers neither', as
   for (let i = 0; i < 5; i++) await store.save(`M/${i}`, [{ version: 1, data: encode({ i }) }]);
   await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 10_000 });
 
-  await faulty.proxy.settle();
+  await faulty.proxy.settle(QUIET_MS);
   faulty.proxy.clearRecords();
   for (let i = 0; i < 3; i++) await instance.subscriptions.lag('recorder');
   await instance.subscriptions.waitForCatchUp('recorder', { timeoutMs: 5_000 });
-  await faulty.proxy.settle();
+  await faulty.proxy.settle(QUIET_MS);
   expect(faulty.proxy.count({ kind: 'metadata' })).toBe(0);
 
   // Idle: the readers' polls are change feed requests only.
   faulty.proxy.clearRecords();
   await new Promise((resolve) => setTimeout(resolve, 300));
-  await faulty.proxy.settle();
+  await faulty.proxy.settle(QUIET_MS);
   expect(faulty.proxy.count({ kind: 'metadata' })).toBe(0);
 });
 
